@@ -1,0 +1,1 @@
+"""Gradio UI. Builds on sessions/ and engine/; nothing imports app/."""

@@ -1,0 +1,49 @@
+"""Model backends behind one protocol. Never imports gradio; heavy libraries
+(llama_cpp, torch) are imported inside the backends, when a model loads."""
+
+from engine.config import Settings
+from engine.protocol import Engine
+from engine.registry import ModelSpec, Registry, load_registry
+from engine.types import (
+    Capabilities,
+    EngineInputError,
+    EngineLoadError,
+    Final,
+    ImagePart,
+    Message,
+    SamplingParams,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Usage,
+)
+
+
+def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
+    """The backend for a model spec, configured but not loaded."""
+    if spec.backend == "llama.cpp":
+        from engine.llamacpp import LlamaCppEngine
+
+        return LlamaCppEngine(spec, n_gpu_layers=settings.n_gpu_layers, n_threads=settings.n_threads)
+    raise EngineLoadError(f"{spec.name}: unknown backend {spec.backend!r}")
+
+
+__all__ = [
+    "Capabilities",
+    "Engine",
+    "EngineInputError",
+    "EngineLoadError",
+    "Final",
+    "ImagePart",
+    "Message",
+    "ModelSpec",
+    "Registry",
+    "SamplingParams",
+    "Settings",
+    "StreamEvent",
+    "TextDelta",
+    "TextPart",
+    "Usage",
+    "create_engine",
+    "load_registry",
+]

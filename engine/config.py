@@ -1,0 +1,47 @@
+"""All runtime settings in one typed place. Environment variables (L4P_*) set the
+defaults; launch.py's flags override them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+
+
+def default_data_dir() -> Path:
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home()))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "llama4-playground"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="L4P_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    data_dir: Path = Field(default_factory=default_data_dir)
+    models_dir: Path | None = None  # where preset GGUF files are looked for
+    registry_file: Path = ASSETS_DIR / "models.toml"
+
+    model: str | None = None  # preset name; None = the registry default
+    model_path: Path | None = None
+    mmproj: Path | None = None
+    n_ctx: int | None = None  # None = the preset's deployment context
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+    max_image_pixels: int = 40_000_000
+    max_file_mb: int = 200
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"

@@ -1,0 +1,52 @@
+"""The one interface every backend implements (llama.cpp today; transformers and
+OpenAI-compatible servers plug in behind the same shape)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from engine.types import Capabilities, Message, SamplingParams, StreamEvent
+
+ProgressFn = Callable[[float, str], None]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+    label: str
+    capabilities: Capabilities
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def load(self, progress: ProgressFn | None = None) -> None:
+        """Load weights; report (fraction, what) while doing it. Raises EngineLoadError."""
+
+    def unload(self) -> None: ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt size of these messages as the model will see them, images included.
+        Raises EngineInputError when an input cannot be sent to this model."""
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Yield TextDelta events, then exactly one Final. Input the model cannot take
+        raises EngineInputError before anything is yielded; failures after that end
+        the stream with Final(finish_reason="error")."""
+
+
+def check_messages(engine: Engine, messages: Sequence[Message]) -> None:
+    """Refuse input this engine cannot take, before any model work (no load needed)."""
+    from engine.registry import VISION_HINT
+    from engine.types import EngineInputError
+
+    if not messages:
+        raise EngineInputError("nothing to send: the conversation is empty")
+    if not engine.capabilities.vision and any(m.images for m in messages):
+        raise EngineInputError(f"{engine.label} cannot see images; {VISION_HINT}")

@@ -1,0 +1,179 @@
+"""Entry point: `python launch.py` serves the UI; `models` and `ask` script the same engine.
+
+Bad input prints one line on stderr and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", help="preset name (see `launch.py models`)")
+    group.add_argument("--model-path", type=Path, help="a GGUF file of your own")
+    group.add_argument("--mmproj", type=Path, help="vision projector GGUF for --model-path")
+    group.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size in tokens")
+    group.add_argument("-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)")
+    group.add_argument("-t", "--threads", type=int, dest="n_threads", help="CPU threads")
+    group.add_argument("--data-dir", type=Path, help="where sessions, uploads and models live")
+    group.add_argument("--models-dir", type=Path, help="where preset GGUF files are looked for")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="launch.py", description="Llama 4 multimodal playground")
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    _model_flags(parser)
+    commands = parser.add_subparsers(dest="command")
+
+    models = commands.add_parser("models", help="list models: on disk or not, size, memory, vision")
+    _model_flags(models)
+    models.add_argument("--json", action="store_true", help="one JSON object per model")
+
+    ask = commands.add_parser("ask", help="stream one answer to stdout")
+    _model_flags(ask)
+    ask.add_argument("prompt", help="the question")
+    ask.add_argument("--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)")
+    ask.add_argument("--system", help="system prompt")
+    ask.add_argument("--max-tokens", type=int, default=512)
+    ask.add_argument("--temperature", type=float)
+    ask.add_argument("--top-p", type=float)
+    ask.add_argument("--seed", type=int)
+    ask.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    return parser
+
+
+def settings_from(args: argparse.Namespace):
+    from engine.config import Settings
+
+    overrides = {
+        key: value
+        for key in ("host", "port", "model", "model_path", "mmproj", "n_ctx", "n_gpu_layers", "n_threads", "data_dir", "models_dir")
+        if (value := getattr(args, key, None)) is not None
+    }
+    return Settings(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine.types import EngineInputError, EngineLoadError
+
+    try:
+        settings = settings_from(args)
+        if args.command == "models":
+            return cmd_models(settings, args)
+        if args.command == "ask":
+            return cmd_ask(settings, args)
+        return cmd_serve(settings)
+    except (EngineInputError, EngineLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def cmd_models(settings, args) -> int:
+    from engine.registry import load_registry, user_model
+
+    registry = load_registry(settings)
+    if settings.model_path is not None:
+        registry.add(user_model(settings.model_path, settings.mmproj))
+    rows = [_model_row(spec, settings.n_ctx) for spec in registry.specs.values()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'VISION':<6} LABEL")
+    for row in rows:
+        size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?"
+        memory = f"{row['memory_gb']:.1f} GB" if row["memory_gb"] is not None else "?"
+        print(
+            f"{row['name']:<22} {'yes' if row['available'] else 'missing':<8} {size:>9} {memory:>9} "
+            f"{row['n_ctx']:>8} {'yes' if row['vision'] else 'no':<6} {row['label']}"
+        )
+        for path in row["missing"]:
+            print(f"{'':<22} expected at {path}")
+    return 0
+
+
+def _model_row(spec, n_ctx: int | None) -> dict:
+    size = spec.file_bytes()
+    memory = spec.estimated_memory(n_ctx)
+    return {
+        "name": spec.name,
+        "label": spec.label,
+        "available": spec.available,
+        "missing": [str(p) for p in spec.missing_files()],
+        "size_gb": round(size / 1e9, 2) if size is not None else None,
+        "memory_gb": round(memory / 1e9, 2) if memory is not None else None,
+        "n_ctx": n_ctx or spec.n_ctx,
+        "max_context": spec.max_context,
+        "vision": spec.vision,
+    }
+
+
+def cmd_ask(settings, args) -> int:
+    from engine import Message, TextDelta, create_engine, load_registry
+    from engine.images import load_image_file
+    from engine.protocol import check_messages
+    from engine.types import TextPart
+
+    images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
+    spec = load_registry(settings).resolve(settings)
+    engine = create_engine(spec, settings)
+    messages = []
+    if system := args.system or spec.system_prompt:
+        messages.append(Message.text("system", system))
+    messages.append(Message("user", (*images, TextPart(args.prompt))))
+    params = spec.sampling_params(
+        max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+    )
+    check_messages(engine, messages)  # before loading: a text-only model refuses images at once
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops within a token
+    engine.load()
+    text = []
+    try:
+        for event in engine.stream(messages, params, cancel):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            else:
+                final = event
+    finally:
+        engine.unload()
+    sys.stdout.write("\n")
+    if final.error:
+        print(f"error: {final.error}", file=sys.stderr)
+    if args.json:
+        usage = final.usage
+        print(json.dumps({
+            "text": "".join(text),
+            "model": spec.name,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "ttft_s": round(usage.ttft_s, 4),
+            "prompt_tps": round(usage.prompt_tps, 2),
+            "decode_tps": round(usage.decode_tps, 2),
+            "finish_reason": final.finish_reason,
+        }))
+    if final.finish_reason == "cancelled":
+        return EXIT_INTERRUPTED
+    return 1 if final.finish_reason == "error" else 0
+
+
+def cmd_serve(settings) -> int:
+    from app.server import serve
+
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
