@@ -50,11 +50,22 @@ class PromptPlan:
     text: str
     images: list[ImagePart]
     tokens: list[int] = field(default_factory=list)
-    layout: list[tuple[str, int]] = field(default_factory=list)  # ("text"|"image", n_tokens)
+    # One entry per chunk: ("text", n_tokens, -1) or ("image", n_tokens, image_index).
+    # A tiled image spans several chunks (Llama 4: one per 336 px tile + an overview).
+    layout: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def n_tokens(self) -> int:
-        return sum(n for _, n in self.layout) if self.images else len(self.tokens)
+        return sum(n for _, n, _ in self.layout) if self.images else len(self.tokens)
+
+    @property
+    def image_tokens(self) -> list[int]:
+        """Tokens each image costs, in the order the images sit in the prompt."""
+        totals: dict[int, int] = {}
+        for kind, n, index in self.layout:
+            if kind == "image":
+                totals[index] = totals.get(index, 0) + n
+        return list(totals.values())
 
 
 class LlamaCppEngine:
@@ -76,7 +87,7 @@ class LlamaCppEngine:
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or default_threads()
         self.verbose = verbose
-        self.last_layout: list[tuple[str, int]] = []
+        self.last_plan: PromptPlan | None = None  # what the last stream sent, for inspection
         self._llm = None
         self._mtmd = None  # MTMDChatHandler: owns the mtmd context for the projector
         self._formatter = None
@@ -102,6 +113,7 @@ class LlamaCppEngine:
 
         handler = None
         if self.spec.mmproj_path is not None:
+            _quiet_mtmd_logs()
             handler = MTMDChatHandler(clip_model_path=str(self.spec.mmproj_path), verbose=self.verbose)
         try:
             llm = Llama(
@@ -150,12 +162,12 @@ class LlamaCppEngine:
         plan = PromptPlan(text=self._render(messages, self._media_marker() if images else ""), images=images)
         if not images:
             plan.tokens = self._tokenize(plan.text)
-            plan.layout = [("text", len(plan.tokens))]
+            plan.layout = [("text", len(plan.tokens), -1)]
             yield plan, None
             return
         with self._mtmd_chunks(plan) as chunks:
             mtmd = self._mtmd_cpp
-            plan.layout = [(_chunk_kind(mtmd, c), _chunk_tokens(mtmd, c)) for c in chunks]
+            plan.layout = [_chunk_entry(mtmd, c) for c in chunks]
             yield plan, chunks
 
     def _render(self, messages: Sequence[Message], marker: str) -> str:
@@ -191,9 +203,11 @@ class LlamaCppEngine:
         bitmaps = []
         chunks = mtmd.mtmd_input_chunks_init()
         try:
-            for image in plan.images:
+            for index, image in enumerate(plan.images):
                 bitmap = self._mtmd._create_bitmap_from_bytes(image.data)
                 bitmaps.append(bitmap)
+                # The id travels with every chunk of this image (a tiled image has many).
+                mtmd.mtmd_bitmap_set_id(bitmap, str(index).encode())
             text = mtmd.mtmd_input_text()
             encoded = plan.text.encode("utf-8")
             text.text, text.text_len = encoded, len(encoded)
@@ -230,7 +244,7 @@ class LlamaCppEngine:
                     f"the prompt is {plan.n_tokens:,} tokens but {self.label} is loaded with a "
                     f"{n_ctx:,}-token context; shorten it or raise -c/--ctx"
                 )
-            self.last_layout = plan.layout
+            self.last_plan = plan
             yield from self._generate(plan, chunks, params, cancel, started)
 
     def _generate(self, plan, chunks, params, cancel, started) -> Iterator[StreamEvent]:
@@ -340,6 +354,16 @@ class _TokenCounter:
         return Final(finish_reason=reason, usage=usage, error=error)
 
 
+def _quiet_mtmd_logs() -> None:
+    """mtmd prints per-image progress to stderr on its own logger; send it through
+    llama-cpp-python's, which honours verbose=False, so `ask` output stays clean."""
+    import llama_cpp.mtmd_cpp as mtmd
+    from llama_cpp._logger import llama_log_callback
+
+    mtmd.mtmd_log_set(llama_log_callback, ctypes.c_void_p(0))
+    mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
+
+
 def _chat_formatter(llm):
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -357,8 +381,10 @@ def _chunk_kind(mtmd, chunk) -> str:
     return "text" if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT else "image"
 
 
-def _chunk_tokens(mtmd, chunk) -> int:
-    return mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+def _chunk_entry(mtmd, chunk) -> tuple[str, int, int]:
+    kind = _chunk_kind(mtmd, chunk)
+    index = int(mtmd.mtmd_input_chunk_get_id(chunk) or -1) if kind == "image" else -1
+    return kind, mtmd.mtmd_input_chunk_get_n_tokens(chunk), index
 
 
 def _chunk_text_tokens(mtmd, chunk) -> list[int]:

@@ -13,7 +13,7 @@ from tests.fixtures.tiny_llama4 import (
     write_tiny_llama4,
 )
 
-llama_cpp = pytest.importorskip("llama_cpp")
+import llama_cpp  # noqa: E402 - a hard requirement: never skip
 
 
 def _png_url(color: str, size: int = 56) -> str:

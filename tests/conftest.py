@@ -1,0 +1,128 @@
+"""Shared fixtures. Tests never touch user data: every run gets its own data dir,
+and subprocesses inherit it through L4P_DATA_DIR."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def pytest_configure(config):
+    os.environ["L4P_DATA_DIR"] = tempfile.mkdtemp(prefix="l4p-test-data-")
+    os.environ.pop("L4P_MODEL", None)
+
+
+def png_bytes(width: int = 56, height: int = 56, color: str = "red") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def write_png(tmp_path):
+    def write(name: str, width: int = 56, height: int = 56, color: str = "red") -> Path:
+        path = tmp_path / name
+        path.write_bytes(png_bytes(width, height, color))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_llama4(tmp_path_factory) -> tuple[Path, Path]:
+    from tests.fixtures.tiny_llama4 import write_tiny_llama4
+
+    return write_tiny_llama4(tmp_path_factory.mktemp("tiny-llama4"))
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from engine.config import Settings
+
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def smollm2(settings):
+    from engine import create_engine, load_registry
+
+    registry = load_registry(settings)
+    engine = create_engine(registry.get(registry.default), settings)
+    engine.load()
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_llama4, settings):
+    from engine import create_engine
+    from engine.registry import user_model
+
+    engine = create_engine(user_model(*tiny_llama4), settings)
+    engine.load()
+    yield engine
+    engine.unload()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(*args: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """`python launch.py ARGS` on a free port; returns once the page answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "launch.py", "--port", str(port), *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"app did not answer on {url} within {timeout}s")
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    proc, url = start_app()
+    yield url
+    stop_app(proc)
+
+
+@pytest.fixture(scope="session")
+def vision_app_url(tiny_llama4):
+    model, mmproj = tiny_llama4
+    proc, url = start_app("--model-path", str(model), "--mmproj", str(mmproj))
+    yield url
+    stop_app(proc)
