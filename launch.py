@@ -21,7 +21,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model-path", type=Path, help="a GGUF file of your own")
     group.add_argument("--mmproj", type=Path, help="vision projector GGUF for --model-path")
     group.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size in tokens")
-    group.add_argument("-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)")
+    group.add_argument(
+        "-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)"
+    )
     group.add_argument("-t", "--threads", type=int, dest="n_threads", help="CPU threads")
     group.add_argument("--data-dir", type=Path, help="where sessions, uploads and models live")
     group.add_argument("--models-dir", type=Path, help="where preset GGUF files are looked for")
@@ -41,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="stream one answer to stdout")
     _model_flags(ask)
     ask.add_argument("prompt", help="the question")
-    ask.add_argument("--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)")
+    ask.add_argument(
+        "--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)"
+    )
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--max-tokens", type=int, default=512)
     ask.add_argument("--temperature", type=float)
@@ -56,7 +60,18 @@ def settings_from(args: argparse.Namespace):
 
     overrides = {
         key: value
-        for key in ("host", "port", "model", "model_path", "mmproj", "n_ctx", "n_gpu_layers", "n_threads", "data_dir", "models_dir")
+        for key in (
+            "host",
+            "port",
+            "model",
+            "model_path",
+            "mmproj",
+            "n_ctx",
+            "n_gpu_layers",
+            "n_threads",
+            "data_dir",
+            "models_dir",
+        )
         if (value := getattr(args, key, None)) is not None
     }
     return Settings(**overrides)
@@ -154,16 +169,20 @@ def cmd_ask(settings, args) -> int:
         print(f"error: {final.error}", file=sys.stderr)
     if args.json:
         usage = final.usage
-        print(json.dumps({
-            "text": "".join(text),
-            "model": spec.name,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "ttft_s": round(usage.ttft_s, 4),
-            "prompt_tps": round(usage.prompt_tps, 2),
-            "decode_tps": round(usage.decode_tps, 2),
-            "finish_reason": final.finish_reason,
-        }))
+        print(
+            json.dumps(
+                {
+                    "text": "".join(text),
+                    "model": spec.name,
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "ttft_s": round(usage.ttft_s, 4),
+                    "prompt_tps": round(usage.prompt_tps, 2),
+                    "decode_tps": round(usage.decode_tps, 2),
+                    "finish_reason": final.finish_reason,
+                }
+            )
+        )
     if final.finish_reason == "cancelled":
         return EXIT_INTERRUPTED
     return 1 if final.finish_reason == "error" else 0

@@ -8,7 +8,6 @@ import gradio as gr
 
 from app.chat import Turn, assistant_turn, engine_messages, metrics_footer, to_chatbot, user_turn
 from app.runtime import Runtime
-from engine.images import IMAGE_MIME_TYPES
 from engine.protocol import check_messages
 from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
@@ -29,7 +28,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 chatbot = gr.Chatbot(elem_id="chat", height=560, buttons=["copy"], label="Chat")
                 box = gr.MultimodalTextbox(
                     file_count="multiple",
-                    file_types=list(IMAGE_MIME_TYPES),
+                    file_types=["image"],
                     placeholder="Ask about text or images. Drop several images; write <image> to place one.",
                     show_label=False,
                     elem_id="input",
@@ -46,25 +45,39 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             _sender(runtime), [box, turns, model], [box, turns, chatbot, notice], api_name="send"
         )
         sent.then(
-            respond, gen_inputs, [turns, chatbot, notice], api_name="respond",
-            concurrency_id=ENGINE_QUEUE, concurrency_limit=1,
+            respond,
+            gen_inputs,
+            [turns, chatbot, notice],
+            api_name="respond",
+            concurrency_id=ENGINE_QUEUE,
+            concurrency_limit=1,
         ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
         regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
-            respond, gen_inputs, [turns, chatbot, notice], concurrency_id=ENGINE_QUEUE, concurrency_limit=1,
+            respond,
+            gen_inputs,
+            [turns, chatbot, notice],
+            concurrency_id=ENGINE_QUEUE,
+            concurrency_limit=1,
             api_visibility="private",
         )
         stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
         clear.click(lambda: ([], [], ""), None, [turns, chatbot, notice], api_name="clear")
         model.change(
-            _loader(runtime), model, [model_info, footer, notice], api_name="load_model",
-            concurrency_id=ENGINE_QUEUE, concurrency_limit=1,
+            _loader(runtime),
+            model,
+            [model_info, footer, notice],
+            api_name="load_model",
+            concurrency_id=ENGINE_QUEUE,
+            concurrency_limit=1,
         )
     return demo
 
 
 def _sidebar(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
-    choices = [(s.label + ("" if s.available else " — missing"), s.name) for s in runtime.registry.specs.values()]
+    choices = [
+        (s.label + ("" if s.available else " — missing"), s.name) for s in runtime.registry.specs.values()
+    ]
     model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
     model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
     with gr.Accordion("Settings", open=True):
@@ -114,14 +127,25 @@ def _file_path(file) -> str:
 
 
 def _responder(runtime: Runtime):
-    def respond(turns, model_name, system, temperature, top_p, max_tokens, n_ctx, seed,
-                request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's injection idiom
+    def respond(
+        turns,
+        model_name,
+        system,
+        temperature,
+        top_p,
+        max_tokens,
+        n_ctx,
+        seed,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         if not turns or turns[-1].message.role != "user":
             yield turns, to_chatbot(turns), ""
             return
         try:
             engine = runtime.models.activate_name(
-                model_name, int(n_ctx) if n_ctx else None,
+                model_name,
+                int(n_ctx) if n_ctx else None,
                 progress=lambda fraction, what: progress(fraction, desc=what),
             )
             messages = engine_messages(turns, system or "")
@@ -131,7 +155,9 @@ def _responder(runtime: Runtime):
             return
         spec = runtime.spec(model_name)
         params = spec.sampling_params(
-            temperature=temperature, top_p=top_p, max_tokens=int(max_tokens),
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
         cancel = runtime.new_cancel(request.session_hash or "cli")
@@ -183,7 +209,7 @@ def _stopper(runtime: Runtime):
 
 
 def _loader(runtime: Runtime):
-    def load(model_name: str, progress=gr.Progress()):  # noqa: B008
+    def load(model_name: str, progress=gr.Progress()):
         spec = runtime.spec(model_name)
         try:
             runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))

@@ -24,9 +24,7 @@ def load_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     return image_from_bytes(path.read_bytes(), path.name, max_pixels)
 
 
-def image_from_bytes(
-    data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
-) -> ImagePart:
+def image_from_bytes(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> ImagePart:
     from PIL import Image
 
     if not data:
@@ -41,9 +39,7 @@ def image_from_bytes(
     if fmt not in ACCEPTED_FORMATS:
         raise EngineInputError(f"{name}: {fmt} images are not supported (use PNG or JPEG)")
     if width * height > max_pixels:
-        raise EngineInputError(
-            f"{name} is {width}x{height} pixels, over the {max_pixels:,} pixel limit"
-        )
+        raise EngineInputError(f"{name} is {width}x{height} pixels, over the {max_pixels:,} pixel limit")
     # Header checks passed; now decode fully so truncated files fail here, not in C.
     try:
         with Image.open(io.BytesIO(data)) as img:

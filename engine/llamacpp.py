@@ -216,7 +216,9 @@ class LlamaCppEngine:
             array = (mtmd.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
             status = mtmd.mtmd_tokenize(self._mtmd.mtmd_ctx, chunks, ctypes.byref(text), array, len(bitmaps))
             if status != 0:
-                raise EngineInputError(f"the images could not be prepared for {self.label} (mtmd error {status})")
+                raise EngineInputError(
+                    f"the images could not be prepared for {self.label} (mtmd error {status})"
+                )
             yield [mtmd.mtmd_input_chunks_get(chunks, i) for i in range(mtmd.mtmd_input_chunks_size(chunks))]
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
@@ -277,8 +279,14 @@ class LlamaCppEngine:
             n_past = llm.n_tokens
             new_n_past = llama_cpp.llama_pos(0)
             status = mtmd.mtmd_helper_eval_chunk_single(
-                self._mtmd.mtmd_ctx, llm._ctx.ctx, chunk, llama_cpp.llama_pos(n_past),
-                llama_cpp.llama_seq_id(0), llm.n_batch, False, ctypes.byref(new_n_past),
+                self._mtmd.mtmd_ctx,
+                llm._ctx.ctx,
+                chunk,
+                llama_cpp.llama_pos(n_past),
+                llama_cpp.llama_seq_id(0),
+                llm.n_batch,
+                False,
+                ctypes.byref(new_n_past),
             )
             if status != 0:
                 raise RuntimeError(f"image evaluation failed (mtmd error {status})")
@@ -374,7 +382,9 @@ def _chat_formatter(llm):
     def piece(token: int) -> str:
         return llm.detokenize([token], special=True).decode("utf-8", "ignore") if token >= 0 else ""
 
-    return Jinja2ChatFormatter(template=template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos()))
+    return Jinja2ChatFormatter(
+        template=template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos())
+    )
 
 
 def _chunk_kind(mtmd, chunk) -> str:

@@ -29,7 +29,11 @@ class ModelManager:
         big models never sit in memory together."""
         with self._lock:
             engine = self._engine
-            if engine is not None and engine.name == spec.name and engine.capabilities.max_context == spec.n_ctx:
+            if (
+                engine is not None
+                and engine.name == spec.name
+                and engine.capabilities.max_context == spec.n_ctx
+            ):
                 return engine
             if engine is not None:
                 engine.unload()
@@ -39,7 +43,9 @@ class ModelManager:
             self._engine = engine
             return engine
 
-    def activate_name(self, name: str, n_ctx: int | None = None, progress: ProgressFn | None = None) -> Engine:
+    def activate_name(
+        self, name: str, n_ctx: int | None = None, progress: ProgressFn | None = None
+    ) -> Engine:
         spec = self.registry.get(name)
         if n_ctx:
             spec = replace(spec, n_ctx=n_ctx)

@@ -50,9 +50,7 @@ class ModelSpec:
 
     @property
     def available(self) -> bool:
-        return self.model_path.is_file() and (
-            self.mmproj_path is None or self.mmproj_path.is_file()
-        )
+        return self.model_path.is_file() and (self.mmproj_path is None or self.mmproj_path.is_file())
 
     def missing_files(self) -> list[Path]:
         paths = [self.model_path, self.mmproj_path]
@@ -60,7 +58,11 @@ class ModelSpec:
 
     def file_bytes(self) -> int | None:
         if self.model_path.is_file():
-            mmproj = self.mmproj_path.stat().st_size if self.vision and self.mmproj_path.is_file() else self.mmproj_bytes
+            mmproj = (
+                self.mmproj_path.stat().st_size
+                if self.vision and self.mmproj_path.is_file()
+                else self.mmproj_bytes
+            )
             return self.model_path.stat().st_size + mmproj
         if self.size_bytes is None:
             return None
@@ -71,7 +73,7 @@ class ModelSpec:
         weights = self.file_bytes()
         if weights is None:
             return None
-        kv = (self.kv_bytes_per_token or _gguf_kv_bytes_per_token(self.model_path) or 0)
+        kv = self.kv_bytes_per_token or _gguf_kv_bytes_per_token(self.model_path) or 0
         return weights + kv * (n_ctx or self.n_ctx)
 
 

@@ -83,7 +83,10 @@ def test_follow_up_turn_sees_history(smollm2):
     spec = smollm2.spec
     history = [Message.text("system", spec.system_prompt), Message.text("user", QUESTION)]
     one_turn = smollm2.count_tokens(history)
-    history += [Message.text("assistant", "The capital of France is Paris."), Message.text("user", "And Japan?")]
+    history += [
+        Message.text("assistant", "The capital of France is Paris."),
+        Message.text("user", "And Japan?"),
+    ]
     *_, final = smollm2.stream(history, spec.sampling_params(max_tokens=20))
     assert final.usage.prompt_tokens > one_turn
     assert final.finish_reason in ("stop", "length")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import llama_cpp
 import pytest
 
 from tests.fixtures.tiny_llama4 import (
@@ -12,8 +13,6 @@ from tests.fixtures.tiny_llama4 import (
     TOKENS_PER_TILE,
     write_tiny_llama4,
 )
-
-import llama_cpp  # noqa: E402 - a hard requirement: never skip
 
 
 def _png_url(color: str, size: int = 56) -> str:

@@ -1,0 +1,79 @@
+"""A person using the page in a real browser (Debian Chromium via Playwright).
+Screenshots land in test-artifacts/ for a human to look at."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield page
+    page.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def ask(page, text: str) -> None:
+    box = page.locator("#input textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_type_send_and_see_the_streamed_answer(page, app_url):
+    page.goto(app_url)
+    ask(page, "What is the capital of France?")
+    answer = page.locator("#chat .message.bot, #chat [data-testid='bot']").last
+    answer.get_by_text("Paris").wait_for(timeout=60_000)
+    page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+    assert "tok/s" in page.locator("#chat .metrics").last.inner_text()
+    shot(page, "chat-answer")
+
+
+def test_attach_two_images_to_the_vision_model(page, vision_app_url, write_png):
+    page.goto(vision_app_url)
+    files = [str(write_png("red.png")), str(write_png("blue.png", color="blue"))]
+    page.locator("#input input[type=file]").set_input_files(files)
+    page.locator("#input img").nth(1).wait_for(timeout=30_000)  # both thumbnails shown
+    ask(page, "compare the two images")
+    page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+    assert page.locator("#chat img").count() >= 2
+    shot(page, "chat-two-images")
+
+
+def test_licence_footer_for_llama_models(page, vision_app_url):
+    page.goto(vision_app_url)
+    footer = page.locator("#footer")
+    footer.get_by_text("Built with Llama").wait_for(timeout=30_000)
+    assert footer.get_by_role("link", name="Llama 4 Community License").count() == 1

@@ -1,0 +1,70 @@
+"""Model presets, user models and memory estimates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from engine import EngineInputError, Settings, load_registry
+from engine.registry import GB, read_gguf_facts, user_model
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return load_registry(Settings(models_dir=tmp_path))
+
+
+def test_default_is_the_embedded_model(registry):
+    spec = registry.get(registry.default)
+    assert spec.available and not spec.vision
+    assert spec.model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert spec.n_ctx == 8192
+
+
+def test_scout_presets_carry_published_facts(registry, tmp_path):
+    scout = registry.get("scout-q4_k_xl")
+    assert scout.vision and scout.is_llama and not scout.available
+    assert scout.max_context == 10_000_000 and scout.n_ctx < scout.max_context
+    assert scout.size_bytes == int(65.6 * GB)
+    assert scout.missing_files()[0].parent == tmp_path
+    assert registry.get("maverick-q4_k_xl").max_context == 1_000_000
+
+
+def test_memory_estimate_grows_with_context(registry):
+    scout = registry.get("scout-q2_k_xl")
+    small, large = scout.estimated_memory(8192), scout.estimated_memory(131072)
+    assert large - small == scout.kv_bytes_per_token * (131072 - 8192)
+    assert small > scout.size_bytes
+
+
+def test_user_model_reads_its_gguf(tiny_llama4):
+    model, mmproj = tiny_llama4
+    spec = user_model(model, mmproj)
+    assert spec.vision and spec.is_llama and spec.available
+    assert spec.max_context == 4096
+    facts = read_gguf_facts(model)
+    assert facts["architecture"] == "llama4" and facts["block_count"] == 4
+    # KV per token from the header: 2 x 4 layers x 2 kv heads x 16 dims x 2 bytes
+    assert spec.estimated_memory(1000) - spec.estimated_memory(1) == 512 * 999
+
+
+def test_resolve_prefers_model_path_and_applies_ctx(tiny_llama4, tmp_path):
+    model, mmproj = tiny_llama4
+    settings = Settings(models_dir=tmp_path, model_path=model, mmproj=mmproj, n_ctx=1024)
+    spec = load_registry(settings).resolve(settings)
+    assert spec.model_path == model and spec.n_ctx == 1024
+
+
+def test_unknown_model_names_the_known_ones(registry):
+    with pytest.raises(EngineInputError, match="smollm2-135m"):
+        registry.get("gpt-17")
+
+
+def test_sampling_defaults_and_overrides(registry):
+    spec = registry.get(registry.default)
+    assert spec.sampling_params().temperature == 0.0
+    assert spec.sampling_params(temperature=0.7, seed=None).temperature == 0.7
+    scout = replace(registry.get("scout-iq1_s"))
+    params = scout.sampling_params()
+    assert (params.temperature, params.top_p, params.min_p) == (0.6, 0.9, 0.01)
