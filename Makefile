@@ -38,7 +38,7 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	touch $@
 
 run: setup
-	$(PY) launch.py $(ARGS)
+	$(PY) launch.py --open $(ARGS)
 
 test: setup-dev
 	$(PY) tests/browser_setup.py

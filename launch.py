@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="launch.py", description="Llama 4 multimodal playground")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--open", action="store_true", help="open the page in a browser tab")
     _model_flags(parser)
     commands = parser.add_subparsers(dest="command")
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(settings, args)
         if args.command == "ask":
             return cmd_ask(settings, args)
-        return cmd_serve(settings)
+        return cmd_serve(settings, open_browser=args.open)
     except (EngineInputError, EngineLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -188,10 +189,10 @@ def cmd_ask(settings, args) -> int:
     return 1 if final.finish_reason == "error" else 0
 
 
-def cmd_serve(settings) -> int:
+def cmd_serve(settings, open_browser: bool = False) -> int:
     from app.server import serve
 
-    return serve(settings)
+    return serve(settings, open_browser=open_browser)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from app.runtime import build_runtime
 from engine.config import ASSETS_DIR, Settings
 
 
-def serve(settings: Settings, block: bool = True):
+def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     from app.ui import build_app
 
     runtime = build_runtime(settings)
@@ -22,5 +22,6 @@ def serve(settings: Settings, block: bool = True):
         show_error=False,
         prevent_thread_lock=not block,
         quiet=True,
+        inbrowser=open_browser,
     )
     return 0 if block else demo

@@ -40,6 +40,9 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
         gen_inputs = [turns, model, *settings]
+        system, temperature, top_p, _, n_ctx, _ = settings
+        model_defaults = [system, temperature, top_p, n_ctx]  # follow the chosen model's preferences
+        chatbot.clear(lambda: ([], ""), None, [turns, notice], api_visibility="private")
         respond = _responder(runtime)
         sent = box.submit(
             _sender(runtime), [box, turns, model], [box, turns, chatbot, notice], api_name="send"
@@ -65,7 +68,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         model.change(
             _loader(runtime),
             model,
-            [model_info, footer, notice],
+            [model_info, footer, notice, *model_defaults],
             api_name="load_model",
             concurrency_id=ENGINE_QUEUE,
             concurrency_limit=1,
@@ -211,10 +214,13 @@ def _stopper(runtime: Runtime):
 def _loader(runtime: Runtime):
     def load(model_name: str, progress=gr.Progress()):
         spec = runtime.spec(model_name)
+        defaults = spec.sampling_params()
+        shown = [_model_info(spec), _licence_footer(spec)]
+        preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
         try:
             runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
         except (EngineInputError, EngineLoadError) as exc:
-            return _model_info(spec), _licence_footer(spec), f"⚠️ {exc}"
-        return _model_info(spec), _licence_footer(spec), ""
+            return *shown, f"⚠️ {exc}", *preferences
+        return *shown, "", *preferences
 
     return load

@@ -84,3 +84,15 @@ def test_two_images_on_the_vision_model(vision_app_url, write_png):
     chat, notice = list(client.submit(api_name="/respond"))[-1]
     assert notice == ""
     assert "tokens" in chat_text(chat)[-1]
+
+
+def test_switching_to_a_missing_model_says_where_its_file_should_be(app_url):
+    client = Client(app_url, verbose=False)
+    _, footer, notice, system, temperature, top_p, n_ctx = client.predict(
+        "scout-q2_k_xl", api_name="/load_model"
+    )
+    assert "Built with Llama" in footer and "Llama 4 Community License" in footer
+    assert "file not found" in notice and "Llama-4-Scout-17B-16E-Instruct-UD-Q2_K_XL.gguf" in notice
+    assert (system, temperature, top_p, n_ctx) == ("", 0.6, 0.9, 32768)  # Meta sampling defaults follow
+    info, footer, notice, *_ = client.predict("smollm2-135m", api_name="/load_model")
+    assert notice == "" and "text only" in info
