@@ -1,0 +1,21 @@
+"""Saved chats: SQLite persistence for sessions, branching message trees, attachments,
+full-text search, export/import. The only package with SQL; builds on engine.types."""
+
+from .answer import AnswerWriter
+from .rows import AttachmentRow, MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow, Status
+from .session_table import title_from
+from .store import Store, engine_messages
+
+__all__ = [
+    "AnswerWriter",
+    "AttachmentRow",
+    "MessageNotFound",
+    "MessageRow",
+    "SearchHit",
+    "SessionNotFound",
+    "SessionRow",
+    "Status",
+    "Store",
+    "engine_messages",
+    "title_from",
+]

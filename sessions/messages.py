@@ -1,0 +1,230 @@
+"""Messages as rows: turning engine parts into columns and back, and walking the tree.
+
+Functions taking `conn` and writing must run inside `Connection.write`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.types import EngineInputError, ImagePart, Part, TextPart
+
+from .blobs import Blobs, sha256_of
+from .connection import Connection, writer_is_alive
+from .rows import AttachmentRow, MessageNotFound, MessageRow
+
+METRIC_COLUMNS = ("prompt_tokens", "completion_tokens", "ttft_s", "prompt_tps", "decode_tps", "total_s")
+
+
+def encode_parts(parts: tuple[Part, ...]) -> tuple[str, str]:
+    """(text, parts JSON). The JSON keeps every part at its index, images by sha256, so
+    the exact text/image order comes back; `text` is what FTS indexes."""
+    encoded: list[dict[str, str]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            encoded.append({"text": part.text})
+        else:
+            encoded.append({"image": sha256_of(part.data)})
+    text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
+    return text, json.dumps(encoded, ensure_ascii=False)
+
+
+def insert_message(conn: Connection, fields: dict[str, Any]) -> int:
+    columns = ", ".join(fields)
+    marks = ", ".join(f":{name}" for name in fields)
+    cursor = conn.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", fields)
+    return int(cursor.lastrowid)
+
+
+def store_images(conn: Connection, blobs: Blobs, message_id: int, parts: tuple[Part, ...]) -> None:
+    """Blob files first, then their rows, all under the write lock: a concurrent delete
+    of the last other user of a blob cannot remove the file between the two."""
+    for position, part in enumerate(parts):
+        if not isinstance(part, ImagePart):
+            continue
+        sha256 = sha256_of(part.data)
+        blobs.put(part.data, sha256)
+        conn.execute(
+            "INSERT OR IGNORE INTO attachments (sha256, mime, name, size, width, height)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (sha256, part.mime, part.name, len(part.data), part.width, part.height),
+        )
+        conn.execute(
+            "INSERT INTO message_attachments (message_id, sha256, position, name) VALUES (?, ?, ?, ?)",
+            (message_id, sha256, position, part.name),
+        )
+
+
+def check_parent(conn: Connection, session_id: str, parent_id: int | None) -> None:
+    if parent_id is None:
+        return
+    found = conn.one("SELECT 1 FROM messages WHERE id = ? AND session_id = ?", (parent_id, session_id))
+    if found is None:
+        raise MessageNotFound(parent_id)
+
+
+def newest_message_id(conn: Connection, session_id: str) -> int | None:
+    found = conn.one("SELECT max(id) AS id FROM messages WHERE session_id = ?", (session_id,))
+    return found["id"] if found else None
+
+
+def branch_records(conn: Connection, session_id: str, leaf_id: int) -> list[dict[str, Any]]:
+    """Rows from the root down to `leaf_id`, following parent links upwards."""
+    records = conn.rows(
+        """
+        WITH RECURSIVE chain (id, depth) AS (
+            SELECT id, 0 FROM messages WHERE id = ? AND session_id = ?
+            UNION ALL
+            SELECT m.parent_id, chain.depth + 1
+            FROM chain JOIN messages m ON m.id = chain.id
+            WHERE m.parent_id IS NOT NULL
+        )
+        SELECT messages.* FROM chain JOIN messages ON messages.id = chain.id
+        ORDER BY chain.depth DESC
+        """,
+        (leaf_id, session_id),
+    )
+    if not records:
+        raise MessageNotFound(leaf_id)
+    return records
+
+
+def newest_descendant(conn: Connection, message_id: int) -> int:
+    found = conn.one(
+        """
+        WITH RECURSIVE subtree (id) AS (
+            SELECT id FROM messages WHERE id = ?
+            UNION ALL
+            SELECT m.id FROM messages m JOIN subtree ON m.parent_id = subtree.id
+        )
+        SELECT max(id) AS id FROM subtree
+        """,
+        (message_id,),
+    )
+    if found is None or found["id"] is None:
+        raise MessageNotFound(message_id)
+    return found["id"]
+
+
+def sibling_ids(conn: Connection, message_id: int) -> list[int]:
+    found = conn.rows(
+        """
+        SELECT sibling.id FROM messages AS me
+        JOIN messages AS sibling
+          ON sibling.session_id = me.session_id AND sibling.parent_id IS me.parent_id
+        WHERE me.id = ?
+        ORDER BY sibling.id
+        """,
+        (message_id,),
+    )
+    if not found:
+        raise MessageNotFound(message_id)
+    return [row["id"] for row in found]
+
+
+def message_records(conn: Connection, where: str, params: Any) -> list[dict[str, Any]]:
+    return conn.rows(f"SELECT * FROM messages WHERE {where} ORDER BY id", params)
+
+
+def to_rows(conn: Connection, blobs: Blobs, records: list[dict[str, Any]]) -> list[MessageRow]:
+    images = _images_by_message(conn, [record["id"] for record in records])
+    return [_to_row(record, images.get(record["id"], {}), blobs) for record in records]
+
+
+def _images_by_message(conn: Connection, message_ids: list[int]) -> dict[int, dict[int, AttachmentRow]]:
+    found = conn.rows(
+        """
+        SELECT link.message_id, link.position, link.name AS part_name, a.*
+        FROM message_attachments AS link JOIN attachments AS a ON a.sha256 = link.sha256
+        WHERE link.message_id IN (SELECT value FROM json_each(?))
+        """,
+        (json.dumps(message_ids),),
+    )
+    by_message: dict[int, dict[int, AttachmentRow]] = {}
+    for row in found:
+        attachment = AttachmentRow(
+            sha256=row["sha256"],
+            mime=row["mime"],
+            # The name it had in this message: the same bytes may be "a.png" here
+            # and "scan.png" in another chat.
+            name=row["part_name"] or row["name"],
+            size=row["size"],
+            width=row["width"],
+            height=row["height"],
+            pages=row["pages"],
+        )
+        by_message.setdefault(row["message_id"], {})[row["position"]] = attachment
+    return by_message
+
+
+def _load_image(blobs: Blobs, image: AttachmentRow, message_id: int) -> ImagePart:
+    try:
+        data = blobs.read(image.sha256)
+    except FileNotFoundError:
+        raise EngineInputError(
+            f"Image {image.name!r} of message {message_id} is missing: {blobs.path(image.sha256)}"
+        ) from None
+    return ImagePart(data, image.mime, image.name, image.width, image.height)
+
+
+def _to_row(record: dict[str, Any], images: dict[int, AttachmentRow], blobs: Blobs) -> MessageRow:
+    parts: list[Part] = []
+    attachments: list[AttachmentRow] = []
+    for position, encoded in enumerate(json.loads(record["parts"])):
+        if "text" in encoded:
+            parts.append(TextPart(encoded["text"]))
+            continue
+        image = images[position]
+        attachments.append(image)
+        parts.append(_load_image(blobs, image, record["id"]))
+    return MessageRow(
+        id=record["id"],
+        session_id=record["session_id"],
+        parent_id=record["parent_id"],
+        role=record["role"],
+        text=record["text"],
+        parts=tuple(parts),
+        created=record["created"],
+        status=record["status"],
+        engine_id=record["engine_id"],
+        params=json.loads(record["params"]),
+        finish_reason=record["finish_reason"],
+        error=record["error"],
+        attachments=tuple(attachments),
+        **{name: record[name] for name in METRIC_COLUMNS},
+    )
+
+
+def search_records(conn: Connection, fts_query: str, owner: str, limit: int) -> list[dict[str, Any]]:
+    # Newest first: FTS5 walks its index in rowid (= message id) order and stops at
+    # LIMIT, where ranking by bm25 would score every match of a common word first.
+    return conn.rows(
+        """
+        SELECT m.id AS message_id, m.session_id, s.title AS session_title, m.role, m.created,
+               snippet(messages_fts, 0, '**', '**', '…', 12) AS snippet
+        FROM messages_fts
+        JOIN messages m ON m.id = messages_fts.rowid
+        JOIN sessions s ON s.id = m.session_id
+        WHERE messages_fts MATCH ? AND s.owner = ?
+        ORDER BY messages_fts.rowid DESC
+        LIMIT ?
+        """,
+        (fts_query, owner, limit),
+    )
+
+
+def mark_dead_streams_interrupted(conn: Connection) -> None:
+    """Answers still 'streaming' whose writing process is gone were cut off by a
+    crash. Streams of live processes (another app instance, another Store in this
+    one) are left alone."""
+    streaming = conn.rows("SELECT id, writer FROM messages WHERE status = 'streaming'")
+    dead = [row["id"] for row in streaming if not writer_is_alive(row["writer"])]
+    if not dead:
+        return
+    conn.write(
+        lambda: conn.execute(
+            "UPDATE messages SET status = 'interrupted', writer = NULL"
+            " WHERE status = 'streaming' AND id IN (SELECT value FROM json_each(?))",
+            (json.dumps(dead),),
+        )
+    )

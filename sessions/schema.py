@@ -1,0 +1,91 @@
+"""The database schema as named, append-only migrations.
+
+Never edit or reorder a migration that has shipped: databases in the wild have it
+recorded as applied. Change the schema by appending a new function."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("llama4-playground.sessions")
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL DEFAULT '{}'  -- JSON object
+        )"""
+    )
+    db.execute("CREATE INDEX sessions_by_updated ON sessions (updated DESC)")
+    # An INTEGER PRIMARY KEY keeps rowids stable across VACUUM, which the
+    # external-content FTS index relies on; AUTOINCREMENT keeps a deleted id from
+    # being handed out again while a UI may still hold it.
+    db.execute(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL REFERENCES sessions (id),
+            parent_id INTEGER REFERENCES messages (id),
+            role TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT '',     -- text parts joined, for FTS and display
+            parts TEXT NOT NULL DEFAULT '[]',  -- JSON: [{"text": ...} | {"image": sha256}]
+            created TEXT NOT NULL,
+            engine_id TEXT NOT NULL DEFAULT '',
+            params TEXT NOT NULL DEFAULT '{}', -- JSON sampling parameters
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            ttft_s REAL,
+            prompt_tps REAL,
+            decode_tps REAL,
+            total_s REAL,
+            finish_reason TEXT,
+            status TEXT NOT NULL DEFAULT 'complete',
+            error TEXT,
+            writer TEXT  -- process that streams this row, while status = 'streaming'
+        )"""
+    )
+    db.execute("CREATE INDEX messages_by_session ON messages (session_id, id)")
+    db.execute("CREATE INDEX messages_by_parent ON messages (parent_id)")
+    # Opening the store looks for answers a dead process left half-written; this
+    # partial index keeps that a lookup instead of a scan of every message.
+    db.execute("CREATE INDEX messages_streaming ON messages (id) WHERE status = 'streaming'")
+    db.execute(
+        """
+        CREATE TABLE attachments (
+            sha256 TEXT PRIMARY KEY,
+            mime TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            size INTEGER NOT NULL,
+            width INTEGER NOT NULL DEFAULT 0,
+            height INTEGER NOT NULL DEFAULT 0,
+            pages INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE message_attachments (
+            message_id INTEGER NOT NULL REFERENCES messages (id),
+            sha256 TEXT NOT NULL REFERENCES attachments (sha256),
+            position INTEGER NOT NULL,  -- index of the part within the message
+            name TEXT NOT NULL DEFAULT '',  -- the name it had in this message
+            PRIMARY KEY (message_id, position)
+        )"""
+    )
+    db.execute("CREATE INDEX message_attachments_by_sha256 ON message_attachments (sha256)")
+    db.table("messages").enable_fts(["text"], create_triggers=True)
+
+
+@migrations(name="m002_session_owner")
+def m002_session_owner(db: Database) -> None:
+    # Sessions belong to a login name once the app runs with auth; '' is "no login".
+    db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX sessions_by_owner_updated ON sessions (owner, updated DESC)")
+    db.execute("DROP INDEX sessions_by_updated")

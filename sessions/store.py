@@ -1,0 +1,233 @@
+"""The Store: every read and write of saved chats goes through here.
+
+Files: <data_dir>/playground.db (SQLite, WAL; open it with Datasette or the sqlite-utils
+CLI to browse) and <data_dir>/blobs/ (attachment bytes, one file per sha256)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlite_utils import Database
+
+from engine.types import EngineInputError, Message, SamplingParams
+
+from . import messages as msgs
+from . import session_table as table
+from . import transfer
+from .answer import AnswerWriter
+from .blobs import Blobs
+from .connection import Connection, process_identity
+from .ids import now
+from .rows import MessageNotFound, MessageRow, SearchHit, SessionRow
+from .schema import migrations
+
+DB_NAME = "playground.db"
+
+
+class Store:
+    def __init__(self, data_dir: Path | str):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs = Blobs(self.data_dir / "blobs")
+        self._conn = Connection(self.data_dir / DB_NAME)
+        # Under the write lock, so two processes opening a new file at once do not
+        # both try to create the tables.
+        self._conn.write(lambda: migrations.apply(self._conn.db))
+        msgs.mark_dead_streams_interrupted(self._conn)
+
+    @property
+    def db(self) -> Database:
+        """The sqlite_utils Database, for tools and benchmarks. Writing through it
+        bypasses the store's rules (blobs, titles, the write lock)."""
+        return self._conn.db
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Sessions
+
+    def create_session(
+        self, title: str = "", model: str = "", settings: dict[str, Any] | None = None, owner: str = ""
+    ) -> str:
+        fields = {"title": title, "model": model, "settings": settings, "owner": owner}
+        return self._conn.write(lambda: table.insert_session(self._conn, fields))
+
+    def list_sessions(self, limit: int = 50, offset: int = 0, owner: str = "") -> list[SessionRow]:
+        """Newest-updated first. `owner` is matched exactly: '' lists the sessions made
+        without a login, never everyone's."""
+        return table.newest_sessions(self._conn, owner, limit, offset)
+
+    def get_session(self, session_id: str) -> SessionRow:
+        return table.session(self._conn, session_id)
+
+    def rename_session(self, session_id: str, title: str) -> None:
+        self._conn.write(lambda: table.update_session(self._conn, session_id, {"title": title}))
+
+    def update_session(
+        self, session_id: str, *, model: str | None = None, settings: dict[str, Any] | None = None
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if model is not None:
+            changes["model"] = model
+        if settings is not None:
+            changes["settings"] = json.dumps(settings)
+        self._conn.write(lambda: table.update_session(self._conn, session_id, changes))
+
+    def delete_session(self, session_id: str) -> None:
+        """All rows go in one transaction; then, in a second one, the blob files that
+        no other message uses."""
+        used = self._conn.write(lambda: table.delete_session_rows(self._conn, session_id))
+        if used:
+            self._conn.write(lambda: table.remove_unused_blobs(self._conn, self.blobs, used))
+
+    # Messages
+
+    def add_user_message(self, session_id: str, parent_id: int | None, message: Message) -> int:
+        """Committed before this returns, so the turn survives whatever generation
+        does next. A `parent_id` that already has children makes a new branch (an
+        edited turn); the old branch stays."""
+        text, parts_json = msgs.encode_parts(message.parts)
+
+        def write() -> int:
+            session = table.require_session(self._conn, session_id)
+            msgs.check_parent(self._conn, session_id, parent_id)
+            stamp = now()
+            fields = {
+                "session_id": session_id,
+                "parent_id": parent_id,
+                "role": message.role,
+                "text": text,
+                "parts": parts_json,
+                "created": stamp,
+                "status": "complete",
+            }
+            message_id = msgs.insert_message(self._conn, fields)
+            msgs.store_images(self._conn, self.blobs, message_id, message.parts)
+            title = session["title"] or table.auto_title(self._conn, session_id, message, message_id)
+            table.touch_session(self._conn, session_id, stamp, title)
+            return message_id
+
+        return self._conn.write(write)
+
+    def start_answer(
+        self,
+        session_id: str,
+        parent_id: int | None,
+        engine_id: str,
+        params: dict[str, Any] | SamplingParams | None = None,
+    ) -> AnswerWriter:
+        """A new assistant row, status 'streaming'. Another answer to the same parent
+        (regenerate) becomes a sibling; the earlier one stays."""
+        if isinstance(params, SamplingParams):
+            params = dataclasses.asdict(params)
+        fields = {
+            "session_id": session_id,
+            "parent_id": parent_id,
+            "role": "assistant",
+            "created": now(),
+            "engine_id": engine_id,
+            "params": json.dumps(params or {}),
+            "status": "streaming",
+            "writer": process_identity(),
+        }
+
+        def write() -> int:
+            table.require_session(self._conn, session_id)
+            msgs.check_parent(self._conn, session_id, parent_id)
+            message_id = msgs.insert_message(self._conn, fields)
+            table.touch_session(self._conn, session_id, fields["created"])
+            return message_id
+
+        return AnswerWriter(self._conn, self._conn.write(write), session_id)
+
+    def message(self, message_id: int) -> MessageRow:
+        records = msgs.message_records(self._conn, "id = ?", (message_id,))
+        if not records:
+            raise MessageNotFound(message_id)
+        return msgs.to_rows(self._conn, self.blobs, records)[0]
+
+    def branch(self, session_id: str, leaf_id: int | None = None) -> list[MessageRow]:
+        """Messages from the root to `leaf_id` (default: the session's most recently
+        created message, i.e. the branch last worked on)."""
+        if leaf_id is None:
+            table.require_session(self._conn, session_id)
+            leaf_id = msgs.newest_message_id(self._conn, session_id)
+            if leaf_id is None:
+                return []
+        records = msgs.branch_records(self._conn, session_id, leaf_id)
+        return msgs.to_rows(self._conn, self.blobs, records)
+
+    def latest_leaf(self, message_id: int) -> int:
+        """The most recently created message at or below `message_id`: after moving
+        to a sibling, `branch(session, latest_leaf(sibling))` shows its conversation."""
+        return msgs.newest_descendant(self._conn, message_id)
+
+    def siblings(self, message_id: int) -> list[int]:
+        """Ids of the messages sharing this one's parent (itself included), oldest first."""
+        return msgs.sibling_ids(self._conn, message_id)
+
+    def all_messages(self, session_id: str) -> list[MessageRow]:
+        """Every message of the session, all branches, in creation order."""
+        table.require_session(self._conn, session_id)
+        records = msgs.message_records(self._conn, "session_id = ?", (session_id,))
+        return msgs.to_rows(self._conn, self.blobs, records)
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.blobs.path(sha256)
+
+    def engine_messages(self, rows: list[MessageRow]) -> list[Message]:
+        return engine_messages(rows)
+
+    # Export and import
+
+    def export_json(self, session_id: str) -> dict[str, Any]:
+        """The whole session, every branch, images inline as base64 (json.dumps-able)."""
+        return transfer.session_to_json(self.get_session(session_id), self.all_messages(session_id))
+
+    def export_markdown(self, session_id: str, directory: Path | str, leaf_id: int | None = None) -> Path:
+        """One branch (default: the latest) as <directory>/<title>.md, images beside it."""
+        session = self.get_session(session_id)
+        return transfer.write_markdown(session, self.branch(session_id, leaf_id), Path(directory))
+
+    def import_json(self, doc: dict[str, Any] | str | bytes, owner: str = "") -> str:
+        """A new session equal to the exported one (new ids); returns its id."""
+        if isinstance(doc, str | bytes):
+            try:
+                doc = json.loads(doc)
+            except ValueError:
+                raise EngineInputError("This file is not a chat export (not JSON).") from None
+        imported = transfer.session_from_json(doc)
+        return self._conn.write(lambda: table.insert_imported(self._conn, self.blobs, imported, owner))
+
+    # Search
+
+    def search(self, query: str, limit: int = 20, owner: str = "") -> list[SearchHit]:
+        """Full-text search over message text, newest match first. The query is taken
+        as plain words (FTS operators are quoted away), all of which must occur."""
+        quoted = self._conn.db.quote_fts(query)
+        if not quoted:
+            return []
+        found = msgs.search_records(self._conn, quoted, owner, limit)
+        return [SearchHit(**record) for record in found]
+
+
+def engine_messages(rows: list[MessageRow]) -> list[Message]:
+    """What to send the model for a branch: every turn in order, images with their
+    bytes. Failed answers and empty rows are left out, as the live chat does."""
+    return [
+        Message(row.role, row.parts)
+        for row in rows
+        if row.parts and not (row.role == "assistant" and row.status == "error")
+    ]

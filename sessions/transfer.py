@@ -1,0 +1,205 @@
+"""A session as a file: JSON that holds everything (all branches, images as base64)
+and imports back into an equal session, and Markdown of one branch for reading, with
+its images written as files next to it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.types import EngineInputError, ImagePart, Part, TextPart
+
+from .blobs import sha256_of
+from .messages import METRIC_COLUMNS
+from .rows import MessageRow, SessionRow
+
+FORMAT = "llama4-playground/session"
+VERSION = 1
+ROLES = ("system", "user", "assistant")
+STATUSES = ("streaming", "complete", "cancelled", "error", "interrupted")
+MESSAGE_FIELDS = (
+    "role",
+    "created",
+    "status",
+    "engine_id",
+    "params",
+    "finish_reason",
+    "error",
+    *METRIC_COLUMNS,
+)
+
+
+@dataclass(frozen=True)
+class ImportedMessage:
+    local_id: int
+    parent_local_id: int | None
+    fields: dict[str, Any]  # column values except ids, text and parts
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class ImportedSession:
+    fields: dict[str, Any]  # title, model, settings, created, updated
+    messages: list[ImportedMessage]
+
+
+def session_to_json(session: SessionRow, rows: list[MessageRow]) -> dict[str, Any]:
+    """Message ids are renumbered 1..n in creation order, so exporting an imported
+    session gives the same document."""
+    local_ids = {row.id: index for index, row in enumerate(rows, start=1)}
+    attachments: dict[str, dict[str, Any]] = {}
+    messages = []
+    for row in rows:
+        message = {"id": local_ids[row.id], "parent_id": local_ids.get(row.parent_id)}
+        message.update({name: getattr(row, name) for name in MESSAGE_FIELDS})
+        message["parts"] = [_part_to_json(part, attachments) for part in row.parts]
+        messages.append(message)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "session": {
+            "title": session.title,
+            "model": session.model,
+            "settings": session.settings,
+            "created": session.created,
+            "updated": session.updated,
+        },
+        "messages": messages,
+        "attachments": attachments,
+    }
+
+
+def _part_to_json(part: Part, attachments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"text": part.text}
+    sha256 = sha256_of(part.data)
+    # Each image once, however many messages show it.
+    attachments.setdefault(
+        sha256,
+        {
+            "mime": part.mime,
+            "width": part.width,
+            "height": part.height,
+            "data": base64.b64encode(part.data).decode("ascii"),
+        },
+    )
+    return {"image": sha256, "name": part.name}
+
+
+def session_from_json(doc: Any) -> ImportedSession:
+    """Checks the document as it reads it; raises EngineInputError with one line."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise EngineInputError("This file is not a chat exported from the playground.")
+    if doc.get("version") != VERSION:
+        raise EngineInputError(f"Chat export version {doc.get('version')!r} is not supported.")
+    try:
+        images = {sha: _image_from_json(sha, meta) for sha, meta in doc.get("attachments", {}).items()}
+        session = doc["session"]
+        fields = {name: session[name] for name in ("title", "model", "settings", "created", "updated")}
+        messages = [_message_from_json(message, images) for message in doc["messages"]]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise EngineInputError(f"The chat export is damaged ({type(exc).__name__}: {exc}).") from None
+    _check_parents_come_first(messages)
+    return ImportedSession(fields, messages)
+
+
+def _image_from_json(sha256: str, meta: dict[str, Any]) -> ImagePart:
+    try:
+        data = base64.b64decode(meta["data"], validate=True)
+    except binascii.Error:
+        raise EngineInputError(f"Image {sha256[:12]} in the chat export is not valid base64.") from None
+    if sha256_of(data) != sha256:
+        raise EngineInputError(f"Image {sha256[:12]} in the chat export is damaged (checksum differs).")
+    return ImagePart(data, meta["mime"], "image", int(meta["width"]), int(meta["height"]))
+
+
+def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) -> ImportedMessage:
+    parts: list[Part] = []
+    for part in message["parts"]:
+        if "text" in part:
+            parts.append(TextPart(str(part["text"])))
+        else:
+            image = images[part["image"]]
+            parts.append(
+                ImagePart(image.data, image.mime, part.get("name", "image"), image.width, image.height)
+            )
+    fields = {name: message.get(name) for name in MESSAGE_FIELDS}
+    if fields["role"] not in ROLES or not isinstance(fields["created"], str):
+        raise ValueError(f"message {message['id']} has no valid role or time")
+    if fields["status"] not in STATUSES:
+        raise ValueError(f"message {message['id']} has an unknown status")
+    if fields["status"] == "streaming":
+        # Nothing is writing it any more.
+        fields["status"] = "interrupted"
+    return ImportedMessage(int(message["id"]), message.get("parent_id"), fields, tuple(parts))
+
+
+def _check_parents_come_first(messages: list[ImportedMessage]) -> None:
+    seen: set[int] = set()
+    for message in messages:
+        if message.parent_local_id is not None and message.parent_local_id not in seen:
+            raise EngineInputError(
+                f"The chat export is damaged: message {message.local_id} comes before its parent."
+            )
+        seen.add(message.local_id)
+
+
+def write_markdown(session: SessionRow, rows: list[MessageRow], directory: Path) -> Path:
+    """<directory>/<title>.md plus one file per image beside it, linked relatively."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = _slug(session.title) or f"chat-{session.id}"
+    lines = [f"# {session.title or 'Untitled chat'}", ""]
+    if session.model:
+        lines += [f"Model: `{session.model}`", ""]
+    for row in rows:
+        lines += [f"## {row.role.capitalize()}", ""]
+        for part in row.parts:
+            if isinstance(part, TextPart):
+                lines += [part.text, ""]
+            else:
+                filename = _write_image(part, directory, stem)
+                lines += [f"![{_escape_alt(part.name)}]({filename})", ""]
+        footer = _markdown_footer(row)
+        if footer:
+            lines += [f"*{footer}*", ""]
+    path = directory / f"{stem}.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _write_image(part: ImagePart, directory: Path, stem: str) -> str:
+    extension = mimetypes.guess_extension(part.mime) or ".bin"
+    filename = f"{stem}-{sha256_of(part.data)[:12]}{extension}"
+    target = directory / filename
+    if not target.exists():
+        target.write_bytes(part.data)
+    return filename
+
+
+def _markdown_footer(row: MessageRow) -> str:
+    if row.role != "assistant":
+        return ""
+    bits = []
+    if row.engine_id:
+        bits.append(row.engine_id)
+    if row.completion_tokens:
+        bits.append(f"{row.prompt_tokens} + {row.completion_tokens} tokens")
+    if row.decode_tps:
+        bits.append(f"{row.decode_tps:.1f} tok/s")
+    if row.status != "complete":
+        bits.append(row.status + (f": {row.error}" if row.error else ""))
+    return " · ".join(bits)
+
+
+def _slug(title: str) -> str:
+    # Safe as a file name and as a relative link on every platform.
+    return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")[:60].lower()
+
+
+def _escape_alt(name: str) -> str:
+    return re.sub(r"([\[\]\\])", r"\\\1", name)
