@@ -1,4 +1,5 @@
-"""Entry point: `python launch.py` serves the UI; `models` and `ask` script the same engine.
+"""Entry point: `python launch.py` serves the UI; `models` and `ask` script the same engine,
+`sessions` lists, shows, searches, exports, imports and deletes saved chats.
 
 Bad input prints one line on stderr and exits with status 2."""
 
@@ -13,6 +14,13 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes, like other bad input: one `error:` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +38,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="launch.py", description="Llama 4 multimodal playground")
+    from sessions.cli import add_sessions_parser
+
+    parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--open", action="store_true", help="open the page in a browser tab")
@@ -53,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-p", type=float)
     ask.add_argument("--seed", type=int)
     ask.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    ask.add_argument("--session", metavar="ID", help="continue this saved chat (see `sessions list`)")
+    ask.add_argument("--no-save", action="store_true", help="do not save the turn (saved by default)")
+    add_sessions_parser(commands)
     return parser
 
 
@@ -88,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(settings, args)
         if args.command == "ask":
             return cmd_ask(settings, args)
+        if args.command == "sessions":
+            from sessions.cli import run_sessions
+
+            return run_sessions(args, settings)
         return cmd_serve(settings, open_browser=args.open)
     except (EngineInputError, EngineLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -139,35 +156,42 @@ def cmd_ask(settings, args) -> int:
     from engine.images import load_image_file
     from engine.protocol import check_messages
     from engine.types import TextPart
+    from sessions.cli import AskSession
 
     images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
     spec = load_registry(settings).resolve(settings)
     engine = create_engine(spec, settings)
-    messages = []
-    if system := args.system or spec.system_prompt:
-        messages.append(Message.text("system", system))
-    messages.append(Message("user", (*images, TextPart(args.prompt))))
+    saved = AskSession(settings.data_dir, args.session, save=not args.no_save)  # unknown id: exit 2
+    user = Message("user", (*images, TextPart(args.prompt)))
+    messages = saved.messages(user, args.system, spec.system_prompt)
     params = spec.sampling_params(
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
     )
-    check_messages(engine, messages)  # before loading: a text-only model refuses images at once
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops within a token
-    engine.load()
     text = []
     try:
-        for event in engine.stream(messages, params, cancel):
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-            else:
-                final = event
+        check_messages(engine, messages)  # before loading: a text-only model refuses images at once
+        engine.load()
+        saved.start(user, spec.name, params, args.system)  # the user turn is committed here
+        with saved.answer as answer:  # an exception leaves the answer stored as 'error'
+            for event in engine.stream(messages, params, cancel):
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                    answer.append(event.text)
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                else:
+                    final = event
+                    answer.finish(final)  # 'cancelled' after Ctrl-C
     finally:
         engine.unload()
+        saved.close()
     sys.stdout.write("\n")
     if final.error:
         print(f"error: {final.error}", file=sys.stderr)
+    if saved.session_id and saved.save and not args.json:
+        print(f"(saved; continue with --session {saved.session_id})", file=sys.stderr)
     if args.json:
         usage = final.usage
         print(
@@ -181,6 +205,7 @@ def cmd_ask(settings, args) -> int:
                     "prompt_tps": round(usage.prompt_tps, 2),
                     "decode_tps": round(usage.decode_tps, 2),
                     "finish_reason": final.finish_reason,
+                    **saved.summary(),
                 }
             )
         )

@@ -19,7 +19,35 @@ class Turn:
     message: Message
     files: list[str] = field(default_factory=list)  # display paths, in image order
     footer: str = ""  # metrics line under an answer
-    status: str = "complete"  # streaming | complete | cancelled | error
+    status: str = "complete"  # streaming | complete | cancelled | error | interrupted
+    id: int | None = None  # the stored message this turn is
+    branch: str = ""  # "2/3" when this answer has siblings to move between
+
+
+def turns_from_rows(rows, blob_path) -> list[Turn]:
+    """A stored branch as chat turns: images from the blob store, metrics from the row."""
+    turns = []
+    for row in rows:
+        if row.role == "user":
+            files = [str(blob_path(a.sha256)) for a in row.attachments]
+            turns.append(Turn(Message("user", row.parts), files=files, id=row.id))
+        elif row.role == "assistant":
+            footer = ""
+            if row.finish_reason or row.status != "complete":
+                footer = format_metrics(
+                    row.ttft_s or 0,
+                    row.prompt_tps or 0,
+                    row.decode_tps or 0,
+                    row.prompt_tokens or 0,
+                    row.completion_tokens or 0,
+                    row.finish_reason or row.status,
+                )
+                if row.error:
+                    footer = f"error: {row.error} · {footer}"
+            turns.append(
+                Turn(Message.text("assistant", row.text), footer=footer, status=row.status, id=row.id)
+            )
+    return turns
 
 
 def user_turn(text: str, files: list[str], max_pixels: int) -> Turn:
@@ -48,15 +76,18 @@ def engine_messages(turns: list[Turn], system_prompt: str) -> list[Message]:
 
 
 def metrics_footer(final: Final) -> str:
-    usage = final.usage
-    bits = [
-        f"TTFT {usage.ttft_s:.2f} s",
-        f"prompt {usage.prompt_tps:.0f} tok/s",
-        f"decode {usage.decode_tps:.1f} tok/s",
-        f"{usage.prompt_tokens} + {usage.completion_tokens} tokens",
-        final.finish_reason,
-    ]
-    return " · ".join(bits)
+    u = final.usage
+    footer = format_metrics(
+        u.ttft_s, u.prompt_tps, u.decode_tps, u.prompt_tokens, u.completion_tokens, final.finish_reason
+    )
+    return f"error: {final.error} · {footer}" if final.error else footer
+
+
+def format_metrics(ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason) -> str:
+    return (
+        f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
+        f"{prompt_tokens} + {completion_tokens} tokens · {reason}"
+    )
 
 
 def to_chatbot(turns: list[Turn]) -> list[dict]:
@@ -66,14 +97,30 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
         if turn.message.role == "user":
             content, files = [], iter(turn.files)
             for part in turn.message.parts:
-                content.append(part.text if isinstance(part, TextPart) else {"path": next(files, "")})
+                content.append(
+                    part.text if isinstance(part, TextPart) else _image_content(part, next(files, ""))
+                )
             shown.append({"role": "user", "content": content})
         else:
             text = turn.message.plain_text or ("…" if turn.status == "streaming" else "")
-            if turn.footer:
-                text += f"\n\n<span class='metrics'>{turn.footer}</span>"
+            footer = " · ".join(
+                bit
+                for bit in (
+                    turn.footer,
+                    turn.status if turn.status == "interrupted" else "",
+                    f"answer {turn.branch}" if turn.branch else "",
+                )
+                if bit
+            )
+            if footer:
+                text += f"\n\n<span class='metrics'>{footer}</span>"
             shown.append({"role": "assistant", "content": text})
     return shown
+
+
+def _image_content(part: ImagePart, path: str) -> dict:
+    # Stored blobs have no file extension: the MIME type tells the page it is an image.
+    return {"file": {"path": path, "mime_type": part.mime, "orig_name": part.name}, "alt_text": part.name}
 
 
 def assistant_turn(text: str, status: str, footer: str = "") -> Turn:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from engine.config import Settings
 from engine.manager import ModelManager
 from engine.registry import ModelSpec, Registry, load_registry, user_model
+from sessions import Store
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Runtime:
     registry: Registry
     models: ModelManager
     default_model: str
+    store: Store
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
 
     def new_cancel(self, session: str) -> threading.Event:
@@ -41,4 +43,5 @@ def build_runtime(settings: Settings) -> Runtime:
         registry.add(user_model(settings.model_path, settings.mmproj))
     default = registry.resolve(settings)
     registry.add(default)  # carries the --ctx override under its own name
-    return Runtime(settings, registry, ModelManager(registry, settings), default.name)
+    store = Store(settings.data_dir)
+    return Runtime(settings, registry, ModelManager(registry, settings), default.name, store)

@@ -23,5 +23,6 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         prevent_thread_lock=not block,
         quiet=True,
         inbrowser=open_browser,
+        allowed_paths=[str(runtime.store.blobs.root)],  # saved images, and nothing else on disk
     )
     return 0 if block else demo

@@ -1,11 +1,15 @@
-"""The Gradio page. Wiring only: state lives in app.chat, models in engine."""
+"""The Gradio page. Wiring only: chat state lives in app.chat, saved chats in
+sessions/, models in engine/."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
 
 import gradio as gr
 
+from app import history
 from app.chat import Turn, assistant_turn, engine_messages, metrics_footer, to_chatbot, user_turn
 from app.runtime import Runtime
 from engine.protocol import check_messages
@@ -14,18 +18,21 @@ from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
 
 ENGINE_QUEUE = "engine"  # one model, one generation at a time; others wait in line
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
+FINISHED_STATUS = {"stop": "complete", "length": "complete"}
 
 
 def build_app(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="Llama 4 Playground") as demo:
-        turns = gr.State([])
+        turns, session = gr.State([]), gr.State("")
         gr.Markdown("## Llama 4 Playground", elem_id="title")
         with gr.Row():
-            with gr.Column(scale=1, min_width=280):
-                model, model_info, settings = _sidebar(runtime)
+            with gr.Column(scale=1, min_width=260):
+                panel = history.build_panel()
             with gr.Column(scale=3):
                 notice = gr.Markdown("", elem_id="notice")
-                chatbot = gr.Chatbot(elem_id="chat", height=560, buttons=["copy"], label="Chat")
+                chatbot = gr.Chatbot(
+                    elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user"
+                )
                 box = gr.MultimodalTextbox(
                     file_count="multiple",
                     file_types=["image"],
@@ -36,47 +43,55 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 with gr.Row():
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
                     regenerate = gr.Button("Regenerate", elem_id="regenerate")
-                    clear = gr.Button("New chat", elem_id="clear")
+                    # Move between answers that Regenerate and edits leave side by side.
+                    previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
+                    following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
+            with gr.Column(scale=1, min_width=260):
+                model, model_info, settings = _settings_panel(runtime)
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
-        gen_inputs = [turns, model, *settings]
-        system, temperature, top_p, _, n_ctx, _ = settings
-        model_defaults = [system, temperature, top_p, n_ctx]  # follow the chosen model's preferences
-        chatbot.clear(lambda: ([], ""), None, [turns, notice], api_visibility="private")
+        chat_outputs = [turns, chatbot, notice]
+        run = {"concurrency_id": ENGINE_QUEUE, "concurrency_limit": 1}
         respond = _responder(runtime)
+        gen_inputs = [turns, session, model, *settings]
+
         sent = box.submit(
-            _sender(runtime), [box, turns, model], [box, turns, chatbot, notice], api_name="send"
+            _sender(runtime),
+            [box, turns, session, model, *settings],
+            [box, turns, session, chatbot, notice],
+            api_name="send",
         )
-        sent.then(
-            respond,
-            gen_inputs,
-            [turns, chatbot, notice],
-            api_name="respond",
-            concurrency_id=ENGINE_QUEUE,
-            concurrency_limit=1,
-        ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
+        sent.then(respond, gen_inputs, chat_outputs, api_name="respond", **run).then(
+            lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private"
+        ).then(history.refresher(runtime), [session], panel.chats, api_visibility="private")
         regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
-            respond,
-            gen_inputs,
-            [turns, chatbot, notice],
-            concurrency_id=ENGINE_QUEUE,
-            concurrency_limit=1,
-            api_visibility="private",
+            respond, gen_inputs, chat_outputs, api_visibility="private", **run
         )
+        chatbot.edit(
+            history.editor(runtime), [turns, session], [turns, chatbot, notice], api_visibility="private"
+        ).then(respond, gen_inputs, chat_outputs, api_visibility="private", **run)
+        for button, step in ((previous, -1), (following, 1)):
+            button.click(
+                history.branch_mover(runtime, step),
+                [turns, session],
+                [turns, chatbot, notice],
+                api_name="next_answer" if step > 0 else "previous_answer",
+            )
         stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
-        clear.click(lambda: ([], [], ""), None, [turns, chatbot, notice], api_name="clear")
+        chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], api_visibility="private")
+        system, temperature, top_p, _, n_ctx, _ = settings
         model.change(
             _loader(runtime),
             model,
-            [model_info, footer, notice, *model_defaults],
+            [model_info, footer, notice, system, temperature, top_p, n_ctx],
             api_name="load_model",
-            concurrency_id=ENGINE_QUEUE,
-            concurrency_limit=1,
+            **run,
         )
+        history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
     return demo
 
 
-def _sidebar(runtime: Runtime):
+def _settings_panel(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
     choices = [
         (s.label + ("" if s.available else " — missing"), s.name) for s in runtime.registry.specs.values()
@@ -94,6 +109,9 @@ def _sidebar(runtime: Runtime):
     return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
 
 
+SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
+
+
 def _model_info(spec: ModelSpec) -> str:
     vision = "sees images" if spec.vision else "text only"
     status = "on disk" if spec.available else f"missing: `{spec.missing_files()[0]}`"
@@ -107,20 +125,27 @@ def _licence_footer(spec: ModelSpec) -> str:
 
 
 def _sender(runtime: Runtime):
-    def send(message: dict, turns: list[Turn], model_name: str):
+    def send(message: dict, turns: list[Turn], session: str, model_name: str, *settings):
         text, files = message.get("text", "") or "", message.get("files", []) or []
+        keep = (gr.MultimodalTextbox(value=message), turns, session, to_chatbot(turns))
         if not text.strip() and not files:
-            return gr.MultimodalTextbox(), turns, to_chatbot(turns), "Type a message or attach an image."
+            return *keep, "Type a message or attach an image."
         spec = runtime.spec(model_name)
         try:
             turn = user_turn(text, [_file_path(f) for f in files], runtime.settings.max_image_pixels)
             if turn.message.images and not spec.vision:
                 raise EngineInputError(f"{spec.label} cannot see images; {VISION_HINT}")
+            session = session or runtime.store.create_session(model=model_name)
+            runtime.store.update_session(
+                session, model=model_name, settings=dict(zip(SETTING_NAMES, settings, strict=True))
+            )
+            # Write-ahead: the question is on disk before the model sees it.
+            turn.id = runtime.store.add_user_message(session, turns[-1].id if turns else None, turn.message)
         except EngineInputError as exc:
             gr.Warning(str(exc))
-            return gr.MultimodalTextbox(value=message), turns, to_chatbot(turns), f"⚠️ {exc}"
+            return *keep, f"⚠️ {exc}"
         turns = [*turns, turn]
-        return gr.MultimodalTextbox(value=None, interactive=False), turns, to_chatbot(turns), ""
+        return gr.MultimodalTextbox(value=None, interactive=False), turns, session, to_chatbot(turns), ""
 
     return send
 
@@ -132,6 +157,7 @@ def _file_path(file) -> str:
 def _responder(runtime: Runtime):
     def respond(
         turns,
+        session,
         model_name,
         system,
         temperature,
@@ -156,48 +182,59 @@ def _responder(runtime: Runtime):
         except (EngineInputError, EngineLoadError) as exc:
             yield turns, to_chatbot(turns), f"⚠️ {exc}"
             return
-        spec = runtime.spec(model_name)
-        params = spec.sampling_params(
+        params = runtime.spec(model_name).sampling_params(
             temperature=temperature,
             top_p=top_p,
             max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
-        cancel = runtime.new_cancel(request.session_hash or "cli")
-        yield from _stream_answer(engine, messages, params, cancel, turns)
+        cancel = runtime.new_cancel(request.session_hash or "")
+        parent = turns[-1].id
+
+        def start_writer():
+            return runtime.store.start_answer(session, parent, engine.name, params)
+
+        yield from _stream_answer(
+            runtime, engine, messages, params, cancel, turns, start_writer if session else None
+        )
 
     return respond
 
 
-def _stream_answer(engine, messages, params, cancel, turns):
+def _stream_answer(runtime, engine, messages, params, cancel, turns, start_writer):
+    events = engine.stream(messages, params, cancel)
+    try:
+        first = next(events)  # input the model refuses raises here, before anything is stored
+    except EngineInputError as exc:
+        yield turns, to_chatbot(turns), f"⚠️ {exc}"
+        return
     text, shown_at = "", 0.0
     answer = assistant_turn("", "streaming")
-    try:
-        for event in engine.stream(messages, params, cancel):
+    writer = start_writer() if start_writer else None
+    # Leaving early (page closed, Stop) records the stored answer as cancelled, not streaming.
+    with writer or contextlib.nullcontext():
+        for event in itertools.chain([first], events):
             if isinstance(event, TextDelta):
                 text += event.text
+                if writer:
+                    writer.append(event.text)
                 if time.monotonic() - shown_at >= REFRESH_S:
                     shown_at = time.monotonic()
-                    answer = assistant_turn(text, "streaming")
-                    yield turns, to_chatbot([*turns, answer]), ""
+                    yield turns, to_chatbot([*turns, assistant_turn(text, "streaming")]), ""
             elif isinstance(event, Final):
-                answer = _finished(text, event)
-    except EngineInputError as exc:
-        yield turns[:-1], to_chatbot(turns[:-1]), f"⚠️ {exc}"
-        return
+                status = FINISHED_STATUS.get(event.finish_reason, event.finish_reason)
+                answer = assistant_turn(text, status, metrics_footer(event))
+                if writer:
+                    writer.finish(event)
+                    answer.id = writer.id
     turns = [*turns, answer]
+    if answer.id is not None:
+        turns = history.mark_branches(runtime, turns)
     yield turns, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
 
 
-def _finished(text: str, final: Final) -> Turn:
-    footer = metrics_footer(final)
-    if final.error:
-        footer = f"error: {final.error} · {footer}"
-    status = {"stop": "complete", "length": "complete"}.get(final.finish_reason, final.finish_reason)
-    return assistant_turn(text, status, footer)
-
-
 def _drop_last_answer(turns: list[Turn]):
+    # The stored answer stays: the new one becomes its sibling, reachable with ◀ ▶.
     if turns and turns[-1].message.role == "assistant":
         turns = turns[:-1]
     return turns, to_chatbot(turns)

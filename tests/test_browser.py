@@ -77,3 +77,16 @@ def test_licence_footer_for_llama_models(page, vision_app_url):
     footer = page.locator("#footer")
     footer.get_by_text("Built with Llama").wait_for(timeout=30_000)
     assert footer.get_by_role("link", name="Llama 4 Community License").count() == 1
+
+
+def test_saved_chat_appears_in_the_sidebar_after_reload(page, app_url):
+    page.goto(app_url)
+    ask(page, "What is the capital of Japan?")
+    page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+    page.reload()
+    entry = page.locator("#chats label").filter(has_text="What is the capital of Japan?").first
+    entry.wait_for(timeout=30_000)
+    entry.click()
+    page.locator("#chat .metrics").last.wait_for(timeout=30_000)
+    assert "Tokyo" in page.locator("#chat").inner_text()
+    shot(page, "sidebar-resume")

@@ -1,0 +1,200 @@
+"""The saved-chats panel: list, search, resume, rename, delete; and moving between
+the branches that edits and regenerations leave behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app.chat import Turn, to_chatbot, turns_from_rows, user_turn
+from app.runtime import Runtime
+from engine.types import EngineInputError, ImagePart, Message, TextPart
+
+LIST_LIMIT = 50
+
+
+@dataclass
+class Panel:
+    new: gr.Button
+    search: gr.Textbox
+    chats: gr.Radio
+    title: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
+    confirm: gr.Button
+    cancel: gr.Button
+
+
+def build_panel() -> Panel:
+    new = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
+    search = gr.Textbox(placeholder="Search all chats…", show_label=False, elem_id="search", submit_btn=True)
+    chats = gr.Radio([], label="Chats", elem_id="chats")
+    with gr.Accordion("This chat", open=False, elem_id="chat-actions"):
+        title = gr.Textbox(label="Title", elem_id="title-box")
+        rename = gr.Button("Rename", size="sm", elem_id="rename")
+        delete = gr.Button("Delete chat", size="sm", variant="stop", elem_id="delete")
+        with gr.Row():
+            confirm = gr.Button(
+                "Yes, delete it", size="sm", variant="stop", visible=False, elem_id="confirm-delete"
+            )
+            cancel = gr.Button("Keep it", size="sm", visible=False, elem_id="cancel-delete")
+    return Panel(new, search, chats, title, rename, delete, confirm, cancel)
+
+
+def chat_choices(runtime: Runtime) -> list[tuple[str, str]]:
+    return [(f"{s.title or 'Untitled'} · {s.model}", s.id) for s in runtime.store.list_sessions(LIST_LIMIT)]
+
+
+def refresher(runtime: Runtime):
+    def refresh(session: str):
+        return gr.Radio(choices=chat_choices(runtime), value=session or None)
+
+    return refresh
+
+
+def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings) -> None:
+    chat_view = [turns, session, chatbot, notice]
+    demo.load(refresher(runtime), [session], panel.chats, api_name="list_chats")
+    panel.new.click(
+        lambda: ([], "", [], "", gr.Radio(value=None)), None, [*chat_view, panel.chats], api_name="new_chat"
+    )
+    panel.search.submit(_searcher(runtime), panel.search, panel.chats, api_name="search")
+    panel.chats.input(
+        _opener(runtime), panel.chats, [*chat_view, panel.title, model, *settings], api_name="open_chat"
+    )
+    panel.rename.click(_renamer(runtime), [session, panel.title], [panel.chats, notice], api_name="rename")
+    confirm_buttons = [panel.confirm, panel.cancel]
+    panel.delete.click(lambda: [gr.Button(visible=True)] * 2, None, confirm_buttons, api_visibility="private")
+    panel.cancel.click(
+        lambda: [gr.Button(visible=False)] * 2, None, confirm_buttons, api_visibility="private"
+    )
+    panel.confirm.click(
+        _deleter(runtime), session, [*chat_view, panel.chats, *confirm_buttons], api_name="delete_chat"
+    )
+
+
+def _searcher(runtime: Runtime):
+    def search(query: str):
+        if not query.strip():
+            return gr.Radio(choices=chat_choices(runtime), label="Chats")
+        hits = runtime.store.search(query)
+        seen, choices = set(), []
+        for hit in hits:
+            if hit.session_id not in seen:
+                seen.add(hit.session_id)
+                choices.append((f"{hit.session_title}: {hit.snippet}", hit.session_id))
+        return gr.Radio(choices=choices, value=None, label=f"{len(choices)} chats match “{query.strip()}”")
+
+    return search
+
+
+def _opener(runtime: Runtime):
+    def open_chat(session_id: str | None):
+        if not session_id:
+            return [], "", [], "", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
+        try:
+            row = runtime.store.get_session(session_id)
+            turns = mark_branches(
+                runtime, turns_from_rows(runtime.store.branch(session_id), runtime.store.blob_path)
+            )
+        except EngineInputError as exc:
+            return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
+        saved = row.settings or {}
+        model = row.model if row.model in runtime.registry.specs else gr.update()
+        restored = [
+            saved.get(name, gr.update())
+            for name in ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
+        ]
+        return turns, session_id, to_chatbot(turns), "", row.title, model, *restored
+
+    return open_chat
+
+
+def _renamer(runtime: Runtime):
+    def rename(session: str, title: str):
+        if not session:
+            return gr.Radio(), "Nothing to rename yet: send a message first."
+        if not title.strip():
+            return gr.Radio(), "⚠️ A title cannot be empty."
+        runtime.store.rename_session(session, " ".join(title.split()))
+        return gr.Radio(choices=chat_choices(runtime), value=session), ""
+
+    return rename
+
+
+def _deleter(runtime: Runtime):
+    def delete(session: str):
+        hidden = [gr.Button(visible=False)] * 2
+        if session:
+            runtime.store.delete_session(session)
+        return [], "", [], "", gr.Radio(choices=chat_choices(runtime), value=None), *hidden
+
+    return delete
+
+
+def editor(runtime: Runtime):
+    """An edited user turn becomes a sibling of the original; the answer follows."""
+
+    def edit(turns: list[Turn], session: str, event: gr.EditData):
+        index = event.index if isinstance(event.index, int) else event.index[0]
+        if not (0 <= index < len(turns)) or turns[index].message.role != "user":
+            return turns, to_chatbot(turns), ""
+        new_text = event.value if isinstance(event.value, str) else _text_of(event.value)
+        old = turns[index]
+        try:
+            turn = user_turn(new_text, old.files, runtime.settings.max_image_pixels)
+            turn = Turn(Message("user", _keep_images(old.message, turn.message)), files=old.files)
+            if session:
+                parent = turns[index - 1].id if index > 0 else None
+                turn.id = runtime.store.add_user_message(session, parent, turn.message)
+        except EngineInputError as exc:
+            return turns, to_chatbot(turns), f"⚠️ {exc}"
+        turns = [*turns[:index], turn]
+        return turns, to_chatbot(turns), ""
+
+    return edit
+
+
+def _text_of(value) -> str:
+    if isinstance(value, list):
+        return " ".join(_text_of(v) for v in value)
+    if isinstance(value, dict):
+        return value.get("text", "") or ""
+    return str(value or "")
+
+
+def _keep_images(old: Message, new: Message):
+    """The edit changes words, not pictures: images stay where they were."""
+    images = [p for p in old.parts if isinstance(p, ImagePart)]
+    return (*images, TextPart(new.plain_text))
+
+
+def branch_mover(runtime: Runtime, step: int):
+    """◀ / ▶: show the previous or next sibling of the last answer (a regeneration)."""
+
+    def move(turns: list[Turn], session: str):
+        last = turns[-1] if turns else None
+        if not session or last is None or last.id is None:
+            return turns, to_chatbot(turns), "No other answers to this turn yet."
+        siblings = runtime.store.siblings(last.id)
+        position = siblings.index(last.id) + step
+        if not 0 <= position < len(siblings):
+            return turns, to_chatbot(turns), ""
+        leaf = runtime.store.latest_leaf(siblings[position])
+        turns = mark_branches(
+            runtime, turns_from_rows(runtime.store.branch(session, leaf), runtime.store.blob_path)
+        )
+        return turns, to_chatbot(turns), ""
+
+    return move
+
+
+def mark_branches(runtime: Runtime, turns: list[Turn]) -> list[Turn]:
+    """Label answers that have siblings "2/3" so users know there is more to see."""
+    for turn in turns:
+        if turn.message.role == "assistant" and turn.id is not None:
+            siblings = runtime.store.siblings(turn.id)
+            if len(siblings) > 1:
+                turn.branch = f"{siblings.index(turn.id) + 1}/{len(siblings)}"
+    return turns
