@@ -24,7 +24,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
+    # No defaults (settings_from reads what is there): `launch.py --data-dir X ask` keeps X
+    # instead of having the subcommand's own default reset it.
+    group = parser.add_argument_group("model", argument_default=argparse.SUPPRESS)
     group.add_argument("--model", help="preset name (see `launch.py models`)")
     group.add_argument("--model-path", type=Path, help="a GGUF file of your own")
     group.add_argument("--mmproj", type=Path, help="vision projector GGUF for --model-path")
@@ -173,7 +175,7 @@ def cmd_ask(settings, args) -> int:
     try:
         check_messages(engine, messages)  # before loading: a text-only model refuses images at once
         engine.load()
-        saved.start(user, spec.name, params, args.system)  # the user turn is committed here
+        saved.start(user, spec.name, params)  # the user turn is committed here
         with saved.answer as answer:  # an exception leaves the answer stored as 'error'
             for event in engine.stream(messages, params, cancel):
                 if isinstance(event, TextDelta):

@@ -19,7 +19,6 @@ from .rows import MessageRow, SessionRow
 from .store import Store, engine_messages
 
 EXIT_DECLINED = 1
-EXIT_BAD_INPUT = 2
 
 
 def add_sessions_parser(commands: argparse._SubParsersAction) -> None:
@@ -107,7 +106,9 @@ def cmd_show(store: Store, args: argparse.Namespace) -> int:
         return 0
     print(session.title or "(untitled)")
     model = f" · {session.model}" if session.model else ""
-    print(f"session {session.id}{model} · updated {_minute(session.updated)} · {session.message_count} messages")
+    print(
+        f"session {session.id}{model} · updated {_minute(session.updated)} · {session.message_count} messages"
+    )
     for row in rows:
         print()
         print(f"{row.role}: {transcript_text(row)}")
@@ -169,10 +170,8 @@ def cmd_delete(store: Store, args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise EngineInputError("not deleting without --yes when stdin is not a terminal")
         question = f"Delete {session.title or '(untitled)'!r} ({session.message_count} messages)? [y/N] "
-        try:
-            reply = input(question)
-        except EOFError:
-            reply = ""
+        print(question, end="", file=sys.stderr, flush=True)  # stdout may be redirected
+        reply = sys.stdin.readline()
         if reply.strip().lower() not in ("y", "yes"):
             print("Not deleted.", file=sys.stderr)
             return EXIT_DECLINED
@@ -273,6 +272,7 @@ class AskSession:
         self.save = save
         self.session_id = session_id
         self.user_message_id: int | None = None
+        self.system = ""  # the system prompt used, set by `messages`
         self.answer: AnswerWriter | _Unsaved = _Unsaved()
         self._store = Store(data_dir) if save or session_id else None
         self._session: SessionRow | None = None
@@ -287,25 +287,33 @@ class AskSession:
 
     def messages(self, user: Message, system: str | None, default_system: str) -> list[Message]:
         """What the model gets: system prompt, the stored branch, the new turn. The
-        system prompt is --system, else the one the session was started with, else
-        the model's; none is added when the stored branch has its own."""
+        system prompt is --system, else the session's (the UI's "system" setting, ''
+        meaning none), else the model's; none is added when the branch has its own."""
         history = engine_messages(self._rows)
-        stored = self._session.settings.get("system_prompt") if self._session else None
-        prompt = system or stored or default_system
-        if any(message.role == "system" for message in history) or not prompt:
+        stored = self._session.settings if self._session else {}
+        if system is not None:
+            self.system = system
+        else:
+            self.system = str(stored.get("system", default_system) or "")
+        if any(message.role == "system" for message in history) or not self.system.strip():
             return [*history, user]
-        return [Message.text("system", prompt), *history, user]
+        return [Message.text("system", self.system.strip()), *history, user]
 
-    def start(self, user: Message, model: str, params: SamplingParams, system: str | None) -> None:
-        """Commits the user turn, then opens the answer row (status 'streaming')."""
+    def start(self, user: Message, model: str, params: SamplingParams) -> None:
+        """Records the model and settings on the session as the UI does, commits the
+        user turn, then opens the answer row (status 'streaming')."""
         store = self._store
         if not self.save or store is None:
             return
+        used = {"system": self.system, "temperature": params.temperature, "top_p": params.top_p}
+        used["max_tokens"] = params.max_tokens
+        if params.seed is not None:
+            used["seed"] = params.seed
+        settings = {**(self._session.settings if self._session else {}), **used}
         if self.session_id is None:
-            settings = {"system_prompt": system} if system else {}
             self.session_id = store.create_session(model=model, settings=settings)
-        elif self._session is not None and self._session.model != model:
-            store.update_session(self.session_id, model=model)
+        else:
+            store.update_session(self.session_id, model=model, settings=settings)
         parent = self._rows[-1].id if self._rows else None
         self.user_message_id = store.add_user_message(self.session_id, parent, user)
         self.answer = store.start_answer(self.session_id, self.user_message_id, model, params)
@@ -320,4 +328,3 @@ class AskSession:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
-

@@ -20,10 +20,12 @@ FIRST = "What is the capital of France?"
 SECOND = "And of Japan?"
 
 
-def cli(data_dir: Path, *args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+def cli(
+    data_dir: Path, *args: str, cwd: Path = REPO, timeout: float = 120, **kwargs
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "launch.py", *args, "--data-dir", str(data_dir)],
-        cwd=REPO,
+        [sys.executable, str(REPO / "launch.py"), *args, "--data-dir", str(data_dir)],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,7 +54,9 @@ def chat(tmp_path_factory) -> dict:
     """France, then Japan in the same session, greedy so the answers are stable."""
     data = tmp_path_factory.mktemp("chat-data")
     first = last_json(ok(cli(data, "ask", "--json", "--temperature", "0", FIRST)))
-    second = last_json(ok(cli(data, "ask", "--json", "--temperature", "0", "--session", first["session_id"], SECOND)))
+    second = last_json(
+        ok(cli(data, "ask", "--json", "--temperature", "0", "--session", first["session_id"], SECOND))
+    )
     return {"data": data, "id": first["session_id"], "first": first, "second": second}
 
 
@@ -70,6 +74,9 @@ def test_ask_saves_a_session_and_continues_it(chat):
 
     shown = show_json(chat["data"], chat["id"])
     assert shown["session"]["title"] == FIRST and shown["session"]["model"] == "smollm2-135m"
+    # The settings are kept under the names the UI restores when the chat is opened there.
+    assert {"system", "temperature", "top_p", "max_tokens"} <= shown["session"]["settings"].keys()
+    assert shown["session"]["settings"]["temperature"] == 0
     messages = shown["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     assert [m["text"] for m in messages] == [FIRST, first["text"], SECOND, second["text"]]
@@ -96,6 +103,10 @@ def test_list_newest_first_with_counts(chat, tmp_path):
     rows = [json.loads(line) for line in ok(cli(chat["data"], "sessions", "list", "--json")).splitlines()]
     assert [(r["id"], r["message_count"], r["title"]) for r in rows] == [(chat["id"], 4, FIRST)]
 
+    # --data-dir before the subcommand counts too (not reset by the subcommand's default).
+    before = [sys.executable, "launch.py", "--data-dir", str(chat["data"]), "sessions", "list", "--json"]
+    assert chat["id"] in ok(subprocess.run(before, cwd=REPO, capture_output=True, text=True, timeout=60))
+
     empty = cli(tmp_path, "sessions", "list")
     assert ok(empty) == "" and "No saved chats" in empty.stderr
 
@@ -104,8 +115,11 @@ def test_search_finds_the_session(chat):
     out = ok(cli(chat["data"], "sessions", "search", "France"))
     lines = out.splitlines()
     assert lines and all(line.startswith(f"{chat['id']}  {FIRST}  ") for line in lines)
-    assert f"user: What is the capital of **France**?" in out
-    hits = [json.loads(line) for line in ok(cli(chat["data"], "sessions", "search", "Japan", "--json")).splitlines()]
+    assert "user: What is the capital of **France**?" in out
+    hits = [
+        json.loads(line)
+        for line in ok(cli(chat["data"], "sessions", "search", "Japan", "--json")).splitlines()
+    ]
     assert {hit["session_id"] for hit in hits} == {chat["id"]}
     assert {hit["role"] for hit in hits} == {"user", "assistant"}
 
@@ -115,7 +129,9 @@ def test_search_finds_the_session(chat):
 
 def test_export_json_then_import_shows_the_same_chat(chat, tmp_path):
     exported = tmp_path / "chat.json"
-    assert ok(cli(chat["data"], "sessions", "export", chat["id"], "--format", "json", "--out", str(exported))).strip() == str(exported)
+    assert ok(
+        cli(chat["data"], "sessions", "export", chat["id"], "--format", "json", "--out", str(exported))
+    ).strip() == str(exported)
     assert json.loads(exported.read_text())["format"] == "llama4-playground/session"
     to_stdout = ok(cli(chat["data"], "sessions", "export", chat["id"], "--format", "json"))
     assert json.loads(to_stdout) == json.loads(exported.read_text())
@@ -137,8 +153,10 @@ def test_export_markdown_writes_the_file(chat, tmp_path):
     text = path.read_text()
     assert f"# {FIRST}" in text and SECOND in text and "Tokyo" in text
 
-    here = ok(cli(chat["data"], "sessions", "export", chat["id"], "--format", "md", cwd=tmp_path / "sub" if False else tmp_path))
-    assert Path(here.strip()) == path  # default: the current directory (launch.py runs from the repo)
+    here = tmp_path / "here"
+    here.mkdir()
+    written = ok(cli(chat["data"], "sessions", "export", chat["id"], "--format", "md", cwd=here))
+    assert Path(written.strip()) == here / path.name  # default: the current directory
 
 
 def test_delete_needs_yes_without_a_terminal(chat, tmp_path):
@@ -169,7 +187,8 @@ def test_delete_asks_on_a_terminal(chat, tmp_path):
             os.close(follower)
 
     declined = delete_answering("n")
-    assert declined.returncode == 1 and "Delete" in declined.stdout and "Not deleted" in declined.stderr
+    assert declined.returncode == 1 and declined.stdout == ""
+    assert f"Delete {FIRST!r} (4 messages)? [y/N] Not deleted." in declined.stderr
     assert session_id in ok(cli(tmp_path, "sessions", "list"))
     ok(delete_answering("y"))
     assert session_id not in ok(cli(tmp_path, "sessions", "list"))
@@ -194,14 +213,27 @@ def test_image_turn_is_saved_and_a_text_model_refuses_to_continue(tmp_path, tiny
     assert "cannot see images" in one_error_line(refused)
     assert show_json(tmp_path, summary["session_id"])["session"]["message_count"] == 2
 
-    md = Path(ok(cli(tmp_path, "sessions", "export", summary["session_id"], "--format", "md", "--out", str(tmp_path / "md"))).strip())
-    assert [p.suffix for p in sorted(md.parent.iterdir())] == [".md", ".png"]
+    export = ["sessions", "export", summary["session_id"], "--format", "md", "--out", str(tmp_path / "md")]
+    md = Path(ok(cli(tmp_path, *export)).strip())
+    image_file = next(md.parent.glob("*.png"))
+    assert image_file.read_bytes() == image.read_bytes() and f"]({image_file.name})" in md.read_text()
 
 
 def test_ctrl_c_stores_the_answer_as_cancelled(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "launch.py", "ask", "--json", "--max-tokens", "2000", "--temperature", "0.8",
-         "--data-dir", str(tmp_path), "Write a very long story about a dragon."],
+        [
+            sys.executable,
+            "launch.py",
+            "ask",
+            "--json",
+            "--max-tokens",
+            "2000",
+            "--temperature",
+            "0.8",
+            "--data-dir",
+            str(tmp_path),
+            "Write a very long story about a dragon.",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -233,8 +265,19 @@ def test_ctrl_c_stores_the_answer_as_cancelled(tmp_path):
         (["sessions"], "choose a sessions command"),
         (["sessions", "frob"], "invalid choice: 'frob'"),
     ],
-    ids=["show", "export", "delete", "ask", "format", "missing-file", "not-json", "not-export", "limit",
-         "no-command", "unknown-command"],
+    ids=[
+        "show",
+        "export",
+        "delete",
+        "ask",
+        "format",
+        "missing-file",
+        "not-json",
+        "not-export",
+        "limit",
+        "no-command",
+        "unknown-command",
+    ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     assert message in one_error_line(cli(tmp_path, *args))
@@ -243,4 +286,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
 def test_import_of_another_json_file_is_refused(tmp_path):
     other = tmp_path / "other.json"
     other.write_text('{"hello": "world"}')
-    assert "not a chat exported from the playground" in one_error_line(cli(tmp_path, "sessions", "import", str(other)))
+    assert "not a chat exported from the playground" in one_error_line(
+        cli(tmp_path, "sessions", "import", str(other))
+    )
