@@ -50,6 +50,7 @@ lint: setup-dev
 
 bench: setup
 	$(PY) bench/engine_overhead.py
+	$(PY) bench/store_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

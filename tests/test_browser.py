@@ -90,3 +90,22 @@ def test_saved_chat_appears_in_the_sidebar_after_reload(page, app_url):
     page.locator("#chat .metrics").last.wait_for(timeout=30_000)
     assert "Tokyo" in page.locator("#chat").inner_text()
     shot(page, "sidebar-resume")
+
+
+def test_editing_a_question_branches_and_answers_again(page, app_url):
+    from sessions import Store
+
+    page.goto(app_url)
+    ask(page, "What is the capital of Germany?")
+    page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+    page.locator("#chat .user").first.hover()
+    page.locator("#chat button[aria-label='Edit']").first.click()
+    page.locator("#chat textarea").first.fill("What is the capital of Italy?")
+    page.locator("#chat button[aria-label='Submit']").first.click()
+    page.locator("#chat").get_by_text("Rome").wait_for(timeout=60_000)
+    shot(page, "edit-branch")
+    with Store(os.environ["L4P_DATA_DIR"]) as store:
+        session = next(s for s in store.list_sessions() if s.title == "What is the capital of Germany?")
+        questions = [m for m in store.all_messages(session.id) if m.role == "user"]
+    assert [q.text for q in questions] == ["What is the capital of Germany?", "What is the capital of Italy?"]
+    assert questions[0].parent_id == questions[1].parent_id  # siblings: the old branch stays
