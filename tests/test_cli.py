@@ -62,31 +62,24 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
 
 
-def test_ctrl_c_stops_the_answer():
+def interrupt_long_answer(*extra: str) -> dict:
+    """Start a long `ask`, press Ctrl-C once it streams; returns its --json summary."""
     import signal
 
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "launch.py",
-            "ask",
-            "--json",
-            "--max-tokens",
-            "2000",
-            "--temperature",
-            "0.8",
-            "Write a very long story about a dragon.",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        [sys.executable, "launch.py", "ask", "--json", "--max-tokens", "2000", "--temperature", "0.8",
+         *extra, "Write a very long story about a dragon."],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     proc.stdout.read(40)  # the answer is streaming
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    summary = last_json(out)
+    return last_json(out)
+
+
+def test_ctrl_c_stops_the_answer():
+    summary = interrupt_long_answer("--no-save")
     assert summary["finish_reason"] == "cancelled" and summary["completion_tokens"] < 2000
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.test_cli import interrupt_long_answer
 
 FIRST = "What is the capital of France?"
 SECOND = "And of Japan?"
@@ -220,30 +220,7 @@ def test_image_turn_is_saved_and_a_text_model_refuses_to_continue(tmp_path, tiny
 
 
 def test_ctrl_c_stores_the_answer_as_cancelled(tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "launch.py",
-            "ask",
-            "--json",
-            "--max-tokens",
-            "2000",
-            "--temperature",
-            "0.8",
-            "--data-dir",
-            str(tmp_path),
-            "Write a very long story about a dragon.",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    proc.stdout.read(40)  # the answer is streaming
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    summary = last_json(out)
+    summary = interrupt_long_answer("--data-dir", str(tmp_path))
     answer = show_json(tmp_path, summary["session_id"])["messages"][-1]
     assert answer["id"] == summary["answer_message_id"]
     assert (answer["status"], answer["finish_reason"]) == ("cancelled", "cancelled")
