@@ -114,11 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_models(settings, args) -> int:
-    from engine.registry import load_registry, user_model
+    from engine.registry import load_registry
 
     registry = load_registry(settings)
-    if settings.model_path is not None:
-        registry.add(user_model(settings.model_path, settings.mmproj))
     rows = [_model_row(spec, settings.n_ctx) for spec in registry.specs.values()]
     if args.json:
         for row in rows:

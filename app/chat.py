@@ -12,6 +12,8 @@ from engine.types import Final, ImagePart, Message, Part, TextPart
 # Where the user writes <image>, the next attached image goes; otherwise images come
 # first, then the text (Meta's recommended layout for Llama 4).
 IMAGE_SLOT = re.compile(r"<image>", re.IGNORECASE)
+# The settings panel's fields, in order, as saved with a session and restored from it.
+SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app.chat import Turn, to_chatbot, turns_from_rows, user_turn
+from app.chat import SETTING_NAMES, Turn, to_chatbot, turns_from_rows, user_turn
 from app.runtime import Runtime
 from engine.types import EngineInputError, ImagePart, Message, TextPart
 
@@ -102,10 +102,7 @@ def _opener(runtime: Runtime):
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         saved = row.settings or {}
         model = row.model if row.model in runtime.registry.specs else gr.update()
-        restored = [
-            saved.get(name, gr.update())
-            for name in ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
-        ]
+        restored = [saved.get(name, gr.update()) for name in SETTING_NAMES]
         return turns, session_id, to_chatbot(turns), "", row.title, model, *restored
 
     return open_chat

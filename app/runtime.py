@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from engine.config import Settings
 from engine.manager import ModelManager
-from engine.registry import ModelSpec, Registry, load_registry, user_model
+from engine.registry import ModelSpec, Registry, load_registry
 from sessions import Store
 
 
@@ -39,8 +39,6 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     registry = load_registry(settings)
-    if settings.model_path is not None:
-        registry.add(user_model(settings.model_path, settings.mmproj))
     default = registry.resolve(settings)
     registry.add(default)  # carries the --ctx override under its own name
     store = Store(settings.data_dir)

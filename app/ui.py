@@ -10,7 +10,15 @@ import time
 import gradio as gr
 
 from app import history
-from app.chat import Turn, assistant_turn, engine_messages, metrics_footer, to_chatbot, user_turn
+from app.chat import (
+    SETTING_NAMES,
+    Turn,
+    assistant_turn,
+    engine_messages,
+    metrics_footer,
+    to_chatbot,
+    user_turn,
+)
 from app.runtime import Runtime
 from engine.protocol import check_messages
 from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
@@ -107,9 +115,6 @@ def _settings_panel(runtime: Runtime):
         n_ctx = gr.Number(spec.n_ctx, label="Context size (tokens)", precision=0, minimum=256)
         seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
     return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
-
-
-SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
 
 
 def _model_info(spec: ModelSpec) -> str:

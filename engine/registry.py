@@ -91,10 +91,8 @@ class Registry:
 
     def resolve(self, settings: Settings) -> ModelSpec:
         """The model the settings ask for: --model-path beats --model beats the default."""
-        if settings.model_path is not None:
-            spec = user_model(settings.model_path, settings.mmproj)
-        else:
-            spec = self.get(settings.model or self.default)
+        # load_registry made a --model-path model the default, so it wins here.
+        spec = self.get(self.default if settings.model_path else settings.model or self.default)
         if settings.n_ctx:
             spec = replace(spec, n_ctx=settings.n_ctx)
         return spec
@@ -112,7 +110,11 @@ def load_registry(settings: Settings) -> Registry:
         name: _preset(name, entry, settings.resolved_models_dir)
         for name, entry in raw.get("models", {}).items()
     }
-    return Registry(specs, raw.get("default", next(iter(specs))))
+    default = raw.get("default", next(iter(specs)))
+    if settings.model_path is not None:
+        mine = user_model(settings.model_path, settings.mmproj)
+        specs[mine.name], default = mine, mine.name
+    return Registry(specs, default)
 
 
 def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
