@@ -26,6 +26,7 @@ from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
 
 ENGINE_QUEUE = "engine"  # one model, one generation at a time; others wait in line
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
+PLACEHOLDER = "Ask about text or images. Drop several images; write <image> to place one."
 FINISHED_STATUS = {"stop": "complete", "length": "complete"}
 
 
@@ -33,29 +34,31 @@ def build_app(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="Llama 4 Playground") as demo:
         turns, session = gr.State([]), gr.State("")
         gr.Markdown("## Llama 4 Playground", elem_id="title")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=260):
-                panel = history.build_panel()
-            with gr.Column(scale=3):
-                notice = gr.Markdown("", elem_id="notice")
-                chatbot = gr.Chatbot(
-                    elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user"
-                )
-                box = gr.MultimodalTextbox(
-                    file_count="multiple",
-                    file_types=["image"],
-                    placeholder="Ask about text or images. Drop several images; write <image> to place one.",
-                    show_label=False,
-                    elem_id="input",
-                )
-                with gr.Row():
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                    regenerate = gr.Button("Regenerate", elem_id="regenerate")
-                    # Move between answers that Regenerate and edits leave side by side.
-                    previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
-                    following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
-            with gr.Column(scale=1, min_width=260):
-                model, model_info, settings = _settings_panel(runtime)
+        with gr.Tabs(elem_id="tabs"):  # noqa: SIM117 (more tabs join below)
+            with gr.Tab("Chat", id="chat"), gr.Row():
+                with gr.Column(scale=1, min_width=260):
+                    panel = history.build_panel()
+                with gr.Column(scale=3):
+                    notice = gr.Markdown("", elem_id="notice")
+                    chatbot = gr.Chatbot(
+                        elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user"
+                    )
+                    box = gr.MultimodalTextbox(
+                        file_count="multiple",
+                        file_types=["image"],
+                        placeholder=PLACEHOLDER,
+                        show_label=False,
+                        elem_id="input",
+                    )
+                    with gr.Row():
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                        regenerate = gr.Button("Regenerate", elem_id="regenerate")
+                        # Move between answers that Regenerate and edits leave side by side.
+                        previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
+                        following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
+                with gr.Column(scale=1, min_width=260):
+                    model, model_info, settings = _settings_panel(runtime)
+            # Other tabs (compare, ...) plug in here, each built by its own module.
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
         chat_outputs = [turns, chatbot, notice]
