@@ -59,6 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)"
     )
+    ask.add_argument(
+        "--file",
+        type=Path,
+        action="append",
+        default=[],
+        help="attach a document: PDF, EPUB, XPS, MOBI, FB2, CBZ, SVG, text, Markdown (repeatable)",
+    )
+    ask.add_argument(
+        "--pages",
+        default="auto",
+        metavar="auto|all|RANGE",
+        help="when the document does not fit: auto = the pages most relevant to the question; "
+        "all = every page, dropping the oldest turns instead; RANGE like 1-20,31 = those pages",
+    )
+    ask.add_argument("--pdf-mode", choices=("auto", "text", "images"), default="auto", help="pages as")
+    ask.add_argument("--password", help="password of an encrypted PDF")
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--max-tokens", type=int, default=512)
     ask.add_argument("--temperature", type=float)
@@ -67,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     ask.add_argument("--session", metavar="ID", help="continue this saved chat (see `sessions list`)")
     ask.add_argument("--no-save", action="store_true", help="do not save the turn (saved by default)")
+    doc = commands.add_parser("doc", help="read a document into the store and print its summary")
+    _model_flags(doc)
+    doc.add_argument("path", type=Path, help="PDF, EPUB, XPS, MOBI, FB2, CBZ, SVG, text or Markdown")
+    doc.add_argument("--password", help="password of an encrypted PDF")
+    doc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_sessions_parser(commands)
     return parser
 
@@ -103,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(settings, args)
         if args.command == "ask":
             return cmd_ask(settings, args)
+        if args.command == "doc":
+            from sessions.doc_cli import run_doc
+
+            return run_doc(args, settings)
         if args.command == "sessions":
             from sessions.cli import run_sessions
 
@@ -110,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(settings, open_browser=args.open)
     except (EngineInputError, EngineLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        # Ctrl-C while a document is being read ends like Ctrl-C during an answer.
+        return EXIT_INTERRUPTED if type(exc).__name__ == "IngestCancelled" else EXIT_BAD_INPUT
 
 
 def cmd_models(settings, args) -> int:
@@ -153,27 +179,38 @@ def _model_row(spec, n_ctx: int | None) -> dict:
 
 def cmd_ask(settings, args) -> int:
     from engine import Message, TextDelta, create_engine, load_registry
+    from engine.context import expand_documents, fit_context
     from engine.images import load_image_file
     from engine.protocol import check_messages
     from engine.types import TextPart
     from sessions.cli import AskSession
+    from sessions.doc_cli import read_cli_documents
 
     images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
     spec = load_registry(settings).resolve(settings)
+    strategy, page_range = _page_strategy(args.pages)
     engine = create_engine(spec, settings)
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops reading or answering
+    library, documents = read_cli_documents(settings, args, spec.vision, cancel)
     saved = AskSession(settings.data_dir, args.session, save=not args.no_save)  # unknown id: exit 2
-    user = Message("user", (*images, TextPart(args.prompt)))
+    user = Message("user", (*documents, *images, TextPart(args.prompt)))
     messages = saved.messages(user, args.system, spec.system_prompt)
     params = spec.sampling_params(
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
     )
-    cancel = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops within a token
     text = []
     try:
-        check_messages(engine, messages)  # before loading: a text-only model refuses images at once
+        check_messages(engine, [m for m in messages if not m.documents])  # refuse images before loading
         engine.load()
-        saved.start(user, spec.name, params)  # the user turn is committed here
+        has_documents = any(m.documents for m in messages)
+        messages, report = fit_context(engine, messages, library, strategy, page_range, params.max_tokens)
+        user = messages[-1]  # its documents now hold the pages chosen
+        messages = expand_documents(messages, library)
+        check_messages(engine, messages)
+        if has_documents:
+            print(report.line(), file=sys.stderr)
+        saved.start(user, spec.name, params, report.as_dict())  # the user turn is committed here
         with saved.answer as answer:  # an exception leaves the answer stored as 'error'
             for event in engine.stream(messages, params, cancel):
                 if isinstance(event, TextDelta):
@@ -205,6 +242,10 @@ def cmd_ask(settings, args) -> int:
                     "prompt_tps": round(usage.prompt_tps, 2),
                     "decode_tps": round(usage.decode_tps, 2),
                     "finish_reason": final.finish_reason,
+                    "context_used": report.context_used,
+                    "n_ctx": report.n_ctx,
+                    "pages_sent": report.pages_sent,
+                    "dropped_turns": report.dropped_turns,
                     **saved.summary(),
                 }
             )
@@ -212,6 +253,18 @@ def cmd_ask(settings, args) -> int:
     if final.finish_reason == "cancelled":
         return EXIT_INTERRUPTED
     return 1 if final.finish_reason == "error" else 0
+
+
+def _page_strategy(pages: str) -> tuple[str, str]:
+    """--pages: auto -> the most relevant pages; all -> drop oldest turns; else a range."""
+    if pages == "auto":
+        return "relevant", ""
+    if pages == "all":
+        return "drop_oldest", ""
+    from engine.context import parse_page_range
+
+    parse_page_range(pages)  # a malformed range: exit 2 before any work
+    return "range", pages
 
 
 def cmd_serve(settings, open_browser: bool = False) -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from engine.context import CITATION, page_ranges
 from engine.images import load_image_file
-from engine.types import Final, ImagePart, Message, Part, TextPart
+from engine.types import DocumentPart, Final, ImagePart, Message, Part, TextPart
 
 # Where the user writes <image>, the next attached image goes; otherwise images come
 # first, then the text (Meta's recommended layout for Llama 4).
@@ -19,7 +20,7 @@ SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed"
 @dataclass
 class Turn:
     message: Message
-    files: list[str] = field(default_factory=list)  # display paths, in image order
+    files: list[str] = field(default_factory=list)  # display paths of images and documents, in order
     footer: str = ""  # metrics line under an answer
     status: str = "complete"  # streaming | complete | cancelled | error | interrupted
     id: int | None = None  # the stored message this turn is
@@ -31,7 +32,12 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
     turns = []
     for row in rows:
         if row.role == "user":
-            files = [str(blob_path(a.sha256)) for a in row.attachments]
+            images = iter(row.attachments)
+            files = [
+                str(blob_path(part.sha256 if isinstance(part, DocumentPart) else next(images).sha256))
+                for part in row.parts
+                if not isinstance(part, TextPart)
+            ]
             turns.append(Turn(Message("user", row.parts), files=files, id=row.id))
         elif row.role == "assistant":
             footer = ""
@@ -46,16 +52,36 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
                 )
                 if row.error:
                     footer = f"error: {row.error} · {footer}"
+                footer = " · ".join(bit for bit in (footer, context_line(row.prompt_info)) if bit)
             turns.append(
                 Turn(Message.text("assistant", row.text), footer=footer, status=row.status, id=row.id)
             )
     return turns
 
 
-def user_turn(text: str, files: list[str], max_pixels: int) -> Turn:
-    """A user turn from the input box; raises EngineInputError on a bad file."""
+def user_turn(
+    text: str,
+    files: list[str],
+    max_pixels: int,
+    documents: tuple[DocumentPart, ...] = (),
+    document_files: tuple[str, ...] = (),
+) -> Turn:
+    """A user turn from the input box: documents first, then images and text; raises
+    EngineInputError on a bad file."""
     images = [load_image_file(path, max_pixels) for path in files]
-    return Turn(Message("user", _place_images(text.strip(), images)), files=list(files))
+    parts = (*documents, *_place_images(text.strip(), images))
+    return Turn(Message("user", parts), files=[*document_files, *files])
+
+
+def context_line(info: dict) -> str:
+    """The stored prompt_info of an answer, as its footer shows it."""
+    if not info or not info.get("n_ctx"):
+        return ""
+    bits = [f"context {info['context_used']:,} of {info['n_ctx']:,}"]
+    bits += [f"{name} p. {page_ranges(pages)}" for name, pages in info.get("pages_sent", {}).items()]
+    if info.get("dropped_turns"):
+        bits.append(f"{info['dropped_turns']} oldest turn(s) dropped")
+    return " · ".join(bits)
 
 
 def _place_images(text: str, images: list[ImagePart]) -> tuple[Part, ...]:
@@ -77,12 +103,13 @@ def engine_messages(turns: list[Turn], system_prompt: str) -> list[Message]:
     return messages + [t.message for t in turns if t.status != "error" or t.message.role == "user"]
 
 
-def metrics_footer(final: Final) -> str:
+def metrics_footer(final: Final, prompt_info: dict | None = None) -> str:
     u = final.usage
     footer = format_metrics(
         u.ttft_s, u.prompt_tps, u.decode_tps, u.prompt_tokens, u.completion_tokens, final.finish_reason
     )
-    return f"error: {final.error} · {footer}" if final.error else footer
+    footer = f"error: {final.error} · {footer}" if final.error else footer
+    return " · ".join(bit for bit in (footer, context_line(prompt_info or {})) if bit)
 
 
 def format_metrics(ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason) -> str:
@@ -95,16 +122,23 @@ def format_metrics(ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tok
 def to_chatbot(turns: list[Turn]) -> list[dict]:
     """Role/content dicts for gr.Chatbot; a user turn keeps its image order."""
     shown = []
+    documents: tuple[DocumentPart, ...] = ()  # what page citations in answers point into
     for turn in turns:
         if turn.message.role == "user":
             content, files = [], iter(turn.files)
             for part in turn.message.parts:
-                content.append(
-                    part.text if isinstance(part, TextPart) else _image_content(part, next(files, ""))
-                )
+                if isinstance(part, TextPart):
+                    content.append(part.text)
+                elif isinstance(part, DocumentPart):
+                    content.append(_document_content(part, next(files, "")))
+                else:
+                    content.append(_image_content(part, next(files, "")))
+            documents = turn.message.documents or documents
             shown.append({"role": "user", "content": content})
         else:
-            text = turn.message.plain_text or ("…" if turn.status == "streaming" else "")
+            text = link_citations(turn.message.plain_text, documents) or (
+                "…" if turn.status == "streaming" else ""
+            )
             footer = " · ".join(
                 bit
                 for bit in (
@@ -118,6 +152,24 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
                 text += f"\n\n<span class='metrics'>{footer}</span>"
             shown.append({"role": "assistant", "content": text})
     return shown
+
+
+def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:
+    """ "[p. 12]" becomes a link the page opens in the page viewer (see assets/citations.js)."""
+    if not documents:
+        return text
+
+    def link(match) -> str:
+        number = int(match[1])
+        doc = next((d for d in documents if number in d.pages), documents[-1])
+        return f"[{match[0]}](#page-{doc.sha256[:16]}-{number})"
+
+    return CITATION.sub(link, text)
+
+
+def _document_content(part: DocumentPart, path: str) -> dict:
+    label = f"{part.name} · {part.total_pages} pages"
+    return {"file": {"path": path, "mime_type": "application/pdf", "orig_name": part.name}, "alt_text": label}
 
 
 def _image_content(part: ImagePart, path: str) -> dict:

@@ -10,6 +10,7 @@ from engine.config import Settings
 from engine.manager import ModelManager
 from engine.registry import ModelSpec, Registry, load_registry
 from sessions import Store
+from sessions.library import DocumentLibrary
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Runtime:
     models: ModelManager
     default_model: str
     store: Store
+    library: DocumentLibrary
     _cancels: dict[str, threading.Event] = field(default_factory=dict)
 
     def new_cancel(self, session: str) -> threading.Event:
@@ -42,4 +44,10 @@ def build_runtime(settings: Settings) -> Runtime:
     default = registry.resolve(settings)
     registry.add(default)  # carries the --ctx override under its own name
     store = Store(settings.data_dir)
-    return Runtime(settings, registry, ModelManager(registry, settings), default.name, store)
+    library = DocumentLibrary(
+        store,
+        dpi=settings.page_dpi,
+        max_side_px=settings.page_max_side_px,
+        max_pixels=settings.max_image_pixels,
+    )
+    return Runtime(settings, registry, ModelManager(registry, settings), default.name, store, library)

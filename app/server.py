@@ -18,6 +18,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         server_name=settings.host,
         server_port=settings.port,
         css_paths=[ASSETS_DIR / "style.css"],
+        js=(ASSETS_DIR / "citations.js").read_text(),
         max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,
         prevent_thread_lock=not block,

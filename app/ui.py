@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+from dataclasses import dataclass
 
 import gradio as gr
 
-from app import history
+from app import documents, history
+from sessions.library import is_document, read_documents
 from app.chat import (
     SETTING_NAMES,
     Turn,
@@ -20,13 +22,15 @@ from app.chat import (
     user_turn,
 )
 from app.runtime import Runtime
+from engine.context import PAGE_MODES, STRATEGIES, expand_documents, fit_context
+from engine.documents import DOCUMENT_EXTENSIONS
 from engine.protocol import check_messages
 from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
 
 ENGINE_QUEUE = "engine"  # one model, one generation at a time; others wait in line
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
-PLACEHOLDER = "Ask about text or images. Drop several images; write <image> to place one."
+PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
 FINISHED_STATUS = {"stop": "complete", "length": "complete"}
 
 
@@ -45,7 +49,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                     )
                     box = gr.MultimodalTextbox(
                         file_count="multiple",
-                        file_types=["image"],
+                        file_types=["image", *DOCUMENT_EXTENSIONS],
                         placeholder=PLACEHOLDER,
                         show_label=False,
                         elem_id="input",
@@ -58,17 +62,19 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                         following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
                 with gr.Column(scale=1, min_width=260):
                     model, model_info, settings = _settings_panel(runtime)
+                    page_mode, strategy, page_range, password = _documents_panel()
+                    viewer = _page_viewer()
             # Other tabs (compare, ...) plug in here, each built by its own module.
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
         chat_outputs = [turns, chatbot, notice]
         run = {"concurrency_id": ENGINE_QUEUE, "concurrency_limit": 1}
         respond = _responder(runtime)
-        gen_inputs = [turns, session, model, *settings]
+        gen_inputs = [turns, session, model, strategy, page_range, *settings]
 
         sent = box.submit(
             _sender(runtime),
-            [box, turns, session, model, *settings],
+            [box, turns, session, model, page_mode, password, *settings],
             [box, turns, session, chatbot, notice],
             api_name="send",
         )
@@ -99,6 +105,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             **run,
         )
         history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
+        viewer.target.input(_page_opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
     return demo
 
 
@@ -120,6 +127,64 @@ def _settings_panel(runtime: Runtime):
     return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
 
 
+def _documents_panel():
+    with gr.Accordion("Documents", open=False, elem_id="documents"):
+        page_mode = gr.Radio(
+            list(PAGE_MODES),
+            value="auto",
+            label="Pages as",
+            info="auto: text where a page has text, an image where it is a scan or mostly figures",
+            elem_id="page-mode",
+        )
+        strategy = gr.Radio(
+            [(label, key) for key, label in STRATEGIES.items()],
+            value="relevant",
+            label="When it does not fit the context",
+            elem_id="strategy",
+        )
+        page_range = gr.Textbox(label="Page range", placeholder="e.g. 1-20, 31", elem_id="page-range")
+        password = gr.Textbox(label="PDF password", type="password", elem_id="pdf-password")
+    return page_mode, strategy, page_range, password
+
+
+@dataclass
+class _PageViewer:
+    target: gr.Textbox
+    outputs: list
+
+
+def _page_viewer() -> _PageViewer:
+    with gr.Accordion("Page", open=False, elem_id="page-viewer") as box:
+        text = gr.Markdown("Click a page citation like [p. 3] in an answer to see that page.")
+        image = gr.Image(
+            label="Page image", type="pil", height=360, buttons=["fullscreen"], elem_id="page-image"
+        )
+    # Set by assets/citations.js when a citation link is clicked.
+    target = gr.Textbox(visible="hidden", elem_id="cite-target")
+    return _PageViewer(target, [box, text, image])
+
+
+def _page_opener(runtime: Runtime):
+    def open_page(target: str, turns: list[Turn]):
+        docs = [d for t in turns for d in t.message.documents]
+        try:
+            markdown, image = documents.page_view(runtime.library, docs, target or "")
+        except EngineInputError as exc:
+            markdown, image = f"⚠️ {exc}", None
+        picture = _to_pil(image) if image is not None else None
+        return gr.Accordion(open=True), markdown, picture
+
+    return open_page
+
+
+def _to_pil(image):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(image.data))
+
+
 def _model_info(spec: ModelSpec) -> str:
     vision = "sees images" if spec.vision else "text only"
     status = "on disk" if spec.available else f"missing: `{spec.missing_files()[0]}`"
@@ -133,14 +198,38 @@ def _licence_footer(spec: ModelSpec) -> str:
 
 
 def _sender(runtime: Runtime):
-    def send(message: dict, turns: list[Turn], session: str, model_name: str, *settings):
+    def send(
+        message: dict,
+        turns: list[Turn],
+        session: str,
+        model_name: str,
+        page_mode: str,
+        password: str,
+        *settings,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         text, files = message.get("text", "") or "", message.get("files", []) or []
         keep = (gr.MultimodalTextbox(value=message), turns, session, to_chatbot(turns))
         if not text.strip() and not files:
-            return *keep, "Type a message or attach an image."
+            return *keep, "Type a message or attach an image or a document."
         spec = runtime.spec(model_name)
+        paths = [_file_path(f) for f in files]
         try:
-            turn = user_turn(text, [_file_path(f) for f in files], runtime.settings.max_image_pixels)
+            parts = read_documents(
+                runtime.store,
+                [p for p in paths if is_document(p)],
+                mode=page_mode or "auto",
+                vision=spec.vision,
+                password=password,
+                max_pages=runtime.settings.max_doc_pages,
+                progress=lambda fraction, what: progress(fraction, desc=what),
+                cancel=runtime.new_cancel(request.session_hash or ""),
+            )
+            image_paths = [p for p in paths if not is_document(p)]
+            doc_paths = tuple(str(runtime.store.blob_path(d.sha256)) for d in parts)
+            max_pixels = runtime.settings.max_image_pixels
+            turn = user_turn(text, image_paths, max_pixels, tuple(parts), doc_paths)
             if turn.message.images and not spec.vision:
                 raise EngineInputError(f"{spec.label} cannot see images; {VISION_HINT}")
             session = session or runtime.store.create_session(model=model_name)
@@ -167,6 +256,8 @@ def _responder(runtime: Runtime):
         turns,
         session,
         model_name,
+        strategy,
+        page_range,
         system,
         temperature,
         top_p,
@@ -185,11 +276,13 @@ def _responder(runtime: Runtime):
                 int(n_ctx) if n_ctx else None,
                 progress=lambda fraction, what: progress(fraction, desc=what),
             )
-            messages = engine_messages(turns, system or "")
+            turns, messages, report = _fit(runtime, engine, turns, system, strategy, page_range, max_tokens)
             check_messages(engine, messages)
         except (EngineInputError, EngineLoadError) as exc:
             yield turns, to_chatbot(turns), f"⚠️ {exc}"
             return
+        # The budget shows before the first token: what goes in, and what was left out.
+        yield turns, to_chatbot(turns), report.line()
         params = runtime.spec(model_name).sampling_params(
             temperature=temperature,
             top_p=top_p,
@@ -200,16 +293,37 @@ def _responder(runtime: Runtime):
         parent = turns[-1].id
 
         def start_writer():
-            return runtime.store.start_answer(session, parent, engine.name, params)
+            return runtime.store.start_answer(session, parent, engine.name, params, report.as_dict())
 
         yield from _stream_answer(
-            runtime, engine, messages, params, cancel, turns, start_writer if session else None
+            runtime, engine, messages, params, cancel, turns, start_writer if session else None, report
         )
 
     return respond
 
 
-def _stream_answer(runtime, engine, messages, params, cancel, turns, start_writer):
+def _fit(runtime: Runtime, engine, turns: list[Turn], system, strategy, page_range, max_tokens):
+    """Fit the conversation into the loaded context. The last question keeps the pages
+    chosen for it (stored, so later turns send the same pages); returns the messages
+    with documents expanded into pages."""
+    fitted, report = fit_context(
+        engine,
+        engine_messages(turns, system or ""),
+        runtime.library,
+        strategy or "relevant",
+        page_range or "",
+        int(max_tokens),
+    )
+    last = turns[-1]
+    if fitted[-1].documents and fitted[-1] != last.message:
+        last = Turn(fitted[-1], files=last.files, id=last.id)
+        if last.id is not None:
+            runtime.store.update_user_parts(last.id, last.message)
+        turns = [*turns[:-1], last]
+    return turns, expand_documents(fitted, runtime.library), report
+
+
+def _stream_answer(runtime, engine, messages, params, cancel, turns, start_writer, report):
     events = engine.stream(messages, params, cancel)
     try:
         first = next(events)  # input the model refuses raises here, before anything is stored
@@ -231,7 +345,7 @@ def _stream_answer(runtime, engine, messages, params, cancel, turns, start_write
                     yield turns, to_chatbot([*turns, assistant_turn(text, "streaming")]), ""
             elif isinstance(event, Final):
                 status = FINISHED_STATUS.get(event.finish_reason, event.finish_reason)
-                answer = assistant_turn(text, status, metrics_footer(event))
+                answer = assistant_turn(text, status, metrics_footer(event, report.as_dict()))
                 if writer:
                     writer.finish(event)
                     answer.id = writer.id

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     n_threads: int | None = None
     max_image_pixels: int = 40_000_000
     max_file_mb: int = 200
+    # Documents: pages beyond this are refused, not silently cut; pages go to vision
+    # models as images rendered at this DPI, the longer side capped at 4 Llama 4 tiles.
+    max_doc_pages: int = 2000
+    page_dpi: int = 144
+    page_max_side_px: int = 1344
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -48,5 +48,7 @@ def check_messages(engine: Engine, messages: Sequence[Message]) -> None:
 
     if not messages:
         raise EngineInputError("nothing to send: the conversation is empty")
+    if any(m.documents for m in messages):
+        raise EngineInputError("documents must be expanded into pages before sending (a bug)")
     if not engine.capabilities.vision and any(m.images for m in messages):
         raise EngineInputError(f"{engine.label} cannot see images; {VISION_HINT}")

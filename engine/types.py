@@ -36,7 +36,25 @@ class TextPart:
     text: str
 
 
-Part = TextPart | ImagePart
+@dataclass(frozen=True)
+class DocumentPart:
+    """A stored document at its place in a user message: which pages went as text and
+    which as page images. The text and bytes live in the session store (by sha256);
+    `engine.context.expand_documents` turns this into text and image parts before a
+    backend sees it."""
+
+    sha256: str
+    name: str
+    total_pages: int
+    text_pages: tuple[int, ...] = ()
+    image_pages: tuple[int, ...] = ()
+
+    @property
+    def pages(self) -> tuple[int, ...]:
+        return tuple(sorted({*self.text_pages, *self.image_pages}))
+
+
+Part = TextPart | ImagePart | DocumentPart
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,10 @@ class Message:
     @property
     def images(self) -> tuple[ImagePart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+    @property
+    def documents(self) -> tuple[DocumentPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, DocumentPart))
 
     @property
     def plain_text(self) -> str:

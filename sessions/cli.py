@@ -299,7 +299,9 @@ class AskSession:
             return [*history, user]
         return [Message.text("system", self.system.strip()), *history, user]
 
-    def start(self, user: Message, model: str, params: SamplingParams) -> None:
+    def start(
+        self, user: Message, model: str, params: SamplingParams, prompt_info: dict[str, Any] | None = None
+    ) -> None:
         """Records the model and settings on the session as the UI does, commits the
         user turn, then opens the answer row (status 'streaming')."""
         store = self._store
@@ -316,7 +318,7 @@ class AskSession:
             store.update_session(self.session_id, model=model, settings=settings)
         parent = self._rows[-1].id if self._rows else None
         self.user_message_id = store.add_user_message(self.session_id, parent, user)
-        self.answer = store.start_answer(self.session_id, self.user_message_id, model, params)
+        self.answer = store.start_answer(self.session_id, self.user_message_id, model, params, prompt_info)
 
     def summary(self) -> dict[str, Any]:
         return {

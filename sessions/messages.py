@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.types import EngineInputError, ImagePart, Part, TextPart
+from engine.types import DocumentPart, EngineInputError, ImagePart, Part, TextPart
 
 from .blobs import Blobs, sha256_of
 from .connection import Connection, writer_is_alive
@@ -19,14 +19,37 @@ METRIC_COLUMNS = ("prompt_tokens", "completion_tokens", "ttft_s", "prompt_tps", 
 def encode_parts(parts: tuple[Part, ...]) -> tuple[str, str]:
     """(text, parts JSON). The JSON keeps every part at its index, images by sha256, so
     the exact text/image order comes back; `text` is what FTS indexes."""
-    encoded: list[dict[str, str]] = []
+    encoded: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, TextPart):
             encoded.append({"text": part.text})
+        elif isinstance(part, DocumentPart):
+            encoded.append(document_json(part))
         else:
             encoded.append({"image": sha256_of(part.data)})
     text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
     return text, json.dumps(encoded, ensure_ascii=False)
+
+
+def document_json(part: DocumentPart) -> dict[str, Any]:
+    """A document by reference, with the pages this message sent and how."""
+    return {
+        "document": part.sha256,
+        "name": part.name,
+        "total_pages": part.total_pages,
+        "text_pages": list(part.text_pages),
+        "image_pages": list(part.image_pages),
+    }
+
+
+def document_from_json(encoded: dict[str, Any]) -> DocumentPart:
+    return DocumentPart(
+        sha256=str(encoded["document"]),
+        name=str(encoded.get("name", "document")),
+        total_pages=int(encoded.get("total_pages", 0)),
+        text_pages=tuple(int(n) for n in encoded.get("text_pages", ())),
+        image_pages=tuple(int(n) for n in encoded.get("image_pages", ())),
+    )
 
 
 def insert_message(conn: Connection, fields: dict[str, Any]) -> int:
@@ -40,6 +63,16 @@ def store_images(conn: Connection, blobs: Blobs, message_id: int, parts: tuple[P
     """Blob files first, then their rows, all under the write lock: a concurrent delete
     of the last other user of a blob cannot remove the file between the two."""
     for position, part in enumerate(parts):
+        if isinstance(part, DocumentPart):
+            # Its bytes and rows were stored when it was read; link it like an image
+            # so deleting the last chat that uses it removes it too.
+            if conn.one("SELECT 1 FROM documents WHERE sha256 = ?", (part.sha256,)) is None:
+                raise EngineInputError(f"{part.name} is not in the store; attach it again")
+            conn.execute(
+                "INSERT INTO message_attachments (message_id, sha256, position, name) VALUES (?, ?, ?, ?)",
+                (message_id, part.sha256, position, part.name),
+            )
+            continue
         if not isinstance(part, ImagePart):
             continue
         sha256 = sha256_of(part.data)
@@ -174,6 +207,9 @@ def _to_row(record: dict[str, Any], images: dict[int, AttachmentRow], blobs: Blo
         if "text" in encoded:
             parts.append(TextPart(encoded["text"]))
             continue
+        if "document" in encoded:
+            parts.append(document_from_json(encoded))
+            continue
         image = images[position]
         attachments.append(image)
         parts.append(_load_image(blobs, image, record["id"]))
@@ -191,6 +227,7 @@ def _to_row(record: dict[str, Any], images: dict[int, AttachmentRow], blobs: Blo
         finish_reason=record["finish_reason"],
         error=record["error"],
         attachments=tuple(attachments),
+        prompt_info=json.loads(record.get("prompt_info") or "{}"),
         **{name: record[name] for name in METRIC_COLUMNS},
     )
 

@@ -76,6 +76,7 @@ class MessageRow:
     finish_reason: str | None = None
     error: str | None = None
     attachments: tuple[AttachmentRow, ...] = ()
+    prompt_info: dict[str, Any] = field(default_factory=dict)  # context used, pages sent
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,39 @@ def m002_session_owner(db: Database) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE INDEX sessions_by_owner_updated ON sessions (owner, updated DESC)")
     db.execute("DROP INDEX sessions_by_updated")
+
+
+@migrations(name="m003_documents")
+def m003_documents(db: Database) -> None:
+    # A document is parsed once per sha256; its bytes are a blob like an image's
+    # (an `attachments` row with `pages`), its text one row per page.
+    db.execute(
+        """
+        CREATE TABLE documents (
+            sha256 TEXT PRIMARY KEY REFERENCES attachments (sha256),
+            kind TEXT NOT NULL,               -- pdf, epub, xps, ..., text
+            pages INTEGER NOT NULL,
+            pages_with_text INTEGER NOT NULL,
+            pages_needing_vision INTEGER NOT NULL,
+            chars INTEGER NOT NULL,
+            estimated_tokens INTEGER NOT NULL,
+            created TEXT NOT NULL
+        )"""
+    )
+    # An INTEGER PRIMARY KEY so the FTS index's rowids survive VACUUM.
+    db.execute(
+        """
+        CREATE TABLE document_pages (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL REFERENCES documents (sha256),
+            number INTEGER NOT NULL,           -- 1-based
+            text TEXT NOT NULL,
+            needs_vision INTEGER NOT NULL,     -- scanned or mostly figures
+            image_fraction REAL NOT NULL DEFAULT 0,
+            UNIQUE (sha256, number)
+        )"""
+    )
+    db.table("document_pages").enable_fts(["text"], create_triggers=True, tokenize="porter")
+    # What a prompt held: context used of the loaded window, pages sent per document,
+    # turns dropped to fit. Recorded on the answer it produced.
+    db.execute("ALTER TABLE messages ADD COLUMN prompt_info TEXT NOT NULL DEFAULT '{}'")

@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.types import Message, TextPart
 
+from . import documents
 from . import messages as msgs
 from .blobs import Blobs
 from .connection import Connection
@@ -115,6 +116,7 @@ def delete_session_rows(conn: Connection, session_id: str) -> list[str]:
         """,
         (json.dumps(shas),),
     )
+    documents.remove_unused(conn, shas)
     return shas
 
 
@@ -134,6 +136,7 @@ def insert_imported(conn: Connection, blobs: Blobs, imported: ImportedSession, o
         fields = {
             **message.fields,
             "params": json.dumps(message.fields["params"] or {}),
+            "prompt_info": json.dumps(message.fields.get("prompt_info") or {}),
             "session_id": session_id,
             "parent_id": new_ids.get(message.parent_local_id),
             "text": text,

@@ -15,11 +15,12 @@ from sqlite_utils import Database
 
 from engine.types import EngineInputError, Message, SamplingParams
 
+from . import documents as docs
 from . import messages as msgs
 from . import session_table as table
 from . import transfer
 from .answer import AnswerWriter
-from .blobs import Blobs
+from .blobs import Blobs, sha256_of
 from .connection import Connection, process_identity
 from .ids import now
 from .rows import MessageNotFound, MessageRow, SearchHit, SessionRow
@@ -121,15 +122,33 @@ class Store:
 
         return self._conn.write(write)
 
+    def update_user_parts(self, message_id: int, message: Message) -> None:
+        """Record the pages the context budget chose for a question's documents, so
+        later turns send the same pages. Only page choices may change: the parts must
+        be the same documents, images and text in the same places."""
+        stored = self.message(message_id)
+        if [type(p) for p in stored.parts] != [type(p) for p in message.parts] or [
+            getattr(p, "sha256", None) for p in stored.parts
+        ] != [getattr(p, "sha256", None) for p in message.parts]:
+            raise ValueError(f"message {message_id}: only document pages can change")
+        _, parts_json = msgs.encode_parts(message.parts)
+        self._conn.write(
+            lambda: self._conn.execute(
+                "UPDATE messages SET parts = ? WHERE id = ? AND role = 'user'", (parts_json, message_id)
+            )
+        )
+
     def start_answer(
         self,
         session_id: str,
         parent_id: int | None,
         engine_id: str,
         params: dict[str, Any] | SamplingParams | None = None,
+        prompt_info: dict[str, Any] | None = None,
     ) -> AnswerWriter:
         """A new assistant row, status 'streaming'. Another answer to the same parent
-        (regenerate) becomes a sibling; the earlier one stays."""
+        (regenerate) becomes a sibling; the earlier one stays. `prompt_info` records
+        what the prompt held (context used, pages sent)."""
         if isinstance(params, SamplingParams):
             params = dataclasses.asdict(params)
         fields = {
@@ -139,6 +158,7 @@ class Store:
             "created": now(),
             "engine_id": engine_id,
             "params": json.dumps(params or {}),
+            "prompt_info": json.dumps(prompt_info or {}),
             "status": "streaming",
             "writer": process_identity(),
         }
@@ -190,16 +210,66 @@ class Store:
     def engine_messages(self, rows: list[MessageRow]) -> list[Message]:
         return engine_messages(rows)
 
+    # Documents
+
+    def ingest_document(
+        self,
+        data: bytes,
+        name: str,
+        *,
+        password: str | None = None,
+        max_pages: int = 2000,
+        progress=None,
+        cancel=None,
+    ) -> docs.DocumentRow:
+        """Parse a document once per sha256 and keep its pages; later calls with the
+        same bytes return the stored one at once. Raises DocumentError (one line)."""
+        from engine.documents import decrypted_pdf, parse_document
+
+        sha256 = sha256_of(data)
+        found = docs.find(self._conn, sha256)
+        if found is not None:
+            return found
+        parsed = parse_document(
+            data, name, password=password, max_pages=max_pages, progress=progress, cancel=cancel
+        )
+        # Pages are rendered later, without asking again: keep the PDF unlocked.
+        stored = decrypted_pdf(data, password) if password else data
+
+        def write() -> None:
+            if docs.find(self._conn, sha256) is None:  # another tab may have won the race
+                docs.insert(self._conn, self.blobs, parsed, stored)
+
+        self._conn.write(write)
+        return docs.find(self._conn, sha256)
+
+    def document(self, sha256: str) -> docs.DocumentRow:
+        found = docs.find(self._conn, sha256)
+        if found is None:
+            raise EngineInputError(f"No stored document with sha256 {sha256[:12]}…; attach it again.")
+        return found
+
+    def document_pages(self, sha256: str) -> list[docs.PageRow]:
+        return docs.pages(self._conn, sha256)
+
+    def rank_pages(self, sha256: str, question: str) -> list[int]:
+        """Pages sharing words with the question, most relevant first (FTS5 bm25)."""
+        return docs.rank(self._conn, sha256, question)
+
     # Export and import
 
     def export_json(self, session_id: str) -> dict[str, Any]:
         """The whole session, every branch, images inline as base64 (json.dumps-able)."""
-        return transfer.session_to_json(self.get_session(session_id), self.all_messages(session_id))
+        return transfer.session_to_json(
+            self.get_session(session_id), self.all_messages(session_id), self.blobs.read
+        )
 
     def export_markdown(self, session_id: str, directory: Path | str, leaf_id: int | None = None) -> Path:
         """One branch (default: the latest) as <directory>/<title>.md, images beside it."""
         session = self.get_session(session_id)
-        return transfer.write_markdown(session, self.branch(session_id, leaf_id), Path(directory))
+        return transfer.write_markdown(
+            session, self.branch(session_id, leaf_id), Path(directory), self.blobs.read
+        )
 
     def import_json(self, doc: dict[str, Any] | str | bytes, owner: str = "") -> str:
         """A new session equal to the exported one (new ids); returns its id."""
@@ -209,6 +279,12 @@ class Store:
             except ValueError:
                 raise EngineInputError("This file is not a chat export (not JSON).") from None
         imported = transfer.session_from_json(doc)
+        # Documents are read into the store first (outside the write lock: parsing is
+        # slow); an unlocked PDF stored from an encrypted one gets a new sha256.
+        renamed = {
+            sha: self.ingest_document(data, name).sha256 for sha, (name, data) in imported.documents.items()
+        }
+        imported = transfer.rename_documents(imported, renamed)
         return self._conn.write(lambda: table.insert_imported(self._conn, self.blobs, imported, owner))
 
     # Search

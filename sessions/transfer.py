@@ -5,6 +5,7 @@ its images written as files next to it."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import binascii
 import mimetypes
 import re
@@ -12,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.types import EngineInputError, ImagePart, Part, TextPart
+from collections.abc import Callable
+
+from engine.types import DocumentPart, EngineInputError, ImagePart, Part, TextPart
 
 from .blobs import sha256_of
-from .messages import METRIC_COLUMNS
+from .messages import METRIC_COLUMNS, document_from_json, document_json
 from .rows import MessageRow, SessionRow
 
 FORMAT = "llama4-playground/session"
@@ -30,8 +33,10 @@ MESSAGE_FIELDS = (
     "params",
     "finish_reason",
     "error",
+    "prompt_info",
     *METRIC_COLUMNS,
 )
+ReadBlob = Callable[[str], bytes]
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,10 @@ class ImportedMessage:
 class ImportedSession:
     fields: dict[str, Any]  # title, model, settings, created, updated
     messages: list[ImportedMessage]
+    documents: dict[str, tuple[str, bytes]]  # sha256 in the export -> (name, bytes)
 
 
-def session_to_json(session: SessionRow, rows: list[MessageRow]) -> dict[str, Any]:
+def session_to_json(session: SessionRow, rows: list[MessageRow], read_blob: ReadBlob) -> dict[str, Any]:
     """Message ids are renumbered 1..n in creation order, so exporting an imported
     session gives the same document."""
     local_ids = {row.id: index for index, row in enumerate(rows, start=1)}
@@ -57,7 +63,7 @@ def session_to_json(session: SessionRow, rows: list[MessageRow]) -> dict[str, An
     for row in rows:
         message = {"id": local_ids[row.id], "parent_id": local_ids.get(row.parent_id)}
         message.update({name: getattr(row, name) for name in MESSAGE_FIELDS})
-        message["parts"] = [_part_to_json(part, attachments) for part in row.parts]
+        message["parts"] = [_part_to_json(part, attachments, read_blob) for part in row.parts]
         messages.append(message)
     return {
         "format": FORMAT,
@@ -74,9 +80,14 @@ def session_to_json(session: SessionRow, rows: list[MessageRow]) -> dict[str, An
     }
 
 
-def _part_to_json(part: Part, attachments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _part_to_json(part: Part, attachments: dict[str, dict[str, Any]], read_blob: ReadBlob) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"text": part.text}
+    if isinstance(part, DocumentPart):
+        if part.sha256 not in attachments:
+            data = read_blob(part.sha256)
+            attachments[part.sha256] = {"document": part.name, "data": base64.b64encode(data).decode("ascii")}
+        return document_json(part)
     sha256 = sha256_of(part.data)
     # Each image once, however many messages show it.
     attachments.setdefault(
@@ -98,21 +109,47 @@ def session_from_json(doc: Any) -> ImportedSession:
     if doc.get("version") != VERSION:
         raise EngineInputError(f"Chat export version {doc.get('version')!r} is not supported.")
     try:
-        images = {sha: _image_from_json(sha, meta) for sha, meta in doc.get("attachments", {}).items()}
+        attachments = doc.get("attachments", {})
+        images = {
+            sha: _image_from_json(sha, meta) for sha, meta in attachments.items() if "document" not in meta
+        }
+        documents = {
+            sha: (str(meta["document"]), _base64(meta["data"], sha))
+            for sha, meta in attachments.items()
+            if "document" in meta
+        }
         session = doc["session"]
         fields = {name: session[name] for name in ("title", "model", "settings", "created", "updated")}
         messages = [_message_from_json(message, images) for message in doc["messages"]]
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise EngineInputError(f"The chat export is damaged ({type(exc).__name__}: {exc}).") from None
     _check_parents_come_first(messages)
-    return ImportedSession(fields, messages)
+    return ImportedSession(fields, messages, documents)
+
+
+def rename_documents(imported: ImportedSession, renamed: dict[str, str]) -> ImportedSession:
+    """The same session with document parts pointing at the sha256s the store holds."""
+
+    def part(p: Part) -> Part:
+        if not isinstance(p, DocumentPart):
+            return p
+        if p.sha256 not in renamed:
+            raise EngineInputError(f"The chat export is damaged: document {p.name!r} is missing.")
+        return dataclasses.replace(p, sha256=renamed[p.sha256])
+
+    messages = [dataclasses.replace(m, parts=tuple(part(p) for p in m.parts)) for m in imported.messages]
+    return dataclasses.replace(imported, messages=messages)
+
+
+def _base64(text: str, sha256: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise EngineInputError(f"Attachment {sha256[:12]} in the chat export is not valid base64.") from None
 
 
 def _image_from_json(sha256: str, meta: dict[str, Any]) -> ImagePart:
-    try:
-        data = base64.b64decode(meta["data"], validate=True)
-    except binascii.Error:
-        raise EngineInputError(f"Image {sha256[:12]} in the chat export is not valid base64.") from None
+    data = _base64(meta["data"], sha256)
     if sha256_of(data) != sha256:
         raise EngineInputError(f"Image {sha256[:12]} in the chat export is damaged (checksum differs).")
     return ImagePart(data, meta["mime"], "image", int(meta["width"]), int(meta["height"]))
@@ -123,6 +160,8 @@ def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) ->
     for part in message["parts"]:
         if "text" in part:
             parts.append(TextPart(str(part["text"])))
+        elif "document" in part:
+            parts.append(document_from_json(part))
         else:
             image = images[part["image"]]
             parts.append(
@@ -149,8 +188,8 @@ def _check_parents_come_first(messages: list[ImportedMessage]) -> None:
         seen.add(message.local_id)
 
 
-def write_markdown(session: SessionRow, rows: list[MessageRow], directory: Path) -> Path:
-    """<directory>/<title>.md plus one file per image beside it, linked relatively."""
+def write_markdown(session: SessionRow, rows: list[MessageRow], directory: Path, read_blob: ReadBlob) -> Path:
+    """<directory>/<title>.md plus one file per image or document beside it, linked relatively."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = _slug(session.title) or f"chat-{session.id}"
     lines = [f"# {session.title or 'Untitled chat'}", ""]
@@ -161,6 +200,9 @@ def write_markdown(session: SessionRow, rows: list[MessageRow], directory: Path)
         for part in row.parts:
             if isinstance(part, TextPart):
                 lines += [part.text, ""]
+            elif isinstance(part, DocumentPart):
+                filename = _write_document(part, read_blob(part.sha256), directory, stem)
+                lines += [f"[{_escape_alt(part.name)}]({filename}) (pages sent: {_pages(part)})", ""]
             else:
                 filename = _write_image(part, directory, stem)
                 lines += [f"![{_escape_alt(part.name)}]({filename})", ""]
@@ -179,6 +221,20 @@ def _write_image(part: ImagePart, directory: Path, stem: str) -> str:
     if not target.exists():
         target.write_bytes(part.data)
     return filename
+
+
+def _write_document(part: DocumentPart, data: bytes, directory: Path, stem: str) -> str:
+    filename = f"{stem}-{part.sha256[:12]}{Path(part.name).suffix.lower() or '.bin'}"
+    target = directory / filename
+    if not target.exists():
+        target.write_bytes(data)
+    return filename
+
+
+def _pages(part: DocumentPart) -> str:
+    from engine.context import page_ranges
+
+    return page_ranges(part.pages)
 
 
 def _markdown_footer(row: MessageRow) -> str:

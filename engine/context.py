@@ -1,0 +1,335 @@
+"""Fitting a conversation with documents into the loaded context, never silently.
+
+A document reaches the model as its pages: page text under "[p. N]" markers, and page
+images for scans and figures when the model can see. When everything does not fit,
+the caller's strategy decides what goes and the report says exactly what did:
+- "relevant": the pages ranked most relevant to the question (FTS5 bm25 by the store);
+- "range": the pages the user named ("1-20, 31");
+- "drop_oldest": all pages, dropping the oldest turns of the conversation instead."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from engine.protocol import Engine
+from engine.registry import VISION_HINT
+from engine.types import DocumentPart, EngineInputError, ImagePart, Message, Part, TextPart
+
+Strategy = Literal["relevant", "range", "drop_oldest"]
+PageMode = Literal["text", "images", "auto"]
+STRATEGIES: dict[str, str] = {
+    "relevant": "most relevant pages",
+    "range": "page range",
+    "drop_oldest": "drop oldest turns",
+}
+PAGE_MODES = ("auto", "text", "images")
+CITATION = re.compile(r"\[p(?:p)?\.\s*(\d+)(?:\s*[-–]\s*(\d+))?\]")
+MIN_ANSWER_TOKENS = 64
+
+
+class PageSource(Protocol):
+    """Where page text, rankings and page images come from (the session store)."""
+
+    def document_pages(self, sha256: str) -> list: ...  # objects with number, text, needs_vision
+
+    def rank_pages(self, sha256: str, query: str) -> list[int]: ...
+
+    def page_image(self, sha256: str, number: int) -> ImagePart: ...
+
+
+@dataclass
+class ContextReport:
+    """What a prompt holds: shown before the answer and stored with it."""
+
+    context_used: int
+    n_ctx: int
+    reserved: int
+    pages_sent: dict[str, list[int]] = field(default_factory=dict)
+    dropped_turns: int = 0
+    fitted_by: str = ""  # "" when everything fit; else the strategy's label
+
+    def line(self) -> str:
+        parts = [f"context used: {self.context_used:,} of {self.n_ctx:,} tokens"]
+        for name, pages in self.pages_sent.items():
+            parts.append(f"{name}: p. {page_ranges(pages)}")
+        if self.fitted_by == "drop_oldest":
+            parts.append(f"too long: dropped the {self.dropped_turns} oldest turn(s)")
+        elif self.fitted_by:
+            parts.append(f"too long: sent the {STRATEGIES[self.fitted_by]}")
+        return " · ".join(parts)
+
+    def as_dict(self) -> dict:
+        return {
+            "context_used": self.context_used,
+            "n_ctx": self.n_ctx,
+            "pages_sent": self.pages_sent,
+            "dropped_turns": self.dropped_turns,
+            "fitted_by": self.fitted_by,
+        }
+
+
+# -- choosing and expanding pages ------------------------------------------------
+
+
+def choose_pages(
+    doc: DocumentPart, pages: Sequence, mode: PageMode, vision: bool, wanted: set[int] | None = None
+) -> DocumentPart:
+    """Which pages go as text and which as images, by mode and what the model can see.
+    A text-only model gets a clear error, not an empty prompt, when nothing readable is left."""
+    chosen = [p for p in pages if wanted is None or p.number in wanted]
+    if mode == "images" or (mode == "auto" and vision):
+        as_image = [p.number for p in chosen if mode == "images" or p.needs_vision]
+    else:
+        as_image = []
+    if as_image and not vision:
+        raise EngineInputError(f"pages as images need a model that sees; {VISION_HINT}, or use PDF mode text")
+    as_text = [p.number for p in chosen if p.number not in as_image and p.text.strip()]
+    if not as_text and not as_image:
+        what = "has no text on those pages" if chosen else "has no such pages"
+        hint = " (scanned pages need a vision model)" if not vision else ""
+        raise EngineInputError(f"{doc.name} {what}{hint}")
+    return replace(doc, text_pages=tuple(as_text), image_pages=tuple(as_image))
+
+
+def expand_documents(messages: Sequence[Message], source: PageSource) -> list[Message]:
+    """Messages a backend can take: each document becomes its page parts, in place."""
+    expanded = []
+    for message in messages:
+        if not message.documents:
+            expanded.append(message)
+            continue
+        parts: list[Part] = []
+        for part in message.parts:
+            parts.extend(document_parts(part, source) if isinstance(part, DocumentPart) else [part])
+        expanded.append(Message(message.role, tuple(parts)))
+    return expanded
+
+
+def document_parts(doc: DocumentPart, source: PageSource) -> list[Part]:
+    pages = {p.number: p for p in source.document_pages(doc.sha256)}
+    header = (
+        f"<document name={doc.name!r} pages={doc.total_pages}>\n"
+        f"Pages included: {page_ranges(doc.pages)}. Cite pages as [p. N].\n"
+    )
+    parts: list[Part] = [TextPart(header)]
+    images = set(doc.image_pages)
+    for number in doc.pages:
+        if number in images:
+            parts += [TextPart(f"[p. {number}]\n"), source.page_image(doc.sha256, number), TextPart("\n")]
+        else:
+            parts.append(TextPart(f"[p. {number}]\n{pages[number].text.strip()}\n\n"))
+    parts.append(TextPart("</document>\n"))
+    return _merge_text(parts)
+
+
+def _merge_text(parts: list[Part]) -> list[Part]:
+    merged: list[Part] = []
+    for part in parts:
+        if isinstance(part, TextPart) and merged and isinstance(merged[-1], TextPart):
+            merged[-1] = TextPart(merged[-1].text + part.text)
+        else:
+            merged.append(part)
+    return merged
+
+
+# -- fitting ------------------------------------------------------------------------
+
+
+def fit_context(
+    engine: Engine,
+    messages: list[Message],
+    source: PageSource,
+    strategy: Strategy = "relevant",
+    page_range: str = "",
+    max_answer_tokens: int = 1024,
+) -> tuple[list[Message], ContextReport]:
+    """The messages to send (documents still as DocumentParts, with the pages chosen)
+    and the report. Only the last user turn's documents are re-chosen; earlier turns
+    keep the pages they were asked with. Raises EngineInputError when nothing fits."""
+    n_ctx = engine.capabilities.max_context
+    reserved = max(MIN_ANSWER_TOKENS, min(max_answer_tokens, n_ctx // 4))
+    limit = n_ctx - reserved
+
+    def count(candidate: list[Message]) -> int:
+        return engine.count_tokens(expand_documents(candidate, source))
+
+    if strategy == "range" and page_range.strip():
+        messages = _restrict_last_turn(messages, parse_page_range(page_range))
+    used = count(messages)
+    report = ContextReport(used, n_ctx, reserved)
+    if used > limit:
+        if strategy == "drop_oldest":
+            messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
+        elif strategy == "relevant" and messages[-1].documents:
+            messages, used = _most_relevant(engine, messages, limit, source, count)
+        else:
+            raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy))
+        report.context_used, report.fitted_by = used, strategy
+    report.pages_sent = {d.name: list(d.pages) for m in messages for d in m.documents}
+    return messages, report
+
+
+def _too_long(used: int, limit: int, n_ctx: int, reserved: int, strategy: str) -> str:
+    hint = {
+        "range": "choose fewer pages",
+        "relevant": "choose 'drop oldest turns' or start a new chat",
+        "drop_oldest": "choose 'most relevant pages' or a page range",
+    }[strategy]
+    return (
+        f"the prompt needs {used:,} tokens but {limit:,} fit ({n_ctx:,}-token context, "
+        f"{reserved:,} kept for the answer); {hint}, or raise the context size"
+    )
+
+
+def _restrict_last_turn(messages: list[Message], wanted: set[int]) -> list[Message]:
+    last = messages[-1]
+    parts = []
+    for part in last.parts:
+        if isinstance(part, DocumentPart):
+            missing = sorted(wanted - set(range(1, part.total_pages + 1)))
+            if missing:
+                raise EngineInputError(f"{part.name} has {part.total_pages} pages; no page {missing[0]}")
+            part = replace(
+                part,
+                text_pages=tuple(n for n in part.text_pages if n in wanted),
+                image_pages=tuple(n for n in part.image_pages if n in wanted),
+            )
+            if not part.pages:
+                raise EngineInputError(f"{part.name} has nothing readable on pages {page_ranges(wanted)}")
+        parts.append(part)
+    return [*messages[:-1], Message(last.role, tuple(parts))]
+
+
+def _drop_oldest(messages: list[Message], limit: int, count) -> tuple[list[Message], int, int]:
+    system = [m for m in messages[:1] if m.role == "system"]
+    turns = messages[len(system) :]
+    dropped = 0
+    while len(turns) > 1:
+        # A turn is a user message and the answers after it; drop whole turns.
+        cut = next((i for i in range(1, len(turns)) if turns[i].role == "user"), len(turns) - 1)
+        turns, dropped = turns[cut:], dropped + 1
+        used = count(system + turns)
+        if used <= limit:
+            return system + turns, dropped, used
+    used = count(system + turns)
+    raise EngineInputError(
+        f"the last message alone needs {used:,} tokens but {limit:,} fit; "
+        "choose 'most relevant pages' or a page range, or raise the context size"
+    )
+
+
+def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message], int]:
+    last = messages[-1]
+    without_pages = [*messages[:-1], _with_pages(last, lambda doc: ((), ()))]
+    room = limit - count(without_pages)
+    if room <= 0:
+        raise EngineInputError(
+            f"the conversation alone fills the context ({limit:,} tokens); "
+            "choose 'drop oldest turns' or start a new chat"
+        )
+    costs = _PageCosts(engine, source)
+    chosen: dict[str, set[int]] = {}
+    ranked: list[tuple[DocumentPart, int]] = []
+    for doc in last.documents:
+        chosen[doc.sha256] = set()
+        order = source.rank_pages(doc.sha256, last.plain_text)
+        rest = [n for n in doc.pages if n not in order]
+        ranked += [(doc, n) for n in order + rest if n in doc.pages]
+    for doc, number in ranked:
+        cost = costs.of(doc, number)
+        if cost <= room:
+            chosen[doc.sha256].add(number)
+            room -= cost
+    if not any(chosen.values()):
+        raise EngineInputError(f"not even one page fits next to the conversation ({limit:,} tokens)")
+    ranking = [(doc.sha256, n) for doc, n in ranked]
+    while True:
+        candidate = [*messages[:-1], _with_pages(last, lambda doc: _kept(doc, chosen[doc.sha256]))]
+        used = count(candidate)
+        if used <= limit:
+            return candidate, used
+        # Page costs were measured alone; markers and joins add a little. Drop the
+        # lowest-ranked page chosen and measure again.
+        sha, number = next(item for item in reversed(ranking) if item[1] in chosen[item[0]])
+        chosen[sha].discard(number)
+
+
+def _kept(doc: DocumentPart, keep: set[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return tuple(n for n in doc.text_pages if n in keep), tuple(n for n in doc.image_pages if n in keep)
+
+
+def _with_pages(message: Message, pick) -> Message:
+    parts = []
+    for part in message.parts:
+        if isinstance(part, DocumentPart):
+            text_pages, image_pages = pick(part)
+            part = replace(part, text_pages=text_pages, image_pages=image_pages)
+        parts.append(part)
+    return Message(message.role, tuple(parts))
+
+
+class _PageCosts:
+    """Tokens one page adds, measured with the engine's own tokenizer. Page images of
+    the same size cost the same, so each size is measured once."""
+
+    def __init__(self, engine: Engine, source: PageSource):
+        self.engine, self.source = engine, source
+        self.overhead = engine.count_tokens([Message.text("user", "x")])
+        self.by_size: dict[tuple[int, int], int] = {}
+        self.texts: dict[str, dict[int, str]] = {}
+
+    def of(self, doc: DocumentPart, number: int) -> int:
+        if number in doc.image_pages:
+            image = self.source.page_image(doc.sha256, number)
+            size = (image.width, image.height)
+            if size not in self.by_size:
+                self.by_size[size] = self._measure(Message("user", (image, TextPart("x"))))
+            return self.by_size[size] + 8
+        if doc.sha256 not in self.texts:
+            self.texts[doc.sha256] = {p.number: p.text for p in self.source.document_pages(doc.sha256)}
+        text = f"[p. {number}]\n{self.texts[doc.sha256][number].strip()}\n\n"
+        return self._measure(Message.text("user", text + "x"))
+
+    def _measure(self, message: Message) -> int:
+        return max(1, self.engine.count_tokens([message]) - self.overhead)
+
+
+# -- page numbers ---------------------------------------------------------------------
+
+
+def parse_page_range(text: str) -> set[int]:
+    """ "1-20, 31" -> {1..20, 31}. Raises EngineInputError on anything else."""
+    pages: set[int] = set()
+    for piece in re.split(r"[,\s]+", text.strip()):
+        if not piece:
+            continue
+        match = re.fullmatch(r"(\d+)(?:[-–](\d+))?", piece)
+        if not match:
+            raise EngineInputError(f"page range {text!r} is not like 1-20, 31")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if first < 1 or last < first:
+            raise EngineInputError(f"page range {piece!r} is backwards or starts below 1")
+        if last - first > 100_000:
+            raise EngineInputError(f"page range {piece!r} is too long")
+        pages.update(range(first, last + 1))
+    if not pages:
+        raise EngineInputError("the page range is empty; write pages like 1-20, 31")
+    return pages
+
+
+def page_ranges(pages) -> str:
+    """[1, 2, 3, 7] -> "1–3, 7"."""
+    numbers = sorted(set(pages))
+    runs: list[str] = []
+    start = prev = None
+    for n in [*numbers, None]:
+        if n is not None and prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            runs.append(str(start) if start == prev else f"{start}–{prev}")
+        start = prev = n
+    return ", ".join(runs) if runs else "none"
