@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import documents, history
-from sessions.library import is_document, read_documents
 from app.chat import (
     SETTING_NAMES,
     Turn,
@@ -27,6 +26,7 @@ from engine.documents import DOCUMENT_EXTENSIONS
 from engine.protocol import check_messages
 from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
+from sessions.library import is_document, read_documents
 
 ENGINE_QUEUE = "engine"  # one model, one generation at a time; others wait in line
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second

@@ -239,6 +239,8 @@ def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message
         rest = [n for n in doc.pages if n not in order]
         ranked += [(doc, n) for n in order + rest if n in doc.pages]
     for doc, number in ranked:
+        if room < costs.smallest:
+            break  # nothing more can fit; measuring the other pages would be wasted
         cost = costs.of(doc, number)
         if cost <= room:
             chosen[doc.sha256].add(number)
@@ -280,6 +282,7 @@ class _PageCosts:
         self.overhead = engine.count_tokens([Message.text("user", "x")])
         self.by_size: dict[tuple[int, int], int] = {}
         self.texts: dict[str, dict[int, str]] = {}
+        self.smallest = 1
 
     def of(self, doc: DocumentPart, number: int) -> int:
         if number in doc.image_pages:
@@ -291,7 +294,9 @@ class _PageCosts:
         if doc.sha256 not in self.texts:
             self.texts[doc.sha256] = {p.number: p.text for p in self.source.document_pages(doc.sha256)}
         text = f"[p. {number}]\n{self.texts[doc.sha256][number].strip()}\n\n"
-        return self._measure(Message.text("user", text + "x"))
+        cost = self._measure(Message.text("user", text + "x"))
+        self.smallest = cost if self.smallest == 1 else min(self.smallest, cost)
+        return cost
 
     def _measure(self, message: Message) -> int:
         return max(1, self.engine.count_tokens([message]) - self.overhead)

@@ -139,10 +139,11 @@ def rank(conn: Connection, sha256: str, question: str, limit: int = 10_000) -> l
 
 
 def remove_unused(conn: Connection, shas: list[str]) -> None:
-    """Page and document rows of documents whose attachment row is gone."""
+    """Page and document rows of these documents that no message uses any more; run
+    before their attachment rows go (the document row points at its attachment)."""
     orphaned = """
         sha256 IN (SELECT value FROM json_each(?))
-        AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.sha256 = {table}.sha256)
+        AND NOT EXISTS (SELECT 1 FROM message_attachments l WHERE l.sha256 = {table}.sha256)
     """
     for table in ("document_pages", "documents"):
         conn.execute(f"DELETE FROM {table} WHERE " + orphaned.format(table=table), (json.dumps(shas),))

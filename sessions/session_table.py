@@ -108,6 +108,7 @@ def delete_session_rows(conn: Connection, session_id: str) -> list[str]:
     conn.execute(f"DELETE FROM message_attachments WHERE message_id IN ({in_session})", (session_id,))
     conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+    documents.remove_unused(conn, shas)
     conn.execute(
         """
         DELETE FROM attachments
@@ -116,7 +117,6 @@ def delete_session_rows(conn: Connection, session_id: str) -> list[str]:
         """,
         (json.dumps(shas),),
     )
-    documents.remove_unused(conn, shas)
     return shas
 
 

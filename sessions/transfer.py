@@ -5,15 +5,14 @@ its images written as files next to it."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import binascii
+import dataclasses
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from collections.abc import Callable
 
 from engine.types import DocumentPart, EngineInputError, ImagePart, Part, TextPart
 

@@ -11,7 +11,7 @@ from engine.context import expand_documents, fit_context, page_ranges, parse_pag
 from engine.types import DocumentPart, EngineInputError, ImagePart, Message, TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary, read_documents
-from tests.fixtures.documents import text_pdf
+from tests.fixtures.documents import png, text_pdf
 
 SECRET_PAGE = 137
 FILLER = (
@@ -24,6 +24,22 @@ def long_report(pages: int = 300) -> bytes:
     texts = [f"Section {n}. " + FILLER * 3 for n in range(1, pages + 1)]
     texts[SECRET_PAGE - 1] = "Section 137. The launch code for the falcon project is MAGENTA-7. " + FILLER
     return text_pdf(texts)
+
+
+def mixed_pdf(pages: list[str | None]) -> bytes:
+    """A page of text for each string, a scanned page (one full-page image) for None."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page()
+        if text is None:
+            page.insert_image(page.rect, stream=png(400, 520, (90, 90, 90)))
+        else:
+            page.insert_textbox(page.rect + (50, 50, -50, -50), text, fontsize=11)
+    data = doc.tobytes()
+    doc.close()
+    return data
 
 
 @pytest.fixture
@@ -65,14 +81,24 @@ def test_a_long_document_sends_the_most_relevant_pages_and_says_so(smollm2, libr
     assert f"[p. {SECRET_PAGE}]\nSection {SECRET_PAGE}. The launch code" in text
 
 
-def test_the_model_answers_from_the_relevant_page(smollm2, library, report_pdf):
+def test_the_model_answers_from_the_relevant_page(settings, library, report_pdf):
+    from engine import create_engine, load_registry
     from engine.types import SamplingParams, TextDelta
 
-    messages = ask(library, report_pdf, "What is the launch code for the falcon project?")
-    system = Message.text("system", "You are a helpful AI assistant.")
-    fitted, _ = fit_context(smollm2, [system, *messages], library, "relevant", max_answer_tokens=48)
-    events = smollm2.stream(expand_documents(fitted, library), SamplingParams(max_tokens=48, temperature=0))
-    answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    # Deployed with a 1,024-token window: the budget is this deployment's, not the card's.
+    registry = load_registry(settings)
+    small = create_engine(replace(registry.get(registry.default), n_ctx=1024), settings)
+    small.load()
+    try:
+        messages = ask(library, report_pdf, "What is the launch code for the falcon project?")
+        system = Message.text("system", "You are a helpful AI assistant.")
+        fitted, report = fit_context(small, [system, *messages], library, "relevant", max_answer_tokens=48)
+        assert report.n_ctx == 1024 and SECRET_PAGE in report.pages_sent["report.pdf"]
+        params = SamplingParams(max_tokens=48, temperature=0)
+        events = small.stream(expand_documents(fitted, library), params)
+        answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    finally:
+        small.unload()
     assert "MAGENTA" in answer.upper()
 
 
@@ -108,10 +134,8 @@ def test_drop_oldest_turns_keeps_every_page_of_a_short_document(smollm2, library
 
 
 def test_a_scanned_page_goes_as_an_image_to_a_vision_model(tiny_engine, library, tmp_path):
-    from tests.fixtures.documents import scanned_pdf
-
     path = tmp_path / "scan.pdf"
-    path.write_bytes(scanned_pdf(["Typed page with plenty of words. " * 10, None]))
+    path.write_bytes(mixed_pdf(["Typed page with plenty of words. " * 10, None]))
     (doc,) = read_documents(
         library.store, [str(path)], mode="auto", vision=True, password=None, max_pages=100
     )
@@ -130,10 +154,8 @@ def test_a_scanned_page_goes_as_an_image_to_a_vision_model(tiny_engine, library,
 
 
 def test_a_text_only_model_gets_a_clear_message_for_scans(library, tmp_path):
-    from tests.fixtures.documents import scanned_pdf
-
     path = tmp_path / "scan.pdf"
-    path.write_bytes(scanned_pdf([None, None]))
+    path.write_bytes(mixed_pdf([None, None]))
     with pytest.raises(EngineInputError, match="scanned pages need a vision model"):
         read_documents(library.store, [str(path)], mode="auto", vision=False, password=None, max_pages=9)
     with pytest.raises(EngineInputError, match="need a model that sees"):
