@@ -142,8 +142,8 @@ def _documents_panel():
             label="When it does not fit the context",
             elem_id="strategy",
         )
-        page_range = gr.Textbox(label="Page range", placeholder="e.g. 1-20, 31", elem_id="page-range")
-        password = gr.Textbox(label="PDF password", type="password", elem_id="pdf-password")
+        page_range = gr.Textbox("", label="Page range", placeholder="e.g. 1-20, 31", elem_id="page-range")
+        password = gr.Textbox("", label="PDF password", type="password", elem_id="pdf-password")
     return page_mode, strategy, page_range, password
 
 
@@ -205,10 +205,16 @@ def _sender(runtime: Runtime):
         model_name: str,
         page_mode: str,
         password: str,
-        *settings,
+        system,
+        temperature,
+        top_p,
+        max_tokens,
+        n_ctx,
+        seed,
         request: gr.Request,
         progress=gr.Progress(),
     ):
+        settings = (system, temperature, top_p, max_tokens, n_ctx, seed)
         text, files = message.get("text", "") or "", message.get("files", []) or []
         keep = (gr.MultimodalTextbox(value=message), turns, session, to_chatbot(turns))
         if not text.strip() and not files:

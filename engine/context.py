@@ -235,9 +235,10 @@ def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message
     ranked: list[tuple[DocumentPart, int]] = []
     for doc in last.documents:
         chosen[doc.sha256] = set()
-        order = source.rank_pages(doc.sha256, last.plain_text)
-        rest = [n for n in doc.pages if n not in order]
-        ranked += [(doc, n) for n in order + rest if n in doc.pages]
+        # Pages sharing words with the question, best first; with no match at all (a
+        # "summarise this" question) the pages in order, as many as fit.
+        order = [n for n in source.rank_pages(doc.sha256, last.plain_text) if n in doc.pages]
+        ranked += [(doc, n) for n in order or doc.pages]
     for doc, number in ranked:
         if room < costs.smallest:
             break  # nothing more can fit; measuring the other pages would be wasted

@@ -9,7 +9,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 from engine.context import PageMode, choose_pages
-from engine.documents import DOCUMENT_EXTENSIONS
 from engine.types import DocumentPart, EngineInputError, ImagePart
 
 from .documents import PageRow
@@ -19,9 +18,13 @@ CACHED_PAGE_IMAGES = 64
 CACHED_DOCUMENTS = 8
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
 def is_document(path: str) -> bool:
-    """By extension: each reader then checks the bytes and says when the name lies."""
-    return Path(path).suffix.lower() in DOCUMENT_EXTENSIONS
+    """Anything not named like an image is read as a document; each reader then checks
+    the bytes and says when the name lies or the type is not one it reads."""
+    return Path(path).suffix.lower() not in IMAGE_EXTENSIONS
 
 
 def read_documents(

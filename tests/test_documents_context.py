@@ -36,7 +36,7 @@ def mixed_pdf(pages: list[str | None]) -> bytes:
         if text is None:
             page.insert_image(page.rect, stream=png(400, 520, (90, 90, 90)))
         else:
-            page.insert_textbox(page.rect + (50, 50, -50, -50), text, fontsize=11)
+            page.insert_textbox(pymupdf.Rect(50, 50, 550, 780), text, fontsize=11)
     data = doc.tobytes()
     doc.close()
     return data
