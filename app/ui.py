@@ -105,7 +105,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             **run,
         )
         history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
-        viewer.target.input(_page_opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
+        viewer.target.change(_page_opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
     return demo
 
 
@@ -166,6 +166,8 @@ def _page_viewer() -> _PageViewer:
 
 def _page_opener(runtime: Runtime):
     def open_page(target: str, turns: list[Turn]):
+        if not target:  # the page clears the box before each click; nothing to show
+            return gr.skip(), gr.skip(), gr.skip()
         docs = [d for t in turns for d in t.message.documents]
         try:
             markdown, image = documents.page_view(runtime.library, docs, target or "")

@@ -11,8 +11,13 @@
       const target = link.getAttribute("href").split("#page-")[1];
       const box = document.querySelector("#cite-target textarea, #cite-target input");
       if (!box) return;
-      box.value = target;
+      // Cleared first, so clicking the same citation again is a change too.
+      box.value = "";
       box.dispatchEvent(new Event("input", { bubbles: true }));
+      setTimeout(() => {
+        box.value = target;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+      }, 50);
     },
     true,
   );

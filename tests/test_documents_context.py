@@ -22,7 +22,7 @@ FILLER = (
 
 def long_report(pages: int = 300) -> bytes:
     texts = [f"Section {n}. " + FILLER * 3 for n in range(1, pages + 1)]
-    texts[SECRET_PAGE - 1] = "Section 137. The launch code for the falcon project is MAGENTA-7. " + FILLER
+    texts[SECRET_PAGE - 1] = "The launch code for the falcon project is MAGENTA-7. " * 2
     return text_pdf(texts)
 
 
@@ -78,7 +78,7 @@ def test_a_long_document_sends_the_most_relevant_pages_and_says_so(smollm2, libr
     assert report.n_ctx == smollm2.capabilities.max_context
     assert "context used:" in report.line() and "most relevant pages" in report.line()
     text = expanded[-1].plain_text
-    assert f"[p. {SECRET_PAGE}]\nSection {SECRET_PAGE}. The launch code" in text
+    assert f"[p. {SECRET_PAGE}]\nThe launch code for the falcon project is MAGENTA-7." in text
 
 
 def test_the_model_answers_from_the_relevant_page(settings, library, report_pdf):
