@@ -101,3 +101,21 @@ def test_export_and_import_carry_documents(store, tmp_path):
         assert answer_row.prompt_info["pages_sent"] == {"report.pdf": [2, 3]}
         markdown = other.export_markdown(copy, tmp_path / "md").read_text()
         assert "(pages sent: 2–3)" in markdown
+
+
+def test_cancelling_a_long_read_leaves_nothing_behind(store):
+    import threading
+
+    cancel = threading.Event()
+    seen = []
+
+    def progress(fraction: float, what: str) -> None:
+        seen.append(what)
+        cancel.set()  # the user presses Stop as the first pages come in
+
+    data = text_pdf([f"page {n} text" for n in range(1, 301)])
+    with pytest.raises(documents.IngestCancelled, match="reading long.pdf was cancelled"):
+        store.ingest_document(data, "long.pdf", progress=progress, cancel=cancel)
+    assert seen and seen[0].startswith("reading long.pdf: page ")
+    assert store.db["documents"].count == 0 and store.db["document_pages"].count == 0
+    assert store.ingest_document(data, "long.pdf").pages == 300  # and it can be read again
