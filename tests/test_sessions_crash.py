@@ -70,7 +70,10 @@ def test_sigkill_mid_answer_keeps_the_turn_and_the_partial_answer(tmp_path):
             # A live writer in another process is not mistaken for a crash.
             mid_stream = watcher.message(int(answer))
             assert mid_stream.status == "streaming" and mid_stream.text.startswith("word0 ")
-        time.sleep(0.2)
+            # Kill it once a second flush has landed (polling: busy machines are slow).
+            deadline = time.monotonic() + 30
+            while len(watcher.message(int(answer)).text.split()) <= 32 and time.monotonic() < deadline:
+                time.sleep(0.05)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
