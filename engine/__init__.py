@@ -1,5 +1,7 @@
-"""Model backends behind one protocol. Never imports gradio; heavy libraries
-(llama_cpp, torch) are imported inside the backends, when a model loads."""
+"""Model backends behind one protocol: llama.cpp (GGUF), transformers (checkpoint
+directories on torch) and OpenAI-compatible servers (vLLM, llama-server, hosted).
+Never imports gradio; heavy libraries (llama_cpp, torch, transformers, openai) are
+imported inside the backends, when a model loads."""
 
 from engine.config import Settings
 from engine.protocol import Engine
@@ -25,6 +27,14 @@ def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
         from engine.llamacpp import LlamaCppEngine
 
         return LlamaCppEngine(spec, n_gpu_layers=settings.n_gpu_layers, n_threads=settings.n_threads)
+    if spec.backend == "transformers":
+        from engine.transformers_backend import TransformersEngine
+
+        return TransformersEngine(spec, dtype=settings.hf_dtype)
+    if spec.backend == "openai":
+        from engine.openai_compat import OpenAIEngine
+
+        return OpenAIEngine(spec)
     raise EngineLoadError(f"{spec.name}: unknown backend {spec.backend!r}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,9 +34,15 @@ class Settings(BaseSettings):
     models_dir: Path | None = None  # where preset GGUF files are looked for
     registry_file: Path = ASSETS_DIR / "models.toml"
 
-    model: str | None = None  # preset name; None = the registry default
+    model: str | None = None  # preset name (with --endpoint: the served model); None = default
     model_path: Path | None = None
     mmproj: Path | None = None
+    hf_path: Path | None = None  # a transformers checkpoint directory
+    # "auto": bfloat16 on CUDA, float32 on CPU (where bf16 matmuls are slow or missing).
+    hf_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    endpoint: str | None = None  # an OpenAI-compatible server, e.g. http://gpu-box:8000/v1
+    api_key_env: str | None = None  # the environment variable holding its API key
+    max_images: int | None = None  # images per request the endpoint accepts
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int = 0
     n_threads: int | None = None

@@ -1,11 +1,15 @@
 """Which models exist, where their files are, and what they cost in memory.
 
-Presets come from assets/models.toml; a user model comes from --model-path. A
-preset whose file is missing is listed with the exact path expected, never an error."""
+Presets come from assets/models.toml; a user model comes from --model-path (GGUF),
+--hf-path (a transformers checkpoint directory) or --endpoint (an OpenAI-compatible
+server). A preset whose file is missing is listed with the exact path expected, and an
+endpoint preset with its URL, never an error."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,13 +20,17 @@ from engine.types import EngineInputError, SamplingParams
 GB = 10**9
 LLAMA_LICENCE_URL = "https://github.com/meta-llama/llama-models/blob/main/models/llama4/LICENSE"
 VISION_HINT = "choose a vision model such as Llama 4 Scout GGUF with its mmproj"
+BACKENDS = ("llama.cpp", "transformers", "openai")
+# A Llama 4 tile is 144 embeddings; at 16 tiles + the global tile an image costs ~2.5K.
+DEFAULT_ENDPOINT_CTX = 131072  # an ad-hoc --endpoint without -c: the server rejects past its own
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     label: str
-    model_path: Path
+    # llama.cpp: the GGUF file; transformers: the checkpoint directory; openai: unused.
+    model_path: Path | None = None
     mmproj_path: Path | None = None
     n_ctx: int = 8192
     max_context: int = 8192
@@ -34,6 +42,12 @@ class ModelSpec:
     backend: str = "llama.cpp"
     system_prompt: str = ""  # used when the user gives none
     sampling: dict = field(default_factory=dict)  # SamplingParams fields this model prefers
+    has_vision: bool | None = None  # set for transformers/openai models; GGUF: has an mmproj
+    # OpenAI-compatible endpoints (backend "openai"):
+    endpoint: str = ""  # base URL, e.g. http://gpu-box:8000/v1
+    remote_model: str = ""  # the model name the server knows
+    api_key_env: str = ""  # environment variable holding the API key ("" = none needed)
+    max_images: int | None = None  # images per request the server accepts (None = no limit)
 
     def sampling_params(self, **overrides) -> SamplingParams:
         """The model's preferred sampling, with the caller's non-None values on top."""
@@ -42,21 +56,49 @@ class ModelSpec:
 
     @property
     def vision(self) -> bool:
-        return self.mmproj_path is not None
+        return self.has_vision if self.has_vision is not None else self.mmproj_path is not None
 
     @property
     def is_llama(self) -> bool:
         return self.family == "llama4"
 
     @property
+    def is_remote(self) -> bool:
+        return self.backend == "openai"
+
+    @property
     def available(self) -> bool:
-        return self.model_path.is_file() and (self.mmproj_path is None or self.mmproj_path.is_file())
+        return not self.missing()
 
     def missing_files(self) -> list[Path]:
+        if self.backend == "transformers":
+            config = self.model_path / "config.json"
+            return [] if config.is_file() else [config]
         paths = [self.model_path, self.mmproj_path]
         return [p for p in paths if p is not None and not p.is_file()]
 
+    def missing(self) -> list[str]:
+        """What keeps this model from running here, each as one short phrase."""
+        if not self.is_remote:
+            return [str(p) for p in self.missing_files()]
+        if not self.endpoint:
+            return ["an endpoint URL (--endpoint)"]
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            return [f"an API key in ${self.api_key_env}"]
+        return []
+
+    @property
+    def status(self) -> str:
+        """One line for model lists: where the model is, or what it lacks."""
+        if self.missing():
+            return f"missing: {self.missing()[0]}"
+        return f"served at {self.endpoint}" if self.is_remote else "on disk"
+
     def file_bytes(self) -> int | None:
+        if self.is_remote:
+            return None
+        if self.backend == "transformers":
+            return _checkpoint_bytes(self.model_path) or self.size_bytes
         if self.model_path.is_file():
             mmproj = (
                 self.mmproj_path.stat().st_size
@@ -70,10 +112,13 @@ class ModelSpec:
 
     def estimated_memory(self, n_ctx: int | None = None) -> int | None:
         """Weights + f16 KV cache for the context; compute buffers are left out."""
+        if self.is_remote:
+            return 0  # the server holds the weights
         weights = self.file_bytes()
         if weights is None:
             return None
-        kv = self.kv_bytes_per_token or _gguf_kv_bytes_per_token(self.model_path) or 0
+        gguf_kv = _gguf_kv_bytes_per_token(self.model_path) if self.backend == "llama.cpp" else None
+        kv = self.kv_bytes_per_token or gguf_kv or 0
         return weights + kv * (n_ctx or self.n_ctx)
 
 
@@ -90,9 +135,11 @@ class Registry:
             raise EngineInputError(f"unknown model {name!r}; known models: {known}") from None
 
     def resolve(self, settings: Settings) -> ModelSpec:
-        """The model the settings ask for: --model-path beats --model beats the default."""
-        # load_registry made a --model-path model the default, so it wins here.
-        spec = self.get(self.default if settings.model_path else settings.model or self.default)
+        """The model the settings ask for: --endpoint, --hf-path or --model-path beat
+        --model, which beats the default."""
+        # load_registry made an ad-hoc model the default, so it wins here.
+        ad_hoc = settings.model_path or settings.hf_path or settings.endpoint
+        spec = self.get(self.default if ad_hoc else settings.model or self.default)
         if settings.n_ctx:
             spec = replace(spec, n_ctx=settings.n_ctx)
         return spec
@@ -106,24 +153,43 @@ def load_registry(settings: Settings) -> Registry:
         raw = tomllib.loads(settings.registry_file.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise EngineInputError(f"cannot read model registry {settings.registry_file}: {exc}") from None
-    specs = {
-        name: _preset(name, entry, settings.resolved_models_dir)
-        for name, entry in raw.get("models", {}).items()
-    }
+    try:
+        specs = {
+            name: _preset(name, entry, settings.resolved_models_dir)
+            for name, entry in raw.get("models", {}).items()
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EngineInputError(f"bad entry in model registry {settings.registry_file}: {exc}") from None
     default = raw.get("default", next(iter(specs)))
-    if settings.model_path is not None:
+    mine = None
+    if settings.endpoint:
+        mine = endpoint_model(
+            settings.endpoint, settings.model, specs, settings.api_key_env, settings.max_images
+        )
+    elif settings.hf_path is not None:
+        mine = hf_model(settings.hf_path)
+    elif settings.model_path is not None:
         mine = user_model(settings.model_path, settings.mmproj)
+    if mine is not None:
         specs[mine.name], default = mine, mine.name
     return Registry(specs, default)
 
 
 def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
+    backend = entry.get("backend", "llama.cpp")
+    if backend not in BACKENDS:
+        raise ValueError(f"{name}: unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
     base = _package_dir(entry["package"]) if "package" in entry else models_dir
     mmproj = entry.get("mmproj")
+    location = {
+        "llama.cpp": lambda: base / entry["file"],
+        "transformers": lambda: base / entry["dir"],
+        "openai": lambda: None,
+    }[backend]()
     return ModelSpec(
         name=name,
         label=entry.get("label", name),
-        model_path=base / entry["file"],
+        model_path=location,
         mmproj_path=base / mmproj if mmproj else None,
         n_ctx=int(entry.get("n_ctx", 8192)),
         max_context=int(entry.get("max_context", entry.get("n_ctx", 8192))),
@@ -132,8 +198,14 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         kv_bytes_per_token=entry.get("kv_bytes_per_token"),
         family=entry.get("family", ""),
         licence=entry.get("licence", ""),
+        backend=backend,
         system_prompt=entry.get("system_prompt", ""),
         sampling=dict(entry.get("sampling", {})),
+        has_vision=entry.get("vision"),
+        endpoint=entry.get("endpoint", ""),
+        remote_model=entry.get("remote_model", ""),
+        api_key_env=entry.get("api_key_env", ""),
+        max_images=entry.get("max_images"),
     )
 
 
@@ -161,6 +233,73 @@ def user_model(model_path: Path, mmproj: Path | None = None) -> ModelSpec:
         max_context=meta.get("context_length", 8192),
         family="llama4" if meta.get("architecture") == "llama4" else meta.get("architecture", ""),
         licence="Llama 4 Community License" if meta.get("architecture") == "llama4" else "",
+    )
+
+
+def hf_model(path: Path) -> ModelSpec:
+    """A transformers checkpoint directory (config.json + safetensors + processor files)."""
+    path = Path(path).expanduser()
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise EngineInputError(f"not a transformers checkpoint (no config.json): {path}")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        raise EngineInputError(f"{config_file} is not readable JSON") from None
+    text = config.get("text_config", config)
+    context = int(text.get("max_position_embeddings", 8192))
+    llama = config.get("model_type") == "llama4"
+    return ModelSpec(
+        name=path.name,
+        label=f"{path.name} (transformers)",
+        model_path=path,
+        n_ctx=min(context, 8192),
+        max_context=context,
+        family="llama4" if llama else config.get("model_type", ""),
+        licence="Llama 4 Community License" if llama else "",
+        backend="transformers",
+        has_vision="vision_config" in config,
+    )
+
+
+def endpoint_model(
+    url: str,
+    model: str | None,
+    presets: dict[str, ModelSpec],
+    api_key_env: str | None = None,
+    max_images: int | None = None,
+) -> ModelSpec:
+    """A model on an OpenAI-compatible server. A preset named `model` (or serving
+    `model`) lends its limits; otherwise the limits are what the flags say."""
+    if not url.startswith(("http://", "https://")):
+        raise EngineInputError(f"--endpoint must be an http(s) URL, got {url!r}")
+    if not model:
+        raise EngineInputError("--endpoint needs --model NAME: the model the server serves")
+    url = url.rstrip("/")
+    preset = next(
+        (s for s in presets.values() if s.is_remote and model in (s.name, s.remote_model)),
+        None,
+    )
+    if preset is None:
+        llama = "llama-4" in model.lower() or "llama4" in model.lower()
+        preset = ModelSpec(
+            name=model,
+            label=f"{model} at {url}",
+            n_ctx=DEFAULT_ENDPOINT_CTX,
+            max_context=DEFAULT_ENDPOINT_CTX,
+            family="llama4" if llama else "",
+            licence="Llama 4 Community License" if llama else "",
+            backend="openai",
+            remote_model=model,
+            # Without --max-images a non-Llama-4 model is taken as text only: sending it
+            # images could be silently ignored.
+            has_vision=llama if max_images is None else max_images > 0,
+        )
+    return replace(
+        preset,
+        endpoint=url,
+        api_key_env=api_key_env if api_key_env is not None else preset.api_key_env,
+        max_images=max_images if max_images is not None else preset.max_images,
     )
 
 
@@ -196,3 +335,9 @@ def _gguf_kv_bytes_per_token(path: Path) -> int | None:
     if not {"block_count", "kv_heads", "head_dim"} <= facts.keys():
         return None
     return 2 * facts["block_count"] * facts["kv_heads"] * facts["head_dim"] * 2
+
+
+def _checkpoint_bytes(path: Path | None) -> int | None:
+    if path is None or not path.is_dir():
+        return None
+    return sum(f.stat().st_size for f in path.glob("*.safetensors")) or None
