@@ -1,4 +1,5 @@
 # `make run` sets up .venv and starts the app; `make test` sets up and runs every test.
+# `make setup-hf` adds torch + transformers for --hf-path checkpoints (not needed for GGUF).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,10 +15,11 @@ LLAMA_CMAKE_ARGS ?=
 endif
 WHEELS := $(HOME)/.cache/llama4-playground/wheels/$(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 
-.PHONY: setup setup-dev run test lint bench clean
+.PHONY: setup setup-dev setup-hf run test lint bench clean
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
+setup-hf: $(VENV)/.installed-hf
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +35,11 @@ $(VENV)/.installed: requirements.txt $(WHEELS)/.built | $(VENV)/bin/python
 	$(PIP) install --find-links $(WHEELS) -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+$(VENV)/.installed-hf: requirements-hf.txt $(VENV)/.installed
+	$(PIP) install -r requirements-hf.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements-hf.txt $(VENV)/.installed
 	$(PIP) install --find-links $(WHEELS) -r requirements-dev.txt
 	touch $@
 

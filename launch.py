@@ -27,9 +27,22 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     # No defaults (settings_from reads what is there): `launch.py --data-dir X ask` keeps X
     # instead of having the subcommand's own default reset it.
     group = parser.add_argument_group("model", argument_default=argparse.SUPPRESS)
-    group.add_argument("--model", help="preset name (see `launch.py models`)")
+    group.add_argument(
+        "--model", help="preset name (see `launch.py models`); with --endpoint, the served model"
+    )
     group.add_argument("--model-path", type=Path, help="a GGUF file of your own")
     group.add_argument("--mmproj", type=Path, help="vision projector GGUF for --model-path")
+    group.add_argument(
+        "--hf-path", type=Path, help="a transformers checkpoint directory (runs on torch, GPUs if any)"
+    )
+    group.add_argument(
+        "--hf-dtype", choices=("auto", "bfloat16", "float16", "float32"), help="weights dtype for --hf-path"
+    )
+    group.add_argument(
+        "--endpoint", help="an OpenAI-compatible server (vLLM, llama-server), e.g. http://host:8000/v1"
+    )
+    group.add_argument("--api-key-env", help="environment variable holding the --endpoint API key")
+    group.add_argument("--max-images", type=int, help="images per request the --endpoint accepts")
     group.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size in tokens")
     group.add_argument(
         "-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)"
@@ -103,6 +116,11 @@ def settings_from(args: argparse.Namespace):
             "model",
             "model_path",
             "mmproj",
+            "hf_path",
+            "hf_dtype",
+            "endpoint",
+            "api_key_env",
+            "max_images",
             "n_ctx",
             "n_gpu_layers",
             "n_threads",
@@ -150,14 +168,18 @@ def cmd_models(settings, args) -> int:
         return 0
     print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'VISION':<6} LABEL")
     for row in rows:
-        size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?"
+        remote = row["backend"] == "openai"
+        size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?" if not remote else "-"
         memory = f"{row['memory_gb']:.1f} GB" if row["memory_gb"] is not None else "?"
+        where = ("remote" if remote else "yes") if row["available"] else "missing"
         print(
-            f"{row['name']:<22} {'yes' if row['available'] else 'missing':<8} {size:>9} {memory:>9} "
+            f"{row['name']:<22} {where:<8} {size:>9} {memory:>9} "
             f"{row['n_ctx']:>8} {'yes' if row['vision'] else 'no':<6} {row['label']}"
         )
-        for path in row["missing"]:
-            print(f"{'':<22} expected at {path}")
+        if remote and row["endpoint"]:
+            print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
+        for what in row["missing"]:
+            print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
     return 0
 
 
@@ -167,8 +189,12 @@ def _model_row(spec, n_ctx: int | None) -> dict:
     return {
         "name": spec.name,
         "label": spec.label,
+        "backend": spec.backend,
         "available": spec.available,
-        "missing": [str(p) for p in spec.missing_files()],
+        "missing": spec.missing(),
+        "endpoint": spec.endpoint,
+        "remote_model": spec.remote_model,
+        "max_images": spec.max_images,
         "size_gb": round(size / 1e9, 2) if size is not None else None,
         "memory_gb": round(memory / 1e9, 2) if memory is not None else None,
         "n_ctx": n_ctx or spec.n_ctx,

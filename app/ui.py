@@ -189,7 +189,7 @@ def _to_pil(image):
 
 def _model_info(spec: ModelSpec) -> str:
     vision = "sees images" if spec.vision else "text only"
-    status = "on disk" if spec.available else f"missing: `{spec.missing_files()[0]}`"
+    status = spec.status if spec.available else f"missing: `{spec.missing()[0]}`"
     return f"**{spec.label}**  \n{vision} · context {spec.n_ctx:,} tokens · {status}"
 
 

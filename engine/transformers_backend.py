@@ -71,7 +71,7 @@ class TransformersEngine:
         _quiet_transformers()
         from transformers import AutoProcessor
 
-        from engine.llama4_tiles import register
+        from engine.llama4_processor import register
 
         register()
         try:

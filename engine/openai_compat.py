@@ -1,0 +1,331 @@
+"""OpenAI-compatible backend: a model served elsewhere (vLLM across GPUs or nodes,
+llama-server on a GPU box, a hosted provider) through the official `openai` client.
+
+Images travel as data URLs in the order they sit in the message. Limits the server
+would reject (images per request, context) are checked here first, so the user gets
+one clear line instead of an HTTP error. Failures before the first token raise
+EngineInputError (nothing to store); failures after it end the stream with
+Final("error"). Stop closes the HTTP stream, which makes the server stop too."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+from engine.images import IMAGE_MIME_TYPES, data_url
+from engine.protocol import ProgressFn, check_messages
+from engine.registry import ModelSpec
+from engine.timing import TokenCounter
+from engine.types import (
+    Capabilities,
+    EngineInputError,
+    EngineLoadError,
+    FinishReason,
+    ImagePart,
+    Message,
+    SamplingParams,
+    StreamEvent,
+    TextDelta,
+)
+
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 600.0  # a long prompt on a busy server can take minutes to the first token
+BYTES_PER_TOKEN = 4  # Llama 4's tokenizer averages ~4 bytes of English per token
+FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "eos": "stop"}
+
+
+class EndpointError(EngineInputError):
+    """The server could not take the request (down, key refused, busy, too long)."""
+
+
+class OpenAIEngine:
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.name = spec.name
+        self.label = spec.label
+        self.capabilities = Capabilities(
+            vision=spec.vision,
+            max_context=spec.n_ctx,
+            accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
+        )
+        self.context_limit = spec.n_ctx  # lowered at load when the server reports less
+        self.last_request: dict | None = None  # what the last stream sent, for inspection
+        self._client = None
+        self._can_tokenize: bool | None = None  # does the server have vLLM's /tokenize?
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._client is not None
+
+    def load(self, progress: ProgressFn | None = None) -> None:
+        """Connect and check that the server serves this model; loads nothing locally."""
+        if self.loaded:
+            return
+        report = progress or (lambda fraction, what: None)
+        if self.spec.missing():
+            raise EngineLoadError(f"{self.label} needs {self.spec.missing()[0]}")
+        report(0.1, f"connecting to {self.spec.endpoint}")
+        import openai
+
+        client = openai.OpenAI(
+            base_url=self.spec.endpoint,
+            api_key=self._api_key(),
+            max_retries=0,  # a retry after 429 or a dropped stream would hide what happened
+            timeout=openai.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        )
+        try:
+            served = client.models.list().data
+        except openai.APIError as exc:
+            raise EngineLoadError(self._describe(exc)) from None
+        self._check_served(served)
+        self._client = client
+        report(1.0, f"{self.label} ready at {self.spec.endpoint}")
+
+    def _api_key(self) -> str:
+        # The client insists on a key; local servers started without one ignore it.
+        return os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else "none"
+
+    def _check_served(self, served: list) -> None:
+        ids = [m.id for m in served]
+        if ids and self.spec.remote_model not in ids:
+            raise EngineLoadError(
+                f"{self.spec.endpoint} does not serve {self.spec.remote_model!r}; it serves: {', '.join(ids)}"
+            )
+        for model in served:
+            # vLLM reports its --max-model-len; a smaller one than ours is the real limit.
+            server_ctx = getattr(model, "max_model_len", None)
+            if model.id == self.spec.remote_model and isinstance(server_ctx, int):
+                self.context_limit = min(self.context_limit, server_ctx)
+
+    def unload(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # -- prompts -----------------------------------------------------------------
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The server's own count where it offers one (vLLM's /tokenize), else an
+        estimate: text bytes / 4, plus each image's Llama 4 tile tokens."""
+        self._require_loaded()
+        self._check_input(messages)
+        exact = self._server_count(_wire_messages(messages))
+        return exact if exact is not None else estimate_tokens(messages, self.spec.is_llama)
+
+    def _require_loaded(self) -> None:
+        if not self.loaded:
+            self.load()
+
+    def _check_input(self, messages: Sequence[Message]) -> None:
+        check_messages(self, messages)
+        limit = self.spec.max_images
+        count = sum(len(m.images) for m in messages)
+        if limit is not None and count > limit:
+            raise EngineInputError(
+                f"{self.label} takes at most {limit} image{'s' if limit != 1 else ''} per request "
+                f"and this conversation has {count}; start a new chat, or raise the server's "
+                "--limit-mm-per-prompt (and --max-images here)"
+            )
+
+    def _server_count(self, wire: list[dict]) -> int | None:
+        if self._can_tokenize is False:
+            return None
+        import openai
+
+        root = self._client.with_options(base_url=_server_root(self.spec.endpoint))
+        body = {"model": self.spec.remote_model, "messages": wire, "add_generation_prompt": True}
+        try:
+            reply = root.post("/tokenize", body=body, cast_to=object)
+            count = int(reply["count"])
+        except (openai.APIError, KeyError, TypeError, ValueError):
+            self._can_tokenize = False
+            return None
+        self._can_tokenize = True
+        return count
+
+    # -- generation --------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+        session_key: str | None = None,  # the server keeps its own prefix cache
+    ) -> Iterator[StreamEvent]:
+        self._require_loaded()
+        cancel = cancel or threading.Event()
+        started = time.perf_counter()
+        self._check_input(messages)
+        wire = _wire_messages(messages)
+        exact = self._server_count(wire)
+        n_prompt = exact if exact is not None else estimate_tokens(messages, self.spec.is_llama)
+        if n_prompt >= self.context_limit:
+            about = "" if exact is not None else "about "
+            raise EngineInputError(
+                f"the prompt is {about}{n_prompt:,} tokens but {self.label} takes "
+                f"{self.context_limit:,}; shorten it or start a new chat"
+            )
+        request = self._request(wire, params, min(params.max_tokens, self.context_limit - n_prompt))
+        self.last_request = request
+        response = self._open(request)  # raises EndpointError: nothing was generated
+        yield from self._relay(response, cancel, TokenCounter(started, n_prompt))
+
+    def _request(self, wire: list[dict], params: SamplingParams, max_tokens: int) -> dict:
+        extra = {"min_p": params.min_p}
+        if params.top_k > 0:
+            extra["top_k"] = params.top_k
+        if params.repeat_penalty != 1.0:
+            extra["repetition_penalty"] = params.repeat_penalty  # vLLM's name
+            extra["repeat_penalty"] = params.repeat_penalty  # llama.cpp's
+        request = {
+            "model": self.spec.remote_model,
+            "messages": wire,
+            "max_tokens": max(max_tokens, 1),
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "extra_body": extra,
+        }
+        if params.seed is not None:
+            request["seed"] = params.seed
+        return request
+
+    def _open(self, request: dict):
+        import openai
+
+        try:
+            return self._client.chat.completions.create(**request)
+        except openai.APIError as exc:
+            raise EndpointError(self._describe(exc)) from None
+
+    def _relay(self, response, cancel: threading.Event, counter: TokenCounter) -> Iterator[StreamEvent]:
+        """Yield the stream's text; close it when Stop is pressed or the caller leaves."""
+        done = threading.Event()
+        watcher = threading.Thread(target=_close_on, args=(cancel, done, response), daemon=True)
+        watcher.start()
+        reason: FinishReason | None = None
+        usage = None
+        try:
+            for chunk in response:
+                usage = chunk.usage or usage
+                for choice in chunk.choices[:1]:
+                    delta = choice.delta
+                    # One token per chunk; the opening chunk only names the role.
+                    if delta and delta.content is not None and not delta.role:
+                        counter.tokens()
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                    if choice.finish_reason:
+                        reason = FINISH_REASONS.get(choice.finish_reason, "stop")
+                if cancel.is_set():
+                    break
+        except Exception as exc:  # a dropped connection or garbage in the stream
+            if not cancel.is_set():
+                yield self._final(counter, usage, "error", self._describe(exc, mid_stream=True))
+                return
+        finally:
+            done.set()
+            response.close()
+        if cancel.is_set():
+            yield self._final(counter, usage, "cancelled")
+        elif reason is None:
+            error = f"{self.spec.endpoint} ended the stream before the answer finished (a server error?)"
+            yield self._final(counter, usage, "error", error)
+        else:
+            yield self._final(counter, usage, reason)
+
+    @staticmethod
+    def _final(counter: TokenCounter, usage, reason: FinishReason, error: str | None = None):
+        if usage is not None:  # the server's counts beat ours
+            counter.prompt_tokens = usage.prompt_tokens or counter.prompt_tokens
+            counter.completion_tokens = usage.completion_tokens or counter.completion_tokens
+        return counter.final(reason, error=error)
+
+    def _describe(self, exc: BaseException, mid_stream: bool = False) -> str:
+        """One line a user can act on, for any failure talking to the server."""
+        import openai
+
+        where = self.spec.endpoint
+        if isinstance(exc, openai.APIConnectionError):
+            verb = "lost the connection to" if mid_stream else "cannot reach"
+            return f"{verb} {where}: is the server running? ({_root_cause(exc)})"
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            source = f"${self.spec.api_key_env}" if self.spec.api_key_env else "no key (--api-key-env VAR)"
+            return f"{where} refused the API key ({exc.status_code}); check {source}"
+        if isinstance(exc, openai.RateLimitError):
+            return f"{where} is rate limiting requests (429); wait a moment and try again"
+        if isinstance(exc, openai.NotFoundError):
+            return f"{where} has no model {self.spec.remote_model!r} (404)"
+        if isinstance(exc, openai.APIStatusError):
+            detail = _server_message(exc)
+            if "context" in detail.lower() or "too long" in detail.lower():
+                return f"the prompt is longer than {self.label} takes: {detail}"
+            return f"{where} answered {exc.status_code}: {detail}"
+        if mid_stream:
+            return f"{where} sent a malformed stream: {_root_cause(exc)}"
+        return f"{where}: {_root_cause(exc)}"
+
+
+def estimate_tokens(messages: Sequence[Message], llama: bool) -> int:
+    """Prompt tokens without the server's tokenizer: text bytes / 4 plus, for Llama 4,
+    each image's exact tile cost; a few tokens per turn for the chat headers."""
+    from engine.llama4_tiles import image_tokens
+
+    total = 0
+    for message in messages:
+        total += 5 + math.ceil(len(message.plain_text.encode("utf-8")) / BYTES_PER_TOKEN)
+        if llama:
+            total += sum(image_tokens(i.width or 336, i.height or 336) for i in message.images)
+    return total
+
+
+def _wire_messages(messages: Sequence[Message]) -> list[dict]:
+    """Chat messages in the OpenAI format; images as data URLs, in their place."""
+    wire = []
+    for message in messages:
+        if not message.images:
+            wire.append({"role": message.role, "content": message.plain_text})
+            continue
+        content = [
+            {"type": "image_url", "image_url": {"url": data_url(part)}}
+            if isinstance(part, ImagePart)
+            else {"type": "text", "text": part.text}
+            for part in message.parts
+        ]
+        wire.append({"role": message.role, "content": content})
+    return wire
+
+
+def _close_on(cancel: threading.Event, done: threading.Event, response) -> None:
+    # Stop must not wait for the next token (a long prompt can take minutes to start).
+    while not done.is_set():
+        if cancel.wait(0.05):
+            response.close()
+            return
+
+
+def _server_root(endpoint: str) -> str:
+    return endpoint.removesuffix("/v1") if endpoint.endswith("/v1") else endpoint
+
+
+def _server_message(exc) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        message = error.get("message") or error.get("detail") if isinstance(error, dict) else error
+        if message:
+            return " ".join(str(message).split())
+    return " ".join(str(getattr(exc, "message", exc)).split())
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
