@@ -24,6 +24,18 @@ def pytest_configure(config):
     os.environ.pop("L4P_MODEL", None)
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu`-marked tests run where torch sees CUDA and skip cleanly elsewhere."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
 def png_bytes(width: int = 56, height: int = 56, color: str = "red") -> bytes:
     from PIL import Image
 
@@ -47,6 +59,14 @@ def tiny_llama4(tmp_path_factory) -> tuple[Path, Path]:
     from tests.fixtures.tiny_llama4 import write_tiny_llama4
 
     return write_tiny_llama4(tmp_path_factory.mktemp("tiny-llama4"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama4_hf(tmp_path_factory) -> Path:
+    """A tiny random Llama 4 transformers checkpoint directory (text + vision)."""
+    from tests.fixtures.tiny_llama4_hf import write_tiny_llama4_hf
+
+    return write_tiny_llama4_hf(tmp_path_factory.mktemp("tiny-llama4-hf"))
 
 
 @pytest.fixture(scope="session")
