@@ -173,7 +173,8 @@ class OpenAIEngine:
         request = self._request(wire, params, min(params.max_tokens, self.context_limit - n_prompt))
         self.last_request = request
         response = self._open(request)  # raises EndpointError: nothing was generated
-        yield from self._relay(response, cancel, TokenCounter(started, n_prompt))
+        counter = TokenCounter(started, n_prompt)
+        yield from self._relay(response, cancel, counter, request["max_tokens"])
 
     def _request(self, wire: list[dict], params: SamplingParams, max_tokens: int) -> dict:
         extra = {"min_p": params.min_p}
@@ -199,12 +200,19 @@ class OpenAIEngine:
     def _open(self, request: dict):
         import openai
 
-        try:
-            return self._client.chat.completions.create(**request)
-        except openai.APIError as exc:
-            raise EndpointError(self._describe(exc)) from None
+        for attempt in (1, 2):
+            try:
+                return self._client.chat.completions.create(**request)
+            except openai.APIConnectionError as exc:
+                # A kept-alive connection the server dropped (after a failed stream, say)
+                # fails at once; one fresh try tells that from a server that is down.
+                if attempt == 2 or isinstance(exc, openai.APITimeoutError):
+                    raise EndpointError(self._describe(exc)) from None
+            except openai.APIError as exc:
+                raise EndpointError(self._describe(exc)) from None
+        raise AssertionError("unreachable")
 
-    def _relay(self, response, cancel: threading.Event, counter: TokenCounter) -> Iterator[StreamEvent]:
+    def _relay(self, response, cancel, counter: TokenCounter, max_tokens: int) -> Iterator[StreamEvent]:
         """Yield the stream's text; close it when Stop is pressed or the caller leaves."""
         done = threading.Event()
         watcher = threading.Thread(target=_close_on, args=(cancel, done, response), daemon=True)
@@ -216,7 +224,8 @@ class OpenAIEngine:
                 usage = chunk.usage or usage
                 for choice in chunk.choices[:1]:
                     delta = choice.delta
-                    # One token per chunk; the opening chunk only names the role.
+                    # About one token per chunk (the server's usage, when sent, replaces
+                    # this count); the opening chunk only names the role.
                     if delta and delta.content is not None and not delta.role:
                         counter.tokens()
                         if delta.content:
@@ -232,6 +241,7 @@ class OpenAIEngine:
         finally:
             done.set()
             response.close()
+        counter.completion_tokens = min(counter.completion_tokens, max_tokens)
         if cancel.is_set():
             yield self._final(counter, usage, "cancelled")
         elif reason is None:
