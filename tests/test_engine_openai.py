@@ -294,3 +294,21 @@ def test_cli_server_down_exits_2_with_one_line():
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot reach") and result.stderr.count("\n") == 1
+
+
+def test_the_ui_serves_an_endpoint_model_with_two_images(llama_server, write_png):
+    from gradio_client import Client, handle_file
+
+    from tests.conftest import start_app, stop_app
+
+    proc, url = start_app("--endpoint", llama_server.url, "--model", MODEL, "--api-key-env", KEY_ENV)
+    try:
+        client = Client(url, verbose=False)
+        files = [handle_file(write_png("a.png")), handle_file(write_png("b.png", color="blue"))]
+        _, _, notice = client.predict({"text": "compare", "files": files}, api_name="/send")
+        assert notice == ""
+        chat, notice = list(client.submit(api_name="/respond"))[-1]
+        assert notice == "" and chat[-1]["role"] == "assistant"
+        assert "tokens" in str(chat[-1]["content"])  # the metrics line under the answer
+    finally:
+        stop_app(proc)

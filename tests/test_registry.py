@@ -68,3 +68,36 @@ def test_sampling_defaults_and_overrides(registry):
     scout = replace(registry.get("scout-iq1_s"))
     params = scout.sampling_params()
     assert (params.temperature, params.top_p, params.min_p) == (0.6, 0.9, 0.01)
+
+
+def test_endpoint_presets_list_without_a_server(registry):
+    maverick = registry.get("maverick-fp8-vllm")
+    assert maverick.is_remote and maverick.vision and maverick.available
+    assert maverick.max_images == 10 and maverick.n_ctx == 430_000
+    assert maverick.estimated_memory() == 0 and maverick.status.startswith("served at http://")
+    assert registry.get("maverick-fp8-hf").backend == "transformers"
+    assert not registry.get("maverick-fp8-hf").available
+
+
+def test_endpoint_flags_borrow_a_presets_limits(tmp_path):
+    url = "http://gpu-box:8000/v1/"
+    by_name = Settings(models_dir=tmp_path, endpoint=url, model="maverick-fp8-vllm")
+    spec = load_registry(by_name).resolve(by_name)
+    assert spec.endpoint == "http://gpu-box:8000/v1" and spec.max_images == 10
+    by_id = Settings(
+        models_dir=tmp_path, endpoint=url, model="meta-llama/Llama-4-Scout-17B-16E-Instruct", n_ctx=50_000
+    )
+    spec = load_registry(by_id).resolve(by_id)
+    assert spec.name == "scout-bf16-vllm" and spec.n_ctx == 50_000
+    ad_hoc = Settings(models_dir=tmp_path, endpoint=url, model="my-text-model", max_images=None)
+    spec = load_registry(ad_hoc).resolve(ad_hoc)
+    assert spec.remote_model == "my-text-model" and not spec.vision  # no images it might ignore
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "model", "message"),
+    [("gpu-box:8000", "m", "must be an http"), ("http://gpu-box:8000/v1", None, "needs --model")],
+)
+def test_bad_endpoint_flags_are_one_line(tmp_path, endpoint, model, message):
+    with pytest.raises(EngineInputError, match=message):
+        load_registry(Settings(models_dir=tmp_path, endpoint=endpoint, model=model))
