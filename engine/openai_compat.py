@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -172,9 +173,16 @@ class OpenAIEngine:
             )
         request = self._request(wire, params, min(params.max_tokens, self.context_limit - n_prompt))
         self.last_request = request
-        response = self._open(request)  # raises EndpointError: nothing was generated
         counter = TokenCounter(started, n_prompt)
-        yield from self._relay(response, cancel, counter, request["max_tokens"])
+        stream = _Reader(self._open(request))  # _open raises EndpointError: nothing generated
+        first = stream.next(cancel)
+        if first is _Broken and not cancel.is_set():
+            # The connection broke before a single chunk (a kept-alive connection the
+            # server dropped after an earlier failure): nothing was shown, so ask again.
+            stream.close()
+            stream = _Reader(self._open(request))
+            first = stream.next(cancel)
+        yield from self._relay(stream, first, cancel, counter, request["max_tokens"])
 
     def _request(self, wire: list[dict], params: SamplingParams, max_tokens: int) -> dict:
         extra = {"min_p": params.min_p}
@@ -212,15 +220,14 @@ class OpenAIEngine:
                 raise EndpointError(self._describe(exc)) from None
         raise AssertionError("unreachable")
 
-    def _relay(self, response, cancel, counter: TokenCounter, max_tokens: int) -> Iterator[StreamEvent]:
-        """Yield the stream's text; close it when Stop is pressed or the caller leaves."""
-        done = threading.Event()
-        watcher = threading.Thread(target=_close_on, args=(cancel, done, response), daemon=True)
-        watcher.start()
+    def _relay(self, stream, item, cancel, counter, max_tokens: int) -> Iterator[StreamEvent]:
+        """Yield the stream's text until it ends, breaks, or Stop is pressed; the HTTP
+        stream is closed in every case, which tells the server to stop generating."""
         reason: FinishReason | None = None
         usage = None
         try:
-            for chunk in response:
+            while isinstance(item, _Chunk):
+                chunk = item.chunk
                 usage = chunk.usage or usage
                 for choice in chunk.choices[:1]:
                     delta = choice.delta
@@ -232,18 +239,15 @@ class OpenAIEngine:
                             yield TextDelta(delta.content)
                     if choice.finish_reason:
                         reason = FINISH_REASONS.get(choice.finish_reason, "stop")
-                if cancel.is_set():
-                    break
-        except Exception as exc:  # a dropped connection or garbage in the stream
-            if not cancel.is_set():
-                yield self._final(counter, usage, "error", self._describe(exc, mid_stream=True))
-                return
+                item = stream.next(cancel)
         finally:
-            done.set()
-            response.close()
+            stream.close()
         counter.completion_tokens = min(counter.completion_tokens, max_tokens)
         if cancel.is_set():
             yield self._final(counter, usage, "cancelled")
+        elif isinstance(item, BaseException) or item is _Broken:
+            error = self._describe(stream.error or item, mid_stream=True)
+            yield self._final(counter, usage, "error", error)
         elif reason is None:
             error = f"{self.spec.endpoint} ended the stream before the answer finished (a server error?)"
             yield self._final(counter, usage, "error", error)
@@ -312,12 +316,56 @@ def _wire_messages(messages: Sequence[Message]) -> list[dict]:
     return wire
 
 
-def _close_on(cancel: threading.Event, done: threading.Event, response) -> None:
-    # Stop must not wait for the next token (a long prompt can take minutes to start).
-    while not done.is_set():
-        if cancel.wait(0.05):
-            response.close()
-            return
+class _Chunk:
+    def __init__(self, chunk):
+        self.chunk = chunk
+
+
+class _End:
+    """The stream ended."""
+
+
+class _Broken:
+    """The connection broke (the error is in _Reader.error)."""
+
+
+class _Reader:
+    """Reads the stream on a thread, so Stop never waits for the server: a long prompt
+    can take minutes to its first token, and a blocked read cannot be interrupted."""
+
+    POLL_S = 0.05
+
+    def __init__(self, response):
+        self.response = response
+        self.error: BaseException | None = None
+        self._items: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        import openai
+
+        try:
+            for chunk in self.response:
+                self._items.put(_Chunk(chunk))
+            self._items.put(_End)
+        except openai.APIConnectionError as exc:  # the client wraps transport errors in this
+            self.error = exc
+            self._items.put(_Broken)
+        except Exception as exc:  # garbage in the stream
+            self._items.put(exc)
+
+    def next(self, cancel: threading.Event):
+        """The next _Chunk, or _End, _Broken, an exception; _End once Stop is pressed."""
+        while True:
+            try:
+                return self._items.get(timeout=self.POLL_S)
+            except queue.Empty:
+                if cancel.is_set():
+                    return _End
+
+    def close(self) -> None:
+        # Closing can wait on the blocked read; the caller must not.
+        threading.Thread(target=self.response.close, daemon=True).start()
 
 
 def _server_root(endpoint: str) -> str:

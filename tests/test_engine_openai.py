@@ -188,6 +188,9 @@ class Scripted(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/v1/chat/completions":  # no /tokenize: the engine estimates
+            self._send(404, {"detail": "Not Found"})
+            return
         mode = self.server.mode
         if mode == "rate-limited":
             self._send(429, {"error": {"message": "Too many requests", "type": "rate_limit"}})
@@ -195,6 +198,10 @@ class Scripted(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
+        if mode == "slow":
+            self.wfile.flush()
+            time.sleep(30)  # a long prompt being read; the client hangs up before this ends
+            return
         if mode == "garbage":
             self.wfile.write(b"data: {this is not json\n\n")
         elif mode == "drop":
@@ -312,3 +319,13 @@ def test_the_ui_serves_an_endpoint_model_with_two_images(llama_server, write_png
         assert "tokens" in str(chat[-1]["content"])  # the metrics line under the answer
     finally:
         stop_app(proc)
+
+
+def test_stop_while_waiting_for_the_first_token_closes_the_stream(scripted, settings):
+    engine = scripted_engine(scripted, settings)
+    scripted.mode = "slow"  # headers at once, the first token only after 30 s
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    *_, final = engine.stream([user("hi")], GREEDY, cancel)
+    assert final.finish_reason == "cancelled" and time.monotonic() - started < 10
