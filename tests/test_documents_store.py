@@ -114,7 +114,7 @@ def test_cancelling_a_long_read_leaves_nothing_behind(store):
         cancel.set()  # the user presses Stop as the first pages come in
 
     data = text_pdf([f"page {n} text" for n in range(1, 301)])
-    with pytest.raises(documents.IngestCancelled, match="reading long.pdf was cancelled"):
+    with pytest.raises(documents.IngestCancelled, match=r"reading long\.pdf was cancelled"):
         store.ingest_document(data, "long.pdf", progress=progress, cancel=cancel)
     assert seen and seen[0].startswith("reading long.pdf: page ")
     assert store.db["documents"].count == 0 and store.db["document_pages"].count == 0
