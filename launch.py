@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--open", action="store_true", help="open the page in a browser tab")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASS",
+        help="require this login (repeatable); needed for a non-loopback --host or --share",
+    )
+    parser.add_argument("--auth-file", type=Path, help="logins, one user:password per line (# comments)")
+    parser.add_argument(
+        "--share", action="store_true", default=None, help="public gradio.live link (needs --auth)"
+    )
     _model_flags(parser)
     commands = parser.add_subparsers(dest="command")
 
@@ -113,6 +123,9 @@ def settings_from(args: argparse.Namespace):
         for key in (
             "host",
             "port",
+            "auth",
+            "auth_file",
+            "share",
             "model",
             "model_path",
             "mmproj",
@@ -207,11 +220,13 @@ def cmd_ask(settings, args) -> int:
     from engine import Message, TextDelta, create_engine, load_registry
     from engine.context import expand_documents, fit_context
     from engine.images import load_image_file
+    from engine.limits import check_text
     from engine.protocol import check_messages
     from engine.types import TextPart
     from sessions.cli import AskSession
     from sessions.doc_cli import read_cli_documents
 
+    check_text(args.prompt, settings.max_text_chars)
     images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
     spec = load_registry(settings).resolve(settings)
     strategy, page_range = _page_strategy(args.pages)

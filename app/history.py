@@ -9,6 +9,7 @@ import gradio as gr
 
 from app.chat import SETTING_NAMES, Turn, to_chatbot, turns_from_rows, user_turn
 from app.runtime import Runtime
+from engine.limits import check_text
 from engine.types import EngineInputError, ImagePart, Message, TextPart
 
 LIST_LIMIT = 50
@@ -42,13 +43,24 @@ def build_panel() -> Panel:
     return Panel(new, search, chats, title, rename, delete, confirm, cancel)
 
 
-def chat_choices(runtime: Runtime) -> list[tuple[str, str]]:
-    return [(f"{s.title or 'Untitled'} · {s.model}", s.id) for s in runtime.store.list_sessions(LIST_LIMIT)]
+def user_of(request: gr.Request | None) -> str:
+    """The logged-in user; '' without auth (every chat then belongs to '')."""
+    return (request.username or "") if request is not None else ""
+
+
+def owned(runtime: Runtime, session_id: str, request: gr.Request | None):
+    """The session's row if this user owns it; SessionNotFound (one line) otherwise."""
+    return runtime.store.owned_session(session_id, user_of(request))
+
+
+def chat_choices(runtime: Runtime, owner: str) -> list[tuple[str, str]]:
+    chats = runtime.store.list_sessions(LIST_LIMIT, owner=owner)
+    return [(f"{s.title or 'Untitled'} · {s.model}", s.id) for s in chats]
 
 
 def refresher(runtime: Runtime):
-    def refresh(session: str):
-        return gr.Radio(choices=chat_choices(runtime), value=session or None)
+    def refresh(session: str, request: gr.Request):
+        return gr.Radio(choices=chat_choices(runtime, user_of(request)), value=session or None)
 
     return refresh
 
@@ -75,10 +87,11 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
 
 
 def _searcher(runtime: Runtime):
-    def search(query: str):
+    def search(query: str, request: gr.Request):
+        owner = user_of(request)
         if not query.strip():
-            return gr.Radio(choices=chat_choices(runtime), label="Chats")
-        hits = runtime.store.search(query)
+            return gr.Radio(choices=chat_choices(runtime, owner), label="Chats")
+        hits = runtime.store.search(query, owner=owner)
         seen, choices = set(), []
         for hit in hits:
             if hit.session_id not in seen:
@@ -90,11 +103,11 @@ def _searcher(runtime: Runtime):
 
 
 def _opener(runtime: Runtime):
-    def open_chat(session_id: str | None):
+    def open_chat(session_id: str | None, request: gr.Request):
         if not session_id:
             return [], "", [], "", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         try:
-            row = runtime.store.get_session(session_id)
+            row = owned(runtime, session_id, request)
             turns = mark_branches(
                 runtime, turns_from_rows(runtime.store.branch(session_id), runtime.store.blob_path)
             )
@@ -109,23 +122,33 @@ def _opener(runtime: Runtime):
 
 
 def _renamer(runtime: Runtime):
-    def rename(session: str, title: str):
+    def rename(session: str, title: str, request: gr.Request):
         if not session:
             return gr.Radio(), "Nothing to rename yet: send a message first."
         if not title.strip():
             return gr.Radio(), "⚠️ A title cannot be empty."
-        runtime.store.rename_session(session, " ".join(title.split()))
-        return gr.Radio(choices=chat_choices(runtime), value=session), ""
+        try:
+            owned(runtime, session, request)
+            runtime.store.rename_session(session, " ".join(title.split()))
+        except EngineInputError as exc:
+            return gr.Radio(), f"⚠️ {exc}"
+        return gr.Radio(choices=chat_choices(runtime, user_of(request)), value=session), ""
 
     return rename
 
 
 def _deleter(runtime: Runtime):
-    def delete(session: str):
+    def delete(session: str, request: gr.Request):
         hidden = [gr.Button(visible=False)] * 2
-        if session:
-            runtime.store.delete_session(session)
-        return [], "", [], "", gr.Radio(choices=chat_choices(runtime), value=None), *hidden
+        notice = ""
+        try:
+            if session:
+                owned(runtime, session, request)
+                runtime.store.delete_session(session)
+        except EngineInputError as exc:
+            notice = f"⚠️ {exc}"
+        chats = gr.Radio(choices=chat_choices(runtime, user_of(request)), value=None)
+        return [], "", [], notice, chats, *hidden
 
     return delete
 
@@ -133,16 +156,18 @@ def _deleter(runtime: Runtime):
 def editor(runtime: Runtime):
     """An edited user turn becomes a sibling of the original; the answer follows."""
 
-    def edit(turns: list[Turn], session: str, event: gr.EditData):
+    def edit(turns: list[Turn], session: str, event: gr.EditData, request: gr.Request):
         index = event.index if isinstance(event.index, int) else event.index[0]
         if not (0 <= index < len(turns)) or turns[index].message.role != "user":
             return turns, to_chatbot(turns), ""
         new_text = event.value if isinstance(event.value, str) else _text_of(event.value)
         old = turns[index]
         try:
+            check_text(new_text, runtime.settings.max_text_chars)
             turn = user_turn(new_text, old.files, runtime.settings.max_image_pixels)
             turn = Turn(Message("user", _keep_images(old.message, turn.message)), files=old.files)
             if session:
+                owned(runtime, session, request)
                 parent = turns[index - 1].id if index > 0 else None
                 turn.id = runtime.store.add_user_message(session, parent, turn.message)
         except EngineInputError as exc:
@@ -170,18 +195,21 @@ def _keep_images(old: Message, new: Message):
 def branch_mover(runtime: Runtime, step: int):
     """◀ / ▶: show the previous or next sibling of the last answer (a regeneration)."""
 
-    def move(turns: list[Turn], session: str):
+    def move(turns: list[Turn], session: str, request: gr.Request):
         last = turns[-1] if turns else None
         if not session or last is None or last.id is None:
             return turns, to_chatbot(turns), "No other answers to this turn yet."
-        siblings = runtime.store.siblings(last.id)
-        position = siblings.index(last.id) + step
-        if not 0 <= position < len(siblings):
-            return turns, to_chatbot(turns), ""
-        leaf = runtime.store.latest_leaf(siblings[position])
-        turns = mark_branches(
-            runtime, turns_from_rows(runtime.store.branch(session, leaf), runtime.store.blob_path)
-        )
+        try:
+            owned(runtime, session, request)
+            siblings = runtime.store.siblings(last.id)
+            position = siblings.index(last.id) + step
+            if not 0 <= position < len(siblings):
+                return turns, to_chatbot(turns), ""
+            leaf = runtime.store.latest_leaf(siblings[position])
+            rows = runtime.store.branch(session, leaf)
+        except EngineInputError as exc:
+            return turns, to_chatbot(turns), f"⚠️ {exc}"
+        turns = mark_branches(runtime, turns_from_rows(rows, runtime.store.blob_path))
         return turns, to_chatbot(turns), ""
 
     return move

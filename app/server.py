@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+from app.access import SHARE_WARNING, check_exposure
 from app.runtime import build_runtime
 from engine.config import ASSETS_DIR, Settings
 
@@ -9,11 +12,18 @@ from engine.config import ASSETS_DIR, Settings
 def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     from app.ui import build_app
 
+    users = check_exposure(settings)  # before any model work: a refusal is instant
+    if settings.share:
+        print(SHARE_WARNING, file=sys.stderr)
     runtime = build_runtime(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     demo = build_app(runtime)
     demo.queue(default_concurrency_limit=4)
-    print(f"Llama 4 Playground on http://{settings.host}:{settings.port} (model: {runtime.default_model})")
+    login = f", {len(users)} login(s)" if users else ""
+    print(
+        f"Llama 4 Playground on http://{settings.host}:{settings.port} "
+        f"(model: {runtime.default_model}{login})"
+    )
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -24,6 +34,16 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         prevent_thread_lock=not block,
         quiet=True,
         inbrowser=open_browser,
-        allowed_paths=[str(runtime.store.blobs.root)],  # saved images, and nothing else on disk
+        auth=users or None,
+        auth_message="Llama 4 Playground: log in to see your chats." if users else None,
+        share=settings.share,
+        allowed_paths=[str(runtime.store.blobs.root.resolve())],  # saved images, nothing else on disk
+        blocked_paths=_private_paths(settings),
     )
     return 0 if block else demo
+
+
+def _private_paths(settings: Settings) -> list[str]:
+    """Never served even if a later allowed path covers them: the database, the models."""
+    data = settings.data_dir.resolve()
+    return [str(data / "playground.db"), str(settings.resolved_models_dir.resolve())]

@@ -23,6 +23,7 @@ from app.chat import (
 from app.runtime import Runtime
 from engine.context import PAGE_MODES, STRATEGIES, expand_documents, fit_context
 from engine.documents import DOCUMENT_EXTENSIONS
+from engine.limits import check_text
 from engine.protocol import check_messages
 from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
@@ -223,7 +224,9 @@ def _sender(runtime: Runtime):
             return *keep, "Type a message or attach an image or a document."
         spec = runtime.spec(model_name)
         paths = [_file_path(f) for f in files]
+        owner = history.user_of(request)
         try:
+            check_text(text, runtime.settings.max_text_chars)
             parts = read_documents(
                 runtime.store,
                 [p for p in paths if is_document(p)],
@@ -240,7 +243,9 @@ def _sender(runtime: Runtime):
             turn = user_turn(text, image_paths, max_pixels, tuple(parts), doc_paths)
             if turn.message.images and not spec.vision:
                 raise EngineInputError(f"{spec.label} cannot see images; {VISION_HINT}")
-            session = session or runtime.store.create_session(model=model_name)
+            if session:
+                runtime.store.owned_session(session, owner)
+            session = session or runtime.store.create_session(model=model_name, owner=owner)
             runtime.store.update_session(
                 session, model=model_name, settings=dict(zip(SETTING_NAMES, settings, strict=True))
             )
@@ -248,6 +253,8 @@ def _sender(runtime: Runtime):
             turn.id = runtime.store.add_user_message(session, turns[-1].id if turns else None, turn.message)
         except EngineInputError as exc:
             gr.Warning(str(exc))
+            if len(text) > runtime.settings.max_text_chars:
+                keep = (gr.MultimodalTextbox(), *keep[1:])  # leave the page's box as is, not echo 50 MB
             return *keep, f"⚠️ {exc}"
         turns = [*turns, turn]
         return gr.MultimodalTextbox(value=None, interactive=False), turns, session, to_chatbot(turns), ""
@@ -279,6 +286,8 @@ def _responder(runtime: Runtime):
             yield turns, to_chatbot(turns), ""
             return
         try:
+            if session:
+                history.owned(runtime, session, request)
             engine = runtime.models.activate_name(
                 model_name,
                 int(n_ctx) if n_ctx else None,

@@ -46,8 +46,15 @@ class Settings(BaseSettings):
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int = 0
     n_threads: int | None = None
+    # Who may reach the page. Anything but loopback needs a login; see app/access.py.
+    auth: list[str] = Field(default_factory=list)  # "user:password" entries
+    auth_file: Path | None = None  # one "user:password" per line
+    share: bool = False  # a public gradio.live link; needs auth too
+
+    # Upload and input limits: bad or oversized input is refused with one line.
     max_image_pixels: int = 40_000_000
     max_file_mb: int = 200
+    max_text_chars: int = 1_000_000  # one message's text (~250k tokens); long text goes in a document
     # Documents: pages beyond this are refused, not silently cut; pages go to vision
     # models as images rendered at this DPI, the longer side capped at 4 Llama 4 tiles.
     max_doc_pages: int = 2000

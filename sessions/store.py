@@ -23,7 +23,7 @@ from .answer import AnswerWriter
 from .blobs import Blobs, sha256_of
 from .connection import Connection, process_identity
 from .ids import now
-from .rows import MessageNotFound, MessageRow, SearchHit, SessionRow
+from .rows import MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow
 from .schema import migrations
 
 DB_NAME = "playground.db"
@@ -72,6 +72,14 @@ class Store:
 
     def get_session(self, session_id: str) -> SessionRow:
         return table.session(self._conn, session_id)
+
+    def owned_session(self, session_id: str, owner: str) -> SessionRow:
+        """The session if `owner` made it. Another user's session reads exactly like a
+        missing one, so nobody can probe which ids exist."""
+        row = table.session(self._conn, session_id)
+        if row.owner != owner:
+            raise SessionNotFound(session_id)
+        return row
 
     def rename_session(self, session_id: str, title: str) -> None:
         self._conn.write(lambda: table.update_session(self._conn, session_id, {"title": title}))
