@@ -295,7 +295,10 @@ def _responder(runtime: Runtime):
             )
             turns, messages, report = _fit(runtime, engine, turns, system, strategy, page_range, max_tokens)
             check_messages(engine, messages)
-        except (EngineInputError, EngineLoadError) as exc:
+        except EngineLoadError as exc:
+            yield _failed_answer(runtime, session, turns, model_name, str(exc))
+            return
+        except EngineInputError as exc:
             yield turns, to_chatbot(turns), f"⚠️ {exc}"
             return
         # The budget shows before the first token: what goes in, and what was left out.
@@ -370,6 +373,18 @@ def _stream_answer(runtime, engine, messages, params, cancel, turns, start_write
     if answer.id is not None:
         turns = history.mark_branches(runtime, turns)
     yield turns, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
+
+
+def _failed_answer(runtime: Runtime, session: str, turns: list[Turn], model_name: str, error: str):
+    """A model that cannot load (its file deleted, say) still ends the turn: the chat
+    and the store both record an answer with status 'error' saying why."""
+    answer = assistant_turn("", "error", f"error: {error}")
+    if session:
+        with runtime.store.start_answer(session, turns[-1].id, model_name) as writer:
+            writer.finish(Final("error", error=error))
+        answer.id = writer.id
+    turns = [*turns, answer]
+    return turns, to_chatbot(turns), f"⚠️ {error}"
 
 
 def _drop_last_answer(turns: list[Turn]):
