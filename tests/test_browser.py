@@ -109,3 +109,50 @@ def test_editing_a_question_branches_and_answers_again(page, app_url):
         questions = [m for m in store.all_messages(session.id) if m.role == "user"]
     assert [q.text for q in questions] == ["What is the capital of Germany?", "What is the capital of Italy?"]
     assert questions[0].parent_id == questions[1].parent_id  # siblings: the old branch stays
+
+
+def test_stop_ends_a_long_answer_mid_stream(page, app_url):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    ask(page, "Write a very long story about a dragon, a knight and a castle.")
+    page.wait_for_function(  # some of the story is on screen; more is on its way
+        """() => {
+            const bots = document.querySelectorAll("#chat .message.bot, #chat [data-testid='bot']");
+            return bots.length > 0 && bots[bots.length - 1].innerText.length > 40;
+        }""",
+        timeout=60_000,
+    )
+    page.locator("#stop").click()
+    metrics = page.locator("#chat .metrics").last
+    metrics.wait_for(timeout=30_000)
+    assert metrics.inner_text().endswith("cancelled")
+    expect(page.locator("#input textarea")).to_be_enabled(timeout=15_000)  # ready for more
+    shot(page, "stop-mid-answer")
+
+
+def test_login_page_guards_the_app(page, tmp_path):
+    from sessions import Store
+    from tests.conftest import start_app, stop_app
+
+    data_dir = tmp_path / "data"
+    proc, url = start_app("--data-dir", str(data_dir), "--auth", "ann:s3cret")
+    try:
+        page.goto(url)
+        shot(page, "login-page")
+        page.get_by_label("username").fill("ann")
+        page.get_by_label("password").fill("wrong")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Incorrect Credentials", exact=False).wait_for(timeout=15_000)
+        assert page.locator("#input").count() == 0  # still outside
+        shot(page, "login-refused")
+        page.get_by_label("username").fill("ann")  # the failed attempt cleared it
+        page.get_by_label("password").fill("s3cret")
+        page.get_by_role("button", name="Login").click()
+        ask(page, "What is the capital of France?")
+        page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+        shot(page, "logged-in-chat")
+    finally:
+        stop_app(proc)
+    with Store(data_dir) as store:
+        assert [s.title for s in store.list_sessions(owner="ann")] == ["What is the capital of France?"]
