@@ -16,7 +16,12 @@ from tests.conftest import REPO, start_app, stop_app
 from tests.fixtures.bad_inputs import FILES, TEXT_IDS, corpus
 
 CASE_IDS = [*FILES, *TEXT_IDS]
-QUICK = ("smollm2-135m", "You are a helpful AI assistant.", 0.0, 0.9, 16, 8192, -1)  # /respond settings
+QUICK = {
+    "model_name": "smollm2-135m",
+    "page_range": "",
+    "temperature": 0.0,
+    "max_tokens": 16,
+}  # /respond settings
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +53,9 @@ def answer_text(chat: list[dict]) -> str:
 
 def assert_still_serves(url: str) -> None:
     client = Client(url, verbose=False)  # a fresh chat: the refused one may hold the bad turn
-    _, _, notice = client.predict({"text": "What is 2 + 2?", "files": []}, api_name="/send")
+    _, _, notice = client.predict({"text": "What is 2 + 2?", "files": []}, password="", api_name="/send")
     assert notice == ""
-    chat, notice = client.predict(*QUICK, api_name="/respond")
+    chat, notice = client.predict(**QUICK, api_name="/respond")
     assert notice == "" and "tok/s" in answer_text(chat)
 
 
@@ -69,17 +74,17 @@ def test_the_page_refuses_with_one_line_and_keeps_serving(app, cases, case_id):
     files = [handle_file(case.path)] if case.path else []
     message = {"text": case.text or "what is this?", "files": files}
     try:
-        _, chat, notice = client.predict(message, api_name="/send")
+        _, chat, notice = client.predict(message, password="", api_name="/send")
     except AppError as exc:  # refused by Gradio's own checks, shown to the page as one line
         chat, notice = [], exc.message
     if case_id == "prompt-over-context":
         # Too long is only known once tokenized: the question is saved, no answer starts.
         assert notice == "" and len(chat) == 1
-        chat, notice = client.predict(*QUICK, api_name="/respond")
+        chat, notice = client.predict(**QUICK, api_name="/respond")
         assert len(chat) == 1
     else:
         assert chat == []
-    assert case.page_expect in one_line(notice)
+    assert case.expect in one_line(notice)
     after = store_state(data_dir)
     assert "assistant/streaming" not in after["messages"]
     if case_id == "prompt-over-context":
@@ -93,7 +98,9 @@ def test_the_page_refuses_with_one_line_and_keeps_serving(app, cases, case_id):
 def test_a_50mb_paste_keeps_the_box_and_is_not_echoed(app, cases):
     url, _ = app
     client = Client(url, verbose=False)
-    box, _, notice = client.predict({"text": cases["paste-50mb"].text, "files": []}, api_name="/send")
+    box, _, notice = client.predict(
+        {"text": cases["paste-50mb"].text, "files": []}, password="", api_name="/send"
+    )
     assert "52,428,800 characters" in notice
     assert "value" not in box or box["value"] is None  # the page keeps its own copy
 
@@ -121,7 +128,7 @@ def test_the_cli_refuses_with_one_line_and_exit_2(cases, case_id, tmp_path):
         # A command line holds at most 128 KiB per argument: the same check, a smaller cap.
         args, env = ["x" * 5000], {"L4P_MAX_TEXT_CHARS": "1000"}
     elif case.path:
-        args = ["--image", str(case.path), "what is this?"]
+        args = [case.flag, str(case.path), "what is this?"]
     else:
         args = [case.text]
     result = run_ask("--data-dir", str(data_dir), *args, env_extra=env)

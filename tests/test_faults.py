@@ -17,11 +17,19 @@ SYSTEM = "You are a helpful AI assistant."
 
 
 def respond(client: Client, model: str, n_ctx: int = 4096):
-    return client.predict(model, SYSTEM, 0.0, 0.9, 24, n_ctx, -1, api_name="/respond")
+    return client.predict(
+        model_name=model,
+        page_range="",
+        system=SYSTEM,
+        temperature=0.0,
+        max_tokens=24,
+        n_ctx=n_ctx,
+        api_name="/respond",
+    )
 
 
 def ask(client: Client, model: str, text: str, n_ctx: int = 4096):
-    _, _, notice = client.predict({"text": text, "files": []}, api_name="/send")
+    _, _, notice = client.predict({"text": text, "files": []}, password="", api_name="/send")
     assert notice == ""
     return respond(client, model, n_ctx)
 

@@ -15,7 +15,12 @@ from sessions import Store
 from tests.conftest import start_app, stop_app
 
 CLIENTS, TURNS = 8, 3
-QUICK = ("smollm2-135m", "You are a helpful AI assistant.", 0.0, 0.9, 16, 8192, -1)  # /respond settings
+QUICK = {
+    "model_name": "smollm2-135m",
+    "page_range": "",
+    "temperature": 0.0,
+    "max_tokens": 16,
+}  # /respond settings
 
 
 def question(client: int, turn: int) -> str:
@@ -31,9 +36,11 @@ def chat_as_one_user(url: str, index: int) -> dict:
     client = Client(url, verbose=False)
     answers, places = [], []
     for turn in range(TURNS):
-        _, _, notice = client.predict({"text": question(index, turn), "files": []}, api_name="/send")
+        _, _, notice = client.predict(
+            {"text": question(index, turn), "files": []}, password="", api_name="/send"
+        )
         assert notice == ""
-        job = client.submit(*QUICK, api_name="/respond")
+        job = client.submit(**QUICK, api_name="/respond")
         while not job.done():
             status = job.status()
             if status.code == Status.IN_QUEUE and status.rank is not None:

@@ -19,7 +19,14 @@ from sessions import Store
 from tests.conftest import REPO, start_app, stop_app
 
 ANN, BOB = ("ann", "ann-secret:with-colon"), ("bob", "bob-secret")
-TINY = (16, 2048, 0)  # max tokens, context, seed for /respond on the tiny model
+TINY = {
+    "model_name": "tiny-llama4",
+    "page_range": "",
+    "system": "",
+    "max_tokens": 16,
+    "n_ctx": 2048,
+    "seed": 0,
+}
 
 
 def serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -119,9 +126,11 @@ def auth_app(tmp_path_factory, tiny_llama4):
 
 
 def chat_as(client: Client, text: str, files=()) -> list[dict]:
-    _, _, notice = client.predict({"text": text, "files": [handle_file(f) for f in files]}, api_name="/send")
+    _, _, notice = client.predict(
+        {"text": text, "files": [handle_file(f) for f in files]}, password="", api_name="/send"
+    )
     assert notice == ""
-    chat, notice = client.predict("tiny-llama4", "", 0.6, 0.9, *TINY, api_name="/respond")
+    chat, notice = client.predict(**TINY, api_name="/respond")
     assert notice == ""
     return chat
 
