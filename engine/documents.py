@@ -466,13 +466,20 @@ def render_size(
     if width_pt <= 0 or height_pt <= 0:
         return 0, 0
     zoom = _zoom(width_pt, height_pt, dpi, max_side_px, max_pixels)
-    return max(1, round(width_pt * zoom)), max(1, round(height_pt * zoom))
+    return _pixels(width_pt * zoom), _pixels(height_pt * zoom)
+
+
+def _pixels(length: float) -> int:
+    # MuPDF rounds a pixmap's edges outwards, forgiving 0.001 px of float noise.
+    return max(1, math.ceil(length - 0.001))
 
 
 def _zoom(width_pt: float, height_pt: float, dpi: int, max_side_px: int, max_pixels: int) -> float:
-    zoom = dpi / 72
-    zoom = min(zoom, max_side_px / max(width_pt, height_pt))
-    return min(zoom, math.sqrt(max_pixels / (width_pt * height_pt)))
+    zoom = min(dpi / 72, (max_side_px - 0.002) / max(width_pt, height_pt))
+    # Largest zoom whose outward-rounded pixmap, (w*z + 1) * (h*z + 1) at worst, fits.
+    area, perimeter = width_pt * height_pt, width_pt + height_pt
+    bound = (-perimeter + math.sqrt(perimeter**2 + 4 * area * (max_pixels - 1))) / (2 * area)
+    return min(zoom, bound)
 
 
 def render_page(
