@@ -57,6 +57,7 @@ lint: setup-dev
 bench: setup
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/store_scale.py
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

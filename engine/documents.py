@@ -174,6 +174,7 @@ OTHER_SIGNATURES = (
     (b"OggS", "Ogg media"),
     (b"SQLite format 3\x00", "SQLite database"),
 )
+DAMAGED_ZIP = "a damaged ZIP archive"
 COMIC_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -184,6 +185,8 @@ def sniff_kind(data: bytes, name: str) -> str:
     kind, looks_like = _kind_from_bytes(data)
     if kind is not None:
         return kind
+    if looks_like == DAMAGED_ZIP:  # an EPUB, CBZ or XPS cut short lands here
+        raise DocumentError(f"{name} is damaged or truncated (its ZIP container is broken)")
     claimed = KIND_BY_EXTENSION.get(_extension(name))
     if claimed is not None:
         raise DocumentError(f"{name} is not {KIND_LABEL[claimed]}: its bytes look like {looks_like}")
@@ -229,7 +232,7 @@ def _zip_kind(data: bytes) -> tuple[str | None, str]:
             if "mimetype" in names and archive.read("mimetype").strip() == b"application/epub+zip":
                 return "epub", ""
     except (zipfile.BadZipFile, OSError, ValueError, KeyError):
-        return None, "a damaged ZIP archive"
+        return None, DAMAGED_ZIP
     lowered = [n.lower() for n in names]
     if "[content_types].xml" in lowered:
         if any(n.endswith(".fdseq") for n in lowered):
@@ -524,7 +527,7 @@ def _refuse_huge_images(page, name: str, number: int, max_pixels: int) -> None:
                 f"over the {max_pixels:,} pixel limit"
             )
     if page.rect.width <= 0 or page.rect.height <= 0:
-        raise DocumentError(f"{name} p. {number} has no area to draw")
+        raise DocumentError(f"{name} p. {number} is damaged (it has no area to draw)")
 
 
 def llama4_image_tokens(
