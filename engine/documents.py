@@ -74,6 +74,7 @@ LLAMA4_TILE_PX = 336
 LLAMA4_TOKENS_PER_TILE = 144  # 24x24 patches of 14 px, pixel-shuffled by 0.5 -> 12x12
 LLAMA4_MAX_TILES_PER_SIDE = 3  # llama.cpp's grid candidates: 1x2 ... 3x3 (Meta's own: 16 tiles)
 DEFAULT_DPI = 144
+LETTER_PT = (612.0, 792.0)
 DEFAULT_MAX_SIDE_PX = 4 * LLAMA4_TILE_PX
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -121,8 +122,9 @@ class PageText:
 
     @property
     def image_tokens(self) -> int:
-        """What this page costs Llama 4 rendered at the default DPI and size cap."""
-        width, height = render_size(self.width, self.height)
+        """What this page costs Llama 4 rendered at the default DPI and size cap (a page
+        of unknown size is costed as US Letter, so it never looks free)."""
+        width, height = render_size(self.width or LETTER_PT[0], self.height or LETTER_PT[1])
         return llama4_image_tokens(width, height)
 
 
