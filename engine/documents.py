@@ -456,6 +456,21 @@ def _pymupdf():
     return pymupdf
 
 
+def decrypted_pdf(data: bytes, password: str | None, name: str = "document") -> bytes:
+    """An encrypted PDF saved without its password, so its pages can be drawn later
+    without asking again; any other document comes back as it is."""
+    kind = sniff_kind(data, name)
+    if kind != "pdf":
+        return data
+    with _OpenDocument(data, name, kind, password) as doc:
+        if not (doc.metadata or {}).get("encryption"):  # after authenticate, only metadata tells
+            return data
+        try:
+            return doc.tobytes(encryption=_pymupdf().PDF_ENCRYPT_NONE)
+        except Exception as exc:
+            raise DocumentError(f"{name} is damaged or truncated (it cannot be unlocked)") from exc
+
+
 # --- pages as images ----------------------------------------------------------------
 
 

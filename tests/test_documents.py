@@ -22,6 +22,7 @@ from engine.documents import (
     IngestCancelled,
     PasswordRequired,
     WrongPassword,
+    decrypted_pdf,
     llama4_image_tokens,
     parse_document,
     render_page,
@@ -63,6 +64,12 @@ def test_pdf_pages_keep_their_numbers_and_text():
     assert doc.pages_with_text == 12 and doc.pages_needing_vision == 0
     assert doc.chars == sum(len(p.text) for p in doc.pages)
     assert doc.estimated_tokens == sum(math.ceil(len(p.text) / 4) for p in doc.pages)
+
+
+def test_typed_and_scanned_pages_mixed():
+    pages = parse_document(make.scanned_pdf([None, "Typed page." + FILLER, None]), "mixed.pdf").pages
+    assert [p.needs_vision for p in pages] == [True, False, True]
+    assert "Typed page." in pages[1].text and pages[1].image_fraction == 0
 
 
 def test_scanned_pages_need_vision_and_cost_image_tokens():
@@ -253,6 +260,18 @@ def test_encrypted_pdf_opens_with_its_password():
     doc = parse_document(data, "locked.pdf", password="s3cret")
     assert "Page 1 talks" in doc.pages[0].text
     assert render_page(data, 1, name="locked.pdf", password="s3cret").width > 0
+
+
+def test_decrypted_pdf_draws_without_the_password():
+    data = encrypted_pdf("s3cret")
+    unlocked = decrypted_pdf(data, "s3cret", "locked.pdf")
+    page = parse_document(unlocked, "locked.pdf").pages[0]  # no password needed any more
+    assert page.text == parse_document(data, "locked.pdf", password="s3cret").pages[0].text
+    assert render_page(unlocked, 1).width > 0
+    with pytest.raises(WrongPassword):
+        decrypted_pdf(data, "nope", "locked.pdf")
+    plain = make.text_pdf(["not locked"])
+    assert decrypted_pdf(plain, None) is plain
 
 
 def test_progress_is_reported_about_every_percent():
