@@ -466,7 +466,7 @@ def decrypted_pdf(data: bytes, password: str | None, name: str = "document") -> 
         if not (doc.metadata or {}).get("encryption"):  # after authenticate, only metadata tells
             return data
         try:
-            return doc.tobytes(encryption=_pymupdf().PDF_ENCRYPT_NONE)
+            return doc.tobytes(encryption=_pymupdf().PDF_ENCRYPT_NONE, garbage=1)
         except Exception as exc:
             raise DocumentError(f"{name} is damaged or truncated (it cannot be unlocked)") from exc
 
@@ -588,13 +588,3 @@ def _best_grid(width: int, height: int, tile_px: int, max_side: int) -> tuple[in
 def _f32(x: float) -> float:
     """Round to float32, as the C++ computes, so ties break the same way."""
     return struct.unpack("f", struct.pack("f", x))[0]
-
-
-def decrypted_pdf(data: bytes, password: str) -> bytes:
-    """The same PDF without its encryption, so stored pages render later without
-    asking for the password again. Bytes that are not an encrypted PDF come back as-is."""
-    with _OpenDocument(data, "document", sniff_kind(data, "document"), password) as doc:
-        if not doc.is_encrypted and not doc.needs_pass and doc.metadata.get("encryption") is None:
-            return data
-        pymupdf = _pymupdf()
-        return doc.tobytes(encryption=pymupdf.PDF_ENCRYPT_NONE, garbage=1)
