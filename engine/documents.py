@@ -360,8 +360,14 @@ def _figure_drawing_boxes(page) -> list:
     return boxes
 
 
+# Every character str.isspace() accepts (all lie below U+3001).
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
 def _visible_chars(text: str) -> int:
-    return len("".join(text.split()))  # in C; a per-character loop costs as much as extraction
+    # str.count runs in C over the text once per space character: several times faster
+    # than splitting, and a Python loop per character costs as much as the extraction.
+    return len(text) - sum(text.count(c) for c in WHITESPACE if c in text)
 
 
 def _covered_cells(boxes, rect, *, touched: bool) -> set[tuple[int, int]]:
