@@ -56,10 +56,11 @@ class Settings(BaseSettings):
     max_file_mb: int = 200
     max_text_chars: int = 1_000_000  # one message's text (~250k tokens); long text goes in a document
     # Documents: pages beyond this are refused, not silently cut; pages go to vision
-    # models as images rendered at this DPI, the longer side capped at 4 Llama 4 tiles.
+    # models as images rendered at this DPI, the longer side capped at 3 Llama 4 tiles
+    # (llama.cpp tiles at most 3x3; a bigger render is only scaled down again).
     max_doc_pages: int = 2000
     page_dpi: int = 144
-    page_max_side_px: int = 1344
+    page_max_side_px: int = 1008
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -423,20 +423,27 @@ class _OpenDocument:
 
     def __enter__(self):
         pymupdf = _pymupdf()
+        # PyMuPDF is not thread-safe, and the app reads one upload while it renders
+        # pages of another: one document open at a time.
+        MUPDF_LOCK.acquire()
         try:
             self.doc = pymupdf.open(stream=self.data, filetype=self.kind)
         except Exception:  # FileDataError, RuntimeError: MuPDF gave up on the bytes
+            MUPDF_LOCK.release()
             raise DocumentError(f"{self.name} is damaged or truncated (it cannot be opened)") from None
         try:
             self._check_intact()
             self._authenticate()
         except BaseException:
-            self.doc.close()
+            self.__exit__()
             raise
         return self.doc
 
     def __exit__(self, *exc) -> None:
-        self.doc.close()
+        try:
+            self.doc.close()
+        finally:
+            MUPDF_LOCK.release()
 
     def _check_intact(self) -> None:
         # MuPDF silently rebuilds a PDF whose end is missing, and the lost pages come
@@ -451,6 +458,9 @@ class _OpenDocument:
             raise PasswordRequired(f"{self.name} is encrypted; give its password")
         if not self.doc.authenticate(self.password):
             raise WrongPassword(f"{self.name}: wrong password")
+
+
+MUPDF_LOCK = threading.RLock()
 
 
 def _pymupdf():

@@ -65,7 +65,7 @@ def read_documents(
 
 class DocumentLibrary:
     def __init__(
-        self, store: Store, *, dpi: int = 144, max_side_px: int = 1344, max_pixels: int = 40_000_000
+        self, store: Store, *, dpi: int = 144, max_side_px: int = 1008, max_pixels: int = 40_000_000
     ):
         self.store = store
         self.dpi, self.max_side_px, self.max_pixels = dpi, max_side_px, max_pixels

@@ -145,7 +145,7 @@ def test_a_scanned_page_goes_as_an_image_to_a_vision_model(tiny_engine, library,
     expanded = expand_documents(fitted, library)
     images = expanded[-1].images
     assert len(images) == 1 and images[0].name.endswith("p. 2")
-    assert max(images[0].width, images[0].height) <= 1344
+    assert max(images[0].width, images[0].height) <= 1008
     assert report.context_used == tiny_engine.count_tokens(expanded)
     # The image sits under its page marker, after page 1's text.
     parts = expanded[-1].parts
