@@ -26,7 +26,14 @@ def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
     if spec.backend == "llama.cpp":
         from engine.llamacpp import LlamaCppEngine
 
-        return LlamaCppEngine(spec, n_gpu_layers=settings.n_gpu_layers, n_threads=settings.n_threads)
+        return LlamaCppEngine(
+            spec,
+            n_gpu_layers=settings.n_gpu_layers,
+            n_threads=settings.n_threads,
+            state_dir=settings.kv_dir,
+            state_max_bytes=int(settings.kv_cache_gb * 1e9),
+            image_cache_bytes=settings.image_cache_mb * 2**20,
+        )
     if spec.backend == "transformers":
         from engine.transformers_backend import TransformersEngine
 

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     max_doc_pages: int = 2000
     page_dpi: int = 144
     page_max_side_px: int = 1008
+    # Saved KV state of chats (<data_dir>/kv), least recently used deleted past this; 0 = off.
+    kv_cache_gb: float = Field(default=8.0, ge=0)
+    # Image embeddings kept in memory so a regenerated or edited turn skips the encoder.
+    image_cache_mb: int = Field(default=512, ge=0)
+
+    @property
+    def kv_dir(self) -> Path:
+        return self.data_dir / "kv"
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -1,21 +1,29 @@
 """llama.cpp backend: GGUF models through llama-cpp-python, images through mtmd.
 
-Text-only prompts go through `Llama.generate`, which keeps the longest common token
-prefix between turns. Prompts with images are tokenized by mtmd into text and image
-chunks and evaluated chunk by chunk, so every image lands at its place in the text."""
+Every prompt becomes a ledger of what each KV position should hold (text tokens;
+with images, mtmd's chunks keyed by image hash). Only the part after the longest
+prefix already in the KV cache is evaluated, so a follow-up turn costs its new
+tokens, and an image already in the context is never encoded again. With a
+`session_key`, the context is saved after each turn and restored when that chat
+comes back (after another chat, or after a restart): see engine/kv_state.py."""
 
 from __future__ import annotations
 
 import codecs
 import contextlib
 import ctypes
+import hashlib
 import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.images import IMAGE_MIME_TYPES
+from engine.kv_state import StateStore, capture_sequence, file_identity, fingerprint, restore_sequence
+from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
+from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches, reusable_prefix
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.types import (
@@ -34,7 +42,7 @@ from engine.types import (
 )
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per request
-IMAGE_POSITION = -1  # marks KV positions holding image embeddings: no token id matches it
+DEFAULT_IMAGE_CACHE_BYTES = 512 * 2**20
 
 
 def default_threads() -> int:
@@ -53,6 +61,9 @@ class PromptPlan:
     # One entry per chunk: ("text", n_tokens, -1) or ("image", n_tokens, image_index).
     # A tiled image spans several chunks (Llama 4: one per 336 px tile + an overview).
     layout: list[tuple[str, int, int]] = field(default_factory=list)
+    ledger: Ledger = field(default_factory=Ledger)  # what the KV cache holds once evaluated
+    keys: list[str] = field(default_factory=list)  # per chunk: "" for text, else the image chunk key
+    starts: list[int] = field(default_factory=list)  # per chunk: its first KV position
 
     @property
     def n_tokens(self) -> int:
@@ -75,6 +86,9 @@ class LlamaCppEngine:
         n_gpu_layers: int = 0,
         n_threads: int | None = None,
         verbose: bool = False,
+        state_dir: Path | None = None,
+        state_max_bytes: int = 0,
+        image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
     ):
         self.spec = spec
         self.name = spec.name
@@ -87,10 +101,16 @@ class LlamaCppEngine:
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or default_threads()
         self.verbose = verbose
+        self.state_dir = state_dir  # None or a zero cap: chats' KV state is not saved
+        self.state_max_bytes = state_max_bytes
+        self.image_cache_bytes = image_cache_bytes
         self.last_plan: PromptPlan | None = None  # what the last stream sent, for inspection
         self._llm = None
         self._mtmd = None  # MTMDChatHandler: owns the mtmd context for the projector
         self._formatter = None
+        self._images: ImageEvaluator | None = None
+        self._projector_id = ""
+        self._context = _Context()
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -98,6 +118,11 @@ class LlamaCppEngine:
     @property
     def loaded(self) -> bool:
         return self._llm is not None
+
+    @property
+    def image_encodes(self) -> int:
+        """Vision-encoder runs since load (a tiled image may take several)."""
+        return self._images.encodes if self._images else 0
 
     def load(self, progress: ProgressFn | None = None) -> None:
         if self.loaded:
@@ -122,6 +147,9 @@ class LlamaCppEngine:
                 n_gpu_layers=self.n_gpu_layers,
                 n_threads=self.n_threads,
                 chat_handler=handler,
+                # Sliding-window layers (Llama 4's chunked attention) keep every position,
+                # so the KV tail after any reused prefix can be dropped and re-evaluated.
+                swa_full=True,
                 verbose=self.verbose,
             )
         except (ValueError, RuntimeError) as exc:
@@ -130,18 +158,36 @@ class LlamaCppEngine:
             if handler is not None:
                 report(0.8, "loading the vision projector")
                 handler._init_mtmd_context(llm)
+                self._images = ImageEvaluator(handler, self.image_cache_bytes)
+                projector = file_identity(self.spec.mmproj_path) or ""
+                self._projector_id = hashlib.sha256(projector.encode()).hexdigest()[:12]
             self._formatter = _chat_formatter(llm)
         except Exception as exc:
             llm.close()
             raise EngineLoadError(f"cannot load {self.label}: {exc}") from None
         self._llm, self._mtmd = llm, handler
+        self._context = _Context(self._state_store(llm.n_ctx()))
         report(1.0, f"{self.label} ready")
+
+    def _state_store(self, n_ctx: int) -> StateStore | None:
+        if self.state_dir is None or self.state_max_bytes <= 0:
+            return None
+        stamp = fingerprint(self.spec.model_path, self.spec.mmproj_path, n_ctx)
+        return StateStore(self.state_dir, self.name, stamp, self.state_max_bytes)
 
     def unload(self) -> None:
         with self._lock:
             if self._llm is not None:
+                self._context.save(self._llm, wait=True)
                 self._llm.close()  # frees the mtmd context too (registered on its exit stack)
-            self._llm = self._mtmd = self._formatter = None
+            self._llm = self._mtmd = self._formatter = self._images = None
+            self._context = _Context()
+
+    def drop_context(self) -> None:
+        """Empty the KV cache: the next prompt is evaluated cold. Saved state stays."""
+        with self._lock:
+            if self._llm is not None:
+                self._context.forget(self._llm)
 
     # -- prompts -----------------------------------------------------------------
 
@@ -163,11 +209,14 @@ class LlamaCppEngine:
         if not images:
             plan.tokens = self._tokenize(plan.text)
             plan.layout = [("text", len(plan.tokens), -1)]
+            plan.ledger = Ledger(list(plan.tokens))
             yield plan, None
             return
         with self._mtmd_chunks(plan) as chunks:
             mtmd = self._mtmd_cpp
-            plan.layout = [_chunk_entry(mtmd, c) for c in chunks]
+            plan.layout = [chunk_entry(mtmd, c) for c in chunks]
+            plan.keys = chunk_keys(mtmd, chunks, images, self._projector_id)
+            plan.ledger, plan.starts = chunks_ledger(mtmd, chunks, plan.keys)
             yield plan, chunks
 
     def _render(self, messages: Sequence[Message], marker: str) -> str:
@@ -235,6 +284,8 @@ class LlamaCppEngine:
         messages: Sequence[Message],
         params: SamplingParams,
         cancel: threading.Event | None = None,
+        *,
+        session_key: str | None = None,
     ) -> Iterator[StreamEvent]:
         self._require_loaded()
         cancel = cancel or threading.Event()
@@ -247,52 +298,58 @@ class LlamaCppEngine:
                     f"{n_ctx:,}-token context; shorten it or raise -c/--ctx"
                 )
             self.last_plan = plan
-            yield from self._generate(plan, chunks, params, cancel, started)
+            self._context.enter(self._llm, session_key)
+            ok = yield from self._generate(plan, chunks, params, cancel, started)
+            # After the Final event, so saving never delays the answer's metrics.
+            if ok:
+                self._context.end_turn(self._llm, len(plan.ledger))
+            else:
+                self._context.forget(self._llm)
 
     def _generate(self, plan, chunks, params, cancel, started) -> Iterator[StreamEvent]:
+        """Yields the answer; returns False when the KV cache may be inconsistent."""
         counter = _TokenCounter(started, plan.n_tokens)
         try:
-            tokens = self._eval_chunks(chunks, cancel) if chunks is not None else plan.tokens
+            counter.cached = self._context.keep_prefix(self._llm, plan.ledger)
+            self._evaluate(plan, chunks, counter.cached, cancel)
             if cancel.is_set():
                 yield counter.final("cancelled")
-                return
+                return True
             budget = min(params.max_tokens, self._llm.n_ctx() - plan.n_tokens)
+            tokens = self._llm.input_ids[: self._llm.n_tokens].tolist()
             reason = yield from self._decode(tokens, params, budget, cancel, counter)
         except Exception as exc:  # a C-level failure mid-stream: end it, keep serving
             yield counter.final("error", error=f"{type(exc).__name__}: {exc}")
-            return
+            return False
         yield counter.final(reason)
+        return True
 
-    def _eval_chunks(self, chunks: list, cancel: threading.Event) -> list[int]:
-        """Evaluate text and image chunks in order; returns the token list for generate()."""
-        import llama_cpp
-
-        llm, mtmd = self._llm, self._mtmd_cpp
-        llm.reset()
-        llm._ctx.kv_cache_clear()
-        for chunk in chunks:
-            if cancel.is_set():
-                break
-            if _chunk_kind(mtmd, chunk) == "text":
-                llm.eval(_chunk_text_tokens(mtmd, chunk))
+    def _evaluate(self, plan: PromptPlan, chunks, n_keep: int, cancel: threading.Event) -> None:
+        """Evaluates the prompt from position `n_keep` on: text in batches, image
+        chunks from cached embeddings where the encoder already saw them."""
+        if chunks is None:
+            self._eval_text(plan.tokens[n_keep:], cancel)
+            return
+        llm, context = self._llm, self._context
+        ends = [*plan.starts[1:], len(plan.ledger)]
+        for chunk, key, start, end in zip(chunks, plan.keys, plan.starts, ends, strict=True):
+            if end <= n_keep:
                 continue
-            n_past = llm.n_tokens
-            new_n_past = llama_cpp.llama_pos(0)
-            status = mtmd.mtmd_helper_eval_chunk_single(
-                self._mtmd.mtmd_ctx,
-                llm._ctx.ctx,
-                chunk,
-                llama_cpp.llama_pos(n_past),
-                llama_cpp.llama_seq_id(0),
-                llm.n_batch,
-                False,
-                ctypes.byref(new_n_past),
-            )
-            if status != 0:
-                raise RuntimeError(f"image evaluation failed (mtmd error {status})")
-            llm.input_ids[n_past : new_n_past.value] = IMAGE_POSITION
-            llm.n_tokens = new_n_past.value
-        return llm.input_ids[: llm.n_tokens].tolist()
+            if cancel.is_set():
+                return
+            if not key:
+                self._eval_text(plan.ledger.tokens[max(start, n_keep) : end], cancel)
+                continue
+            llm.n_tokens = self._images.decode(llm, chunk, key)
+            llm.input_ids[start : llm.n_tokens] = IMAGE_POSITION
+            context.spans.append(ImageSpan(start, llm.n_tokens - start, key))
+
+    def _eval_text(self, tokens: list[int], cancel: threading.Event) -> None:
+        llm = self._llm
+        for start, end in batches(len(tokens), llm.n_batch):
+            if cancel.is_set():
+                return
+            llm.eval(tokens[start:end])
 
     def _decode(self, tokens, params: SamplingParams, budget: int, cancel, counter) -> Iterator[TextDelta]:
         import llama_cpp
@@ -301,6 +358,7 @@ class LlamaCppEngine:
         vocab = llm._model.vocab
         llm.set_seed(RANDOM_SEED if params.seed is None else params.seed)
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        # The whole prompt is in the KV cache with fresh logits: generate() samples at once.
         generator = llm.generate(
             tokens,
             top_k=params.top_k,
@@ -330,6 +388,90 @@ class LlamaCppEngine:
         return reason
 
 
+class _Context:
+    """What the one llama.cpp context holds and for which chat: the image spans beside
+    llm.input_ids, the resident session, and its saving and restoring."""
+
+    def __init__(self, store: StateStore | None = None):
+        self.store = store
+        self.spans: list[ImageSpan] = []
+        self.session: str | None = None  # whose turns the KV cache holds
+        self.unsaved = False
+        self._writer: threading.Thread | None = None
+
+    def enter(self, llm, session: str | None) -> None:
+        """Make `session` resident: save the outgoing chat, restore the incoming one's
+        saved state if it has one (else its prompt reuses whatever prefix matches)."""
+        if session == self.session:
+            return
+        self.save(llm)
+        self.session = session
+        if session is None or self.store is None:
+            return
+        self.wait()
+        saved = self.store.load(session)
+        if saved is None:
+            return
+        if len(saved.ledger) < llm.n_ctx() and restore_sequence(llm, saved.data):
+            n = len(saved.ledger)
+            llm.input_ids[:n] = saved.ledger.tokens
+            llm.n_tokens, llm._requires_eval = n, True
+            self.spans = saved.ledger.spans
+        else:
+            self.store.delete(session)
+            self.forget(llm)
+            self.session = session
+
+    def keep_prefix(self, llm, wanted: Ledger) -> int:
+        """Drops the KV tail that `wanted` does not share; returns positions kept."""
+        n_keep = reusable_prefix(llm.input_ids[: llm.n_tokens], self.spans, wanted)
+        if n_keep < llm.n_tokens and not (n_keep > 0 and llm._ctx.kv_cache_seq_rm(-1, n_keep, -1)):
+            n_keep = 0  # nothing shared, or a cache that cannot drop a tail (recurrent)
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+        llm.n_tokens = n_keep
+        self.spans = [span for span in self.spans if span.end <= n_keep]
+        return n_keep
+
+    def end_turn(self, llm, prompt_end: int) -> None:
+        """Keeps the prompt, drops the answer: its tokens were decoded one at a time,
+        and the next turn's prompt evaluates them as a batch, as a cold prefill does."""
+        if llm.n_tokens > prompt_end:
+            llm._ctx.kv_cache_seq_rm(-1, prompt_end, -1)
+            llm.n_tokens = prompt_end
+        self.unsaved = True
+        self.save(llm)
+
+    def forget(self, llm) -> None:
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        self.spans, self.session, self.unsaved = [], None, False
+
+    def save(self, llm, wait: bool = False) -> None:
+        """Writes the resident chat's state if it changed: captured here (a memory copy,
+        under the engine lock), written to disk on a thread so the answer is not held up."""
+        if not (self.unsaved and self.session and self.store):
+            return
+        self.unsaved = False
+        session, store = self.session, self.store
+        try:
+            data = capture_sequence(llm)
+        except RuntimeError:
+            store.delete(session)  # an older state would not match this chat any more
+            return
+        ledger = Ledger(llm.input_ids[: llm.n_tokens].tolist(), list(self.spans))
+        self.wait()
+        self._writer = threading.Thread(target=store.save, args=(session, ledger, data), name="kv-save")
+        self._writer.start()
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+
+
 class _TokenCounter:
     """Times one request: first token, decode rate, and the final event."""
 
@@ -337,6 +479,7 @@ class _TokenCounter:
         self.started = started
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
+        self.cached = 0  # prompt tokens the KV cache already held
         self.first_at: float | None = None
 
     def token(self) -> None:
@@ -351,9 +494,11 @@ class _TokenCounter:
         decode_time = now - first
         usage = Usage(
             prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached,
             completion_tokens=self.completion_tokens,
             ttft_s=ttft,
-            prompt_tps=self.prompt_tokens / ttft if ttft > 0 else 0.0,
+            # The rate of what was evaluated: reused tokens cost nothing.
+            prompt_tps=(self.prompt_tokens - self.cached) / ttft if ttft > 0 else 0.0,
             decode_tps=(self.completion_tokens - 1) / decode_time
             if self.completion_tokens > 1 and decode_time > 0
             else 0.0,
@@ -385,19 +530,3 @@ def _chat_formatter(llm):
     return Jinja2ChatFormatter(
         template=template, eos_token=piece(llm.token_eos()), bos_token=piece(llm.token_bos())
     )
-
-
-def _chunk_kind(mtmd, chunk) -> str:
-    return "text" if mtmd.mtmd_input_chunk_get_type(chunk) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT else "image"
-
-
-def _chunk_entry(mtmd, chunk) -> tuple[str, int, int]:
-    kind = _chunk_kind(mtmd, chunk)
-    index = int(mtmd.mtmd_input_chunk_get_id(chunk) or -1) if kind == "image" else -1
-    return kind, mtmd.mtmd_input_chunk_get_n_tokens(chunk), index
-
-
-def _chunk_text_tokens(mtmd, chunk) -> list[int]:
-    count = ctypes.c_size_t()
-    pointer = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
-    return [pointer[i] for i in range(count.value)]

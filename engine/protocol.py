@@ -35,10 +35,14 @@ class Engine(Protocol):
         messages: Sequence[Message],
         params: SamplingParams,
         cancel: threading.Event | None = None,
+        *,
+        session_key: str | None = None,
     ) -> Iterator[StreamEvent]:
         """Yield TextDelta events, then exactly one Final. Input the model cannot take
         raises EngineInputError before anything is yielded; failures after that end
-        the stream with Final(finish_reason="error")."""
+        the stream with Final(finish_reason="error"). `session_key` names the chat
+        (the store's session id) so a backend can keep or restore its KV state;
+        backends without such state ignore it."""
 
 
 def check_messages(engine: Engine, messages: Sequence[Message]) -> None:

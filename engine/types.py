@@ -109,7 +109,8 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class Usage:
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # the whole prompt, reused or not
+    cached_tokens: int = 0  # of those, reused from the KV cache instead of evaluated
     completion_tokens: int = 0
     ttft_s: float = 0.0
     prompt_tps: float = 0.0

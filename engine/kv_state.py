@@ -1,0 +1,200 @@
+"""A chat's KV cache saved to disk, so a restarted server (or the next `ask
+--session`) evaluates only the new tokens of the next turn.
+
+One file per (session, model) under `<data-dir>/kv/`: a JSON header with the
+fingerprint of what produced it (model and projector file identity, n_ctx,
+llama.cpp version), the ledger of what each KV position holds, then llama.cpp's
+sequence state. A file whose fingerprint, size or checksum does not match is
+deleted, never loaded. The directory is kept under a byte cap, least recently used
+files going first (state for a long context on a big model is gigabytes)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.prefix import ImageSpan, Ledger
+
+MAGIC = b"L4PKV\n"
+FORMAT_VERSION = 1
+SUFFIX = ".kvstate"
+HEAD_BYTES = 1 << 20  # identity of a model file: size, mtime and its first MiB
+_LENGTH = struct.Struct("<Q")
+
+
+def file_identity(path: Path | None) -> str | None:
+    """Cheap identity of a (possibly 30 GB) file: size, mtime and a hash of its head."""
+    if path is None:
+        return None
+    stat = path.stat()
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()[:16]
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{head}"
+
+
+def fingerprint(model_path: Path, mmproj_path: Path | None, n_ctx: int) -> str:
+    """What a saved state is only valid for: these exact files, this context size,
+    this llama.cpp build's state format."""
+    import llama_cpp
+
+    facts = {
+        "format": FORMAT_VERSION,
+        "llama_cpp": llama_cpp.__version__,
+        "model": file_identity(model_path),
+        "mmproj": file_identity(mmproj_path),
+        "n_ctx": n_ctx,
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class SavedState:
+    ledger: Ledger
+    data: bytearray  # llama.cpp sequence state, as llama_state_seq_get_data wrote it
+
+
+class StateStore:
+    """State files for one loaded model (`model_name` + `fingerprint`)."""
+
+    def __init__(self, directory: Path, model_name: str, fingerprint: str, max_bytes: int):
+        self.directory = directory
+        self.model_name = model_name
+        self.fingerprint = fingerprint
+        self.max_bytes = max_bytes
+
+    def path(self, session_key: str) -> Path:
+        session = hashlib.sha256(session_key.encode()).hexdigest()[:24]
+        model = hashlib.sha256(self.model_name.encode()).hexdigest()[:8]
+        return self.directory / f"{session}-{model}{SUFFIX}"
+
+    def save(self, session_key: str, ledger: Ledger, data) -> bool:
+        """Writes atomically (temp file + rename); False when it cannot fit the cap."""
+        tokens = np.asarray(ledger.tokens, dtype=np.int32).tobytes()
+        header = json.dumps(
+            {
+                "fingerprint": self.fingerprint,
+                "session": session_key,
+                "model": self.model_name,
+                "n_tokens": len(ledger.tokens),
+                "spans": [[s.start, s.n_pos, s.key] for s in ledger.spans],
+                "state_bytes": len(data),
+                "crc32": zlib.crc32(data, zlib.crc32(tokens)),
+            }
+        ).encode()
+        total = len(MAGIC) + _LENGTH.size + len(header) + len(tokens) + len(data)
+        target = self.path(session_key)
+        if total > self.max_bytes:
+            self.delete(session_key)  # an older, shorter state would now be misleading
+            return False
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = target.with_suffix(f".tmp{os.getpid()}")
+        try:
+            with temp.open("wb") as handle:
+                handle.write(MAGIC + _LENGTH.pack(len(header)) + header)
+                handle.write(tokens)
+                handle.write(data)
+            os.replace(temp, target)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            return False
+        self.evict(keep=target)
+        return True
+
+    def load(self, session_key: str) -> SavedState | None:
+        """The saved state, or None; a file that does not match is deleted."""
+        path = self.path(session_key)
+        try:
+            with path.open("rb") as handle:
+                state = self._read(handle, os.fstat(handle.fileno()).st_size, session_key)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            state = None
+        if state is None:
+            path.unlink(missing_ok=True)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # most recently used: evicted last
+        return state
+
+    def _read(self, handle, size: int, session_key: str) -> SavedState | None:
+        if handle.read(len(MAGIC)) != MAGIC:
+            return None
+        prefix = handle.read(_LENGTH.size)
+        if len(prefix) != _LENGTH.size:
+            return None
+        (header_len,) = _LENGTH.unpack(prefix)
+        try:
+            header = json.loads(handle.read(min(header_len, size)))
+            n_tokens, state_bytes = int(header["n_tokens"]), int(header["state_bytes"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        mine = (header.get("fingerprint"), header.get("session"), header.get("model"))
+        if mine != (self.fingerprint, session_key, self.model_name):
+            return None
+        if size != len(MAGIC) + _LENGTH.size + header_len + 4 * n_tokens + state_bytes:
+            return None  # truncated or padded
+        tokens = handle.read(4 * n_tokens)
+        data = bytearray(state_bytes)  # read in place: state can be gigabytes
+        if handle.readinto(data) != state_bytes:
+            return None
+        if zlib.crc32(data, zlib.crc32(tokens)) != header.get("crc32"):
+            return None
+        spans = [ImageSpan(int(a), int(n), str(k)) for a, n, k in header.get("spans", [])]
+        ledger = Ledger(np.frombuffer(tokens, dtype=np.int32).tolist(), spans)
+        return SavedState(ledger, data)
+
+    def delete(self, session_key: str) -> None:
+        self.path(session_key).unlink(missing_ok=True)
+
+    def evict(self, keep: Path | None = None) -> list[Path]:
+        """Deletes least recently used state files until the directory fits the cap."""
+        files = []
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                files.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in files)
+        removed = []
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            if path == keep:
+                continue
+            path.unlink(missing_ok=True)
+            total -= size
+            removed.append(path)
+        return removed
+
+
+def capture_sequence(llm) -> ctypes.Array:
+    """llama.cpp's state of sequence 0 (its KV cells), as a byte buffer."""
+    import llama_cpp
+
+    ctx = llm._ctx.ctx
+    size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+    if written != size:
+        raise RuntimeError(f"llama.cpp wrote {written} of {size} state bytes")
+    return buffer
+
+
+def restore_sequence(llm, data: bytearray) -> bool:
+    """Loads a captured sequence into an emptied KV cache; False if llama.cpp refuses it."""
+    import llama_cpp
+
+    llm._ctx.kv_cache_clear()
+    if not data:
+        return False
+    buffer = (ctypes.c_uint8 * len(data)).from_buffer(data)
+    return llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buffer, len(data), 0) == len(data)
