@@ -58,6 +58,8 @@ bench: setup
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/store_scale.py
 	$(PY) bench/ingest.py
+	$(PY) bench/prefix_reuse.py
+	$(PY) bench/image_reuse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

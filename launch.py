@@ -253,7 +253,9 @@ def cmd_ask(settings, args) -> int:
             print(report.line(), file=sys.stderr)
         saved.start(user, spec.name, params, report.as_dict())  # the user turn is committed here
         with saved.answer as answer:  # an exception leaves the answer stored as 'error'
-            for event in engine.stream(messages, params, cancel):
+            # A saved chat's KV state comes back from disk: only the new turn is evaluated.
+            key = saved.session_id if saved.save else None
+            for event in engine.stream(messages, params, cancel, session_key=key):
                 if isinstance(event, TextDelta):
                     text.append(event.text)
                     answer.append(event.text)
@@ -278,6 +280,7 @@ def cmd_ask(settings, args) -> int:
                     "text": "".join(text),
                     "model": spec.name,
                     "prompt_tokens": usage.prompt_tokens,
+                    "cached_tokens": usage.cached_tokens,
                     "completion_tokens": usage.completion_tokens,
                     "ttft_s": round(usage.ttft_s, 4),
                     "prompt_tps": round(usage.prompt_tps, 2),

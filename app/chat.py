@@ -49,6 +49,7 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
                     row.prompt_tokens or 0,
                     row.completion_tokens or 0,
                     row.finish_reason or row.status,
+                    row.cached_tokens or 0,
                 )
                 if row.error:
                     footer = f"error: {row.error} · {footer}"
@@ -106,16 +107,26 @@ def engine_messages(turns: list[Turn], system_prompt: str) -> list[Message]:
 def metrics_footer(final: Final, prompt_info: dict | None = None) -> str:
     u = final.usage
     footer = format_metrics(
-        u.ttft_s, u.prompt_tps, u.decode_tps, u.prompt_tokens, u.completion_tokens, final.finish_reason
+        u.ttft_s,
+        u.prompt_tps,
+        u.decode_tps,
+        u.prompt_tokens,
+        u.completion_tokens,
+        final.finish_reason,
+        u.cached_tokens,
     )
     footer = f"error: {final.error} · {footer}" if final.error else footer
     return " · ".join(bit for bit in (footer, context_line(prompt_info or {})) if bit)
 
 
-def format_metrics(ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason) -> str:
+def format_metrics(
+    ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason, cached_tokens=0
+) -> str:
+    # Reused prompt tokens cost nothing; say how many so a fast follow-up makes sense.
+    reuse = f"cached {cached_tokens:,} / new {prompt_tokens - cached_tokens:,} · " if cached_tokens else ""
     return (
         f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
-        f"{prompt_tokens} + {completion_tokens} tokens · {reason}"
+        f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
     )
 
 

@@ -316,7 +316,7 @@ def _responder(runtime: Runtime):
             return runtime.store.start_answer(session, parent, engine.name, params, report.as_dict())
 
         yield from _stream_answer(
-            runtime, engine, messages, params, cancel, turns, start_writer if session else None, report
+            runtime, engine, messages, params, cancel, turns, start_writer if session else None, report, session
         )
 
     return respond
@@ -343,8 +343,9 @@ def _fit(runtime: Runtime, engine, turns: list[Turn], system, strategy, page_ran
     return turns, expand_documents(fitted, runtime.library), report
 
 
-def _stream_answer(runtime, engine, messages, params, cancel, turns, start_writer, report):
-    events = engine.stream(messages, params, cancel)
+def _stream_answer(runtime, engine, messages, params, cancel, turns, start_writer, report, session=""):
+    # The session id names the chat's KV state: its next turn evaluates only new tokens.
+    events = engine.stream(messages, params, cancel, session_key=session or None)
     try:
         first = next(events)  # input the model refuses raises here, before anything is stored
     except EngineInputError as exc:

@@ -183,11 +183,23 @@ class LlamaCppEngine:
             self._llm = self._mtmd = self._formatter = self._images = None
             self._context = _Context()
 
+    @property
+    def state_store(self) -> StateStore | None:
+        """Where chats' KV state is saved for this model (None: not saved)."""
+        return self._context.store
+
+    def wait_saved(self) -> None:
+        """Blocks until the last chat state write is on disk."""
+        self._context.wait()
+
     def drop_context(self) -> None:
-        """Empty the KV cache: the next prompt is evaluated cold. Saved state stays."""
+        """Empty the KV cache and the image embeddings: the next prompt is evaluated
+        cold, as after a fresh load. Saved state files stay."""
         with self._lock:
             if self._llm is not None:
                 self._context.forget(self._llm)
+            if self._images is not None:
+                self._images.cache.clear()
 
     # -- prompts -----------------------------------------------------------------
 
@@ -299,30 +311,32 @@ class LlamaCppEngine:
                 )
             self.last_plan = plan
             self._context.enter(self._llm, session_key)
-            ok = yield from self._generate(plan, chunks, params, cancel, started)
-            # After the Final event, so saving never delays the answer's metrics.
-            if ok:
-                self._context.end_turn(self._llm, len(plan.ledger))
-            else:
-                self._context.forget(self._llm)
+            counter = _TokenCounter(started, plan.n_tokens)
+            try:
+                yield from self._generate(plan, chunks, params, cancel, counter)
+            finally:
+                # After the Final event (or the caller leaving early), so saving never
+                # delays the answer's metrics.
+                if counter.failed:
+                    self._context.forget(self._llm)
+                else:
+                    self._context.end_turn(self._llm, len(plan.ledger))
 
-    def _generate(self, plan, chunks, params, cancel, started) -> Iterator[StreamEvent]:
-        """Yields the answer; returns False when the KV cache may be inconsistent."""
-        counter = _TokenCounter(started, plan.n_tokens)
+    def _generate(self, plan, chunks, params, cancel, counter) -> Iterator[StreamEvent]:
         try:
             counter.cached = self._context.keep_prefix(self._llm, plan.ledger)
             self._evaluate(plan, chunks, counter.cached, cancel)
             if cancel.is_set():
                 yield counter.final("cancelled")
-                return True
+                return
             budget = min(params.max_tokens, self._llm.n_ctx() - plan.n_tokens)
             tokens = self._llm.input_ids[: self._llm.n_tokens].tolist()
             reason = yield from self._decode(tokens, params, budget, cancel, counter)
         except Exception as exc:  # a C-level failure mid-stream: end it, keep serving
+            counter.failed = True  # the KV cache may not match the ledger any more
             yield counter.final("error", error=f"{type(exc).__name__}: {exc}")
-            return False
+            return
         yield counter.final(reason)
-        return True
 
     def _evaluate(self, plan: PromptPlan, chunks, n_keep: int, cancel: threading.Event) -> None:
         """Evaluates the prompt from position `n_keep` on: text in batches, image
@@ -480,6 +494,7 @@ class _TokenCounter:
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
         self.cached = 0  # prompt tokens the KV cache already held
+        self.failed = False
         self.first_at: float | None = None
 
     def token(self) -> None:

@@ -85,6 +85,7 @@ class AnswerWriter:
             "finish_reason": final.finish_reason,
             "error": final.error,
             "prompt_tokens": usage.prompt_tokens,
+            "cached_tokens": usage.cached_tokens,
             "completion_tokens": usage.completion_tokens,
             "ttft_s": usage.ttft_s,
             "prompt_tps": usage.prompt_tps,

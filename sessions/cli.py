@@ -206,6 +206,8 @@ def metrics_line(row: MessageRow) -> str:
     bits = [row.engine_id] if row.engine_id else []
     if row.prompt_tokens is not None and row.completion_tokens is not None:
         bits.append(f"{row.prompt_tokens} + {row.completion_tokens} tokens")
+    if row.cached_tokens:
+        bits.append(f"{row.cached_tokens} cached")
     if row.ttft_s:
         bits.append(f"{row.ttft_s:.2f} s to first token")
     if row.decode_tps:

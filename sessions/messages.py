@@ -13,7 +13,15 @@ from .blobs import Blobs, sha256_of
 from .connection import Connection, writer_is_alive
 from .rows import AttachmentRow, MessageNotFound, MessageRow
 
-METRIC_COLUMNS = ("prompt_tokens", "completion_tokens", "ttft_s", "prompt_tps", "decode_tps", "total_s")
+METRIC_COLUMNS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_s",
+    "prompt_tps",
+    "decode_tps",
+    "total_s",
+    "cached_tokens",
+)
 
 
 def encode_parts(parts: tuple[Part, ...]) -> tuple[str, str]:

@@ -73,6 +73,7 @@ class MessageRow:
     prompt_tps: float | None = None
     decode_tps: float | None = None
     total_s: float | None = None
+    cached_tokens: int | None = None  # prompt tokens reused from the KV cache
     finish_reason: str | None = None
     error: str | None = None
     attachments: tuple[AttachmentRow, ...] = ()

@@ -125,3 +125,10 @@ def m003_documents(db: Database) -> None:
     # What a prompt held: context used of the loaded window, pages sent per document,
     # turns dropped to fit. Recorded on the answer it produced.
     db.execute("ALTER TABLE messages ADD COLUMN prompt_info TEXT NOT NULL DEFAULT '{}'")
+
+
+@migrations(name="m005_cached_tokens")
+def m005_cached_tokens(db: Database) -> None:
+    # Prompt tokens an answer reused from the KV cache instead of evaluating; NULL
+    # for answers saved before this column (and from backends that do not say).
+    db.execute("ALTER TABLE messages ADD COLUMN cached_tokens INTEGER")
