@@ -8,11 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart, create_engine
+from app.chat import metrics_footer, turns_from_rows
+from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart, Usage, create_engine
 from engine.config import Settings
 from engine.kv_state import StateStore
 from engine.prefix import Ledger, batches, reusable_prefix
 from engine.registry import user_model
+from sessions import Store
 from tests.conftest import png_bytes
 
 GREEDY = SamplingParams(temperature=0, max_tokens=16, seed=3)
@@ -279,3 +281,22 @@ def test_prefix_never_splits_an_image_nor_leaves_a_lone_token():
     assert reusable_prefix(held.tokens, held.spans, text_after) == 6  # the run [7, 8] as one batch
     assert [b - a for a, b in batches(1025, 512)] == [512, 511, 2]
     assert batches(1, 512) == [(0, 1)]
+
+
+# -- what the user sees ------------------------------------------------------------------
+
+
+def test_footer_shows_reused_and_new_tokens_live_and_after_reload(tmp_path):
+    usage = Usage(prompt_tokens=3053, cached_tokens=3012, completion_tokens=20, ttft_s=0.2, decode_tps=9)
+    live = metrics_footer(Final("stop", usage))
+    assert "3053 + 20 tokens · cached 3,012 / new 41 · stop" in live
+    assert "cached" not in metrics_footer(Final("stop", replace(usage, cached_tokens=0)))
+    with Store(tmp_path) as store:
+        session = store.create_session(model="m")
+        question = store.add_user_message(session, None, Message.text("user", "and then?"))
+        with store.start_answer(session, question, "m", GREEDY) as writer:
+            writer.append("Then it rained.")
+            writer.finish(Final("stop", usage))
+        rows = store.branch(session)
+        assert rows[-1].cached_tokens == 3012
+        assert turns_from_rows(rows, store.blob_path)[-1].footer == live

@@ -51,13 +51,15 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory) -> dict:
-    """France, then Japan in the same session, greedy so the answers are stable."""
+    """France, then Japan in the same session, greedy so the answers are stable. The
+    Japan turn is also asked once without saving, which neither reads nor writes the
+    chat's KV state: a cold prefill to compare the restored one with."""
     data = tmp_path_factory.mktemp("chat-data")
     first = last_json(ok(cli(data, "ask", "--json", "--temperature", "0", FIRST)))
-    second = last_json(
-        ok(cli(data, "ask", "--json", "--temperature", "0", "--session", first["session_id"], SECOND))
-    )
-    return {"data": data, "id": first["session_id"], "first": first, "second": second}
+    follow_up = ("ask", "--json", "--temperature", "0", "--session", first["session_id"], SECOND)
+    cold = last_json(ok(cli(data, *follow_up, "--no-save")))
+    second = last_json(ok(cli(data, *follow_up)))
+    return {"data": data, "id": first["session_id"], "first": first, "second": second, "cold": cold}
 
 
 def show_json(data: Path, session_id: str) -> dict:
@@ -83,6 +85,16 @@ def test_ask_saves_a_session_and_continues_it(chat):
     assert [m["parent_id"] for m in messages] == [None, 1, 2, 3]
     assert {m["status"] for m in messages} == {"complete"}
     assert messages[3]["completion_tokens"] == second["completion_tokens"]
+
+
+def test_a_new_process_continues_from_the_saved_kv_state(chat):
+    first, second, cold = chat["first"], chat["second"], chat["cold"]
+    assert first["cached_tokens"] == 0 and cold["cached_tokens"] == 0
+    # The first turn's prompt came back from disk; only the answer and question were new.
+    assert second["cached_tokens"] == first["prompt_tokens"]
+    assert second["prompt_tokens"] == cold["prompt_tokens"]
+    assert second["text"] == cold["text"]
+    assert len(list((chat["data"] / "kv").glob("*.kvstate"))) == 1
 
 
 def test_show_prints_a_transcript_with_metrics(chat):
