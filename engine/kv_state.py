@@ -16,13 +16,14 @@ import hashlib
 import json
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.prefix import ImageSpan, Ledger
+from engine.prefix import ImageSpan, Ledger, reusable_prefix
 
 MAGIC = b"L4PKV\n"
 FORMAT_VERSION = 1
@@ -198,3 +199,86 @@ def restore_sequence(llm, data: bytearray) -> bool:
         return False
     buffer = (ctypes.c_uint8 * len(data)).from_buffer(data)
     return llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buffer, len(data), 0) == len(data)
+
+
+class KVContext:
+    """What the one llama.cpp context holds and for which chat: the image spans beside
+    llm.input_ids (which has the token ids), the resident session, and its saving and
+    restoring. Several chats share the context: the most recent one stays resident."""
+
+    def __init__(self, store: StateStore | None = None):
+        self.store = store
+        self.spans: list[ImageSpan] = []
+        self.session: str | None = None  # whose turns the KV cache holds
+        self.unsaved = False
+        self._writer: threading.Thread | None = None
+
+    def enter(self, llm, session: str | None) -> None:
+        """Make `session` resident: save the outgoing chat, restore the incoming one's
+        saved state if it has one (else its prompt reuses whatever prefix matches)."""
+        if session == self.session:
+            return
+        self.save(llm)
+        self.session = session
+        if session is None or self.store is None:
+            return
+        self.wait()
+        saved = self.store.load(session)
+        if saved is None:
+            return
+        if len(saved.ledger) < llm.n_ctx() and restore_sequence(llm, saved.data):
+            n = len(saved.ledger)
+            llm.input_ids[:n] = saved.ledger.tokens
+            llm.n_tokens, llm._requires_eval = n, True
+            self.spans = saved.ledger.spans
+        else:
+            self.store.delete(session)
+            self.forget(llm)
+            self.session = session
+
+    def keep_prefix(self, llm, wanted: Ledger) -> int:
+        """Drops the KV tail that `wanted` does not share; returns positions kept."""
+        n_keep = reusable_prefix(llm.input_ids[: llm.n_tokens], self.spans, wanted)
+        if n_keep < llm.n_tokens and not (n_keep > 0 and llm._ctx.kv_cache_seq_rm(-1, n_keep, -1)):
+            n_keep = 0  # nothing shared, or a cache that cannot drop a tail (recurrent)
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+        llm.n_tokens = n_keep
+        self.spans = [span for span in self.spans if span.end <= n_keep]
+        return n_keep
+
+    def end_turn(self, llm, prompt_end: int) -> None:
+        """Keeps the prompt, drops the answer: its tokens were decoded one at a time,
+        and the next turn's prompt evaluates them as a batch, as a cold prefill does."""
+        if llm.n_tokens > prompt_end:
+            llm._ctx.kv_cache_seq_rm(-1, prompt_end, -1)
+            llm.n_tokens = prompt_end
+        self.unsaved = True
+        self.save(llm)
+
+    def forget(self, llm) -> None:
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        self.spans, self.session, self.unsaved = [], None, False
+
+    def save(self, llm) -> None:
+        """Writes the resident chat's state if it changed: captured here (a memory copy,
+        under the engine lock), written to disk on a thread so the answer is not held up."""
+        if not (self.unsaved and self.session and self.store):
+            return
+        self.unsaved = False
+        session, store = self.session, self.store
+        try:
+            data = capture_sequence(llm)
+        except RuntimeError:
+            store.delete(session)  # an older state would not match this chat any more
+            return
+        ledger = Ledger(llm.input_ids[: llm.n_tokens].tolist(), list(self.spans))
+        self.wait()
+        self._writer = threading.Thread(target=store.save, args=(session, ledger, data), name="kv-save")
+        self._writer.start()
+
+    def wait(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.images import IMAGE_MIME_TYPES
-from engine.kv_state import StateStore, capture_sequence, file_identity, fingerprint, restore_sequence
+from engine.kv_state import KVContext, StateStore, file_identity, fingerprint
 from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
-from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches, reusable_prefix
+from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.types import (
@@ -110,7 +110,7 @@ class LlamaCppEngine:
         self._formatter = None
         self._images: ImageEvaluator | None = None
         self._projector_id = ""
-        self._context = _Context()
+        self._context = KVContext()
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -166,7 +166,7 @@ class LlamaCppEngine:
             llm.close()
             raise EngineLoadError(f"cannot load {self.label}: {exc}") from None
         self._llm, self._mtmd = llm, handler
-        self._context = _Context(self._state_store(llm.n_ctx()))
+        self._context = KVContext(self._state_store(llm.n_ctx()))
         report(1.0, f"{self.label} ready")
 
     def _state_store(self, n_ctx: int) -> StateStore | None:
@@ -178,10 +178,11 @@ class LlamaCppEngine:
     def unload(self) -> None:
         with self._lock:
             if self._llm is not None:
-                self._context.save(self._llm, wait=True)
+                self._context.save(self._llm)
+                self._context.wait()  # a write in flight finishes before the model goes
                 self._llm.close()  # frees the mtmd context too (registered on its exit stack)
             self._llm = self._mtmd = self._formatter = self._images = None
-            self._context = _Context()
+            self._context = KVContext()
 
     @property
     def state_store(self) -> StateStore | None:
@@ -400,90 +401,6 @@ class LlamaCppEngine:
         if tail := utf8.decode(b"", final=True):
             yield TextDelta(tail)
         return reason
-
-
-class _Context:
-    """What the one llama.cpp context holds and for which chat: the image spans beside
-    llm.input_ids, the resident session, and its saving and restoring."""
-
-    def __init__(self, store: StateStore | None = None):
-        self.store = store
-        self.spans: list[ImageSpan] = []
-        self.session: str | None = None  # whose turns the KV cache holds
-        self.unsaved = False
-        self._writer: threading.Thread | None = None
-
-    def enter(self, llm, session: str | None) -> None:
-        """Make `session` resident: save the outgoing chat, restore the incoming one's
-        saved state if it has one (else its prompt reuses whatever prefix matches)."""
-        if session == self.session:
-            return
-        self.save(llm)
-        self.session = session
-        if session is None or self.store is None:
-            return
-        self.wait()
-        saved = self.store.load(session)
-        if saved is None:
-            return
-        if len(saved.ledger) < llm.n_ctx() and restore_sequence(llm, saved.data):
-            n = len(saved.ledger)
-            llm.input_ids[:n] = saved.ledger.tokens
-            llm.n_tokens, llm._requires_eval = n, True
-            self.spans = saved.ledger.spans
-        else:
-            self.store.delete(session)
-            self.forget(llm)
-            self.session = session
-
-    def keep_prefix(self, llm, wanted: Ledger) -> int:
-        """Drops the KV tail that `wanted` does not share; returns positions kept."""
-        n_keep = reusable_prefix(llm.input_ids[: llm.n_tokens], self.spans, wanted)
-        if n_keep < llm.n_tokens and not (n_keep > 0 and llm._ctx.kv_cache_seq_rm(-1, n_keep, -1)):
-            n_keep = 0  # nothing shared, or a cache that cannot drop a tail (recurrent)
-            llm.reset()
-            llm._ctx.kv_cache_clear()
-        llm.n_tokens = n_keep
-        self.spans = [span for span in self.spans if span.end <= n_keep]
-        return n_keep
-
-    def end_turn(self, llm, prompt_end: int) -> None:
-        """Keeps the prompt, drops the answer: its tokens were decoded one at a time,
-        and the next turn's prompt evaluates them as a batch, as a cold prefill does."""
-        if llm.n_tokens > prompt_end:
-            llm._ctx.kv_cache_seq_rm(-1, prompt_end, -1)
-            llm.n_tokens = prompt_end
-        self.unsaved = True
-        self.save(llm)
-
-    def forget(self, llm) -> None:
-        llm.reset()
-        llm._ctx.kv_cache_clear()
-        self.spans, self.session, self.unsaved = [], None, False
-
-    def save(self, llm, wait: bool = False) -> None:
-        """Writes the resident chat's state if it changed: captured here (a memory copy,
-        under the engine lock), written to disk on a thread so the answer is not held up."""
-        if not (self.unsaved and self.session and self.store):
-            return
-        self.unsaved = False
-        session, store = self.session, self.store
-        try:
-            data = capture_sequence(llm)
-        except RuntimeError:
-            store.delete(session)  # an older state would not match this chat any more
-            return
-        ledger = Ledger(llm.input_ids[: llm.n_tokens].tolist(), list(self.spans))
-        self.wait()
-        self._writer = threading.Thread(target=store.save, args=(session, ledger, data), name="kv-save")
-        self._writer.start()
-        if wait:
-            self.wait()
-
-    def wait(self) -> None:
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
 
 
 class _TokenCounter:
