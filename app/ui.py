@@ -316,7 +316,15 @@ def _responder(runtime: Runtime):
             return runtime.store.start_answer(session, parent, engine.name, params, report.as_dict())
 
         yield from _stream_answer(
-            runtime, engine, messages, params, cancel, turns, start_writer if session else None, report, session
+            runtime,
+            engine,
+            messages,
+            params,
+            cancel,
+            turns,
+            start_writer if session else None,
+            report,
+            session,
         )
 
     return respond
