@@ -43,11 +43,23 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--api-key-env", help="environment variable holding the --endpoint API key")
     group.add_argument("--max-images", type=int, help="images per request the --endpoint accepts")
+    group.add_argument(
+        "--extra-model",
+        action="append",
+        dest="extra_models",
+        metavar="GGUF[:MMPROJ]",
+        help="offer another GGUF of your own in the model pickers (repeatable)",
+    )
     group.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size in tokens")
     group.add_argument(
         "-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)"
     )
     group.add_argument("-t", "--threads", type=int, dest="n_threads", help="CPU threads")
+    group.add_argument(
+        "--memory-budget-gb",
+        type=float,
+        help="memory models may take together (default: free RAM, + free VRAM with -ngl)",
+    )
     group.add_argument("--data-dir", type=Path, help="where sessions, uploads and models live")
     group.add_argument("--models-dir", type=Path, help="where preset GGUF files are looked for")
 
@@ -139,6 +151,8 @@ def settings_from(args: argparse.Namespace):
             "n_threads",
             "data_dir",
             "models_dir",
+            "extra_models",
+            "memory_budget_gb",
         )
         if (value := getattr(args, key, None)) is not None
     }

@@ -70,6 +70,14 @@ def tiny_llama4_hf(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama4_seed1(tmp_path_factory) -> tuple[Path, Path]:
+    """The same tiny Llama 4 with other random weights (same file names, other folder)."""
+    from tests.fixtures.tiny_llama4 import write_tiny_llama4
+
+    return write_tiny_llama4(tmp_path_factory.mktemp("tiny-llama4-seed1"), seed=1)
+
+
+@pytest.fixture(scope="session")
 def settings():
     from engine.config import Settings
 

@@ -11,7 +11,7 @@ from sessions import Store
 from sessions.schema import migrations
 from sessions.store import DB_NAME
 
-SHIPPED = ["m001_initial", "m002_session_owner", "m003_documents"]
+SHIPPED = ["m001_initial", "m002_session_owner", "m003_documents", "m004_comparisons"]
 
 
 def test_migrations_are_append_only():
