@@ -1,5 +1,5 @@
-"""Entry point: `python launch.py` serves the UI; `models` and `ask` script the same engine,
-`sessions` lists, shows, searches, exports, imports and deletes saved chats.
+"""Entry point: `python launch.py` serves the UI; `models`, `ask` and `compare` script the
+same engine, `sessions` lists, shows, searches, exports, imports and deletes saved chats.
 
 Bad input prints one line on stderr and exits with status 2."""
 
@@ -65,6 +65,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.compare_cli import add_compare_parser
     from sessions.cli import add_sessions_parser
 
     parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--password", help="password of an encrypted PDF")
     doc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_sessions_parser(commands)
+    add_compare_parser(commands)
     return parser
 
 
@@ -173,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             from sessions.doc_cli import run_doc
 
             return run_doc(args, settings)
+        if args.command == "compare":
+            from app.compare_cli import run_compare
+
+            return run_compare(settings, args)
         if args.command == "sessions":
             from sessions.cli import run_sessions
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.manager import ModelManager
+from engine.memory import LOCAL_BACKENDS
 from engine.protocol import Engine, ProgressFn, check_messages
 from engine.registry import VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, TextDelta
@@ -74,9 +75,13 @@ def run_comparison(
         yield from stream_together({i: (engine, jobs[i]) for i, engine in engines.items()}, cancel)
 
 
-def check_inputs(jobs: Sequence[CompareJob]) -> None:
-    """Refuse input a chosen model cannot take, before anything loads or is stored."""
+def check_jobs(jobs: Sequence[CompareJob]) -> None:
+    """Refuse, before anything loads or is stored, a model whose files are missing
+    and input a chosen model cannot take."""
     for job in jobs:
+        missing = job.spec.missing_files() if job.spec.backend in LOCAL_BACKENDS else []
+        if missing:
+            raise EngineInputError(f"{job.spec.label}: file not found: {missing[0]}")
         if not job.messages:
             raise EngineInputError("nothing to send: the conversation is empty")
         if not job.spec.vision and any(m.images for m in job.messages):

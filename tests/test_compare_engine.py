@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine import Final, Message, Settings, TextDelta, load_registry
-from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_inputs, run_comparison
+from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from engine.manager import ModelManager
 from engine.memory import MemoryGuard, model_cost
 from engine.registry import GB, parse_extra_model
@@ -131,7 +131,7 @@ def test_an_image_for_a_text_only_model_is_refused_before_anything_loads(three_m
     jobs = jobs_for(registry, ["tiny-llama4", "smollm2-135m"])
     jobs = [CompareJob(j.spec, [Message("user", (image, *j.messages[-1].parts))], j.params) for j in jobs]
     with pytest.raises(EngineInputError, match="cannot see images"):
-        check_inputs(jobs)
+        check_jobs(jobs)
 
 
 def test_extra_model_paths_split_at_the_mmproj():
