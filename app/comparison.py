@@ -52,6 +52,7 @@ class Comparison:
     voted: bool = False  # the latest turn has a vote
     revealed: bool = True  # names shown (blind: after the first vote)
     notice: str = ""
+    pending: Turn | None = None  # the question being answered now
 
     def title(self, index: int) -> str:
         letter = f"Model {LETTERS[index]}"
@@ -93,10 +94,11 @@ def run_turn(
     for column in comparison.columns:
         column.text, column.final, column.refused = "", None, ""
     writers = _start_storing(comparison, question, jobs, store) if store is not None else []
-    comparison.voted, comparison.notice = False, ""
+    comparison.voted, comparison.notice, comparison.pending = False, "", question
     with contextlib.ExitStack() as stack:
         for writer in writers:
             stack.enter_context(writer)  # leaving early stores the answers as cancelled
+        yield comparison  # stored, not yet answered
         events = stack.enter_context(contextlib.closing(run_comparison(manager, jobs, cancel, progress)))
         for event in events:
             if isinstance(event, Notice):
@@ -106,6 +108,7 @@ def run_turn(
             yield comparison
     for column, writer in zip(comparison.columns, writers or [None] * len(jobs), strict=True):
         _close_turn(column, question, writer.id if writer else None)
+    comparison.pending = None
     yield comparison
 
 

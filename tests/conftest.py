@@ -157,3 +157,12 @@ def vision_app_url(tiny_llama4):
     proc, url = start_app("--model-path", str(model), "--mmproj", str(mmproj))
     yield url
     stop_app(proc)
+
+
+@pytest.fixture(scope="session")
+def compare_app_url(tiny_llama4, tiny_llama4_seed1):
+    """The app offering SmolLM2 and the tiny Llama 4 at two seeds (tiny-llama4, tiny-llama4-2)."""
+    (model, mmproj), (other, _) = tiny_llama4, tiny_llama4_seed1
+    proc, url = start_app("--extra-model", f"{model}:{mmproj}", "--extra-model", str(other))
+    yield url
+    stop_app(proc)
