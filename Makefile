@@ -58,6 +58,7 @@ bench: setup
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/store_scale.py
 	$(PY) bench/ingest.py
+	$(PY) bench/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -252,8 +252,9 @@ def _draw(comparison: Comparison | None, view: View, notice: str = "") -> list:
         column = comparison.columns[index]
         titles.append(f"**{comparison.title(index)}**")
         turns = column.turns
-        if not comparison.revealed:  # speed under each answer would give the model away
-            turns = [dataclasses.replace(turn, footer="") for turn in turns]
+        # The latest figures sit under the column; before a blind vote none show at all.
+        shown_from = 0 if not comparison.revealed else len(turns) - 1
+        turns = [t if i < shown_from else dataclasses.replace(t, footer="") for i, t in enumerate(turns)]
         if answering:
             turns = [
                 *turns,

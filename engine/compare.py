@@ -89,11 +89,16 @@ def check_jobs(jobs: Sequence[CompareJob]) -> None:
 
 
 def stream_together(
-    runs: dict[int, tuple[Engine, CompareJob]], cancel: threading.Event
+    runs: dict[int, tuple[Engine, CompareJob]], cancel: threading.Event, share_cpu: bool = True
 ) -> Iterator[ModelEvent]:
     """Each engine streams in its own thread (llama.cpp releases the GIL while it
     computes); events come out merged in the order they happen. Closing this
-    iterator early cancels every run and waits for the threads."""
+    iterator early cancels every run and waits for the threads. With `share_cpu`,
+    CPU backends that offer it split the threads between them meanwhile."""
+    sharing = [engine for engine, _ in runs.values() if hasattr(engine, "share_cpu")]
+    if share_cpu and len(sharing) > 1:
+        for engine in sharing:
+            engine.share_cpu(len(sharing))
     events: queue.Queue[ModelEvent | None] = queue.Queue()
     threads = [
         threading.Thread(target=_pump, args=(index, engine, job, cancel, events), daemon=True)
@@ -114,6 +119,9 @@ def stream_together(
             cancel.set()
         for thread in threads:
             thread.join(JOIN_TIMEOUT_S)
+        if share_cpu and len(sharing) > 1:
+            for engine in sharing:
+                engine.share_cpu(1)
 
 
 def _pump(index: int, engine: Engine, job: CompareJob, cancel: threading.Event, events: queue.Queue) -> None:
