@@ -100,7 +100,7 @@ def build_tab(runtime: Runtime) -> None:
     new.click(lambda: (None, *_draw(None, view)), None, [state, *view.outputs], api_name="new_comparison")
     stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
     refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
-    view.models.input(lambda names: _plan_text(runtime, names), view.models, view.notice, queue=False)
+    view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
 
 
 def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
@@ -312,7 +312,7 @@ def _board(runtime: Runtime) -> list[list]:
     return leaderboard.table(leaderboard.standings(store.votes(), store.speeds()))
 
 
-def _plan_text(runtime: Runtime, names: list[str]) -> str:
+def plan_text(runtime: Runtime, names: list[str]) -> str:
     """Before the run: will the chosen models fit in memory together?"""
     if not names or len(names) < 2:
         return ""

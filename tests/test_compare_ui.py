@@ -105,3 +105,42 @@ def test_bad_input_gets_one_line_and_stores_nothing(compare_app_url, write_png):
     assert "cannot see images" in out[NOTICE]
     assert out[0]["value"]["text"] == "what is this?"  # kept for the user to fix
     assert stored_sessions() == before
+
+
+def test_stop_ends_every_answer_that_is_still_streaming(compare_app_url):
+    client = Client(compare_app_url, verbose=False)
+    message = {"text": "Write a very long story about a dragon, a knight and a castle.", "files": []}
+    job = client.submit(message, ["smollm2-135m", "tiny-llama4"], False, 2048, api_name="/compare")
+    for update in job:
+        if len(answer_text(update[CHATS][0])) > 20:
+            client.predict(api_name="/stop_comparison")
+            break
+    out = job.result()
+    assert "cancelled" in out[METRICS][0]
+    with Store(os.environ["L4P_DATA_DIR"]) as store:
+        comparison = store.comparisons.for_session(store.list_sessions(limit=1)[0].id)[-1]
+        assert store.message(comparison.answer_ids[0]).status == "cancelled"
+
+
+def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_llama4):
+    import threading
+
+    from app.chat import user_turn
+    from app.compare import plan_text
+    from app.comparison import new_comparison, run_turn
+    from app.runtime import build_runtime
+    from engine import Settings
+
+    names = ["smollm2-135m", "tiny-llama4"]
+    extra = [str(tiny_llama4[0])]
+    roomy = build_runtime(Settings(data_dir=tmp_path / "a", extra_models=extra, memory_budget_gb=100))
+    assert "fit together" in plan_text(roomy, names)
+    tight = build_runtime(Settings(data_dir=tmp_path / "b", extra_models=extra, memory_budget_gb=0.01))
+    assert "one after another" in plan_text(tight, names)
+    comparison = new_comparison(tight.registry, names, blind=False)
+    question = user_turn("hello", [], tight.settings.max_image_pixels)
+    turns = run_turn(comparison, question, tight.registry, tight.models, tight.store, threading.Event(), 4)
+    *_, done = turns
+    tight.models.close()
+    assert "one after another" in done.notice
+    assert all(column.final.finish_reason in ("stop", "length") for column in done.columns)
