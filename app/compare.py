@@ -83,21 +83,21 @@ def build_tab(runtime: Runtime) -> None:
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
     box.submit(
-        _runner(runtime, view),
+        _runner(runtime),
         [box, state, view.models, view.blind, max_tokens],
         [state, box, *view.outputs],
         api_name="compare",
         concurrency_id=ENGINE_QUEUE,
         concurrency_limit=1,
-    )
+    ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
     for index, button in enumerate(view.vote_buttons):
         button.click(
-            _voter(runtime, view),
+            _voter(runtime),
             [state, button],
             [state, *view.outputs, board],
             **({"api_name": "vote"} if index == 0 else {"api_visibility": "private"}),
         )
-    new.click(lambda: (None, *_draw(None, view)), None, [state, *view.outputs], api_name="new_comparison")
+    new.click(lambda: (None, *_draw(None)), None, [state, *view.outputs], api_name="new_comparison")
     stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
     refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
     view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
@@ -157,7 +157,7 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     return new, max_tokens
 
 
-def _runner(runtime: Runtime, view: View):
+def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
         text, files = message.get("text", "") or "", message.get("files", []) or []
         try:
@@ -179,24 +179,24 @@ def _runner(runtime: Runtime, view: View):
             )
             comparison = next(turns)  # bad input raises here, before anything is stored
         except (EngineInputError, EngineLoadError) as exc:
-            yield state, gr.MultimodalTextbox(value=message), *_draw(state, view, f"⚠️ {exc}")
+            yield state, gr.MultimodalTextbox(value=message), *_draw(state, f"⚠️ {exc}")
             return
         cleared = gr.MultimodalTextbox(value=None, interactive=False)
-        yield comparison, cleared, *_draw(comparison, view)
+        yield comparison, cleared, *_draw(comparison)
         shown_at = time.monotonic()
         for comparison in turns:
             if time.monotonic() - shown_at >= REFRESH_S:
                 shown_at = time.monotonic()
-                yield comparison, cleared, *_draw(comparison, view)
-        yield comparison, gr.MultimodalTextbox(interactive=True), *_draw(comparison, view)
+                yield comparison, cleared, *_draw(comparison)
+        yield comparison, gr.MultimodalTextbox(interactive=True), *_draw(comparison)
 
     return compare
 
 
-def _voter(runtime: Runtime, view: View):
+def _voter(runtime: Runtime):
     def vote(state: Comparison | None, choice: str):
         def answer(notice: str):
-            return state, *_draw(state, view, notice), _board(runtime)
+            return state, *_draw(state, notice), _board(runtime)
 
         if state is None or state.comparison_id is None or state.pending is not None:
             return answer("Vote once the answers are in.")
@@ -238,7 +238,7 @@ def _stopper(runtime: Runtime):
     return stop
 
 
-def _draw(comparison: Comparison | None, view: View, notice: str = "") -> list:
+def _draw(comparison: Comparison | None, notice: str = "") -> list:
     """Every output of the view, for this state of the comparison."""
     n = len(comparison.columns) if comparison else 2
     answering = comparison is not None and comparison.pending is not None
@@ -253,7 +253,7 @@ def _draw(comparison: Comparison | None, view: View, notice: str = "") -> list:
         titles.append(f"**{comparison.title(index)}**")
         turns = column.turns
         # The latest figures sit under the column; before a blind vote none show at all.
-        shown_from = 0 if not comparison.revealed else len(turns) - 1
+        shown_from = 0 if not comparison.revealed else len(turns) - (0 if answering else 1)
         turns = [t if i < shown_from else dataclasses.replace(t, footer="") for i, t in enumerate(turns)]
         if answering:
             turns = [

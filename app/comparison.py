@@ -122,7 +122,9 @@ def _start_storing(comparison: Comparison, question: Turn, jobs: list[CompareJob
     columns = comparison.columns
     if not comparison.session_id:
         settings = {"compare": [c.model for c in columns], "blind": comparison.blind}
-        comparison.session_id = store.create_session(model=columns[0].model, settings=settings)
+        # Shown in the chat list: a blind comparison must not name its models there.
+        label = "compare (blind)" if comparison.blind else "compare: " + ", ".join(c.model for c in columns)
+        comparison.session_id = store.create_session(model=label, settings=settings)
     if comparison.started:
         parents = [c.turns[-1].id for c in columns]
         prompt_ids = [store.add_user_message(comparison.session_id, p, question.message) for p in parents]

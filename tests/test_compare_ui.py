@@ -27,6 +27,11 @@ def answer_text(chat: list[dict]) -> str:
     return " ".join(part.get("text", "") for part in chat[-1]["content"] if part.get("type") == "text")
 
 
+def leaderboard_rows(board: dict) -> dict[str, tuple[int, int]]:
+    """model -> (votes, wins)"""
+    return {row[0]: (row[1], row[3]) for row in board["data"] if row and row[0]}
+
+
 def stored_sessions() -> int:
     with Store(os.environ["L4P_DATA_DIR"]) as store:
         return len(store.list_sessions(limit=10_000))
@@ -51,9 +56,12 @@ def test_two_models_stream_side_by_side_with_metrics_plots_and_a_vote(compare_ap
         "tiny-llama4",
     ]
     assert all(row[1] > 0 for row in speed_plot["value"]["data"])
+    before = leaderboard_rows(client.predict(api_name="/leaderboard"))  # other tests vote too
     *_, board = client.predict("B is better", api_name="/vote")
-    rows = {row[0]: row for row in board["data"]}
-    assert rows["tiny-llama4"][1:4] == [1, "100%", 1] and rows["smollm2-135m"][1:4] == [1, "0%", 0]
+    after = leaderboard_rows(board)
+    for model, won in (("tiny-llama4", 1), ("smollm2-135m", 0)):
+        votes, wins = before.get(model, (0, 0))
+        assert after[model] == (votes + 1, wins + won)
     notice = client.predict("A is better", api_name="/vote")[0]
     assert "already voted" in notice  # one vote per answer set
 
@@ -73,6 +81,8 @@ def test_blind_mode_hides_names_and_speeds_until_the_vote(compare_app_url):
     assert all("tok/s" in line for line in voted[9:12])  # speeds shown now
     with Store(os.environ["L4P_DATA_DIR"]) as store:
         vote = store.comparisons.votes()[-1]
+        session = store.comparisons.get(vote.comparison_id).session_id
+        assert store.get_session(session).model == "compare (blind)"  # the chat list names no model
     assert vote.outcome == "best" and len(vote.engine_ids) == 3
     assert vote.winner == vote.engine_ids[1]  # the model shown in column B
     # Stored in the shuffled order the user saw.

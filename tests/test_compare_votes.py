@@ -139,3 +139,15 @@ def test_standings_from_stored_votes(store):
     # a answered at 20 tok/s three times, 40 once (second column) and 10 once (against d).
     assert table["a"].decode_tps == pytest.approx((20 * 3 + 40 + 10) / 5)
     assert next(iter(table)) == "a"  # best rating first
+
+
+def test_vote_buttons_read_as_outcomes():
+    from app.compare import parse_vote
+
+    assert parse_vote("A is better", 2) == ("best", 0)
+    assert parse_vote("D is best", 4) == ("best", 3)
+    assert parse_vote("Both bad", 2) == ("bad", None)
+    assert parse_vote("All bad", 3) == ("bad", None)
+    assert parse_vote("Tie", 3) == ("tie", None)
+    with pytest.raises(EngineInputError, match="unknown vote"):
+        parse_vote("C is best", 2)  # no third column
