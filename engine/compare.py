@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.manager import ModelManager
-from engine.memory import LOCAL_BACKENDS
 from engine.protocol import Engine, ProgressFn, check_messages
 from engine.registry import VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, TextDelta
@@ -79,7 +78,9 @@ def check_jobs(jobs: Sequence[CompareJob]) -> None:
     """Refuse, before anything loads or is stored, a model whose files are missing
     and input a chosen model cannot take."""
     for job in jobs:
-        missing = job.spec.missing_files() if job.spec.backend in LOCAL_BACKENDS else []
+        missing = job.spec.missing()
+        if missing and job.spec.is_remote:
+            raise EngineInputError(f"{job.spec.label} needs {missing[0]}")
         if missing:
             raise EngineInputError(f"{job.spec.label}: file not found: {missing[0]}")
         if not job.messages:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from engine.config import Settings
 from engine.registry import GB, ModelSpec
 
-LOCAL_BACKENDS = ("llama.cpp",)  # others (an OpenAI-compatible endpoint) cost no local memory
 # estimated_memory leaves out llama.cpp's compute buffers and the runtime around them.
 COMPUTE_SHARE = 0.10
 
@@ -64,8 +63,8 @@ def free_vram_bytes() -> int | None:
 def model_cost(spec: ModelSpec) -> int | None:
     """Bytes this model takes here at its context; 0 for a remote backend; None when
     unknown (no file and no published size)."""
-    if spec.backend not in LOCAL_BACKENDS:
-        return 0
+    if spec.is_remote:
+        return 0  # the server holds the weights
     estimate = spec.estimated_memory(spec.n_ctx)
     return None if estimate is None else math.ceil(estimate * (1 + COMPUTE_SHARE))
 

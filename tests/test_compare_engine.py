@@ -4,6 +4,7 @@ fit in memory, one after another when the memory guard says they do not."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,15 @@ def test_plan_uses_free_memory_and_what_loaded_models_would_give_back(three_mode
     assert guard.plan(specs, resident=1).groups == [[0, 1]]  # unloading frees enough
     unknown = MemoryGuard(three_models, free_ram=lambda: None, free_vram=lambda: None)
     assert unknown.plan(specs).groups == [[0], [1]] and "unknown" in unknown.plan(specs).reason
+
+
+def test_an_endpoint_model_costs_no_local_memory(three_models):
+    registry = load_registry(three_models)
+    local = registry.get("smollm2-135m")
+    served = replace(local, name="served", backend="openai", endpoint="http://127.0.0.1:9/v1")
+    guard = MemoryGuard(three_models, free_ram=lambda: model_cost(local), free_vram=lambda: None)
+    assert model_cost(served) == 0
+    assert guard.plan([local, served]).groups == [[0, 1]]  # it answers beside the local model
 
 
 def test_a_missing_model_is_refused_and_the_others_still_answer(three_models, tmp_path):
