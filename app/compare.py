@@ -145,7 +145,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
 def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     specs = list(runtime.registry.specs.values())
     choices = [(s.label + ("" if s.available else " — missing"), s.name) for s in specs]
-    available = [s.name for s in specs if s.available]
+    available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
     preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
     view.models = gr.CheckboxGroup(choices, value=preselected, label="Models (2–4)", elem_id="compare-models")
     view.blind = gr.Checkbox(

@@ -4,9 +4,11 @@ takes part; the caller (UI, CLI, benchmark) gets one merged stream of events."""
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.manager import ModelManager
@@ -61,17 +63,17 @@ def run_comparison(
         if cancel.is_set():
             yield from (ModelEvent(i, Final("cancelled")) for i in group)
             continue
-        engines: dict[int, Engine] = {}
-        for index in group:
-            job = jobs[index]
-            try:
-                loaded = [jobs[i].spec for i in engines]
-                engine = manager.acquire([*loaded, job.spec], progress)[-1]
-                check_messages(engine, job.messages)
-                engines[index] = engine
-            except (EngineInputError, EngineLoadError) as exc:
-                yield ModelEvent(index, Refused(str(exc)))
-        yield from stream_together({i: (engine, jobs[i]) for i, engine in engines.items()}, cancel)
+        together = [jobs[i].spec for i in group]
+        starts = {i: functools.partial(_start, manager, jobs[i], together, progress) for i in group}
+        yield from stream_together({i: (starts[i], jobs[i]) for i in group}, cancel)
+
+
+def _start(manager: ModelManager, job: CompareJob, together, progress) -> Engine:
+    """In the model's own thread: load it (room kept for the rest of its group), then
+    check the input against the loaded engine."""
+    engine = manager.acquire([job.spec], progress, keep=together)[0]
+    check_messages(engine, job.messages)
+    return engine
 
 
 def check_jobs(jobs: Sequence[CompareJob]) -> None:
@@ -90,20 +92,26 @@ def check_jobs(jobs: Sequence[CompareJob]) -> None:
 
 
 def stream_together(
-    runs: dict[int, tuple[Engine, CompareJob]], cancel: threading.Event, share_cpu: bool = True
+    runs: dict[int, tuple[Callable[[], Engine], CompareJob]],
+    cancel: threading.Event,
+    share_cpu: bool = True,
 ) -> Iterator[ModelEvent]:
-    """Each engine streams in its own thread (llama.cpp releases the GIL while it
-    computes); events come out merged in the order they happen. Closing this
-    iterator early cancels every run and waits for the threads. With `share_cpu`,
-    CPU backends that offer it split the threads between them meanwhile."""
-    sharing = [engine for engine, _ in runs.values() if hasattr(engine, "share_cpu")]
-    if share_cpu and len(sharing) > 1:
-        for engine in sharing:
-            engine.share_cpu(len(sharing))
+    """Each model starts (`runs[i][0]` returns its loaded engine) and streams in its
+    own thread (llama.cpp releases the GIL while it computes); events come out merged
+    in the order they happen. Closing this iterator early cancels every run and waits
+    for the threads. With `share_cpu`, local CPU backends that offer it split the
+    threads between them while they answer together."""
+    local = sum(1 for _, job in runs.values() if not job.spec.is_remote)
+    sharing = local if share_cpu and local > 1 else 1
     events: queue.Queue[ModelEvent | None] = queue.Queue()
     threads = [
-        threading.Thread(target=_pump, args=(index, engine, job, cancel, events), daemon=True)
-        for index, (engine, job) in runs.items()
+        # Each thread runs in a copy of this context: Gradio's progress bar reads it.
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(_pump, index, start, job, cancel, events, sharing),
+            daemon=True,
+        )
+        for index, (start, job) in runs.items()
     ]
     for thread in threads:
         thread.start()
@@ -120,24 +128,26 @@ def stream_together(
             cancel.set()
         for thread in threads:
             thread.join(JOIN_TIMEOUT_S)
-        if share_cpu and len(sharing) > 1:
-            for engine in sharing:
-                engine.share_cpu(1)
 
 
-def _pump(index: int, engine: Engine, job: CompareJob, cancel: threading.Event, events: queue.Queue) -> None:
-    ended = False
+def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.Queue, sharing: int) -> None:
+    ended, engine = False, None
     try:
+        engine = start()
+        if sharing > 1 and hasattr(engine, "share_cpu"):
+            engine.share_cpu(sharing)
         for event in engine.stream(job.messages, job.params, cancel):
             ended = ended or isinstance(event, Final)
             events.put(ModelEvent(index, event))
-    except EngineInputError as exc:  # raised before anything streamed (the protocol says so)
+    except (EngineInputError, EngineLoadError) as exc:  # before anything streamed
         events.put(ModelEvent(index, Refused(str(exc))))
         ended = True
     except Exception as exc:  # a backend bug must not take the other columns down
         events.put(ModelEvent(index, Final("error", error=f"{type(exc).__name__}: {exc}")))
         ended = True
     finally:
+        if sharing > 1 and hasattr(engine, "share_cpu"):
+            engine.share_cpu(1)
         if not ended:
             events.put(ModelEvent(index, Final("error", error="the stream ended without a result")))
         events.put(None)

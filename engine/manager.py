@@ -59,15 +59,29 @@ class ModelManager:
         with self._lock:
             return self.guard.plan(specs, resident=self._resident_bytes(self._loaded))
 
-    def acquire(self, specs: Sequence[ModelSpec], progress: ProgressFn | None = None) -> list[Engine]:
-        """Engines for `specs`, all loaded at once (the caller checked with `plan` that
-        they fit). Others are unloaded, least recently used first, to make room."""
+    def acquire(
+        self,
+        specs: Sequence[ModelSpec],
+        progress: ProgressFn | None = None,
+        keep: Sequence[ModelSpec] = (),
+    ) -> list[Engine]:
+        """Engines for `specs`, loaded, with room kept for `keep` (the rest of a group
+        answering together; the caller checked with `plan` that they fit). Others are
+        unloaded, least recently used first, to make room. A remote model connects
+        without holding the lock, so a slow server never delays local models."""
+        together = list({spec.name: spec for spec in [*keep, *specs]}.values())
+        engines: dict[str, Engine] = {}
         with self._lock:
-            wanted = {spec.name for spec in specs}
             for spec in specs:
                 self._drop_if_stale(spec)
-            self._make_room(specs, wanted)
-            return [self._load(spec, progress) for spec in specs]
+            self._make_room(together, {spec.name for spec in together})
+            for spec in specs:
+                if not spec.is_remote:
+                    engines[spec.name] = self._load(spec, progress)
+        for spec in specs:
+            if spec.is_remote:
+                engines[spec.name] = self._connect(spec, progress)
+        return [engines[spec.name] for spec in specs]
 
     def close(self) -> None:
         with self._lock:
@@ -79,6 +93,15 @@ class ModelManager:
         engine = entry[1] if entry else create_engine(spec, self.settings)
         engine.load(progress)  # a no-op when loaded; raises EngineLoadError (nothing kept)
         self._loaded[spec.name] = (spec, engine)  # now the most recently used
+        return engine
+
+    def _connect(self, spec: ModelSpec, progress: ProgressFn | None) -> Engine:
+        with self._lock:
+            entry = self._loaded.pop(spec.name, None)
+        engine = entry[1] if entry else create_engine(spec, self.settings)
+        engine.load(progress)  # the network round trip, outside the lock
+        with self._lock:
+            self._loaded[spec.name] = (spec, engine)
         return engine
 
     def _drop_if_stale(self, spec: ModelSpec) -> None:

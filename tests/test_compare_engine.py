@@ -123,6 +123,29 @@ def test_an_endpoint_model_costs_no_local_memory(three_models):
     assert guard.plan([local, served]).groups == [[0, 1]]  # it answers beside the local model
 
 
+def test_an_unreachable_server_is_refused_while_the_local_model_answers(three_models):
+    from tests.conftest import free_port
+
+    registry = load_registry(three_models)
+    served = replace(
+        registry.get("smollm2-135m"),
+        name="served",
+        label="served",
+        backend="openai",
+        endpoint=f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
+        remote_model="m",
+    )
+    registry.add(served)
+    manager = ModelManager(registry, three_models)
+    try:
+        events, _ = run_watching(manager, jobs_for(registry, ["smollm2-135m", "served"]))
+    finally:
+        manager.close()
+    texts, finals = texts_and_finals(events, 2)
+    assert "Paris" in texts[0] and isinstance(finals[0][0], Final)
+    assert isinstance(finals[1][0], Refused) and finals[1][0].message
+
+
 def test_a_missing_model_is_refused_and_the_others_still_answer(three_models, tmp_path):
     registry = load_registry(Settings(extra_models=three_models.extra_models, models_dir=tmp_path))
     manager = ModelManager(registry, three_models)
