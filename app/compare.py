@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from app import leaderboard
+from app import history, leaderboard
 from app.chat import assistant_turn, to_chatbot, user_turn
 from app.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
 from app.runtime import Runtime
+from engine.limits import check_text
 from engine.memory import model_cost
 from engine.registry import GB
 from engine.types import EngineInputError, EngineLoadError
@@ -163,7 +164,12 @@ def _runner(runtime: Runtime):
         try:
             if not text.strip() and not files:
                 raise EngineInputError("Type a prompt or attach an image.")
-            comparison = state if state is not None else new_comparison(runtime.registry, names, bool(blind))
+            check_text(text, runtime.settings.max_text_chars)
+            if state is None:
+                comparison = new_comparison(runtime.registry, names, bool(blind))
+                comparison.owner = history.user_of(request)  # saved among this login's chats
+            else:
+                comparison = state
             paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
             question = user_turn(text, paths, runtime.settings.max_image_pixels)
             cancel = runtime.new_cancel(request.session_hash or "")

@@ -53,11 +53,13 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
 def run_compare(settings, args: argparse.Namespace) -> int:
     from app.chat import Turn
     from engine.images import load_image_file
+    from engine.limits import check_text
     from engine.manager import ModelManager
     from engine.registry import load_registry
     from engine.types import EngineInputError, Message, TextPart
     from sessions import Store
 
+    check_text(args.prompt, settings.max_text_chars)
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
     registry = load_registry(settings)

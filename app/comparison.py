@@ -53,6 +53,7 @@ class Comparison:
     revealed: bool = True  # names shown (blind: after the first vote)
     notice: str = ""
     pending: Turn | None = None  # the question being answered now
+    owner: str = ""  # the login the saved comparison belongs to ('' without logins)
 
     def title(self, index: int) -> str:
         letter = f"Model {LETTERS[index]}"
@@ -124,7 +125,7 @@ def _start_storing(comparison: Comparison, question: Turn, jobs: list[CompareJob
         settings = {"compare": [c.model for c in columns], "blind": comparison.blind}
         # Shown in the chat list: a blind comparison must not name its models there.
         label = "compare (blind)" if comparison.blind else "compare: " + ", ".join(c.model for c in columns)
-        comparison.session_id = store.create_session(model=label, settings=settings)
+        comparison.session_id = store.create_session(model=label, settings=settings, owner=comparison.owner)
     if comparison.started:
         parents = [c.turns[-1].id for c in columns]
         prompt_ids = [store.add_user_message(comparison.session_id, p, question.message) for p in parents]
