@@ -60,6 +60,7 @@ bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/prefix_reuse.py
 	$(PY) bench/image_reuse.py
+	$(PY) bench/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

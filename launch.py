@@ -1,5 +1,5 @@
-"""Entry point: `python launch.py` serves the UI; `models` and `ask` script the same engine,
-`sessions` lists, shows, searches, exports, imports and deletes saved chats.
+"""Entry point: `python launch.py` serves the UI; `models`, `ask` and `compare` script the
+same engine, `sessions` lists, shows, searches, exports, imports and deletes saved chats.
 
 Bad input prints one line on stderr and exits with status 2."""
 
@@ -43,16 +43,29 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--api-key-env", help="environment variable holding the --endpoint API key")
     group.add_argument("--max-images", type=int, help="images per request the --endpoint accepts")
+    group.add_argument(
+        "--extra-model",
+        action="append",
+        dest="extra_models",
+        metavar="GGUF[:MMPROJ]",
+        help="offer another GGUF of your own in the model pickers (repeatable)",
+    )
     group.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size in tokens")
     group.add_argument(
         "-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)"
     )
     group.add_argument("-t", "--threads", type=int, dest="n_threads", help="CPU threads")
+    group.add_argument(
+        "--memory-budget-gb",
+        type=float,
+        help="memory models may take together (default: free RAM, + free VRAM with -ngl)",
+    )
     group.add_argument("--data-dir", type=Path, help="where sessions, uploads and models live")
     group.add_argument("--models-dir", type=Path, help="where preset GGUF files are looked for")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.compare_cli import add_compare_parser
     from sessions.cli import add_sessions_parser
 
     parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
@@ -112,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--password", help="password of an encrypted PDF")
     doc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_sessions_parser(commands)
+    add_compare_parser(commands)
     return parser
 
 
@@ -139,6 +153,8 @@ def settings_from(args: argparse.Namespace):
             "n_threads",
             "data_dir",
             "models_dir",
+            "extra_models",
+            "memory_budget_gb",
         )
         if (value := getattr(args, key, None)) is not None
     }
@@ -159,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             from sessions.doc_cli import run_doc
 
             return run_doc(args, settings)
+        if args.command == "compare":
+            from app.compare_cli import run_compare
+
+            return run_compare(settings, args)
         if args.command == "sessions":
             from sessions.cli import run_sessions
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app import documents, history
+from app import compare, documents, history
 from app.chat import (
     SETTING_NAMES,
     Turn,
@@ -39,7 +39,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
     with gr.Blocks(title="Llama 4 Playground") as demo:
         turns, session = gr.State([]), gr.State("")
         gr.Markdown("## Llama 4 Playground", elem_id="title")
-        with gr.Tabs(elem_id="tabs"):  # noqa: SIM117 (more tabs join below)
+        with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Chat", id="chat"), gr.Row():
                 with gr.Column(scale=1, min_width=260):
                     panel = history.build_panel()
@@ -66,6 +66,8 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                     page_mode, strategy, page_range, password = _documents_panel()
                     viewer = _page_viewer()
             # Other tabs (compare, ...) plug in here, each built by its own module.
+            with gr.Tab("Compare", id="compare"):
+                compare.build_tab(runtime)
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
         chat_outputs = [turns, chatbot, notice]

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     auth_file: Path | None = None  # one "user:password" per line
     share: bool = False  # a public gradio.live link; needs auth too
 
+    # Extra local models for the model pickers: "PATH.gguf" or "PATH.gguf:MMPROJ.gguf";
+    # env L4P_EXTRA_MODELS takes a JSON list.
+    extra_models: list[str] = Field(default_factory=list)
+    # Bytes models may take together, in GB; None = measure free RAM (+ VRAM with -ngl).
+    memory_budget_gb: float | None = None
+
     # Upload and input limits: bad or oversized input is refused with one line.
     max_image_pixels: int = 40_000_000
     max_file_mb: int = 200

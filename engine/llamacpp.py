@@ -175,6 +175,14 @@ class LlamaCppEngine:
         stamp = fingerprint(self.spec.model_path, self.spec.mmproj_path, n_ctx)
         return StateStore(self.state_dir, self.name, stamp, self.state_max_bytes)
 
+    def share_cpu(self, engines: int) -> None:
+        """Use 1/`engines` of the configured threads (at least one) until told 1 again:
+        models answering at the same time split the cores instead of fighting over
+        them (llama.cpp's threads spin while they wait, so oversubscribing is slow)."""
+        if self._llm is not None:
+            threads = max(1, self.n_threads // max(1, engines))
+            self._llm._ctx.set_n_threads(threads, threads)
+
     def unload(self) -> None:
         with self._lock:
             if self._llm is not None:

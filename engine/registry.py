@@ -172,7 +172,29 @@ def load_registry(settings: Settings) -> Registry:
         mine = user_model(settings.model_path, settings.mmproj)
     if mine is not None:
         specs[mine.name], default = mine, mine.name
+    for extra in settings.extra_models:
+        spec = user_model(*parse_extra_model(extra))
+        name = _unique_name(spec.name, specs)
+        label = spec.label if name == spec.name else f"{spec.label} ({name})"
+        specs[name] = replace(spec, name=name, label=label)
     return Registry(specs, default)
+
+
+def parse_extra_model(text: str) -> tuple[Path, Path | None]:
+    """'model.gguf' or 'model.gguf:mmproj.gguf' (split at the last ':' before a
+    .gguf name, so a Windows drive letter stays part of the path)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail.lower().endswith(".gguf") and head.lower().endswith(".gguf"):
+        return Path(head), Path(tail)
+    return Path(text), None
+
+
+def _unique_name(name: str, taken: dict) -> str:
+    # Two files with the same stem (the same model at two seeds or paths) stay apart.
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}-{number}", number + 1
+    return candidate
 
 
 def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:

@@ -2,6 +2,7 @@
 full-text search, export/import. The only package with SQL; builds on engine.types."""
 
 from .answer import AnswerWriter
+from .comparisons import ComparisonRow, SpeedRow, StartedComparison, VoteRow
 from .rows import AttachmentRow, MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow, Status
 from .session_table import title_from
 from .store import Store, engine_messages
@@ -9,13 +10,17 @@ from .store import Store, engine_messages
 __all__ = [
     "AnswerWriter",
     "AttachmentRow",
+    "ComparisonRow",
     "MessageNotFound",
     "MessageRow",
     "SearchHit",
     "SessionNotFound",
     "SessionRow",
+    "SpeedRow",
+    "StartedComparison",
     "Status",
     "Store",
+    "VoteRow",
     "engine_messages",
     "title_from",
 ]

@@ -127,6 +127,45 @@ def m003_documents(db: Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN prompt_info TEXT NOT NULL DEFAULT '{}'")
 
 
+@migrations(name="m004_comparisons")
+def m004_comparisons(db: Database) -> None:
+    # A comparison is one prompt answered by several models: the answers are messages
+    # (siblings under one user turn, or one per model branch for a follow-up), listed
+    # here in the column order the user saw. Deleting a session deletes its rows.
+    db.execute(
+        """
+        CREATE TABLE comparisons (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            created TEXT NOT NULL,
+            blind INTEGER NOT NULL DEFAULT 0  -- names hidden until the vote
+        )"""
+    )
+    db.execute("CREATE INDEX comparisons_by_session ON comparisons (session_id, id)")
+    db.execute(
+        """
+        CREATE TABLE comparison_answers (
+            comparison_id INTEGER NOT NULL REFERENCES comparisons (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,  -- column, left to right (A, B, ...)
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            PRIMARY KEY (comparison_id, position)
+        )"""
+    )
+    db.execute("CREATE INDEX comparison_answers_by_message ON comparison_answers (message_id)")
+    # One vote per comparison: 'best' names the winning column; 'tie' and 'bad'
+    # (all answers bad) name none.
+    db.execute(
+        """
+        CREATE TABLE comparison_votes (
+            comparison_id INTEGER PRIMARY KEY REFERENCES comparisons (id) ON DELETE CASCADE,
+            outcome TEXT NOT NULL CHECK (outcome IN ('best', 'tie', 'bad')),
+            winner_position INTEGER,
+            created TEXT NOT NULL,
+            CHECK ((outcome = 'best') = (winner_position IS NOT NULL))
+        )"""
+    )
+
+
 @migrations(name="m005_cached_tokens")
 def m005_cached_tokens(db: Database) -> None:
     # Prompt tokens an answer reused from the KV cache instead of evaluating; NULL

@@ -21,6 +21,7 @@ from . import session_table as table
 from . import transfer
 from .answer import AnswerWriter
 from .blobs import Blobs, sha256_of
+from .comparisons import Comparisons
 from .connection import Connection, process_identity
 from .ids import now
 from .rows import MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow
@@ -39,6 +40,7 @@ class Store:
         # both try to create the tables.
         self._conn.write(lambda: migrations.apply(self._conn.db))
         msgs.mark_dead_streams_interrupted(self._conn)
+        self.comparisons = Comparisons(self._conn)  # several models, one prompt; votes
 
     @property
     def db(self) -> Database:

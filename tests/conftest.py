@@ -70,6 +70,14 @@ def tiny_llama4_hf(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama4_seed1(tmp_path_factory) -> tuple[Path, Path]:
+    """The same tiny Llama 4 with other random weights (same file names, other folder)."""
+    from tests.fixtures.tiny_llama4 import write_tiny_llama4
+
+    return write_tiny_llama4(tmp_path_factory.mktemp("tiny-llama4-seed1"), seed=1)
+
+
+@pytest.fixture(scope="session")
 def settings():
     from engine.config import Settings
 
@@ -147,5 +155,14 @@ def app_url():
 def vision_app_url(tiny_llama4):
     model, mmproj = tiny_llama4
     proc, url = start_app("--model-path", str(model), "--mmproj", str(mmproj))
+    yield url
+    stop_app(proc)
+
+
+@pytest.fixture(scope="session")
+def compare_app_url(tiny_llama4, tiny_llama4_seed1):
+    """The app offering SmolLM2 and the tiny Llama 4 at two seeds (tiny-llama4, tiny-llama4-2)."""
+    (model, mmproj), (other, _) = tiny_llama4, tiny_llama4_seed1
+    proc, url = start_app("--extra-model", f"{model}:{mmproj}", "--extra-model", str(other))
     yield url
     stop_app(proc)

@@ -156,3 +156,25 @@ def test_login_page_guards_the_app(page, tmp_path):
         stop_app(proc)
     with Store(data_dir) as store:
         assert [s.title for s in store.list_sessions(owner="ann")] == ["What is the capital of France?"]
+
+
+def test_compare_two_models_side_by_side_and_vote(page, compare_app_url):
+    page.goto(compare_app_url)
+    page.get_by_role("tab", name="Compare").click()
+    picker = page.locator("#compare-models")
+    picker.get_by_label("tiny-llama4", exact=True).check()  # beside the preselected SmolLM2
+    box = page.locator("#compare-input textarea")
+    box.fill("What is the capital of France?")
+    box.press("Enter")
+    for index in (0, 1):
+        page.locator(f"#compare-metrics-{index}").get_by_text("tok/s").wait_for(timeout=90_000)
+    assert "Paris" in page.locator("#compare-chat-0").inner_text()
+    assert "context" in page.locator("#compare-metrics-1").inner_text()
+    page.locator("#ttft-plot svg.marks").wait_for(timeout=30_000)
+    page.locator("#speed-plot svg.marks").wait_for(timeout=30_000)
+    shot(page, "compare-side-by-side")
+    page.locator("#compare-votes").get_by_role("button", name="A is better").click()
+    page.locator("#compare-notice").get_by_text("Vote saved.").wait_for(timeout=30_000)
+    page.locator("#leaderboard-panel").get_by_text("Leaderboard", exact=True).click()
+    page.locator("#leaderboard >> text=smollm2-135m >> visible=true").first.wait_for(timeout=30_000)
+    shot(page, "compare-voted")

@@ -11,7 +11,13 @@ from sessions import Store
 from sessions.schema import migrations
 from sessions.store import DB_NAME
 
-SHIPPED = ["m001_initial", "m002_session_owner", "m003_documents", "m005_cached_tokens"]
+SHIPPED = [
+    "m001_initial",
+    "m002_session_owner",
+    "m003_documents",
+    "m004_comparisons",
+    "m005_cached_tokens",
+]
 
 
 def test_migrations_are_append_only():

@@ -1,0 +1,333 @@
+"""The Compare tab: one prompt to 2-4 models, answers streamed side by side with
+their speed figures, a bar plot after the run, blind voting and a leaderboard.
+Wiring only: a comparison's state and turns live in app.comparison, ratings in
+app.leaderboard, storage in sessions/.
+
+Blind mode hides names, shuffles the columns and keeps the speed figures back (they
+would give the models away) until the vote. With two models the vote is "A better /
+B better / Tie / Both bad"; with three or four it is "X is best / Tie / All bad",
+which the leaderboard counts as the best one beating each other one."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from app import history, leaderboard
+from app.chat import assistant_turn, to_chatbot, user_turn
+from app.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
+from app.runtime import Runtime
+from engine.limits import check_text
+from engine.memory import model_cost
+from engine.registry import GB
+from engine.types import EngineInputError, EngineLoadError
+
+REFRESH_S = 0.1  # four columns: at most ten page updates a second
+PLACEHOLDER = "One prompt for every model. Drop images to send them to all."
+TIE, BAD_TWO, BAD_MANY = "Tie", "Both bad", "All bad"
+
+
+@dataclass
+class View:
+    """The components a comparison is drawn into."""
+
+    notice: gr.Markdown
+    columns: list[gr.Column]
+    titles: list[gr.Markdown]
+    chats: list[gr.Chatbot]
+    metrics: list[gr.Markdown]
+    votes: gr.Row
+    vote_buttons: list[gr.Button]  # one per column, then Tie, then Both/All bad
+    ttft_plot: gr.BarPlot
+    speed_plot: gr.BarPlot
+    models: gr.CheckboxGroup | None = None  # set with the settings panel
+    blind: gr.Checkbox | None = None
+
+    @property
+    def outputs(self) -> list:
+        return [
+            self.notice,
+            *self.columns,
+            *self.titles,
+            *self.chats,
+            *self.metrics,
+            self.votes,
+            *self.vote_buttons,
+            self.ttft_plot,
+            self.speed_plot,
+            self.models,
+            self.blind,
+        ]
+
+
+def build_tab(runtime: Runtime) -> None:
+    """The tab's content; call inside `with gr.Tab(...)`."""
+    from app.ui import ENGINE_QUEUE  # the chat's queue: one generation at a time, across tabs
+
+    state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=4):
+            view, box, stop = _main_area()
+        with gr.Column(scale=1, min_width=240):
+            new, max_tokens = _settings(runtime, view)
+    with gr.Accordion("Leaderboard", open=False, elem_id="leaderboard-panel"):
+        board = gr.Dataframe(
+            value=lambda: _board(runtime),
+            headers=leaderboard.COLUMNS,
+            interactive=False,
+            elem_id="leaderboard",
+            label="From your votes, best Bradley–Terry rating first; speeds are means over compared answers",
+        )
+        refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
+    box.submit(
+        _runner(runtime),
+        [box, state, view.models, view.blind, max_tokens],
+        [state, box, *view.outputs],
+        api_name="compare",
+        concurrency_id=ENGINE_QUEUE,
+        concurrency_limit=1,
+    ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
+    for index, button in enumerate(view.vote_buttons):
+        button.click(
+            _voter(runtime),
+            [state, button],
+            [state, *view.outputs, board],
+            **({"api_name": "vote"} if index == 0 else {"api_visibility": "private"}),
+        )
+    new.click(lambda: (None, *_draw(None)), None, [state, *view.outputs], api_name="new_comparison")
+    stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
+    refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
+    view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
+
+
+def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
+    notice = gr.Markdown("", elem_id="compare-notice")
+    columns, titles, chats, metrics = [], [], [], []
+    with gr.Row(equal_height=True):
+        for index in range(MAX_MODELS):
+            with gr.Column(visible=index < 2, min_width=220, elem_classes="compare-column") as column:
+                titles.append(gr.Markdown(f"**Model {LETTERS[index]}**", elem_id=f"compare-title-{index}"))
+                chats.append(
+                    gr.Chatbot(
+                        height=440, show_label=False, buttons=["copy"], elem_id=f"compare-chat-{index}"
+                    )
+                )
+                metrics.append(
+                    gr.Markdown("", elem_id=f"compare-metrics-{index}", elem_classes="compare-metrics")
+                )
+            columns.append(column)
+    box = gr.MultimodalTextbox(
+        file_count="multiple",
+        file_types=["image"],
+        placeholder=PLACEHOLDER,
+        show_label=False,
+        elem_id="compare-input",
+    )
+    with gr.Row(visible=False, elem_id="compare-votes") as votes:
+        labels = _vote_labels(2)
+        buttons = [
+            gr.Button(label, visible=i != 2 and i != 3, elem_id=f"vote-{i}") for i, label in enumerate(labels)
+        ]
+    stop = gr.Button("Stop", variant="stop", size="sm", elem_id="compare-stop")
+    with gr.Row():
+        ttft_plot = gr.BarPlot(
+            x="model", y="seconds", title="Time to first token (s)", visible=False, elem_id="ttft-plot"
+        )
+        speed_plot = gr.BarPlot(
+            x="model", y="tok/s", title="Decode speed (tok/s)", visible=False, elem_id="speed-plot"
+        )
+    return View(notice, columns, titles, chats, metrics, votes, buttons, ttft_plot, speed_plot), box, stop
+
+
+def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
+    specs = list(runtime.registry.specs.values())
+    choices = [(s.label + ("" if s.available else " — missing"), s.name) for s in specs]
+    available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
+    preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
+    view.models = gr.CheckboxGroup(choices, value=preselected, label="Models (2–4)", elem_id="compare-models")
+    view.blind = gr.Checkbox(
+        False, label="Blind: hide names and shuffle until I vote", elem_id="compare-blind"
+    )
+    max_tokens = gr.Slider(16, 4096, value=512, step=16, label="Max new tokens (each model)")
+    gr.Markdown("Each model answers with its own sampling defaults and system prompt.")
+    new = gr.Button("New comparison", elem_id="compare-new")
+    return new, max_tokens
+
+
+def _runner(runtime: Runtime):
+    def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
+        text, files = message.get("text", "") or "", message.get("files", []) or []
+        try:
+            if not text.strip() and not files:
+                raise EngineInputError("Type a prompt or attach an image.")
+            check_text(text, runtime.settings.max_text_chars)
+            if state is None:
+                comparison = new_comparison(runtime.registry, names, bool(blind))
+                comparison.owner = history.user_of(request)  # saved among this login's chats
+            else:
+                comparison = state
+            paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
+            question = user_turn(text, paths, runtime.settings.max_image_pixels)
+            cancel = runtime.new_cancel(request.session_hash or "")
+            turns = run_turn(
+                comparison,
+                question,
+                runtime.registry,
+                runtime.models,
+                runtime.store,
+                cancel,
+                int(max_tokens),
+                lambda fraction, what: progress(fraction, desc=what),
+            )
+            comparison = next(turns)  # bad input raises here, before anything is stored
+        except (EngineInputError, EngineLoadError) as exc:
+            yield state, gr.MultimodalTextbox(value=message), *_draw(state, f"⚠️ {exc}")
+            return
+        cleared = gr.MultimodalTextbox(value=None, interactive=False)
+        yield comparison, cleared, *_draw(comparison)
+        shown_at = time.monotonic()
+        for comparison in turns:
+            if time.monotonic() - shown_at >= REFRESH_S:
+                shown_at = time.monotonic()
+                yield comparison, cleared, *_draw(comparison)
+        yield comparison, gr.MultimodalTextbox(interactive=True), *_draw(comparison)
+
+    return compare
+
+
+def _voter(runtime: Runtime):
+    def vote(state: Comparison | None, choice: str):
+        def answer(notice: str):
+            return state, *_draw(state, notice), _board(runtime)
+
+        if state is None or state.comparison_id is None or state.pending is not None:
+            return answer("Vote once the answers are in.")
+        if state.voted:
+            return answer("You already voted on these answers; ask a follow-up to vote again.")
+        try:
+            outcome, position = parse_vote(choice, len(state.columns))
+            runtime.store.comparisons.vote(state.comparison_id, outcome, position)
+        except EngineInputError as exc:
+            return answer(f"⚠️ {exc}")
+        state.voted, state.revealed = True, True
+        return answer("Vote saved." + (" Names revealed." if state.blind else ""))
+
+    return vote
+
+
+def parse_vote(choice: str, n_models: int) -> tuple[str, int | None]:
+    """A vote button's label as (outcome, winning column)."""
+    if choice == TIE:
+        return "tie", None
+    if choice in (BAD_TWO, BAD_MANY):
+        return "bad", None
+    letter, _, rest = choice.partition(" ")
+    if letter in LETTERS[:n_models] and rest in ("is better", "is best"):
+        return "best", LETTERS.index(letter)
+    raise EngineInputError(f"unknown vote {choice!r}")
+
+
+def _vote_labels(n_models: int) -> list[str]:
+    word = "better" if n_models == 2 else "best"
+    letters = [f"{LETTERS[i]} is {word}" for i in range(MAX_MODELS)]
+    return [*letters, TIE, BAD_TWO if n_models == 2 else BAD_MANY]
+
+
+def _stopper(runtime: Runtime):
+    def stop(request: gr.Request) -> None:
+        runtime.cancel(request.session_hash or "")
+
+    return stop
+
+
+def _draw(comparison: Comparison | None, notice: str = "") -> list:
+    """Every output of the view, for this state of the comparison."""
+    n = len(comparison.columns) if comparison else 2
+    answering = comparison is not None and comparison.pending is not None
+    titles, chats, metrics = [], [], []
+    for index in range(MAX_MODELS):
+        if comparison is None or index >= n:
+            titles.append(f"**Model {LETTERS[index]}**")
+            chats.append([])
+            metrics.append("")
+            continue
+        column = comparison.columns[index]
+        titles.append(f"**{comparison.title(index)}**")
+        turns = column.turns
+        # The latest figures sit under the column; before a blind vote none show at all.
+        shown_from = 0 if not comparison.revealed else len(turns) - (0 if answering else 1)
+        turns = [t if i < shown_from else dataclasses.replace(t, footer="") for i, t in enumerate(turns)]
+        if answering:
+            turns = [
+                *turns,
+                comparison.pending,
+                assistant_turn(column.text, "streaming" if column.streaming else "complete"),
+            ]
+        chats.append(to_chatbot(turns))
+        metrics.append(_metrics_text(comparison, index))
+    can_vote = comparison is not None and comparison.comparison_id is not None
+    can_vote = can_vote and not answering and not comparison.voted
+    buttons = [
+        gr.Button(value=label, visible=i < n or i >= MAX_MODELS) for i, label in enumerate(_vote_labels(n))
+    ]
+    show_plots = comparison is not None and not answering and comparison.revealed and comparison.started
+    locked = comparison is not None and (comparison.started or answering)
+    return [
+        notice or (comparison.notice if comparison else ""),
+        *[gr.Column(visible=i < n) for i in range(MAX_MODELS)],
+        *titles,
+        *chats,
+        *metrics,
+        gr.Row(visible=can_vote),
+        *buttons,
+        *_plots(comparison if show_plots else None),
+        gr.CheckboxGroup(interactive=not locked),
+        gr.Checkbox(interactive=not locked),
+    ]
+
+
+def _metrics_text(comparison: Comparison, index: int) -> str:
+    column = comparison.columns[index]
+    if not comparison.revealed and column.final is not None:
+        return "speed figures appear after your vote"  # they would give the model away
+    return (
+        f"<span class='metrics'>{metrics_line(column)}</span>" if comparison.pending or column.turns else ""
+    )
+
+
+def _plots(comparison: Comparison | None) -> list:
+    if comparison is None:
+        return [gr.BarPlot(visible=False), gr.BarPlot(visible=False)]
+    finished = [
+        (i, c)
+        for i, c in enumerate(comparison.columns)
+        if c.final is not None and c.final.usage.completion_tokens
+    ]
+    names = [c.model for _, c in finished]  # plots show once names are revealed
+    ttft = pd.DataFrame({"model": names, "seconds": [c.final.usage.ttft_s for _, c in finished]})
+    speed = pd.DataFrame({"model": names, "tok/s": [c.final.usage.decode_tps for _, c in finished]})
+    return [gr.BarPlot(ttft, visible=bool(finished)), gr.BarPlot(speed, visible=bool(finished))]
+
+
+def _board(runtime: Runtime) -> list[list]:
+    store = runtime.store.comparisons
+    return leaderboard.table(leaderboard.standings(store.votes(), store.speeds()))
+
+
+def plan_text(runtime: Runtime, names: list[str]) -> str:
+    """Before the run: will the chosen models fit in memory together?"""
+    if not names or len(names) < 2:
+        return ""
+    try:
+        specs = [runtime.registry.get(name) for name in names]
+    except EngineInputError as exc:
+        return f"⚠️ {exc}"
+    plan = runtime.models.plan(specs)
+    if plan.serial:
+        return f"Memory: {plan.reason}."
+    total = sum(model_cost(spec) or 0 for spec in specs)
+    return f"Memory: these fit together (about {total / GB:.1f} GB) and answer at the same time."

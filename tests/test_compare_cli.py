@@ -1,0 +1,80 @@
+"""`launch.py compare` as a user scripts it: real subprocesses, real models, a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from sessions import Store
+from tests.test_cli import run
+
+
+@pytest.fixture
+def tiny_extra(tiny_llama4):
+    model, mmproj = tiny_llama4
+    return ["--extra-model", f"{model}:{mmproj}"]
+
+
+def saved_sessions() -> int:
+    with Store(os.environ["L4P_DATA_DIR"]) as store:
+        return len(store.list_sessions(limit=10_000))
+
+
+def test_compare_prints_one_json_object_per_model_and_saves_sibling_answers(tiny_extra):
+    result = run(
+        "compare", *tiny_extra, "--model", "smollm2-135m", "--model", "tiny-llama4",
+        "--max-tokens", "16", "--json", "What is the capital of France?",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["model"] for line in lines] == ["smollm2-135m", "tiny-llama4"]
+    smol, tiny = lines
+    assert "Paris" in smol["text"] and smol["finish_reason"] == "stop"
+    assert tiny["text"] and tiny["finish_reason"] == "length" and tiny["completion_tokens"] == 16
+    for line in lines:
+        assert line["ttft_s"] > 0 and line["decode_tps"] >= 0 and line["prompt_tokens"] > 0
+        assert line["context_used"] == line["prompt_tokens"] + line["completion_tokens"]
+    with Store(os.environ["L4P_DATA_DIR"]) as store:
+        comparison = store.comparisons.get(smol["comparison_id"])
+        assert comparison.engine_ids == ("smollm2-135m", "tiny-llama4")
+        assert store.siblings(comparison.answer_ids[0]) == list(comparison.answer_ids)
+        assert store.message(comparison.answer_ids[0]).text == smol["text"]
+
+
+def test_compare_prints_answers_and_a_metrics_table(tiny_extra, tiny_llama4_seed1):
+    model, _ = tiny_llama4_seed1
+    result = run(
+        "compare", *tiny_extra, "--extra-model", str(model), "--model", "tiny-llama4",
+        "--model", "tiny-llama4-2", "--max-tokens", "8", "--no-save", "hello",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "== Model A: tiny-llama4 ==" in result.stdout
+    table = result.stdout.strip().splitlines()[-3:]
+    assert table[0].split()[:3] == ["MODEL", "TTFT", "S"]
+    assert [row.split()[0] for row in table[1:]] == ["tiny-llama4", "tiny-llama4-2"]
+    assert all(row.split()[-1] == "length" for row in table[1:])
+    assert "saved" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "smollm2-135m"], "choose 2 to 4 models to compare, not 1"),
+        (["--model", "smollm2-135m", "--model", "smollm2-135m"], "choose different models"),
+        (["--model", "smollm2-135m", "--model", "nope"], "unknown model 'nope'"),
+        (["--model", "smollm2-135m", "--model", "scout-q2_k_xl"], "file not found"),
+        (["--model", "smollm2-135m", "--model", "tiny-llama4", "--image", "red.png"], "cannot see images"),
+        (["--model", "smollm2-135m", "--model", "tiny-llama4", "--image", "nothere.png"], "not found"),
+    ],
+)
+def test_bad_input_is_one_error_line_exit_2_and_nothing_saved(tiny_extra, write_png, args, message):
+    png = write_png("red.png")
+    args = [str(png) if a == "red.png" else a for a in args]
+    before = saved_sessions()
+    result = run("compare", *tiny_extra, *args, "describe")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert saved_sessions() == before
