@@ -21,10 +21,12 @@ from app import history, leaderboard
 from app.chat import assistant_turn, to_chatbot, user_turn
 from app.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
 from app.runtime import Runtime
+from engine.documents import DOCUMENT_EXTENSIONS
 from engine.limits import check_text
 from engine.memory import model_cost
 from engine.registry import GB
 from engine.types import EngineInputError, EngineLoadError
+from sessions.library import is_document, read_documents
 
 REFRESH_S = 0.1  # four columns: at most ten page updates a second
 PLACEHOLDER = "One prompt for every model. Drop images to send them to all."
@@ -122,7 +124,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
             columns.append(column)
     box = gr.MultimodalTextbox(
         file_count="multiple",
-        file_types=["image"],
+        file_types=["image", *DOCUMENT_EXTENSIONS],
         placeholder=PLACEHOLDER,
         show_label=False,
         elem_id="compare-input",
@@ -158,6 +160,24 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     return new, max_tokens
 
 
+def _question(runtime: Runtime, text: str, paths: list[str], progress, request: gr.Request):
+    """The prompt with its images and documents; each model gets the pages it can take
+    (text or page images) fitted to its own context when it answers."""
+    documents = read_documents(
+        runtime.store,
+        [p for p in paths if is_document(p)],
+        mode="auto",
+        vision=True,  # which pages need vision; each model is then given what it can see
+        password=None,
+        max_pages=runtime.settings.max_doc_pages,
+        progress=lambda fraction, what: progress(fraction, desc=what),
+        cancel=runtime.new_cancel(request.session_hash or ""),
+    )
+    images = [p for p in paths if not is_document(p)]
+    doc_files = tuple(str(runtime.store.blob_path(d.sha256)) for d in documents)
+    return user_turn(text, images, runtime.settings.max_image_pixels, tuple(documents), doc_files)
+
+
 def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
         text, files = message.get("text", "") or "", message.get("files", []) or []
@@ -171,7 +191,7 @@ def _runner(runtime: Runtime):
             else:
                 comparison = state
             paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
-            question = user_turn(text, paths, runtime.settings.max_image_pixels)
+            question = _question(runtime, text, paths, progress, request)
             cancel = runtime.new_cancel(request.session_hash or "")
             turns = run_turn(
                 comparison,
@@ -182,6 +202,7 @@ def _runner(runtime: Runtime):
                 cancel,
                 int(max_tokens),
                 lambda fraction, what: progress(fraction, desc=what),
+                runtime.library,
             )
             comparison = next(turns)  # bad input raises here, before anything is stored
         except (EngineInputError, EngineLoadError) as exc:

@@ -35,7 +35,10 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument(
         "--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)"
     )
-    # --file (documents) joins here with document support: attached like --image.
+    compare.add_argument(
+        "--file", type=Path, action="append", default=[], help="attach a document (PDF, EPUB, text, ...)"
+    )
+    compare.add_argument("--password", help="password of an encrypted PDF")
     compare.add_argument("--max-tokens", type=int, default=512)
     compare.add_argument("--json", action="store_true", help="one JSON object per model")
     compare.add_argument("--no-save", action="store_true", help="do not save the comparison")
@@ -68,20 +71,27 @@ def run_compare(settings, args: argparse.Namespace) -> int:
         for column in comparison.columns:
             column.n_ctx = settings.n_ctx
     images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
-    question = Turn(Message("user", (*images, TextPart(args.prompt))), files=[str(p) for p in args.image])
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops every model within a token
+    library, documents = _documents(settings, args, cancel)
+    files = [str(library.store.blob_path(d.sha256)) for d in documents] if library else []
+    question = Turn(
+        Message("user", (*documents, *images, TextPart(args.prompt))), files=[*files, *map(str, args.image)]
+    )
     manager = ModelManager(registry, settings)
     store = None if args.no_save else Store(settings.data_dir)
     printed: set[int] = set()
     try:
-        for state in run_turn(comparison, question, registry, manager, store, cancel, args.max_tokens):
+        for state in run_turn(
+            comparison, question, registry, manager, store, cancel, args.max_tokens, library=library
+        ):
             if not args.json:
                 _print_finished(state, printed)
     finally:
         manager.close()
-        if store is not None:
-            store.close()
+        for opened in (store, library.store if library else None):
+            if opened is not None:
+                opened.close()
     if comparison.notice:
         print(f"note: {comparison.notice}", file=sys.stderr)
     if args.json:
@@ -94,6 +104,28 @@ def run_compare(settings, args: argparse.Namespace) -> int:
     if cancel.is_set():
         return EXIT_INTERRUPTED
     return EXIT_FAILED if any(_failed(c) for c in comparison.columns) else 0
+
+
+def _documents(settings, args: argparse.Namespace, cancel: threading.Event):
+    """The --file documents read into the store (cached by sha256 even with --no-save),
+    every page split into text and page images; each model gets what it can take."""
+    if not args.file:
+        return None, []
+    from sessions.doc_cli import library_for, terminal_progress
+    from sessions.library import read_documents
+
+    library = library_for(settings)
+    documents = read_documents(
+        library.store,
+        [str(path) for path in args.file],
+        mode="auto",
+        vision=True,
+        password=args.password,
+        max_pages=settings.max_doc_pages,
+        progress=terminal_progress(),
+        cancel=cancel,
+    )
+    return library, documents
 
 
 def _print_finished(comparison: Comparison, printed: set[int]) -> None:

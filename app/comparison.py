@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from app.chat import Turn, assistant_turn, engine_messages, format_metrics
 from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
+from engine.context import PageSource, document_preparer
 from engine.manager import ModelManager
 from engine.protocol import ProgressFn
 from engine.registry import Registry
@@ -87,10 +88,11 @@ def run_turn(
     cancel: threading.Event,
     max_tokens: int | None = None,
     progress: ProgressFn | None = None,
+    library: PageSource | None = None,
 ) -> Iterator[Comparison]:
     """Send `question` to every column; yields the comparison as answers stream.
     Input a model cannot take raises EngineInputError before anything is stored."""
-    jobs = [_job(registry, column, question, max_tokens) for column in comparison.columns]
+    jobs = [_job(registry, column, question, max_tokens, library) for column in comparison.columns]
     check_jobs(jobs)
     for column in comparison.columns:
         column.text, column.final, column.refused = "", None, ""
@@ -113,10 +115,15 @@ def run_turn(
     yield comparison
 
 
-def _job(registry: Registry, column: Column, question: Turn, max_tokens: int | None) -> CompareJob:
+def _job(
+    registry: Registry, column: Column, question: Turn, max_tokens: int | None, library: PageSource | None
+) -> CompareJob:
     spec = replace(registry.get(column.model), n_ctx=column.n_ctx)
     messages = engine_messages([*column.turns, question], spec.system_prompt)
-    return CompareJob(spec, messages, spec.sampling_params(max_tokens=max_tokens))
+    params = spec.sampling_params(max_tokens=max_tokens)
+    with_documents = library is not None and any(m.documents for m in messages)
+    prepare = document_preparer(library, params.max_tokens) if with_documents else None
+    return CompareJob(spec, messages, params, prepare)
 
 
 def _start_storing(comparison: Comparison, question: Turn, jobs: list[CompareJob], store: Store) -> list:

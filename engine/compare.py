@@ -26,6 +26,9 @@ class CompareJob:
     spec: ModelSpec
     messages: Sequence[Message]
     params: SamplingParams
+    # Turns documents into pages fitted to this model once it is loaded (its context
+    # and whether it sees decide which pages go); None when there are none.
+    prepare: Callable[[Engine, Sequence[Message]], Sequence[Message]] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ def _start(manager: ModelManager, job: CompareJob, together, progress) -> Engine
     """In the model's own thread: load it (room kept for the rest of its group), then
     check the input against the loaded engine."""
     engine = manager.acquire([job.spec], progress, keep=together)[0]
-    check_messages(engine, job.messages)
+    plain = [m for m in job.messages if not m.documents]  # documents are fitted, then checked
+    if plain or not job.prepare:
+        check_messages(engine, plain)
     return engine
 
 
@@ -136,7 +141,9 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
         engine = start()
         if sharing > 1 and hasattr(engine, "share_cpu"):
             engine.share_cpu(sharing)
-        for event in engine.stream(job.messages, job.params, cancel):
+        messages = job.prepare(engine, job.messages) if job.prepare else job.messages
+        check_messages(engine, messages)
+        for event in engine.stream(messages, job.params, cancel):
             ended = ended or isinstance(event, Final)
             events.put(ModelEvent(index, event))
     except (EngineInputError, EngineLoadError) as exc:  # before anything streamed

@@ -135,6 +135,27 @@ def _merge_text(parts: list[Part]) -> list[Part]:
     return merged
 
 
+def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: PageMode = "auto"):
+    """For several models answering one prompt (compare): each model, once loaded,
+    gets the last question's document pages chosen for what it can see and fitted to
+    its own context, most relevant pages first."""
+
+    def prepare(engine: Engine, messages: Sequence[Message]) -> list[Message]:
+        last = messages[-1]
+        vision = engine.capabilities.vision
+
+        def rechoose(doc: DocumentPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
+            whole = replace(doc, text_pages=tuple(range(1, doc.total_pages + 1)), image_pages=())
+            chosen = choose_pages(whole, source.document_pages(doc.sha256), mode, vision)
+            return chosen.text_pages, chosen.image_pages
+
+        messages = [*messages[:-1], _with_pages(last, rechoose)]
+        fitted, _ = fit_context(engine, messages, source, "relevant", "", max_answer_tokens)
+        return expand_documents(fitted, source)
+
+    return prepare
+
+
 # -- fitting ------------------------------------------------------------------------
 
 

@@ -78,3 +78,21 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_saved(tiny_extra, write_
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
     assert saved_sessions() == before
+
+
+def test_compare_a_document_each_model_gets_the_pages_it_can_take(tiny_extra, tmp_path):
+    from tests.test_documents_context import mixed_pdf
+
+    path = tmp_path / "memo.pdf"
+    path.write_bytes(mixed_pdf(["The memo says the meeting moved to Tuesday. " * 5, None]))
+    result = run(
+        "compare", *tiny_extra, "--model", "smollm2-135m", "--model", "tiny-llama4",
+        "--file", str(path), "--max-tokens", "24", "--json", "When is the meeting?",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    smol, tiny = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert "Tuesday" in smol["text"]
+    # The vision model also got page 2 as an image, so its prompt is the larger one
+    # even though the tiny model's context is half SmolLM2's.
+    assert tiny["prompt_tokens"] > smol["prompt_tokens"] > 50
+    assert smol["finish_reason"] in ("stop", "length") and tiny["finish_reason"] == "length"
