@@ -110,12 +110,12 @@ class TextDelta:
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int = 0  # the whole prompt, reused or not
-    cached_tokens: int = 0  # of those, reused from the KV cache instead of evaluated
     completion_tokens: int = 0
     ttft_s: float = 0.0
     prompt_tps: float = 0.0
     decode_tps: float = 0.0
     total_s: float = 0.0
+    cached_tokens: int = 0  # prompt tokens reused from the KV cache instead of evaluated
 
 
 @dataclass(frozen=True)
