@@ -70,16 +70,18 @@ def _first_token(engine, spec, tokens: int) -> float:
 
 
 def both_first_tokens(engines, specs, tokens: int, share_cpu: bool) -> float:
-    runs = {
-        i: (engine, job(spec, tokens)) for i, (engine, spec) in enumerate(zip(engines, specs, strict=True))
-    }
+    pairs = enumerate(zip(engines, specs, strict=True))
+    runs = {i: (lambda engine=engine: engine, job(spec, tokens)) for i, (engine, spec) in pairs}
     firsts: dict[int, float] = {}
+    errors = []
     started = time.perf_counter()
     for event in stream_together(runs, threading.Event(), share_cpu=share_cpu):
         if isinstance(event.event, TextDelta) and event.index not in firsts:
             firsts[event.index] = time.perf_counter() - started
+        elif not isinstance(event.event, TextDelta) and getattr(event.event, "error", None):
+            errors.append(event.event.error)
     if len(firsts) != len(runs):
-        raise RuntimeError("a model streamed no text")
+        raise RuntimeError(f"a model streamed no text: {errors}")
     return max(firsts.values())
 
 
