@@ -100,7 +100,14 @@ def test_regenerate_keeps_both_answers_reachable(app, data_dir):
     first = texts(ask(client, "Name a fruit."))[-1]
     client.predict(api_name="/drop_last_answer")
     client.predict(
-        "smollm2-135m", "You are a helpful AI assistant.", 0.9, 0.9, 64, 8192, 3, api_name="/respond"
+        model_name="smollm2-135m",
+        system="You are a helpful AI assistant.",
+        temperature=0.9,
+        top_p=0.9,
+        max_tokens=64,
+        n_ctx=8192,
+        seed=3,
+        api_name="/respond",
     )
     with Store(data_dir) as store:
         session = store.list_sessions()[0]
