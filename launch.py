@@ -253,7 +253,9 @@ def cmd_ask(settings, args) -> int:
     engine = create_engine(spec, settings)
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops reading or answering
-    library, documents = read_cli_documents(settings, args, spec.vision, cancel)
+    library, documents = read_cli_documents(
+        settings, args.file, mode=args.pdf_mode, vision=spec.vision, password=args.password, cancel=cancel
+    )
     saved = AskSession(settings.data_dir, args.session, save=not args.no_save)  # unknown id: exit 2
     user = Message("user", (*documents, *images, TextPart(args.prompt)))
     messages = saved.messages(user, args.system, spec.system_prompt)

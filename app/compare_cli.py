@@ -107,25 +107,14 @@ def run_compare(settings, args: argparse.Namespace) -> int:
 
 
 def _documents(settings, args: argparse.Namespace, cancel: threading.Event):
-    """The --file documents read into the store (cached by sha256 even with --no-save),
-    every page split into text and page images; each model gets what it can take."""
+    """Each model later gets the pages it can see (text, or page images too)."""
     if not args.file:
         return None, []
-    from sessions.doc_cli import library_for, terminal_progress
-    from sessions.library import read_documents
+    from sessions.doc_cli import read_cli_documents
 
-    library = library_for(settings)
-    documents = read_documents(
-        library.store,
-        [str(path) for path in args.file],
-        mode="auto",
-        vision=True,
-        password=args.password,
-        max_pages=settings.max_doc_pages,
-        progress=terminal_progress(),
-        cancel=cancel,
+    return read_cli_documents(
+        settings, args.file, mode="auto", vision=True, password=args.password, cancel=cancel
     )
-    return library, documents
 
 
 def _print_finished(comparison: Comparison, printed: set[int]) -> None:

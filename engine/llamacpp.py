@@ -26,11 +26,11 @@ from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_l
 from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
+from engine.timing import TokenCounter
 from engine.types import (
     Capabilities,
     EngineInputError,
     EngineLoadError,
-    Final,
     FinishReason,
     ImagePart,
     Message,
@@ -38,7 +38,6 @@ from engine.types import (
     StreamEvent,
     TextDelta,
     TextPart,
-    Usage,
 )
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per request
@@ -320,7 +319,7 @@ class LlamaCppEngine:
                 )
             self.last_plan = plan
             self._context.enter(self._llm, session_key)
-            counter = _TokenCounter(started, plan.n_tokens)
+            counter = TokenCounter(started, plan.n_tokens)
             try:
                 yield from self._generate(plan, chunks, params, cancel, counter)
             finally:
@@ -396,7 +395,7 @@ class LlamaCppEngine:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     reason = "stop"
                     break
-                counter.token()
+                counter.tokens()
                 if text := utf8.decode(llm.detokenize([token])):
                     yield TextDelta(text)
                 if cancel.is_set():
@@ -409,42 +408,6 @@ class LlamaCppEngine:
         if tail := utf8.decode(b"", final=True):
             yield TextDelta(tail)
         return reason
-
-
-class _TokenCounter:
-    """Times one request: first token, decode rate, and the final event."""
-
-    def __init__(self, started: float, prompt_tokens: int):
-        self.started = started
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = 0
-        self.cached = 0  # prompt tokens the KV cache already held
-        self.failed = False
-        self.first_at: float | None = None
-
-    def token(self) -> None:
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
-        self.completion_tokens += 1
-
-    def final(self, reason: FinishReason, error: str | None = None) -> Final:
-        now = time.perf_counter()
-        first = self.first_at or now
-        ttft = first - self.started
-        decode_time = now - first
-        usage = Usage(
-            prompt_tokens=self.prompt_tokens,
-            cached_tokens=self.cached,
-            completion_tokens=self.completion_tokens,
-            ttft_s=ttft,
-            # The rate of what was evaluated: reused tokens cost nothing.
-            prompt_tps=(self.prompt_tokens - self.cached) / ttft if ttft > 0 else 0.0,
-            decode_tps=(self.completion_tokens - 1) / decode_time
-            if self.completion_tokens > 1 and decode_time > 0
-            else 0.0,
-            total_s=now - self.started,
-        )
-        return Final(finish_reason=reason, usage=usage, error=error)
 
 
 def _quiet_mtmd_logs() -> None:

@@ -12,7 +12,9 @@ class TokenCounter:
     def __init__(self, started: float, prompt_tokens: int):
         self.started = started
         self.prompt_tokens = prompt_tokens
+        self.cached = 0  # prompt tokens a KV cache already held (not evaluated)
         self.completion_tokens = 0
+        self.failed = False
         self.first_at: float | None = None
 
     def tokens(self, count: int = 1) -> None:
@@ -27,9 +29,11 @@ class TokenCounter:
         decode_time = now - first
         usage = Usage(
             prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached,
             completion_tokens=self.completion_tokens,
             ttft_s=ttft,
-            prompt_tps=self.prompt_tokens / ttft if ttft > 0 else 0.0,
+            # The rate of what was evaluated: reused tokens cost nothing.
+            prompt_tps=(self.prompt_tokens - self.cached) / ttft if ttft > 0 else 0.0,
             decode_tps=(self.completion_tokens - 1) / decode_time
             if self.completion_tokens > 1 and decode_time > 0
             else 0.0,

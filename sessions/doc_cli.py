@@ -29,17 +29,24 @@ def library_for(settings: Any) -> DocumentLibrary:
 
 
 def read_cli_documents(
-    settings: Any, args: argparse.Namespace, vision: bool, cancel: threading.Event
+    settings: Any,
+    paths: list,
+    *,
+    mode: str,
+    vision: bool,
+    password: str | None,
+    cancel: threading.Event,
 ) -> tuple[DocumentLibrary, list[DocumentPart]]:
-    """The page source for this chat and its --file documents, every page the
-    --pdf-mode sends (the context budget picks which fit once the model is loaded)."""
+    """The page source and the documents at `paths`, every page the mode sends (the
+    context budget picks which fit once the model is loaded). Documents are cached in
+    the store by sha256 even when the chat itself is not saved."""
     library = library_for(settings)
     documents = read_documents(
         library.store,
-        [str(path) for path in args.file],
-        mode=args.pdf_mode,
+        [str(path) for path in paths],
+        mode=mode,
         vision=vision,
-        password=args.password,
+        password=password,
         max_pages=settings.max_doc_pages,
         progress=terminal_progress(),
         cancel=cancel,
