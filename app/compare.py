@@ -18,15 +18,15 @@ import gradio as gr
 import pandas as pd
 
 from app import history, leaderboard
-from app.chat import assistant_turn, to_chatbot, user_turn
+from app.chat import assistant_turn, to_chatbot
 from app.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
+from app.documents import question_turn
 from app.runtime import Runtime
 from engine.documents import DOCUMENT_EXTENSIONS
 from engine.limits import check_text
 from engine.memory import model_cost
 from engine.registry import GB
 from engine.types import EngineInputError, EngineLoadError
-from sessions.library import is_document, read_documents
 
 REFRESH_S = 0.1  # four columns: at most ten page updates a second
 PLACEHOLDER = "One prompt for every model. Drop images to send them to all."
@@ -163,19 +163,18 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
 def _question(runtime: Runtime, text: str, paths: list[str], progress, request: gr.Request):
     """The prompt with its images and documents; each model gets the pages it can take
     (text or page images) fitted to its own context when it answers."""
-    documents = read_documents(
-        runtime.store,
-        [p for p in paths if is_document(p)],
+    return question_turn(
+        runtime.library,
+        text,
+        paths,
         mode="auto",
         vision=True,  # which pages need vision; each model is then given what it can see
         password=None,
         max_pages=runtime.settings.max_doc_pages,
+        max_pixels=runtime.settings.max_image_pixels,
         progress=lambda fraction, what: progress(fraction, desc=what),
         cancel=runtime.new_cancel(request.session_hash or ""),
     )
-    images = [p for p in paths if not is_document(p)]
-    doc_files = tuple(str(runtime.store.blob_path(d.sha256)) for d in documents)
-    return user_turn(text, images, runtime.settings.max_image_pixels, tuple(documents), doc_files)
 
 
 def _runner(runtime: Runtime):

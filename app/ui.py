@@ -18,7 +18,6 @@ from app.chat import (
     engine_messages,
     metrics_footer,
     to_chatbot,
-    user_turn,
 )
 from app.runtime import Runtime
 from engine.context import PAGE_MODES, STRATEGIES, expand_documents, fit_context
@@ -27,7 +26,6 @@ from engine.limits import check_text
 from engine.protocol import check_messages
 from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
-from sessions.library import is_document, read_documents
 
 ENGINE_QUEUE = "engine"  # one model, one generation at a time; others wait in line
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
@@ -229,20 +227,18 @@ def _sender(runtime: Runtime):
         owner = history.user_of(request)
         try:
             check_text(text, runtime.settings.max_text_chars)
-            parts = read_documents(
-                runtime.store,
-                [p for p in paths if is_document(p)],
+            turn = documents.question_turn(
+                runtime.library,
+                text,
+                paths,
                 mode=page_mode or "auto",
                 vision=spec.vision,
                 password=password,
                 max_pages=runtime.settings.max_doc_pages,
+                max_pixels=runtime.settings.max_image_pixels,
                 progress=lambda fraction, what: progress(fraction, desc=what),
                 cancel=runtime.new_cancel(request.session_hash or ""),
             )
-            image_paths = [p for p in paths if not is_document(p)]
-            doc_paths = tuple(str(runtime.store.blob_path(d.sha256)) for d in parts)
-            max_pixels = runtime.settings.max_image_pixels
-            turn = user_turn(text, image_paths, max_pixels, tuple(parts), doc_paths)
             if turn.message.images and not spec.vision:
                 raise EngineInputError(f"{spec.label} cannot see images; {VISION_HINT}")
             if session:

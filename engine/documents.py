@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import struct
 import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.llama4_tiles import LLAMA4_TILE_PX, llama4_image_tokens
 from engine.types import EngineInputError, ImagePart
 
 DOCUMENT_EXTENSIONS: tuple[str, ...] = (
@@ -70,9 +70,6 @@ COVERAGE_GRID = 32  # cells per side when measuring the union of image/drawing b
 HAIRLINE_PT = 3  # drawings thinner than this are rules and borders, not figures
 
 # Llama 4 vision as llama.cpp's mtmd runs it (clip.cpp, PROJECTOR_TYPE_LLAMA4).
-LLAMA4_TILE_PX = 336
-LLAMA4_TOKENS_PER_TILE = 144  # 24x24 patches of 14 px, pixel-shuffled by 0.5 -> 12x12
-LLAMA4_MAX_TILES_PER_SIDE = 3  # llama.cpp's grid candidates: 1x2 ... 3x3 (Meta's own: 16 tiles)
 DEFAULT_DPI = 144
 LETTER_PT = (612.0, 792.0)
 DEFAULT_MAX_SIDE_PX = 4 * LLAMA4_TILE_PX
@@ -561,46 +558,3 @@ def _refuse_huge_images(page, name: str, number: int, max_pixels: int) -> None:
             )
     if page.rect.width <= 0 or page.rect.height <= 0:
         raise DocumentError(f"{name} p. {number} is damaged (it has no area to draw)")
-
-
-def llama4_image_tokens(
-    width: int,
-    height: int,
-    *,
-    tile_px: int = LLAMA4_TILE_PX,
-    tokens_per_tile: int = LLAMA4_TOKENS_PER_TILE,
-    max_tiles_per_side: int = LLAMA4_MAX_TILES_PER_SIDE,
-) -> int:
-    """Prompt tokens one image costs Llama 4 in llama.cpp's mtmd (Scout: 336 px tiles of
-    144 tokens). An image that fits one tile is that tile; a bigger one is resized to the
-    best-fitting grid of up to 3x3 tiles, plus one overview tile of the whole image.
-    <|image_start|> and <|image_end|> wrap it: tokens = tiles * 144 + 2.
-    (Meta's reference processor allows up to 16 tiles; llama.cpp stops at 3x3.)"""
-    if width <= 0 or height <= 0:
-        return 0
-    if width <= tile_px and height <= tile_px:
-        return tokens_per_tile + 2
-    cols, rows = _best_grid(width, height, tile_px, max_tiles_per_side)
-    return (cols * rows + 1) * tokens_per_tile + 2
-
-
-def _best_grid(width: int, height: int, tile_px: int, max_side: int) -> tuple[int, int]:
-    """llava-uhd's select_best_resolution: the grid that keeps the most of the image's
-    pixels after fitting it in, then the one that wastes the least canvas."""
-    best, best_kept, best_waste = (1, 1), -1, 0
-    for cols in range(1, max_side + 1):
-        for rows in range(1, max_side + 1):
-            if cols == rows == 1:
-                continue
-            canvas_w, canvas_h = cols * tile_px, rows * tile_px
-            scale = _f32(min(_f32(canvas_w / width), _f32(canvas_h / height)))
-            kept = min(int(_f32(width * scale)) * int(_f32(height * scale)), width * height)
-            waste = canvas_w * canvas_h - kept
-            if kept > best_kept or (kept == best_kept and waste < best_waste):
-                best, best_kept, best_waste = (cols, rows), kept, waste
-    return best
-
-
-def _f32(x: float) -> float:
-    """Round to float32, as the C++ computes, so ties break the same way."""
-    return struct.unpack("f", struct.pack("f", x))[0]

@@ -7,6 +7,7 @@ Each tile becomes (336/14)^2 patches, folded 2x2 by pixel shuffle: 144 embedding
 
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 
 TILE = 336
@@ -52,6 +53,56 @@ def best_canvas(
     chosen = (max(up) if to_max else min(up)) if up else max(scales)
     candidates = [c for c, s in zip(canvases, scales, strict=True) if s == chosen]
     return min(candidates, key=lambda c: c[0] * c[1])
+
+
+# llama.cpp's mtmd tiles differently from Meta's processor: at most a 3x3 grid, and no
+# separators. What a page image sent through llama.cpp costs:
+LLAMA4_TILE_PX = TILE
+LLAMA4_TOKENS_PER_TILE = TOKENS_PER_TILE  # 24x24 patches of 14 px, pixel-shuffled -> 12x12
+LLAMA4_MAX_TILES_PER_SIDE = 3  # llama.cpp's grid candidates: 1x2 ... 3x3
+
+
+def llama4_image_tokens(
+    width: int,
+    height: int,
+    *,
+    tile_px: int = LLAMA4_TILE_PX,
+    tokens_per_tile: int = LLAMA4_TOKENS_PER_TILE,
+    max_tiles_per_side: int = LLAMA4_MAX_TILES_PER_SIDE,
+) -> int:
+    """Prompt tokens one image costs Llama 4 in llama.cpp's mtmd (Scout: 336 px tiles of
+    144 tokens). An image that fits one tile is that tile; a bigger one is resized to the
+    best-fitting grid of up to 3x3 tiles, plus one overview tile of the whole image.
+    <|image_start|> and <|image_end|> wrap it: tokens = tiles * 144 + 2.
+    (Meta's reference processor allows up to 16 tiles; llama.cpp stops at 3x3.)"""
+    if width <= 0 or height <= 0:
+        return 0
+    if width <= tile_px and height <= tile_px:
+        return tokens_per_tile + 2
+    cols, rows = _best_grid(width, height, tile_px, max_tiles_per_side)
+    return (cols * rows + 1) * tokens_per_tile + 2
+
+
+def _best_grid(width: int, height: int, tile_px: int, max_side: int) -> tuple[int, int]:
+    """llava-uhd's select_best_resolution: the grid that keeps the most of the image's
+    pixels after fitting it in, then the one that wastes the least canvas."""
+    best, best_kept, best_waste = (1, 1), -1, 0
+    for cols in range(1, max_side + 1):
+        for rows in range(1, max_side + 1):
+            if cols == rows == 1:
+                continue
+            canvas_w, canvas_h = cols * tile_px, rows * tile_px
+            scale = _f32(min(_f32(canvas_w / width), _f32(canvas_h / height)))
+            kept = min(int(_f32(width * scale)) * int(_f32(height * scale)), width * height)
+            waste = canvas_w * canvas_h - kept
+            if kept > best_kept or (kept == best_kept and waste < best_waste):
+                best, best_kept, best_waste = (cols, rows), kept, waste
+    return best
+
+
+def _f32(x: float) -> float:
+    """Round to float32, as the C++ computes, so ties break the same way."""
+    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def _factors(n: int) -> set[int]:

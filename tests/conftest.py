@@ -17,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
+# /respond settings for short, deterministic answers from the embedded model.
+QUICK_RESPOND = {"model_name": "smollm2-135m", "page_range": "", "temperature": 0.0, "max_tokens": 16}
 
 
 def pytest_configure(config):

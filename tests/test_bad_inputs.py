@@ -12,16 +12,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from sessions import Store
+from tests.conftest import QUICK_RESPOND as QUICK
 from tests.conftest import REPO, start_app, stop_app
 from tests.fixtures.bad_inputs import FILES, TEXT_IDS, corpus
 
 CASE_IDS = [*FILES, *TEXT_IDS]
-QUICK = {
-    "model_name": "smollm2-135m",
-    "page_range": "",
-    "temperature": 0.0,
-    "max_tokens": 16,
-}  # /respond settings
 
 
 @pytest.fixture(scope="module")

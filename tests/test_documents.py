@@ -23,12 +23,12 @@ from engine.documents import (
     PasswordRequired,
     WrongPassword,
     decrypted_pdf,
-    llama4_image_tokens,
     parse_document,
     render_page,
     render_size,
     sniff_kind,
 )
+from engine.llama4_tiles import llama4_image_tokens
 from tests.conftest import REPO, png_bytes
 from tests.fixtures import documents as make
 from tests.fixtures.bad_documents import PASSWORDS, bad_documents, encrypted_pdf

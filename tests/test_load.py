@@ -12,15 +12,10 @@ from gradio_client import Client
 from gradio_client.utils import Status
 
 from sessions import Store
+from tests.conftest import QUICK_RESPOND as QUICK
 from tests.conftest import start_app, stop_app
 
 CLIENTS, TURNS = 8, 3
-QUICK = {
-    "model_name": "smollm2-135m",
-    "page_range": "",
-    "temperature": 0.0,
-    "max_tokens": 16,
-}  # /respond settings
 
 
 def question(client: int, turn: int) -> str:
