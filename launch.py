@@ -44,6 +44,11 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key-env", help="environment variable holding the --endpoint API key")
     group.add_argument("--max-images", type=int, help="images per request the --endpoint accepts")
     group.add_argument(
+        "--endpoint-tiles",
+        choices=("meta", "llama.cpp"),
+        help="tile grids the --endpoint's Llama 4 takes: meta (vLLM, default) or llama.cpp (llama-server)",
+    )
+    group.add_argument(
         "--extra-model",
         action="append",
         dest="extra_models",
@@ -88,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list models: on disk or not, size, memory, vision")
     _model_flags(models)
     models.add_argument("--json", action="store_true", help="one JSON object per model")
+
+    commands.add_parser(
+        "doctor", help="check that llama.cpp lays Llama 4 images out as Meta does; show the image plan"
+    )
 
     ask = commands.add_parser("ask", help="stream one answer to stdout")
     _model_flags(ask)
@@ -148,6 +157,7 @@ def settings_from(args: argparse.Namespace):
             "endpoint",
             "api_key_env",
             "max_images",
+            "endpoint_tiles",
             "n_ctx",
             "n_gpu_layers",
             "n_threads",
@@ -171,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(settings, args)
         if args.command == "ask":
             return cmd_ask(settings, args)
+        if args.command == "doctor":
+            return cmd_doctor()
         if args.command == "doc":
             from sessions.doc_cli import run_doc
 
@@ -213,7 +225,35 @@ def cmd_models(settings, args) -> int:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
         for what in row["missing"]:
             print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
+    from doctor.llama4_layout import check_llama4_layout
+
+    print(f"\n{check_llama4_layout().message}")
     return 0
+
+
+def cmd_doctor() -> int:
+    """Exit 0 when llama.cpp's Llama 4 image layout is Meta's, 1 when it is not."""
+    from doctor.llama4_layout import check_llama4_layout
+    from engine.image_plan import LLAMA_CPP, META, plan_image
+
+    report = check_llama4_layout()
+    print(report.message)
+    print("\nimage plan (rows x cols of 336 px tiles, prompt tokens):")
+    for what, (width, height) in {
+        "4032x3024 photo": (4032, 3024),
+        "1920x1080 screenshot": (1920, 1080),
+        "1008x1304 PDF page": (1008, 1304),
+        "200x150 icon": (200, 150),
+    }.items():
+        plans = ", ".join(
+            f"{name} {p.rows}x{p.cols} ({p.tokens:,})"
+            for name, p in (
+                ("llama.cpp", plan_image(width, height, LLAMA_CPP)),
+                ("vLLM/transformers", plan_image(width, height, META)),
+            )
+        )
+        print(f"  {what:<22} {plans}")
+    return 0 if report.correct else 1
 
 
 def _model_row(spec, n_ctx: int | None) -> dict:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     endpoint: str | None = None  # an OpenAI-compatible server, e.g. http://gpu-box:8000/v1
     api_key_env: str | None = None  # the environment variable holding its API key
     max_images: int | None = None  # images per request the endpoint accepts
+    # Tile grids the endpoint's Llama 4 takes: "meta" (vLLM) or "llama.cpp" (llama-server).
+    endpoint_tiles: Literal["meta", "llama.cpp"] | None = None
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int = 0
     n_threads: int | None = None

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.llama4_tiles import LLAMA4_TILE_PX, llama4_image_tokens
+from engine.image_plan import LLAMA_CPP, TILE, image_tokens
 from engine.types import EngineInputError, ImagePart
 
 DOCUMENT_EXTENSIONS: tuple[str, ...] = (
@@ -72,7 +72,7 @@ HAIRLINE_PT = 3  # drawings thinner than this are rules and borders, not figures
 # Llama 4 vision as llama.cpp's mtmd runs it (clip.cpp, PROJECTOR_TYPE_LLAMA4).
 DEFAULT_DPI = 144
 LETTER_PT = (612.0, 792.0)
-DEFAULT_MAX_SIDE_PX = 4 * LLAMA4_TILE_PX
+DEFAULT_MAX_SIDE_PX = 4 * TILE
 DEFAULT_MAX_PIXELS = 40_000_000
 
 ProgressFn = Callable[[float, str], None]
@@ -119,10 +119,10 @@ class PageText:
 
     @property
     def image_tokens(self) -> int:
-        """What this page costs Llama 4 rendered at the default DPI and size cap (a page
-        of unknown size is costed as US Letter, so it never looks free)."""
+        """What this page costs Llama 4 on llama.cpp rendered at the default DPI and size
+        cap (a page of unknown size is costed as US Letter, so it never looks free)."""
         width, height = render_size(self.width or LETTER_PT[0], self.height or LETTER_PT[1])
-        return llama4_image_tokens(width, height)
+        return image_tokens(width, height, LLAMA_CPP)
 
 
 @dataclass(frozen=True)

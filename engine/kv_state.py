@@ -44,12 +44,15 @@ def file_identity(path: Path | None) -> str | None:
 
 def fingerprint(model_path: Path, mmproj_path: Path | None, n_ctx: int) -> str:
     """What a saved state is only valid for: these exact files, this context size,
-    this llama.cpp build's state format."""
+    this llama.cpp build's state format (and its mtmd library: a rebuild with other
+    patches may lay images out or encode them differently)."""
     import llama_cpp
 
+    mtmd = Path(llama_cpp.__file__).parent / "lib" / "libmtmd.so"
     facts = {
         "format": FORMAT_VERSION,
         "llama_cpp": llama_cpp.__version__,
+        "mtmd": file_identity(mtmd) if mtmd.is_file() else None,
         "model": file_identity(model_path),
         "mmproj": file_identity(mmproj_path),
         "n_ctx": n_ctx,

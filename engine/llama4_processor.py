@@ -3,7 +3,7 @@ torchvision.
 
 transformers ships Llama 4's image processor only on its torchvision backend, and
 CPU torchvision is not always installable. This is the same algorithm with PIL and
-NumPy (engine/llama4_tiles.py): pick the canvas of up to `max_patches` 336 px tiles
+NumPy (engine/image_plan.py): pick the canvas of up to `max_patches` 336 px tiles
 that needs the least scaling, resize without distortion, pad right/bottom,
 normalise, cut into tiles (row-major), and add a global tile when there is more
 than one. Output shapes and aspect ratios equal the torchvision processor's; pixel
@@ -22,7 +22,7 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import PILImageResampling, SizeDict
 from transformers.processing_utils import ImagesKwargs
 
-from engine.llama4_tiles import best_canvas, supported_canvases
+from engine.image_plan import best_canvas, fit_size, no_upscale, supported_canvases
 
 
 class Llama4TileKwargs(ImagesKwargs, total=False):
@@ -66,8 +66,8 @@ class Llama4ImageProcessorPil(PilBackend):
         for image in images:
             height, width = image.shape[-2:]
             canvas = best_canvas((height, width), canvases, resize_to_max_canvas)
-            limit = canvas if resize_to_max_canvas else _no_upscale(canvas, (height, width), tile)
-            fitted = self.resize(image, SizeDict(*_fit((height, width), limit)), resample=resample)
+            limit = canvas if resize_to_max_canvas else no_upscale(canvas, (height, width), tile)
+            fitted = self.resize(image, SizeDict(*fit_size((height, width), limit)), resample=resample)
             padded = self.pad([fitted], pad_size=SizeDict(*canvas))[0]
             rows, cols = canvas[0] // tile, canvas[1] // tile
             image_tiles = _split(self._normalise(padded, rescale_factor, image_mean, image_std), rows, cols)
@@ -82,22 +82,6 @@ class Llama4ImageProcessorPil(PilBackend):
     def _normalise(self, image: np.ndarray, rescale_factor: float, mean, std) -> np.ndarray:
         image = self.rescale(image.astype(np.float32), rescale_factor)
         return self.normalize(image, mean, std).astype(np.float32)
-
-
-def _no_upscale(canvas: tuple[int, int], size: tuple[int, int], tile: int) -> tuple[int, int]:
-    # Upscale only images smaller than one tile, and then only up to the tile size.
-    return min(max(size[0], tile), canvas[0]), min(max(size[1], tile), canvas[1])
-
-
-def _fit(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
-    """Largest (height, width) inside target with the image's aspect ratio."""
-    height, width = size
-    scale_h, scale_w = target[0] / height, target[1] / width
-    if scale_w < scale_h:
-        new_h, new_w = min(int(height * scale_w), target[0]), target[1]
-    else:
-        new_h, new_w = target[0], min(int(width * scale_h), target[1])
-    return max(new_h, 1), max(new_w, 1)
 
 
 def _split(image: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:

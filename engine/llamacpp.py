@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.image_plan import LLAMA_CPP, TileBudget, plan_messages
 from engine.images import IMAGE_MIME_TYPES
 from engine.kv_state import KVContext, StateStore, file_identity, fingerprint
 from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
@@ -109,6 +110,7 @@ class LlamaCppEngine:
         self._formatter = None
         self._images: ImageEvaluator | None = None
         self._projector_id = ""
+        self.tile_budget: TileBudget | None = None  # set for a Llama 4 projector
         self._context = KVContext()
         self._lock = threading.Lock()
 
@@ -158,6 +160,7 @@ class LlamaCppEngine:
                 report(0.8, "loading the vision projector")
                 handler._init_mtmd_context(llm)
                 self._images = ImageEvaluator(handler, self.image_cache_bytes)
+                self.tile_budget = mmproj_tile_budget(self.spec.mmproj_path)
                 projector = file_identity(self.spec.mmproj_path) or ""
                 self._projector_id = hashlib.sha256(projector.encode()).hexdigest()[:12]
             self._formatter = _chat_formatter(llm)
@@ -189,6 +192,7 @@ class LlamaCppEngine:
                 self._context.wait()  # a write in flight finishes before the model goes
                 self._llm.close()  # frees the mtmd context too (registered on its exit stack)
             self._llm = self._mtmd = self._formatter = self._images = None
+            self.tile_budget = None
             self._context = KVContext()
 
     @property
@@ -216,6 +220,30 @@ class LlamaCppEngine:
         with self._lock, self._prompt(messages) as (plan, _):
             return plan.n_tokens
 
+    def prompt_sequence(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt as the KV cache will hold it: token ids, and IMAGE_POSITION at
+        each position an image embedding takes (for parity checks against Meta's)."""
+        self._require_loaded()
+        with self._lock, self._prompt(messages) as (plan, _):
+            return list(plan.ledger.tokens)
+
+    def next_token_logits(self, messages: Sequence[Message]):
+        """Evaluates the prompt (reusing the KV prefix as a turn does) and returns the
+        float32 logits of the token that would come next."""
+        import llama_cpp
+        import numpy as np
+
+        self._require_loaded()
+        with self._lock, self._prompt(messages) as (plan, chunks):
+            self._context.enter(self._llm, None)
+            kept = self._context.keep_prefix(self._llm, plan.ledger)
+            self._evaluate(plan, chunks, kept, threading.Event())
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._llm._model.vocab)
+            logits = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+            result = np.ctypeslib.as_array(logits, shape=(n_vocab,)).copy()
+            self._context.end_turn(self._llm, len(plan.ledger))
+            return result
+
     def _require_loaded(self) -> None:
         if not self.loaded:
             self.load()
@@ -224,6 +252,8 @@ class LlamaCppEngine:
     def _prompt(self, messages: Sequence[Message]) -> Iterator[tuple[PromptPlan, list | None]]:
         """The rendered prompt and, with images, mtmd's chunks (freed on exit)."""
         check_messages(self, messages)
+        # Llama 4: every image on the canvas our plan chose, so mtmd cuts Meta's tiles.
+        messages = plan_messages(messages, self.tile_budget)
         images = [img for m in messages for img in m.images]
         plan = PromptPlan(text=self._render(messages, self._media_marker() if images else ""), images=images)
         if not images:
@@ -408,6 +438,28 @@ class LlamaCppEngine:
         if tail := utf8.decode(b"", final=True):
             yield TextDelta(tail)
         return reason
+
+
+def mmproj_tile_budget(path: Path) -> TileBudget | None:
+    """The tiles a Llama 4 projector takes (its tile and patch size from the mmproj
+    header, llama.cpp's 3x3 grids); None for other projectors, which tile their own way."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path), "r").fields
+
+    def value(key: str):
+        field = fields.get(key)
+        return field.contents() if field is not None else None
+
+    if (value("clip.projector_type") or value("clip.vision.projector_type")) != "llama4":
+        return None
+    return TileBudget(
+        tile=int(value("clip.vision.image_size")),
+        patch=int(value("clip.vision.patch_size")),
+        merge=int(value("clip.vision.projector.scale_factor") or LLAMA_CPP.merge),
+        max_tiles=LLAMA_CPP.max_tiles,
+        max_side=LLAMA_CPP.max_side,
+    )
 
 
 def _quiet_mtmd_logs() -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from engine.image_plan import BUDGETS, TileBudget, image_tokens, plan_messages
 from engine.images import IMAGE_MIME_TYPES, data_url
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
@@ -53,6 +54,8 @@ class OpenAIEngine:
             accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
         )
         self.context_limit = spec.n_ctx  # lowered at load when the server reports less
+        # Llama 4: images go on the canvas our plan chose for the server's processor.
+        self.tile_budget = BUDGETS[spec.tiles] if spec.is_llama and spec.vision else None
         self.last_request: dict | None = None  # what the last stream sent, for inspection
         self._client = None
         self._can_tokenize: bool | None = None  # does the server have vLLM's /tokenize?
@@ -115,8 +118,9 @@ class OpenAIEngine:
         estimate: text bytes / 4, plus each image's Llama 4 tile tokens."""
         self._require_loaded()
         self._check_input(messages)
+        messages = plan_messages(messages, self.tile_budget)
         exact = self._server_count(_wire_messages(messages))
-        return exact if exact is not None else estimate_tokens(messages, self.spec.is_llama)
+        return exact if exact is not None else estimate_tokens(messages, self.tile_budget)
 
     def _require_loaded(self) -> None:
         if not self.loaded:
@@ -162,9 +166,10 @@ class OpenAIEngine:
         cancel = cancel or threading.Event()
         started = time.perf_counter()
         self._check_input(messages)
+        messages = plan_messages(messages, self.tile_budget)
         wire = _wire_messages(messages)
         exact = self._server_count(wire)
-        n_prompt = exact if exact is not None else estimate_tokens(messages, self.spec.is_llama)
+        n_prompt = exact if exact is not None else estimate_tokens(messages, self.tile_budget)
         if n_prompt >= self.context_limit:
             about = "" if exact is not None else "about "
             raise EngineInputError(
@@ -188,9 +193,10 @@ class OpenAIEngine:
         extra = {"min_p": params.min_p}
         if params.top_k > 0:
             extra["top_k"] = params.top_k
-        if params.repeat_penalty != 1.0:
-            extra["repetition_penalty"] = params.repeat_penalty  # vLLM's name
-            extra["repeat_penalty"] = params.repeat_penalty  # llama.cpp's
+        # Always sent, 1.0 included: llama_cpp.server penalises repeats by 1.1 unless told,
+        # which turned even greedy answers into other ones (tests/test_llama4_parity.py).
+        extra["repetition_penalty"] = params.repeat_penalty  # vLLM's name
+        extra["repeat_penalty"] = params.repeat_penalty  # llama.cpp's
         request = {
             "model": self.spec.remote_model,
             "messages": wire,
@@ -286,16 +292,16 @@ class OpenAIEngine:
         return f"{where}: {_root_cause(exc)}"
 
 
-def estimate_tokens(messages: Sequence[Message], llama: bool) -> int:
+def estimate_tokens(messages: Sequence[Message], budget: TileBudget | None) -> int:
     """Prompt tokens without the server's tokenizer: text bytes / 4 plus, for Llama 4,
     each image's exact tile cost; a few tokens per turn for the chat headers."""
-    from engine.llama4_tiles import image_tokens
-
     total = 0
     for message in messages:
         total += 5 + math.ceil(len(message.plain_text.encode("utf-8")) / BYTES_PER_TOKEN)
-        if llama:
-            total += sum(image_tokens(i.width or 336, i.height or 336) for i in message.images)
+        if budget is not None:
+            total += sum(
+                image_tokens(i.width or budget.tile, i.height or budget.tile, budget) for i in message.images
+            )
     return total
 
 

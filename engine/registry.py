@@ -48,6 +48,9 @@ class ModelSpec:
     remote_model: str = ""  # the model name the server knows
     api_key_env: str = ""  # environment variable holding the API key ("" = none needed)
     max_images: int | None = None  # images per request the server accepts (None = no limit)
+    # The tile grids the server's Llama 4 image processor takes (engine/image_plan.py):
+    # "meta" (vLLM, transformers: up to 16 tiles) or "llama.cpp" (llama-server: up to 3x3).
+    tiles: str = "meta"
 
     def sampling_params(self, **overrides) -> SamplingParams:
         """The model's preferred sampling, with the caller's non-None values on top."""
@@ -164,7 +167,12 @@ def load_registry(settings: Settings) -> Registry:
     mine = None
     if settings.endpoint:
         mine = endpoint_model(
-            settings.endpoint, settings.model, specs, settings.api_key_env, settings.max_images
+            settings.endpoint,
+            settings.model,
+            specs,
+            settings.api_key_env,
+            settings.max_images,
+            settings.endpoint_tiles,
         )
     elif settings.hf_path is not None:
         mine = hf_model(settings.hf_path)
@@ -228,7 +236,16 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         remote_model=entry.get("remote_model", ""),
         api_key_env=entry.get("api_key_env", ""),
         max_images=entry.get("max_images"),
+        tiles=_tiles(name, entry.get("tiles", "meta")),
     )
+
+
+def _tiles(name: str, tiles: str) -> str:
+    from engine.image_plan import BUDGETS
+
+    if tiles not in BUDGETS:
+        raise ValueError(f"{name}: tiles must be one of {', '.join(BUDGETS)}, got {tiles!r}")
+    return tiles
 
 
 def _package_dir(package: str) -> Path:
@@ -290,6 +307,7 @@ def endpoint_model(
     presets: dict[str, ModelSpec],
     api_key_env: str | None = None,
     max_images: int | None = None,
+    tiles: str | None = None,
 ) -> ModelSpec:
     """A model on an OpenAI-compatible server. A preset named `model` (or serving
     `model`) lends its limits; otherwise the limits are what the flags say."""
@@ -322,6 +340,7 @@ def endpoint_model(
         endpoint=url,
         api_key_env=api_key_env if api_key_env is not None else preset.api_key_env,
         max_images=max_images if max_images is not None else preset.max_images,
+        tiles=tiles or preset.tiles,
     )
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from engine.image_plan import META, TileBudget, plan_messages
 from engine.images import IMAGE_MIME_TYPES
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
@@ -48,6 +49,7 @@ class TransformersEngine:
         )
         self.dtype = dtype
         self.last_inputs: dict | None = None  # what the last stream sent, for inspection
+        self.tile_budget: TileBudget | None = None  # set for Llama 4
         self._model = None
         self._processor = None
         self._lock = threading.Lock()
@@ -87,6 +89,7 @@ class TransformersEngine:
         except (ImportError, OSError, ValueError, RuntimeError) as exc:
             raise EngineLoadError(f"cannot load {path}: {_first_line(exc)}") from None
         self._model, self._processor = model, processor
+        self.tile_budget = _llama4_budget(config, processor)
         report(1.0, f"{self.label} ready on {_devices(model)}")
 
     def _torch_dtype(self, torch):
@@ -98,7 +101,7 @@ class TransformersEngine:
         with self._lock:
             if self._model is None:
                 return
-            self._model = self._processor = None
+            self._model = self._processor = self.tile_budget = None
             gc.collect()
             import torch
 
@@ -121,7 +124,7 @@ class TransformersEngine:
         check_messages(self, messages)
         try:
             inputs = self._processor.apply_chat_template(
-                [_hf_message(m) for m in messages],
+                [_hf_message(m) for m in plan_messages(messages, self.tile_budget)],
                 add_generation_prompt=True,
                 tokenize=True,
                 return_dict=True,
@@ -263,6 +266,22 @@ def _model_class(config: dict):
     if "vision_config" in config:
         return transformers.AutoModelForImageTextToText
     return transformers.AutoModelForCausalLM
+
+
+def _llama4_budget(config: dict, processor) -> TileBudget | None:
+    """The tiles this checkpoint's processor cuts (Meta's: up to 16 of 336 px)."""
+    if config.get("model_type") != "llama4":
+        return None
+    images = processor.image_processor
+    vision = config.get("vision_config", {})
+    max_tiles = int(getattr(images, "max_patches", META.max_tiles))
+    return TileBudget(
+        tile=int(images.size["height"]),
+        max_tiles=max_tiles,
+        max_side=max_tiles,
+        patch=int(vision.get("patch_size", META.patch)),
+        merge=round(1 / float(vision.get("pixel_shuffle_ratio", 1 / META.merge))),
+    )
 
 
 def _hf_message(message: Message) -> dict:

@@ -28,7 +28,7 @@ from engine.documents import (
     render_size,
     sniff_kind,
 )
-from engine.llama4_tiles import llama4_image_tokens
+from engine.image_plan import LLAMA_CPP, TileBudget, image_tokens
 from tests.conftest import REPO, png_bytes
 from tests.fixtures import documents as make
 from tests.fixtures.bad_documents import PASSWORDS, bad_documents, encrypted_pdf
@@ -77,8 +77,9 @@ def test_scanned_pages_need_vision_and_cost_image_tokens():
     assert [p.needs_vision for p in doc.pages] == [True, True]
     assert all(p.image_fraction > 0.95 and not p.has_text for p in doc.pages)
     assert doc.pages_with_text == 0 and doc.pages_needing_vision == 2
-    per_page = llama4_image_tokens(*render_size(make.PAGE_W, make.PAGE_H))
-    assert doc.estimated_tokens == 2 * per_page == 2 * (10 * 144 + 2)  # 3x3 tiles + overview
+    per_page = image_tokens(*render_size(make.PAGE_W, make.PAGE_H), LLAMA_CPP)
+    # 3x3 tiles + overview, 2 x separators a row, a y separator after each row, 3 frame tokens
+    assert doc.estimated_tokens == 2 * per_page == 2 * (10 * 144 + 9 + 3)
 
 
 def test_a_page_mostly_covered_by_a_picture_needs_vision_despite_its_caption():
@@ -225,27 +226,27 @@ def test_render_page_refuses_pages_that_do_not_exist():
 
 @pytest.mark.parametrize(
     ("size", "tokens"),
-    [((336, 336), 146), ((200, 100), 146), ((672, 336), 3 * 144 + 2), ((1039, 1344), 10 * 144 + 2),
-     ((5000, 300), 4 * 144 + 2), ((0, 10), 0)],
+    [((336, 336), 147), ((200, 100), 147), ((672, 336), 3 * 144 + 2 + 3), ((1039, 1344), 10 * 144 + 9 + 3),
+     ((5000, 300), 4 * 144 + 3 + 3), ((0, 10), 0)],
 )  # fmt: skip
-def test_llama4_image_tokens_for_scout(size, tokens):
-    assert llama4_image_tokens(*size) == tokens
+def test_llama4_image_tokens_for_scout_on_llama_cpp(size, tokens):
+    assert image_tokens(*size, LLAMA_CPP) == tokens
 
 
 @pytest.mark.parametrize(
     "size", [(56, 56), (30, 30), (57, 56), (112, 56), (168, 168), (60, 170), (150, 80), (40, 100), (1000, 90)]
 )
 def test_llama4_image_tokens_match_llama_cpp(tiny_engine, size):
-    """The same formula at the tiny fixture's 56 px / 4 token tiles equals what mtmd
-    really tokenizes, so at Scout's 336 px / 144 it is what llama.cpp will spend."""
-    from tests.fixtures.tiny_llama4 import TOKENS_PER_TILE, V_IMAGE_SIZE
+    """The plan at the tiny fixture's 56 px / 4 token tiles equals what mtmd really
+    tokenizes, so at Scout's 336 px / 144 it is what llama.cpp will spend."""
 
     def user(*parts):
         return Message("user", tuple(TextPart(p) if isinstance(p, str) else p for p in parts))
 
+    assert tiny_engine.tile_budget == TileBudget(tile=56, max_tiles=9, max_side=3)
     image = ImagePart(png_bytes(*size), "image/png", "x.png", *size)
     cost = tiny_engine.count_tokens([user(image, "hi")]) - tiny_engine.count_tokens([user("hi")])
-    assert cost == llama4_image_tokens(*size, tile_px=V_IMAGE_SIZE, tokens_per_tile=TOKENS_PER_TILE)
+    assert cost == image_tokens(*size, tiny_engine.tile_budget)
 
 
 # --- passwords, progress, cancel ----------------------------------------------------

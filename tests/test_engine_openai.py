@@ -21,6 +21,7 @@ from engine import EngineInputError, EngineLoadError, Final, SamplingParams, Tex
 from engine.openai_compat import EndpointError
 from engine.registry import endpoint_model
 from tests.conftest import REPO, free_port
+from tests.fixtures.tiny_llama4 import V_IMAGE_SIZE
 from tests.test_engine_vision import image, user
 
 KEY_ENV = "L4P_TEST_ENDPOINT_KEY"
@@ -78,7 +79,10 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 @pytest.fixture
 def endpoint(llama_server, settings):
-    engine = create_engine(endpoint_model(llama_server.url, MODEL, {}, KEY_ENV, max_images=3), settings)
+    spec = endpoint_model(llama_server.url, MODEL, {}, KEY_ENV, max_images=3, tiles="llama.cpp")
+    engine = create_engine(spec, settings)
+    # Images go on canvases planned for the server's tiles: the tiny mmproj's are 56 px.
+    engine.tile_budget = replace(engine.tile_budget, tile=V_IMAGE_SIZE)
     engine.load()
     yield engine
     engine.unload()

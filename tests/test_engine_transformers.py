@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from engine import EngineInputError, EngineLoadError, Final, Message, SamplingParams, TextDelta
-from engine.llama4_tiles import TOKENS_PER_TILE, image_tokens, tile_grid
+from engine.image_plan import META, image_tokens, tile_grid
 from engine.registry import hf_model
 from tests.conftest import REPO
 from tests.test_engine_vision import image, user
+
+TOKENS_PER_TILE = META.tokens_per_tile  # the HF fixture has Scout's 336 px tiles
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
 
@@ -209,7 +211,7 @@ def test_canvas_choice_equals_transformers_own(monkeypatch):
     spec.loader.exec_module(reference)
     from transformers.image_utils import SizeDict
 
-    from engine.llama4_tiles import best_canvas, supported_canvases
+    from engine.image_plan import best_canvas, supported_canvases
 
     theirs_all = reference.find_supported_resolutions(16, SizeDict(height=336, width=336))
     assert tuple(map(tuple, theirs_all)) == supported_canvases(16, 336)
