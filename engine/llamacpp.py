@@ -244,6 +244,45 @@ class LlamaCppEngine:
             self._context.end_turn(self._llm, len(plan.ledger))
             return result
 
+    def tokenize_plain(self, text: str) -> list[int]:
+        """Token ids of plain text: no BOS, special tokens not parsed (a document's text)."""
+        self._require_loaded()
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        self._require_loaded()
+        return self._llm.detokenize(list(tokens)).decode("utf-8", "replace")
+
+    @property
+    def bos_token(self) -> int:
+        self._require_loaded()
+        return self._llm.token_bos()
+
+    def prompt_logprobs(self, tokens: Sequence[int]) -> Iterator:
+        """Log-probabilities of the next token at every position of `tokens`, evaluated
+        from an empty context: one float32 array of rows (position, vocab) per batch, so
+        memory stays at one batch of logits. The KV cache is emptied before and after."""
+        import llama_cpp
+        import numpy as np
+
+        self._require_loaded()
+        with self._lock:
+            llm = self._llm
+            if len(tokens) > llm.n_ctx():
+                raise EngineInputError(
+                    f"{len(tokens):,} tokens do not fit {self.label}'s {llm.n_ctx():,} context"
+                )
+            n_vocab = llama_cpp.llama_vocab_n_tokens(llm._model.vocab)
+            self._context.forget(llm)
+            try:
+                for start, end in batches(len(tokens), llm.n_batch):
+                    llm._batch.set_batch(batch=list(tokens[start:end]), n_past=start, logits_all=True)
+                    llm._ctx.decode(llm._batch)
+                    rows = llama_cpp.llama_get_logits(llm._ctx.ctx)
+                    yield log_softmax(np.ctypeslib.as_array(rows, shape=(end - start, n_vocab)))
+            finally:
+                self._context.forget(llm)
+
     def _require_loaded(self) -> None:
         if not self.loaded:
             self.load()
@@ -438,6 +477,16 @@ class LlamaCppEngine:
         if tail := utf8.decode(b"", final=True):
             yield TextDelta(tail)
         return reason
+
+
+def log_softmax(logits):
+    """Row-wise log-softmax as a new float32 array (llama.cpp reuses its logits buffer)."""
+    import numpy as np
+
+    rows = np.array(logits, dtype=np.float32)
+    rows -= rows.max(axis=-1, keepdims=True)
+    rows -= np.log(np.exp(rows).sum(axis=-1, keepdims=True))
+    return rows
 
 
 def mmproj_tile_budget(path: Path) -> TileBudget | None:

@@ -115,6 +115,36 @@ class TransformersEngine:
         with self._lock:
             return int(self._inputs(messages)["input_ids"].shape[-1])
 
+    def tokenize_plain(self, text: str) -> list[int]:
+        """Token ids of plain text: no BOS or other special tokens (a document's text)."""
+        self._require_loaded()
+        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        self._require_loaded()
+        return self._tokenizer.decode(list(tokens))
+
+    @property
+    def bos_token(self) -> int:
+        self._require_loaded()
+        return self._tokenizer.bos_token_id
+
+    def prompt_logprobs(self, tokens: Sequence[int]) -> Iterator:
+        """Log-probabilities of the next token at every position of `tokens`: float32
+        arrays of rows (position, vocab), a chunk of positions at a time."""
+        import torch
+
+        self._require_loaded()
+        with self._lock, torch.no_grad():
+            ids = torch.tensor([list(tokens)], device=self._model.device)
+            logits = self._model(input_ids=ids).logits[0]
+            for start in range(0, logits.shape[0], 512):
+                yield torch.log_softmax(logits[start : start + 512].float(), dim=-1).cpu().numpy()
+
+    @property
+    def _tokenizer(self):
+        return getattr(self._processor, "tokenizer", self._processor)
+
     def _require_loaded(self) -> None:
         if not self.loaded:
             self.load()
