@@ -1,0 +1,1 @@
+"""Evaluations: verifiable checks on answers and the multi-turn suites built from them."""
