@@ -173,7 +173,7 @@ def run_fidelity(
     window = max(min(window, MAX_WINDOW), 8)
     with tempfile.TemporaryDirectory(prefix="l4p-fidelity-") as folder:
         started = time.perf_counter()
-        engine = load(reference)
+        engine = _loaded(load, reference)
         try:
             doc = document_tokens(engine, pages)
             scores = ReferenceScores(len(doc.tokens), Path(folder))
@@ -200,7 +200,7 @@ def _measure(load, unload, name, reference, pages, doc, scores, window, report) 
         end = first + len(rows)
         kl[first:end], agree[first:end], target_lp[first:end] = variant_metrics(scores, first, rows, targets)
 
-    engine = load(name)
+    engine = _loaded(load, name)
     try:
         if document_tokens(engine, pages).tokens != doc.tokens:
             raise FidelityError(
@@ -224,6 +224,17 @@ def _measure(load, unload, name, reference, pages, doc, scores, window, report) 
         kl_curve=tuple(float(v) for v in kl),
         passages=tuple(passages),
     )
+
+
+def _loaded(load, name: str):
+    engine = load(name)
+    if not hasattr(engine, "prompt_logprobs"):
+        engine.unload()
+        raise FidelityError(
+            f"{name} cannot give next-token log-probs over a prompt (an endpoint): "
+            "fidelity needs llama.cpp or transformers models"
+        )
+    return engine
 
 
 def _ppl(target_lp) -> float:

@@ -171,3 +171,36 @@ def m005_cached_tokens(db: Database) -> None:
     # Prompt tokens an answer reused from the KV cache instead of evaluating; NULL
     # for answers saved before this column (and from backends that do not say).
     db.execute("ALTER TABLE messages ADD COLUMN cached_tokens INTEGER")
+
+
+@migrations(name="m006_evals")
+def m006_evals(db: Database) -> None:
+    # An evaluation run (a suite over models, or fidelity of variants to a reference),
+    # and one row per finished unit: a suite conversation's turn per model, or a
+    # fidelity variant. A run resumes by skipping the units it has.
+    db.execute(
+        """CREATE TABLE eval_runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('suite', 'fidelity')),
+            name TEXT NOT NULL,
+            models TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            owner TEXT NOT NULL DEFAULT '',
+            created TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE eval_results (
+            run_id INTEGER NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            item TEXT NOT NULL,
+            turn INTEGER NOT NULL DEFAULT 0,
+            passed INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            answer TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            PRIMARY KEY (run_id, model, item, turn)
+        )"""
+    )

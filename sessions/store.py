@@ -23,6 +23,7 @@ from .answer import AnswerWriter
 from .blobs import Blobs, sha256_of
 from .comparisons import Comparisons
 from .connection import Connection, process_identity
+from .evals import Evals
 from .ids import now
 from .rows import MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow
 from .schema import migrations
@@ -41,6 +42,7 @@ class Store:
         self._conn.write(lambda: migrations.apply(self._conn.db))
         msgs.mark_dead_streams_interrupted(self._conn)
         self.comparisons = Comparisons(self._conn)  # several models, one prompt; votes
+        self.evals = Evals(self._conn)  # suite and fidelity runs
 
     @property
     def db(self) -> Database:
