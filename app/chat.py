@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from engine.context import CITATION, page_ranges
 from engine.images import load_image_file
 from engine.types import DocumentPart, Final, ImagePart, Message, Part, TextPart
+from sessions.parts import blob_sha256
 
 # Where the user writes <image>, the next attached image goes; otherwise images come
 # first, then the text (Meta's recommended layout for Llama 4).
@@ -32,12 +33,7 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
     turns = []
     for row in rows:
         if row.role == "user":
-            images = iter(row.attachments)
-            files = [
-                str(blob_path(part.sha256 if isinstance(part, DocumentPart) else next(images).sha256))
-                for part in row.parts
-                if not isinstance(part, TextPart)
-            ]
+            files = [str(blob_path(sha)) for sha in map(blob_sha256, row.parts) if sha]
             turns.append(Turn(Message("user", row.parts), files=files, id=row.id))
         elif row.role == "assistant":
             footer = ""

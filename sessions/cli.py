@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.types import EngineInputError, Final, Message, SamplingParams, TextPart
+from engine.types import EngineInputError, Final, Message, SamplingParams
 
 from .answer import AnswerWriter
+from .parts import describe_part, summarize_part
 from .rows import MessageRow, SessionRow
 from .store import Store, engine_messages
 
@@ -194,12 +195,8 @@ HANDLERS = {
 
 
 def transcript_text(row: MessageRow) -> str:
-    """Text parts as they are, images as [image NAME WxH], in their order."""
-    pieces = [
-        part.text if isinstance(part, TextPart) else f"[image {part.name} {part.width}x{part.height}]"
-        for part in row.parts
-    ]
-    return " ".join(piece for piece in pieces if piece)
+    """Text parts as they are, images and documents as one bracketed line each, in order."""
+    return " ".join(piece for piece in map(describe_part, row.parts) if piece)
 
 
 def metrics_line(row: MessageRow) -> str:
@@ -235,12 +232,7 @@ def _session_json(row: SessionRow) -> dict[str, Any]:
 def _message_json(row: MessageRow) -> dict[str, Any]:
     fields = dataclasses.asdict(row)
     del fields["attachments"], fields["session_id"]
-    fields["parts"] = [
-        {"text": part.text}
-        if isinstance(part, TextPart)
-        else {"image": {"name": part.name, "mime": part.mime, "width": part.width, "height": part.height}}
-        for part in row.parts
-    ]
+    fields["parts"] = [summarize_part(part) for part in row.parts]
     return fields
 
 
