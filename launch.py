@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--share", action="store_true", default=None, help="public gradio.live link (needs --auth)"
     )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="[USER:]KEY",
+        help="a key for the OpenAI-compatible API at /v1 (repeatable); USER:KEY with --auth",
+    )
+    parser.add_argument("--api-key-file", type=Path, help="API keys, one [USER:]KEY per line (# comments)")
     _model_flags(parser)
     commands = parser.add_subparsers(dest="command")
 
@@ -140,6 +148,8 @@ def settings_from(args: argparse.Namespace):
             "auth",
             "auth_file",
             "share",
+            "api_keys",
+            "api_key_file",
             "model",
             "model_path",
             "mmproj",
@@ -237,62 +247,71 @@ def _model_row(spec, n_ctx: int | None) -> dict:
 
 
 def cmd_ask(settings, args) -> int:
-    from engine import Message, TextDelta, create_engine, load_registry
-    from engine.context import expand_documents, fit_context
-    from engine.images import load_image_file
-    from engine.limits import check_text
+    from chat.question import read_question
+    from chat.service import Answered, ChatService, Prepared
+    from engine import TextDelta, create_engine, load_registry
     from engine.protocol import check_messages
-    from engine.types import TextPart
+    from engine.types import EngineLoadError
+    from sessions import Store
     from sessions.cli import AskSession
-    from sessions.doc_cli import read_cli_documents
+    from sessions.doc_cli import library_for, terminal_progress
 
-    check_text(args.prompt, settings.max_text_chars)
-    images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
     spec = load_registry(settings).resolve(settings)
     strategy, page_range = _page_strategy(args.pages)
-    engine = create_engine(spec, settings)
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops reading or answering
-    library, documents = read_cli_documents(
-        settings, args.file, mode=args.pdf_mode, vision=spec.vision, password=args.password, cancel=cancel
-    )
-    saved = AskSession(settings.data_dir, args.session, save=not args.no_save)  # unknown id: exit 2
-    user = Message("user", (*documents, *images, TextPart(args.prompt)))
-    messages = saved.messages(user, args.system, spec.system_prompt)
-    params = spec.sampling_params(
-        max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
-    )
-    text = []
-    try:
-        check_messages(engine, [m for m in messages if not m.documents])  # refuse images before loading
-        engine.load()
-        has_documents = any(m.documents for m in messages)
-        messages, report = fit_context(engine, messages, library, strategy, page_range, params.max_tokens)
-        user = messages[-1]  # its documents now hold the pages chosen
-        messages = expand_documents(messages, library)
-        check_messages(engine, messages)
-        if has_documents:
-            print(report.line(), file=sys.stderr)
-        saved.start(user, spec.name, params, report.as_dict())  # the user turn is committed here
-        with saved.answer as answer:  # an exception leaves the answer stored as 'error'
-            # A saved chat's KV state comes back from disk: only the new turn is evaluated.
-            key = saved.session_id if saved.save else None
-            for event in engine.stream(messages, params, cancel, session_key=key):
-                if isinstance(event, TextDelta):
+    # Documents are cached in the store by sha256 even when the chat itself is not saved.
+    with Store(settings.data_dir) as store:
+        library = library_for(settings, store)
+        service = ChatService(store, library)
+        chat = AskSession(store, args.session, save=not args.no_save)  # unknown id: exit 2
+        question = read_question(
+            library,
+            args.prompt,
+            args.image,
+            args.file,
+            mode=args.pdf_mode,
+            vision=spec.vision,
+            password=args.password,
+            max_pages=settings.max_doc_pages,
+            max_pixels=settings.max_image_pixels,
+            max_chars=settings.max_text_chars,
+            label=spec.label,
+            progress=terminal_progress(),
+            cancel=cancel,
+        )
+        messages = chat.messages(question.message, args.system, spec.system_prompt)
+        params = spec.sampling_params(
+            max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+        )
+        engine = create_engine(spec, settings)
+        check_messages(engine, [m for m in messages if not m.documents])  # images in the history too
+        saved = chat.save_question(service, question.message, spec.name, params)  # before the model starts
+        text: list[str] = []
+        try:
+            try:
+                engine.load()
+            except EngineLoadError as exc:
+                service.record_failure(saved, spec.name, str(exc))
+                raise
+            for event in service.answer(
+                engine, messages, params, cancel, saved=saved, strategy=strategy, page_range=page_range
+            ):
+                if isinstance(event, Prepared) and question.message.documents:
+                    print(event.report.line(), file=sys.stderr)
+                elif isinstance(event, TextDelta):
                     text.append(event.text)
-                    answer.append(event.text)
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
-                else:
-                    final = event
-                    answer.finish(final)  # 'cancelled' after Ctrl-C
-    finally:
-        engine.unload()
-        saved.close()
+                elif isinstance(event, Answered):
+                    done = event
+        finally:
+            engine.unload()
+    final, report = done.final, done.report
     sys.stdout.write("\n")
     if final.error:
         print(f"error: {final.error}", file=sys.stderr)
-    if saved.session_id and saved.save and not args.json:
+    if saved and not args.json:
         print(f"(saved; continue with --session {saved.session_id})", file=sys.stderr)
     if args.json:
         usage = final.usage
@@ -312,7 +331,7 @@ def cmd_ask(settings, args) -> int:
                     "n_ctx": report.n_ctx,
                     "pages_sent": report.pages_sent,
                     "dropped_turns": report.dropped_turns,
-                    **saved.summary(),
+                    **chat.summary(done.answer_id),
                 }
             )
         )

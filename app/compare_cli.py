@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from app.comparison import MAX_MODELS, MIN_MODELS, Column, Comparison, metrics_line, new_comparison, run_turn
+from chat.comparison import MAX_MODELS, MIN_MODELS, Column, Comparison, metrics_line, new_comparison, run_turn
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -54,15 +54,12 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_compare(settings, args: argparse.Namespace) -> int:
-    from app.chat import Turn
-    from engine.images import load_image_file
-    from engine.limits import check_text
+    from chat.question import read_question
     from engine.manager import ModelManager
     from engine.registry import load_registry
-    from engine.types import EngineInputError, Message, TextPart
-    from sessions import Store
+    from engine.types import EngineInputError
+    from sessions.doc_cli import library_for, terminal_progress
 
-    check_text(args.prompt, settings.max_text_chars)
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
     registry = load_registry(settings)
@@ -70,16 +67,29 @@ def run_compare(settings, args: argparse.Namespace) -> int:
     if settings.n_ctx:
         for column in comparison.columns:
             column.n_ctx = settings.n_ctx
-    images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops every model within a token
-    library, documents = _documents(settings, args, cancel)
-    files = [str(library.store.blob_path(d.sha256)) for d in documents] if library else []
-    question = Turn(
-        Message("user", (*documents, *images, TextPart(args.prompt))), files=[*files, *map(str, args.image)]
-    )
+    library = library_for(settings)  # documents are kept by sha256 even with --no-save
+    try:
+        question = read_question(
+            library,
+            args.prompt,
+            args.image,
+            args.file,
+            mode="auto",  # each model later gets the pages it can see (text, or page images too)
+            vision=True,
+            password=args.password,
+            max_pages=settings.max_doc_pages,
+            max_pixels=settings.max_image_pixels,
+            max_chars=settings.max_text_chars,
+            progress=terminal_progress(),
+            cancel=cancel,
+        )
+    except BaseException:
+        library.store.close()
+        raise
     manager = ModelManager(registry, settings)
-    store = None if args.no_save else Store(settings.data_dir)
+    store = None if args.no_save else library.store
     printed: set[int] = set()
     try:
         for state in run_turn(
@@ -89,9 +99,7 @@ def run_compare(settings, args: argparse.Namespace) -> int:
                 _print_finished(state, printed)
     finally:
         manager.close()
-        for opened in (store, library.store if library else None):
-            if opened is not None:
-                opened.close()
+        library.store.close()
     if comparison.notice:
         print(f"note: {comparison.notice}", file=sys.stderr)
     if args.json:
@@ -104,17 +112,6 @@ def run_compare(settings, args: argparse.Namespace) -> int:
     if cancel.is_set():
         return EXIT_INTERRUPTED
     return EXIT_FAILED if any(_failed(c) for c in comparison.columns) else 0
-
-
-def _documents(settings, args: argparse.Namespace, cancel: threading.Event):
-    """Each model later gets the pages it can see (text, or page images too)."""
-    if not args.file:
-        return None, []
-    from sessions.doc_cli import read_cli_documents
-
-    return read_cli_documents(
-        settings, args.file, mode="auto", vision=True, password=args.password, cancel=cancel
-    )
 
 
 def _print_finished(comparison: Comparison, printed: set[int]) -> None:

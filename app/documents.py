@@ -1,46 +1,11 @@
-"""A question's documents and the page viewer that page citations open. No Gradio
-calls here."""
+"""The page viewer that page citations open. No Gradio calls here."""
 
 from __future__ import annotations
 
-import threading
-
-from app.chat import Turn, user_turn
-from engine.context import PageMode
 from engine.types import DocumentPart
-from sessions.library import DocumentLibrary, is_document, read_documents
+from sessions.library import DocumentLibrary
 
 VIEWER_CHARS = 4000  # the page viewer shows this much of a page's text
-
-
-def question_turn(
-    library: DocumentLibrary,
-    text: str,
-    paths: list[str],
-    *,
-    mode: PageMode,
-    vision: bool,
-    password: str | None,
-    max_pages: int,
-    max_pixels: int,
-    progress=None,
-    cancel: threading.Event | None = None,
-) -> Turn:
-    """The user's turn: documents read into the store (once per sha256), then images
-    and text. Raises EngineInputError with one line for any bad file."""
-    documents = read_documents(
-        library.store,
-        [p for p in paths if is_document(p)],
-        mode=mode,
-        vision=vision,
-        password=password,
-        max_pages=max_pages,
-        progress=progress,
-        cancel=cancel,
-    )
-    shown = tuple(str(library.store.blob_path(d.sha256)) for d in documents)
-    images = [p for p in paths if not is_document(p)]
-    return user_turn(text, images, max_pixels, tuple(documents), shown)
 
 
 def page_view(library: DocumentLibrary, documents: list[DocumentPart], target: str):

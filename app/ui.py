@@ -3,34 +3,26 @@ sessions/, models in engine/."""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import time
 from dataclasses import dataclass
 
 import gradio as gr
 
 from app import compare, documents, history
-from app.chat import (
-    SETTING_NAMES,
-    Turn,
-    assistant_turn,
-    engine_messages,
-    metrics_footer,
-    to_chatbot,
-)
+from app.chat import SETTING_NAMES, to_chatbot
+from app.queues import ENGINE_RUN, run_scope
 from app.runtime import Runtime
-from engine.context import PAGE_MODES, STRATEGIES, expand_documents, fit_context
+from chat.metrics import metrics_footer
+from chat.question import read_question, split_uploads
+from chat.service import Answered, SavedQuestion
+from chat.turns import Turn, answer_status, assistant_turn, engine_messages
+from engine.context import PAGE_MODES, STRATEGIES
 from engine.documents import DOCUMENT_EXTENSIONS
-from engine.limits import check_text
-from engine.protocol import check_messages
-from engine.registry import LLAMA_LICENCE_URL, VISION_HINT, ModelSpec
-from engine.types import EngineInputError, EngineLoadError, Final, TextDelta
+from engine.registry import LLAMA_LICENCE_URL, ModelSpec
+from engine.types import EngineInputError, EngineLoadError, TextDelta
 
-ENGINE_QUEUE = "engine"  # one model, one generation at a time; others wait in line
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
-FINISHED_STATUS = {"stop": "complete", "length": "complete"}
 
 
 def build_app(runtime: Runtime) -> gr.Blocks:
@@ -69,7 +61,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
         chat_outputs = [turns, chatbot, notice]
-        run = {"concurrency_id": ENGINE_QUEUE, "concurrency_limit": 1}
+        run = ENGINE_RUN
         respond = _responder(runtime)
         gen_inputs = [turns, session, model, strategy, page_range, *settings]
 
@@ -223,39 +215,47 @@ def _sender(runtime: Runtime):
         if not text.strip() and not files:
             return *keep, "Type a message or attach an image or a document."
         spec = runtime.spec(model_name)
-        paths = [_file_path(f) for f in files]
-        owner = history.user_of(request)
+        images, documents = split_uploads([_file_path(f) for f in files])
+        limits = runtime.settings
         try:
-            check_text(text, runtime.settings.max_text_chars)
-            turn = documents.question_turn(
-                runtime.library,
-                text,
-                paths,
-                mode=page_mode or "auto",
-                vision=spec.vision,
-                password=password,
-                max_pages=runtime.settings.max_doc_pages,
-                max_pixels=runtime.settings.max_image_pixels,
-                progress=lambda fraction, what: progress(fraction, desc=what),
-                cancel=runtime.new_cancel(request.session_hash or ""),
+            with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop ends the reading too
+                turn = read_question(
+                    runtime.library,
+                    text,
+                    images,
+                    documents,
+                    mode=page_mode or "auto",
+                    vision=spec.vision,
+                    password=password,
+                    max_pages=limits.max_doc_pages,
+                    max_pixels=limits.max_image_pixels,
+                    max_chars=limits.max_text_chars,
+                    label=spec.label,
+                    progress=lambda fraction, what: progress(fraction, desc=what),
+                    cancel=cancel,
+                )
+            saved = runtime.service.save_question(
+                turn.message,
+                session_id=session or None,
+                parent_id=turns[-1].id if turns else None,
+                owner=history.user_of(request),
+                model=model_name,
+                settings=dict(zip(SETTING_NAMES, settings, strict=True)),
             )
-            if turn.message.images and not spec.vision:
-                raise EngineInputError(f"{spec.label} cannot see images; {VISION_HINT}")
-            if session:
-                runtime.store.owned_session(session, owner)
-            session = session or runtime.store.create_session(model=model_name, owner=owner)
-            runtime.store.update_session(
-                session, model=model_name, settings=dict(zip(SETTING_NAMES, settings, strict=True))
-            )
-            # Write-ahead: the question is on disk before the model sees it.
-            turn.id = runtime.store.add_user_message(session, turns[-1].id if turns else None, turn.message)
         except EngineInputError as exc:
             gr.Warning(str(exc))
-            if len(text) > runtime.settings.max_text_chars:
+            if len(text) > limits.max_text_chars:
                 keep = (gr.MultimodalTextbox(), *keep[1:])  # leave the page's box as is, not echo 50 MB
             return *keep, f"⚠️ {exc}"
+        turn.id = saved.message_id
         turns = [*turns, turn]
-        return gr.MultimodalTextbox(value=None, interactive=False), turns, session, to_chatbot(turns), ""
+        return (
+            gr.MultimodalTextbox(value=None, interactive=False),
+            turns,
+            saved.session_id,
+            to_chatbot(turns),
+            "",
+        )
 
     return send
 
@@ -283,113 +283,75 @@ def _responder(runtime: Runtime):
         if not turns or turns[-1].message.role != "user":
             yield turns, to_chatbot(turns), ""
             return
-        try:
-            if session:
-                history.owned(runtime, session, request)
-            engine = runtime.models.activate_name(
-                model_name,
-                int(n_ctx) if n_ctx else None,
-                progress=lambda fraction, what: progress(fraction, desc=what),
-            )
-            turns, messages, report = _fit(runtime, engine, turns, system, strategy, page_range, max_tokens)
-            check_messages(engine, messages)
-        except EngineLoadError as exc:
-            yield _failed_answer(runtime, session, turns, model_name, str(exc))
-            return
-        except EngineInputError as exc:
-            yield turns, to_chatbot(turns), f"⚠️ {exc}"
-            return
-        # The budget shows before the first token: what goes in, and what was left out.
-        yield turns, to_chatbot(turns), report.line()
+        saved = SavedQuestion(session, turns[-1].id) if session and turns[-1].id is not None else None
         params = runtime.spec(model_name).sampling_params(
             temperature=temperature,
             top_p=top_p,
             max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
-        cancel = runtime.new_cancel(request.session_hash or "")
-        parent = turns[-1].id
-
-        def start_writer():
-            return runtime.store.start_answer(session, parent, engine.name, params, report.as_dict())
-
-        yield from _stream_answer(
-            runtime,
-            engine,
-            messages,
-            params,
-            cancel,
-            turns,
-            start_writer if session else None,
-            report,
-            session,
-        )
+        with runtime.generation, runtime.runs.run(run_scope(request, "chat")) as cancel:
+            try:
+                if session:
+                    history.owned(runtime, session, request)
+                engine = runtime.models.activate_name(
+                    model_name,
+                    int(n_ctx) if n_ctx else None,
+                    progress=lambda fraction, what: progress(fraction, desc=what),
+                )
+                events = runtime.service.answer(
+                    engine,
+                    engine_messages(turns, system or ""),
+                    params,
+                    cancel,
+                    saved=saved,
+                    strategy=strategy or "relevant",
+                    page_range=page_range or "",
+                )
+                prepared = next(events)
+            except EngineLoadError as exc:
+                yield _failed_answer(runtime, saved, turns, model_name, str(exc))
+                return
+            except EngineInputError as exc:
+                yield turns, to_chatbot(turns), f"⚠️ {exc}"
+                return
+            last = turns[-1]
+            if prepared.question != last.message:  # the pages chosen for it
+                turns = [*turns[:-1], Turn(prepared.question, files=last.files, id=last.id)]
+            # The budget shows before the first token: what goes in, and what was left out.
+            yield turns, to_chatbot(turns), prepared.report.line()
+            yield from _stream_answer(runtime, events, turns)
 
     return respond
 
 
-def _fit(runtime: Runtime, engine, turns: list[Turn], system, strategy, page_range, max_tokens):
-    """Fit the conversation into the loaded context. The last question keeps the pages
-    chosen for it (stored, so later turns send the same pages); returns the messages
-    with documents expanded into pages."""
-    fitted, report = fit_context(
-        engine,
-        engine_messages(turns, system or ""),
-        runtime.library,
-        strategy or "relevant",
-        page_range or "",
-        int(max_tokens),
-    )
-    last = turns[-1]
-    if fitted[-1].documents and fitted[-1] != last.message:
-        last = Turn(fitted[-1], files=last.files, id=last.id)
-        if last.id is not None:
-            runtime.store.update_user_parts(last.id, last.message)
-        turns = [*turns[:-1], last]
-    return turns, expand_documents(fitted, runtime.library), report
-
-
-def _stream_answer(runtime, engine, messages, params, cancel, turns, start_writer, report, session=""):
-    # The session id names the chat's KV state: its next turn evaluates only new tokens.
-    events = engine.stream(messages, params, cancel, session_key=session or None)
+def _stream_answer(runtime: Runtime, events, turns: list[Turn]):
+    text, shown_at, answer = "", 0.0, assistant_turn("", "cancelled")
     try:
-        first = next(events)  # input the model refuses raises here, before anything is stored
-    except EngineInputError as exc:
-        yield turns, to_chatbot(turns), f"⚠️ {exc}"
-        return
-    text, shown_at = "", 0.0
-    answer = assistant_turn("", "streaming")
-    writer = start_writer() if start_writer else None
-    # Leaving early (page closed, Stop) records the stored answer as cancelled, not streaming.
-    with writer or contextlib.nullcontext():
-        for event in itertools.chain([first], events):
+        for event in events:
             if isinstance(event, TextDelta):
                 text += event.text
-                if writer:
-                    writer.append(event.text)
                 if time.monotonic() - shown_at >= REFRESH_S:
                     shown_at = time.monotonic()
                     yield turns, to_chatbot([*turns, assistant_turn(text, "streaming")]), ""
-            elif isinstance(event, Final):
-                status = FINISHED_STATUS.get(event.finish_reason, event.finish_reason)
-                answer = assistant_turn(text, status, metrics_footer(event, report.as_dict()))
-                if writer:
-                    writer.finish(event)
-                    answer.id = writer.id
+            elif isinstance(event, Answered):
+                footer = metrics_footer(event.final, event.report.as_dict())
+                answer = assistant_turn(text, answer_status(event.final), footer)
+                answer.id = event.answer_id
+    except EngineInputError as exc:  # refused by the model before anything streamed
+        yield turns, to_chatbot(turns), f"⚠️ {exc}"
+        return
     turns = [*turns, answer]
     if answer.id is not None:
         turns = history.mark_branches(runtime, turns)
     yield turns, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
 
 
-def _failed_answer(runtime: Runtime, session: str, turns: list[Turn], model_name: str, error: str):
+def _failed_answer(runtime: Runtime, saved, turns: list[Turn], model_name: str, error: str):
     """A model that cannot load (its file deleted, say) still ends the turn: the chat
     and the store both record an answer with status 'error' saying why."""
     answer = assistant_turn("", "error", f"error: {error}")
-    if session:
-        with runtime.store.start_answer(session, turns[-1].id, model_name) as writer:
-            writer.finish(Final("error", error=error))
-        answer.id = writer.id
+    answer.id = runtime.service.record_failure(saved, model_name, error)
     turns = [*turns, answer]
     return turns, to_chatbot(turns), f"⚠️ {error}"
 
@@ -403,7 +365,7 @@ def _drop_last_answer(turns: list[Turn]):
 
 def _stopper(runtime: Runtime):
     def stop(request: gr.Request) -> str:
-        runtime.cancel(request.session_hash or "")
+        runtime.runs.cancel(run_scope(request, "chat"))
         return ""
 
     return stop
@@ -416,7 +378,8 @@ def _loader(runtime: Runtime):
         shown = [_model_info(spec), _licence_footer(spec)]
         preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
         try:
-            runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
+            with runtime.generation:  # not while another request streams on the current model
+                runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
         except (EngineInputError, EngineLoadError) as exc:
             return *shown, f"⚠️ {exc}", *preferences
         return *shown, "", *preferences

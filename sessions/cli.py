@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.types import EngineInputError, Final, Message, SamplingParams
+from engine.types import EngineInputError, Message, SamplingParams
 
-from .answer import AnswerWriter
 from .parts import describe_part, summarize_part
 from .rows import MessageRow, SessionRow
 from .store import Store, engine_messages
@@ -239,45 +238,22 @@ def _message_json(row: MessageRow) -> dict[str, Any]:
 # `launch.py ask`
 
 
-class _Unsaved:
-    """Stands in for an AnswerWriter when nothing is saved (--no-save)."""
-
-    id = None
-
-    def append(self, text: str) -> None:
-        pass
-
-    def finish(self, final: Final) -> None:
-        pass
-
-    def __enter__(self) -> _Unsaved:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-
 class AskSession:
     """The saved chat one `ask` belongs to: `session_id` continues that session (its
-    current branch is the history), None starts a new one when the answer begins;
-    save=False reads the history but writes nothing."""
+    current branch is the history), None starts a new one; save=False reads the
+    history but writes nothing."""
 
-    def __init__(self, data_dir: Path, session_id: str | None, save: bool):
+    def __init__(self, store: Store, session_id: str | None, save: bool):
         self.save = save
         self.session_id = session_id
         self.user_message_id: int | None = None
         self.system = ""  # the system prompt used, set by `messages`
-        self.answer: AnswerWriter | _Unsaved = _Unsaved()
-        self._store = Store(data_dir) if save or session_id else None
+        self._store = store
         self._session: SessionRow | None = None
         self._rows: list[MessageRow] = []
-        if self._store is not None and session_id is not None:
-            try:
-                self._session = self._store.get_session(session_id)  # SessionNotFound: exit 2
-                self._rows = self._store.branch(session_id)
-            except BaseException:
-                self._store.close()
-                raise
+        if session_id is not None:
+            self._session = store.get_session(session_id)  # SessionNotFound: exit 2
+            self._rows = store.branch(session_id)
 
     def messages(self, user: Message, system: str | None, default_system: str) -> list[Message]:
         """What the model gets: system prompt, the stored branch, the new turn. The
@@ -293,34 +269,29 @@ class AskSession:
             return [*history, user]
         return [Message.text("system", self.system.strip()), *history, user]
 
-    def start(
-        self, user: Message, model: str, params: SamplingParams, prompt_info: dict[str, Any] | None = None
-    ) -> None:
-        """Records the model and settings on the session as the UI does, commits the
-        user turn, then opens the answer row (status 'streaming')."""
-        store = self._store
-        if not self.save or store is None:
-            return
+    def save_question(self, service, user: Message, model: str, params: SamplingParams):
+        """Commits the question (with the model and settings on the session, as the UI
+        records them) before the model starts; None with save=False."""
+        if not self.save:
+            return None
         used = {"system": self.system, "temperature": params.temperature, "top_p": params.top_p}
         used["max_tokens"] = params.max_tokens
         if params.seed is not None:
             used["seed"] = params.seed
-        settings = {**(self._session.settings if self._session else {}), **used}
-        if self.session_id is None:
-            self.session_id = store.create_session(model=model, settings=settings)
-        else:
-            store.update_session(self.session_id, model=model, settings=settings)
-        parent = self._rows[-1].id if self._rows else None
-        self.user_message_id = store.add_user_message(self.session_id, parent, user)
-        self.answer = store.start_answer(self.session_id, self.user_message_id, model, params, prompt_info)
+        saved = service.save_question(
+            user,
+            session_id=self.session_id,
+            parent_id=self._rows[-1].id if self._rows else None,
+            owner=None,  # the command line is the machine's owner: any chat may be continued
+            model=model,
+            settings={**(self._session.settings if self._session else {}), **used},
+        )
+        self.session_id, self.user_message_id = saved.session_id, saved.message_id
+        return saved
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, answer_id: int | None) -> dict[str, Any]:
         return {
             "session_id": self.session_id if self.save else None,
             "user_message_id": self.user_message_id,
-            "answer_message_id": self.answer.id,
+            "answer_message_id": answer_id,
         }
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()

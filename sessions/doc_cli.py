@@ -19,9 +19,9 @@ from .store import Store
 EXIT_INTERRUPTED = 130
 
 
-def library_for(settings: Any) -> DocumentLibrary:
+def library_for(settings: Any, store: Store | None = None) -> DocumentLibrary:
     return DocumentLibrary(
-        Store(settings.data_dir),
+        store or Store(settings.data_dir),
         dpi=settings.page_dpi,
         max_side_px=settings.page_max_side_px,
         max_pixels=settings.max_image_pixels,

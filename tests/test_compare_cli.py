@@ -31,8 +31,11 @@ def test_compare_prints_one_json_object_per_model_and_saves_sibling_answers(tiny
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [line["model"] for line in lines] == ["smollm2-135m", "tiny-llama4"]
     smol, tiny = lines
-    assert "Paris" in smol["text"] and smol["finish_reason"] == "stop"
-    assert tiny["text"] and tiny["finish_reason"] == "length" and tiny["completion_tokens"] == 16
+    assert "Paris" in smol["text"] and smol["finish_reason"] == "stop"  # the embedded model is greedy
+    # Random weights sample anything, their end token included: only what holds for any sample.
+    assert tiny["error"] is None and tiny["completion_tokens"] <= 16
+    assert tiny["finish_reason"] in ("stop", "length")
+    assert tiny["finish_reason"] == "stop" or tiny["completion_tokens"] == 16
     for line in lines:
         assert line["ttft_s"] > 0 and line["decode_tps"] >= 0 and line["prompt_tokens"] > 0
         assert line["context_used"] == line["prompt_tokens"] + line["completion_tokens"]
@@ -40,7 +43,11 @@ def test_compare_prints_one_json_object_per_model_and_saves_sibling_answers(tiny
         comparison = store.comparisons.get(smol["comparison_id"])
         assert comparison.engine_ids == ("smollm2-135m", "tiny-llama4")
         assert store.siblings(comparison.answer_ids[0]) == list(comparison.answer_ids)
-        assert store.message(comparison.answer_ids[0]).text == smol["text"]
+        answers = [store.message(answer_id) for answer_id in comparison.answer_ids]
+        assert [answer.text for answer in answers] == [smol["text"], tiny["text"]]
+        assert [answer.completion_tokens for answer in answers] == [
+            line["completion_tokens"] for line in lines
+        ]
 
 
 def test_compare_prints_answers_and_a_metrics_table(tiny_extra, tiny_llama4_seed1):
@@ -54,7 +61,7 @@ def test_compare_prints_answers_and_a_metrics_table(tiny_extra, tiny_llama4_seed
     table = result.stdout.strip().splitlines()[-3:]
     assert table[0].split()[:3] == ["MODEL", "TTFT", "S"]
     assert [row.split()[0] for row in table[1:]] == ["tiny-llama4", "tiny-llama4-2"]
-    assert all(row.split()[-1] == "length" for row in table[1:])
+    assert all(row.split()[-1] in ("stop", "length") for row in table[1:])  # random weights
     assert "saved" not in result.stderr
 
 
@@ -95,4 +102,4 @@ def test_compare_a_document_each_model_gets_the_pages_it_can_take(tiny_extra, tm
     # The vision model also got page 2 as an image, so its prompt is the larger one
     # even though the tiny model's context is half SmolLM2's.
     assert tiny["prompt_tokens"] > smol["prompt_tokens"] > 50
-    assert smol["finish_reason"] in ("stop", "length") and tiny["finish_reason"] == "length"
+    assert smol["finish_reason"] in ("stop", "length") and tiny["finish_reason"] in ("stop", "length")
