@@ -65,8 +65,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.compare_cli import add_compare_parser
-    from sessions.cli import add_sessions_parser
+    from cli.compare import add_compare_parser
+    from cli.sessions import add_sessions_parser
 
     parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
@@ -182,15 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ask":
             return cmd_ask(settings, args)
         if args.command == "doc":
-            from sessions.doc_cli import run_doc
+            from cli.doc import run_doc
 
             return run_doc(args, settings)
         if args.command == "compare":
-            from app.compare_cli import run_compare
+            from cli.compare import run_compare
 
             return run_compare(settings, args)
         if args.command == "sessions":
-            from sessions.cli import run_sessions
+            from cli.sessions import run_sessions
 
             return run_sessions(args, settings)
         return cmd_serve(settings, open_browser=args.open)
@@ -249,12 +249,12 @@ def _model_row(spec, n_ctx: int | None) -> dict:
 def cmd_ask(settings, args) -> int:
     from chat.question import read_question
     from chat.service import Answered, ChatService, Prepared
+    from cli.doc import library_for, terminal_progress
+    from cli.sessions import AskSession
     from engine import TextDelta, create_engine, load_registry
     from engine.protocol import check_messages
     from engine.types import EngineLoadError
     from sessions import Store
-    from sessions.cli import AskSession
-    from sessions.doc_cli import library_for, terminal_progress
 
     spec = load_registry(settings).resolve(settings)
     strategy, page_range = _page_strategy(args.pages)

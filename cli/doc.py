@@ -12,9 +12,8 @@ from typing import Any
 
 from engine.documents import IngestCancelled
 from engine.types import DocumentPart
-
-from .library import DocumentLibrary, read_documents
-from .store import Store
+from sessions.library import DocumentLibrary, read_documents
+from sessions.store import Store
 
 EXIT_INTERRUPTED = 130
 

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.types import EngineInputError, Message, SamplingParams
-
-from .parts import describe_part, summarize_part
-from .rows import MessageRow, SessionRow
-from .store import Store, engine_messages
+from sessions.parts import describe_part, summarize_part
+from sessions.rows import MessageRow, SessionRow
+from sessions.store import Store, engine_messages
 
 EXIT_DECLINED = 1
 

@@ -55,10 +55,10 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_compare(settings, args: argparse.Namespace) -> int:
     from chat.question import read_question
+    from cli.doc import library_for, terminal_progress
     from engine.manager import ModelManager
     from engine.registry import load_registry
     from engine.types import EngineInputError
-    from sessions.doc_cli import library_for, terminal_progress
 
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
