@@ -1,4 +1,5 @@
-"""`launch.py compare --model A --model B [--image ...] [--json] PROMPT`: one prompt to
+"""`launch.py compare --model A --model B [--model-path X --mmproj Y] [--image ...] [--json]
+PROMPT`: one prompt to
 several models, answered at once where memory allows; prints each answer and a
 metrics table, or with --json one JSON object per model. Saved like the Compare tab
 (--no-save to skip). Bad input raises EngineInputError: launch.py prints one
@@ -14,12 +15,13 @@ import threading
 from pathlib import Path
 
 from chat.comparison import MAX_MODELS, MIN_MODELS, Column, Comparison, metrics_line, new_comparison, run_turn
+from cli.flags import MODEL_FLAGS, add_flags
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def add_compare_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser(
         "compare", help="one prompt to several models side by side, with speed figures"
     )
@@ -42,28 +44,21 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--max-tokens", type=int, default=512)
     compare.add_argument("--json", action="store_true", help="one JSON object per model")
     compare.add_argument("--no-save", action="store_true", help="do not save the comparison")
-    # Same names as the top-level flags, no defaults: settings_from reads what is there.
-    flags = compare.add_argument_group("models", argument_default=argparse.SUPPRESS)
-    flags.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size for every model")
-    flags.add_argument("-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers")
-    flags.add_argument("-t", "--threads", type=int, dest="n_threads")
-    flags.add_argument("--data-dir", type=Path)
-    flags.add_argument("--models-dir", type=Path)
-    flags.add_argument("--extra-model", action="append", dest="extra_models", metavar="GGUF[:MMPROJ]")
-    flags.add_argument("--memory-budget-gb", type=float, help="memory the models may take together")
+    # The same model flags as every command; --model repeats here, one per model, and
+    # --model-path/--hf-path/--endpoint add that model as one more column.
+    add_flags(compare, tuple(flag for flag in MODEL_FLAGS if flag.field != "model"))
 
 
-def run_compare(settings, args: argparse.Namespace) -> int:
+def run(settings, args: argparse.Namespace) -> int:
     from chat.question import read_question
     from cli.doc import library_for, terminal_progress
     from engine.manager import ModelManager
-    from engine.registry import load_registry
     from engine.types import EngineInputError
 
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    registry = load_registry(settings)
-    comparison = new_comparison(registry, args.compare_models, blind=False)
+    registry, names = _models(settings, args.compare_models)
+    comparison = new_comparison(registry, names, blind=False)
     if settings.n_ctx:
         for column in comparison.columns:
             column.n_ctx = settings.n_ctx
@@ -112,6 +107,18 @@ def run_compare(settings, args: argparse.Namespace) -> int:
     if cancel.is_set():
         return EXIT_INTERRUPTED
     return EXIT_FAILED if any(_failed(c) for c in comparison.columns) else 0
+
+
+def _models(settings, names: list[str]):
+    """The registry and the models to compare: each --model, after the one given by
+    --model-path, --hf-path or --endpoint (whose served model is the first --model)."""
+    from engine.registry import load_registry
+
+    if settings.endpoint and not settings.model and names:
+        settings, names = settings.model_copy(update={"model": names[0]}), names[1:]
+    registry = load_registry(settings)
+    own = settings.model_path or settings.hf_path or settings.endpoint
+    return registry, ([registry.default] if own else []) + list(names)
 
 
 def _print_finished(comparison: Comparison, printed: set[int]) -> None:

@@ -12,21 +12,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.types import EngineInputError, Message, SamplingParams
+from cli.flags import DATA_FLAGS, add_flags
+from engine.types import EngineInputError
 from sessions.parts import describe_part, summarize_part
 from sessions.rows import MessageRow, SessionRow
-from sessions.store import Store, engine_messages
+from sessions.store import Store
 
 EXIT_DECLINED = 1
 
 
-def add_sessions_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds `sessions` and its subcommands to launch.py's subparsers."""
     # SUPPRESS: a flag given before the subcommand is not reset by its default.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir", type=Path, default=argparse.SUPPRESS, help="where sessions, uploads and models live"
-    )
+    add_flags(common, DATA_FLAGS, "data")
     sessions = commands.add_parser("sessions", parents=[common], help="saved chats: list, show, search, ...")
     sub = sessions.add_subparsers(dest="sessions_command", metavar="COMMAND")
 
@@ -64,7 +63,7 @@ def add_sessions_parser(commands: argparse._SubParsersAction) -> None:
     delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
-def run_sessions(args: argparse.Namespace, settings: Any) -> int:
+def run(settings: Any, args: argparse.Namespace) -> int:
     handler = HANDLERS.get(args.sessions_command or "")
     if handler is None:
         raise EngineInputError(f"choose a sessions command: {', '.join(HANDLERS)}")
@@ -232,65 +231,3 @@ def _message_json(row: MessageRow) -> dict[str, Any]:
     del fields["attachments"], fields["session_id"]
     fields["parts"] = [summarize_part(part) for part in row.parts]
     return fields
-
-
-# `launch.py ask`
-
-
-class AskSession:
-    """The saved chat one `ask` belongs to: `session_id` continues that session (its
-    current branch is the history), None starts a new one; save=False reads the
-    history but writes nothing."""
-
-    def __init__(self, store: Store, session_id: str | None, save: bool):
-        self.save = save
-        self.session_id = session_id
-        self.user_message_id: int | None = None
-        self.system = ""  # the system prompt used, set by `messages`
-        self._store = store
-        self._session: SessionRow | None = None
-        self._rows: list[MessageRow] = []
-        if session_id is not None:
-            self._session = store.get_session(session_id)  # SessionNotFound: exit 2
-            self._rows = store.branch(session_id)
-
-    def messages(self, user: Message, system: str | None, default_system: str) -> list[Message]:
-        """What the model gets: system prompt, the stored branch, the new turn. The
-        system prompt is --system, else the session's (the UI's "system" setting, ''
-        meaning none), else the model's; none is added when the branch has its own."""
-        history = engine_messages(self._rows)
-        stored = self._session.settings if self._session else {}
-        if system is not None:
-            self.system = system
-        else:
-            self.system = str(stored.get("system", default_system) or "")
-        if any(message.role == "system" for message in history) or not self.system.strip():
-            return [*history, user]
-        return [Message.text("system", self.system.strip()), *history, user]
-
-    def save_question(self, service, user: Message, model: str, params: SamplingParams):
-        """Commits the question (with the model and settings on the session, as the UI
-        records them) before the model starts; None with save=False."""
-        if not self.save:
-            return None
-        used = {"system": self.system, "temperature": params.temperature, "top_p": params.top_p}
-        used["max_tokens"] = params.max_tokens
-        if params.seed is not None:
-            used["seed"] = params.seed
-        saved = service.save_question(
-            user,
-            session_id=self.session_id,
-            parent_id=self._rows[-1].id if self._rows else None,
-            owner=None,  # the command line is the machine's owner: any chat may be continued
-            model=model,
-            settings={**(self._session.settings if self._session else {}), **used},
-        )
-        self.session_id, self.user_message_id = saved.session_id, saved.message_id
-        return saved
-
-    def summary(self, answer_id: int | None) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id if self.save else None,
-            "user_message_id": self.user_message_id,
-            "answer_message_id": answer_id,
-        }

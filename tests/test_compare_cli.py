@@ -103,3 +103,32 @@ def test_compare_a_document_each_model_gets_the_pages_it_can_take(tiny_extra, tm
     # even though the tiny model's context is half SmolLM2's.
     assert tiny["prompt_tokens"] > smol["prompt_tokens"] > 50
     assert smol["finish_reason"] in ("stop", "length") and tiny["finish_reason"] in ("stop", "length")
+
+
+def test_compare_takes_a_model_path_with_its_projector_like_ask(tiny_llama4):
+    model, mmproj = tiny_llama4
+    result = run(
+        "compare", "--model-path", str(model), "--mmproj", str(mmproj), "--model", "smollm2-135m",
+        "-c", "2048", "-t", "2", "--max-tokens", "4", "--json", "--no-save", "hello",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["model"] for line in lines] == ["tiny-llama4", "smollm2-135m"]
+    assert [line["n_ctx"] for line in lines] == [2048, 2048]
+    assert all(line["error"] is None and line["prompt_tokens"] > 0 for line in lines)
+
+
+def test_every_command_takes_the_same_model_flags(tmp_path):
+    from cli.flags import settings_from
+    from cli.main import build_parser
+
+    flags = ["--model-path", "m.gguf", "--mmproj", "p.gguf", "-c", "4096", "-ngl", "-1", "-t", "3"]
+    flags += ["--hf-dtype", "float32", "--endpoint", "http://h:8000/v1", "--data-dir", str(tmp_path)]
+    commands = {"ask": ["q"], "compare": ["q"], "models": [], "doc": ["f.pdf"], "": []}
+    seen = []
+    for command, rest in commands.items():
+        args = build_parser().parse_args([*([command] if command else []), *flags, *rest])
+        settings = settings_from(args)
+        seen.append((settings.model_path.name, settings.mmproj.name, settings.n_ctx, settings.n_gpu_layers))
+        assert (settings.n_threads, settings.hf_dtype, settings.data_dir) == (3, "float32", tmp_path)
+    assert set(seen) == {("m.gguf", "p.gguf", 4096, -1)}
