@@ -5,7 +5,7 @@ wiring only. The turns themselves live in chat.turns."""
 from __future__ import annotations
 
 from chat.turns import Turn
-from engine.context import CITATION
+from documents.context import CITATION
 from engine.types import DocumentPart, ImagePart, TextPart
 
 # The settings panel's fields, in order, as saved with a session and restored from it.

@@ -24,7 +24,7 @@ from app.runtime import Runtime
 from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
 from chat.question import read_question, split_uploads
 from chat.turns import assistant_turn
-from engine.documents import DOCUMENT_EXTENSIONS
+from documents.reader import DOCUMENT_EXTENSIONS
 from engine.limits import check_text
 from engine.memory import model_cost
 from engine.registry import GB

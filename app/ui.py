@@ -16,8 +16,8 @@ from chat.metrics import metrics_footer
 from chat.question import read_question, split_uploads
 from chat.service import Answered, SavedQuestion
 from chat.turns import Turn, answer_status, assistant_turn, engine_messages
-from engine.context import PAGE_MODES, STRATEGIES
-from engine.documents import DOCUMENT_EXTENSIONS
+from documents.context import PAGE_MODES, STRATEGIES
+from documents.reader import DOCUMENT_EXTENSIONS
 from engine.registry import LLAMA_LICENCE_URL, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, TextDelta
 

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from documents.context import PageSource, document_preparer
 from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
-from engine.context import PageSource, document_preparer
 from engine.manager import ModelManager
 from engine.protocol import ProgressFn
 from engine.registry import Registry

@@ -3,7 +3,7 @@ column, in `sessions show`."""
 
 from __future__ import annotations
 
-from engine.context import page_ranges
+from documents.context import page_ranges
 from engine.types import Final, Usage
 
 

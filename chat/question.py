@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Sequence
 
-from engine.context import PageMode
+from documents.context import PageMode
 from engine.images import load_image_file
 from engine.limits import check_text
 from engine.registry import VISION_HINT

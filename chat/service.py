@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.context import ContextReport, Strategy, expand_documents, fit_context
+from documents.context import ContextReport, Strategy, expand_documents, fit_context
 from engine.protocol import Engine, check_messages
 from engine.types import Final, Message, SamplingParams, TextDelta
 from sessions import Store

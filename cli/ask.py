@@ -150,7 +150,7 @@ def _page_strategy(pages: str) -> tuple[str, str]:
         return "relevant", ""
     if pages == "all":
         return "drop_oldest", ""
-    from engine.context import parse_page_range
+    from documents.context import parse_page_range
 
     parse_page_range(pages)  # a malformed range: exit 2 before any work
     return "range", pages

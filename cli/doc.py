@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.flags import MODEL_FLAGS, add_flags
-from engine.documents import IngestCancelled
+from documents.reader import IngestCancelled
 from sessions.library import DocumentLibrary
 from sessions.store import Store
 

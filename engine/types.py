@@ -40,7 +40,7 @@ class TextPart:
 class DocumentPart:
     """A stored document at its place in a user message: which pages went as text and
     which as page images. The text and bytes live in the session store (by sha256);
-    `engine.context.expand_documents` turns this into text and image parts before a
+    `documents.context.expand_documents` turns this into text and image parts before a
     backend sees it."""
 
     sha256: str

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from engine.context import PageMode, choose_pages
+from documents.context import PageMode, choose_pages
 from engine.types import DocumentPart, EngineInputError, ImagePart
 
 from .documents import PageRow
@@ -86,7 +86,7 @@ class DocumentLibrary:
         )
 
     def _render(self, sha256: str, number: int) -> ImagePart:
-        from engine.documents import render_page
+        from documents.reader import render_page
 
         name = self.store.document(sha256).name
         return render_page(

@@ -88,7 +88,7 @@ def describe_part(part: Part) -> str:
     if isinstance(part, TextPart):
         return part.text
     if isinstance(part, DocumentPart):
-        from engine.context import page_ranges
+        from documents.context import page_ranges
 
         return f"[document {part.name}, {part.total_pages} pages; sent p. {page_ranges(part.pages)}]"
     return f"[image {part.name} {part.width}x{part.height}]"

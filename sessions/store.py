@@ -235,7 +235,7 @@ class Store:
     ) -> docs.DocumentRow:
         """Parse a document once per sha256 and keep its pages; later calls with the
         same bytes return the stored one at once. Raises DocumentError (one line)."""
-        from engine.documents import decrypted_pdf, parse_document
+        from documents.reader import decrypted_pdf, parse_document
 
         sha256 = sha256_of(data)
         found = docs.find(self._conn, sha256)

@@ -223,7 +223,7 @@ def _write_document(part: DocumentPart, data: bytes, directory: Path, stem: str)
 
 
 def _pages(part: DocumentPart) -> str:
-    from engine.context import page_ranges
+    from documents.context import page_ranges
 
     return page_ranges(part.pages)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.context import expand_documents, fit_context, page_ranges, parse_page_range
+from documents.context import expand_documents, fit_context, page_ranges, parse_page_range
 from engine.types import DocumentPart, EngineInputError, ImagePart, Message, TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary, read_documents

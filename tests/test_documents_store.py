@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import engine.documents as documents
+import documents.reader as documents
 from engine.types import DocumentPart, EngineInputError, Message, TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary
