@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from chat.turns import Turn
 from documents.context import CITATION
-from engine.types import DocumentPart, ImagePart, TextPart
+from documents.parts import DocumentPart, documents_of
+from engine.types import ImagePart, TextPart
 
 # The settings panel's fields, in order, as saved with a session and restored from it.
 SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
@@ -26,7 +27,7 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
                     content.append(_document_content(part, next(files, "")))
                 else:
                     content.append(_image_content(part, next(files, "")))
-            documents = turn.message.documents or documents
+            documents = documents_of(turn.message) or documents
             shown.append({"role": "user", "content": content})
         else:
             text = link_citations(turn.message.plain_text, documents) or (

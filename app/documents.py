@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.types import DocumentPart
+from documents.parts import DocumentPart
 from sessions.library import DocumentLibrary
 
 VIEWER_CHARS = 4000  # the page viewer shows this much of a page's text

@@ -17,6 +17,7 @@ from chat.question import read_question, split_uploads
 from chat.service import Answered, SavedQuestion
 from chat.turns import Turn, answer_status, assistant_turn, engine_messages
 from documents.context import PAGE_MODES, STRATEGIES
+from documents.parts import documents_of
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.registry import LLAMA_LICENCE_URL, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, TextDelta
@@ -161,7 +162,7 @@ def _page_opener(runtime: Runtime):
     def open_page(target: str, turns: list[Turn]):
         if not target:  # the page clears the box before each click; nothing to show
             return gr.skip(), gr.skip(), gr.skip()
-        docs = [d for t in turns for d in t.message.documents]
+        docs = [d for t in turns for d in documents_of(t.message)]
         try:
             markdown, image = documents.page_view(runtime.library, docs, target or "")
         except EngineInputError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from documents.context import PageSource, document_preparer
+from documents.parts import documents_of
 from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from engine.manager import ModelManager
 from engine.protocol import ProgressFn
@@ -122,7 +123,7 @@ def _job(
     spec = replace(registry.get(column.model), n_ctx=column.n_ctx)
     messages = engine_messages([*column.turns, question], spec.system_prompt)
     params = spec.sampling_params(max_tokens=max_tokens)
-    with_documents = library is not None and any(m.documents for m in messages)
+    with_documents = library is not None and any(documents_of(m) for m in messages)
     prepare = document_preparer(library, params.max_tokens) if with_documents else None
     return CompareJob(spec, messages, params, prepare)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from cli.doc import library_for, terminal_progress
 from cli.flags import MODEL_FLAGS, add_flags
+from documents.parts import documents_of
 from engine.types import Message, SamplingParams
 from sessions import Store
 from sessions.rows import MessageRow, SessionRow
@@ -89,7 +90,7 @@ def run(settings, args) -> int:
             max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
         )
         engine = create_engine(spec, settings)
-        check_messages(engine, [m for m in messages if not m.documents])  # images in the history too
+        check_messages(engine, [m for m in messages if not documents_of(m)])  # images in the history too
         saved = chat.save_question(service, question.message, spec.name, params)  # before the model starts
         text: list[str] = []
         try:
@@ -101,7 +102,7 @@ def run(settings, args) -> int:
             for event in service.answer(
                 engine, messages, params, cancel, saved=saved, strategy=strategy, page_range=page_range
             ):
-                if isinstance(event, Prepared) and question.message.documents:
+                if isinstance(event, Prepared) and documents_of(question.message):
                     print(event.report.line(), file=sys.stderr)
                 elif isinstance(event, TextDelta):
                     text.append(event.text)

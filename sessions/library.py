@@ -9,7 +9,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from documents.context import PageMode, choose_pages
-from engine.types import DocumentPart, EngineInputError, ImagePart
+from documents.parts import DocumentPart
+from engine.types import EngineInputError, ImagePart
 
 from .documents import PageRow
 from .store import Store

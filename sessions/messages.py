@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.types import DocumentPart, EngineInputError, ImagePart, Part
+from documents.parts import ChatPart, DocumentPart
+from engine.types import EngineInputError, ImagePart
 
 from .blobs import Blobs, sha256_of
 from .connection import Connection, writer_is_alive
@@ -32,7 +33,7 @@ def insert_message(conn: Connection, fields: dict[str, Any]) -> int:
     return int(cursor.lastrowid)
 
 
-def store_images(conn: Connection, blobs: Blobs, message_id: int, parts: tuple[Part, ...]) -> None:
+def store_images(conn: Connection, blobs: Blobs, message_id: int, parts: tuple[ChatPart, ...]) -> None:
     """Blob files first, then their rows, all under the write lock: a concurrent delete
     of the last other user of a blob cannot remove the file between the two."""
     for position, part in enumerate(parts):

@@ -11,7 +11,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.types import DocumentPart, ImagePart, Part, TextPart
+from documents.parts import ChatPart, DocumentPart
+from engine.types import ImagePart, TextPart
 
 from .blobs import sha256_of
 
@@ -20,7 +21,7 @@ Record = dict[str, Any]
 ImageLoader = Callable[[int, Record], ImagePart]
 
 
-def encode_part(part: Part) -> Record:
+def encode_part(part: ChatPart) -> Record:
     if isinstance(part, TextPart):
         return {"text": part.text}
     if isinstance(part, DocumentPart):
@@ -36,7 +37,7 @@ def encode_part(part: Part) -> Record:
     raise TypeError(f"not a message part: {type(part).__name__}")
 
 
-def encode_parts(parts: Iterable[Part]) -> tuple[str, str]:
+def encode_parts(parts: Iterable[ChatPart]) -> tuple[str, str]:
     """(text, parts JSON): `text` is what full-text search indexes."""
     parts = tuple(parts)
     text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
@@ -51,7 +52,7 @@ def part_kind(record: Record) -> str:
     raise ValueError(f"unknown message part with keys {sorted(record)[:4]}")
 
 
-def decode_part(record: Record, position: int, load_image: ImageLoader) -> Part:
+def decode_part(record: Record, position: int, load_image: ImageLoader) -> ChatPart:
     kind = part_kind(record)
     if kind == "text":
         return TextPart(str(record["text"]))
@@ -66,14 +67,14 @@ def decode_part(record: Record, position: int, load_image: ImageLoader) -> Part:
     return load_image(position, record)
 
 
-def decode_parts(records: Iterable[Record] | str, load_image: ImageLoader) -> tuple[Part, ...]:
+def decode_parts(records: Iterable[Record] | str, load_image: ImageLoader) -> tuple[ChatPart, ...]:
     """The parts of a stored or exported message (a JSON string or its records)."""
     if isinstance(records, str):
         records = json.loads(records)
     return tuple(decode_part(record, position, load_image) for position, record in enumerate(records))
 
 
-def blob_sha256(part: Part) -> str | None:
+def blob_sha256(part: ChatPart) -> str | None:
     """The sha256 a part's bytes are stored under (images and documents); None for text."""
     if isinstance(part, DocumentPart):
         return part.sha256
@@ -82,7 +83,7 @@ def blob_sha256(part: Part) -> str | None:
     return None
 
 
-def describe_part(part: Part) -> str:
+def describe_part(part: ChatPart) -> str:
     """One line for a transcript: text as it is, files as `[image NAME WxH]` and
     `[document NAME, N pages; sent p. RANGE]`."""
     if isinstance(part, TextPart):
@@ -94,7 +95,7 @@ def describe_part(part: Part) -> str:
     return f"[image {part.name} {part.width}x{part.height}]"
 
 
-def summarize_part(part: Part) -> Record:
+def summarize_part(part: ChatPart) -> Record:
     """A part as `sessions show --json` prints it: metadata, never bytes."""
     if isinstance(part, TextPart):
         return {"text": part.text}

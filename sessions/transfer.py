@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.types import DocumentPart, EngineInputError, ImagePart, Part, TextPart
+from documents.parts import ChatPart, DocumentPart
+from engine.types import EngineInputError, ImagePart, TextPart
 
 from .blobs import sha256_of
 from .messages import METRIC_COLUMNS
@@ -44,7 +45,7 @@ class ImportedMessage:
     local_id: int
     parent_local_id: int | None
     fields: dict[str, Any]  # column values except ids, text and parts
-    parts: tuple[Part, ...]
+    parts: tuple[ChatPart, ...]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ def session_to_json(session: SessionRow, rows: list[MessageRow], read_blob: Read
     }
 
 
-def _part_to_json(part: Part, attachments: dict[str, dict[str, Any]], read_blob: ReadBlob) -> dict[str, Any]:
+def _part_to_json(
+    part: ChatPart, attachments: dict[str, dict[str, Any]], read_blob: ReadBlob
+) -> dict[str, Any]:
     """The part's record, with its bytes added to `attachments` once per sha256."""
     record = encode_part(part)
     if isinstance(part, DocumentPart) and part.sha256 not in attachments:
@@ -127,7 +130,7 @@ def session_from_json(doc: Any) -> ImportedSession:
 def rename_documents(imported: ImportedSession, renamed: dict[str, str]) -> ImportedSession:
     """The same session with document parts pointing at the sha256s the store holds."""
 
-    def part(p: Part) -> Part:
+    def part(p: ChatPart) -> ChatPart:
         if not isinstance(p, DocumentPart):
             return p
         if p.sha256 not in renamed:

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from engine.types import DocumentPart, ImagePart, Message, TextPart
+from documents.parts import DocumentPart
+from engine.types import ImagePart, Message, TextPart
 from sessions import Store
 from sessions.parts import decode_parts, describe_part, encode_part, encode_parts, part_kind
 from tests.conftest import REPO, png_bytes
