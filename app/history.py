@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app.chat import SETTING_NAMES, to_chatbot
+from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
 from engine.limits import check_text

@@ -12,7 +12,7 @@ from engine.config import ASSETS_DIR, Settings
 
 
 def serve(settings: Settings, block: bool = True, open_browser: bool = False):
-    from app.ui import build_app
+    from app.page import build_app
 
     users = check_exposure(settings)  # before any model work: a refusal is instant
     access = api_access(settings, [user for user, _ in users])

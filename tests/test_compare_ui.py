@@ -135,7 +135,7 @@ def test_stop_ends_every_answer_that_is_still_streaming(compare_app_url):
 def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_llama4):
     import threading
 
-    from app.compare import plan_text
+    from app.compare_tab import plan_text
     from app.runtime import build_runtime
     from chat.comparison import new_comparison, run_turn
     from chat.turns import Turn

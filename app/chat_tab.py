@@ -1,23 +1,22 @@
-"""The Gradio page. Wiring only: chat state lives in app.chat, saved chats in
-sessions/, models in engine/."""
+"""The Chat tab: the saved-chats panel, the chat, settings, documents and the page
+viewer, and its callbacks (`/send`, `/respond`, ...). Wiring only: a turn runs in the
+chat service (chat/), rendering is app.render, saved chats are app.history."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import gradio as gr
 
-from app import compare, documents, history
-from app.chat import SETTING_NAMES, to_chatbot
+from app import history, page_viewer
 from app.queues import ENGINE_RUN, run_scope
+from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.metrics import metrics_footer
 from chat.question import read_question, split_uploads
 from chat.service import Answered, SavedQuestion
 from chat.turns import Turn, answer_status, assistant_turn, engine_messages
 from documents.context import PAGE_MODES, STRATEGIES
-from documents.parts import documents_of
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.registry import LLAMA_LICENCE_URL, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, TextDelta
@@ -26,81 +25,73 @@ REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
 
 
-def build_app(runtime: Runtime) -> gr.Blocks:
-    with gr.Blocks(title="Llama 4 Playground") as demo:
-        turns, session = gr.State([]), gr.State("")
-        gr.Markdown("## Llama 4 Playground", elem_id="title")
-        with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Chat", id="chat"), gr.Row():
-                with gr.Column(scale=1, min_width=260):
-                    panel = history.build_panel()
-                with gr.Column(scale=3):
-                    notice = gr.Markdown("", elem_id="notice")
-                    chatbot = gr.Chatbot(
-                        elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user"
-                    )
-                    box = gr.MultimodalTextbox(
-                        file_count="multiple",
-                        file_types=["image", *DOCUMENT_EXTENSIONS],
-                        placeholder=PLACEHOLDER,
-                        show_label=False,
-                        elem_id="input",
-                    )
-                    with gr.Row():
-                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                        regenerate = gr.Button("Regenerate", elem_id="regenerate")
-                        # Move between answers that Regenerate and edits leave side by side.
-                        previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
-                        following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
-                with gr.Column(scale=1, min_width=260):
-                    model, model_info, settings = _settings_panel(runtime)
-                    page_mode, strategy, page_range, password = _documents_panel()
-                    viewer = _page_viewer()
-            # Other tabs (compare, ...) plug in here, each built by its own module.
-            with gr.Tab("Compare", id="compare"):
-                compare.build_tab(runtime)
-        footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
-
-        chat_outputs = [turns, chatbot, notice]
-        run = ENGINE_RUN
-        respond = _responder(runtime)
-        gen_inputs = [turns, session, model, strategy, page_range, *settings]
-
-        sent = box.submit(
-            _sender(runtime),
-            [box, turns, session, model, page_mode, password, *settings],
-            [box, turns, session, chatbot, notice],
-            api_name="send",
-        )
-        sent.then(respond, gen_inputs, chat_outputs, api_name="respond", **run).then(
-            lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private"
-        ).then(history.refresher(runtime), [session], panel.chats, api_visibility="private")
-        regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
-            respond, gen_inputs, chat_outputs, api_visibility="private", **run
-        )
-        chatbot.edit(
-            history.editor(runtime), [turns, session], [turns, chatbot, notice], api_visibility="private"
-        ).then(respond, gen_inputs, chat_outputs, api_visibility="private", **run)
-        for button, step in ((previous, -1), (following, 1)):
-            button.click(
-                history.branch_mover(runtime, step),
-                [turns, session],
-                [turns, chatbot, notice],
-                api_name="next_answer" if step > 0 else "previous_answer",
+def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> None:
+    """The tab's content; call inside `with gr.Tab(...)`. `footer` (the page's licence
+    line) follows the chosen model."""
+    turns, session = gr.State([]), gr.State("")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            panel = history.build_panel()
+        with gr.Column(scale=3):
+            notice = gr.Markdown("", elem_id="notice")
+            chatbot = gr.Chatbot(elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user")
+            box = gr.MultimodalTextbox(
+                file_count="multiple",
+                file_types=["image", *DOCUMENT_EXTENSIONS],
+                placeholder=PLACEHOLDER,
+                show_label=False,
+                elem_id="input",
             )
-        stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
-        chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], api_visibility="private")
-        system, temperature, top_p, _, n_ctx, _ = settings
-        model.change(
-            _loader(runtime),
-            model,
-            [model_info, footer, notice, system, temperature, top_p, n_ctx],
-            api_name="load_model",
-            **run,
+            with gr.Row():
+                stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                regenerate = gr.Button("Regenerate", elem_id="regenerate")
+                # Move between answers that Regenerate and edits leave side by side.
+                previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
+                following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
+        with gr.Column(scale=1, min_width=260):
+            model, model_info, settings = _settings_panel(runtime)
+            page_mode, strategy, page_range, password = _documents_panel()
+            viewer = page_viewer.build()
+
+    chat_outputs = [turns, chatbot, notice]
+    run = ENGINE_RUN
+    respond = _responder(runtime)
+    gen_inputs = [turns, session, model, strategy, page_range, *settings]
+
+    sent = box.submit(
+        _sender(runtime),
+        [box, turns, session, model, page_mode, password, *settings],
+        [box, turns, session, chatbot, notice],
+        api_name="send",
+    )
+    sent.then(respond, gen_inputs, chat_outputs, api_name="respond", **run).then(
+        lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private"
+    ).then(history.refresher(runtime), [session], panel.chats, api_visibility="private")
+    regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
+        respond, gen_inputs, chat_outputs, api_visibility="private", **run
+    )
+    chatbot.edit(
+        history.editor(runtime), [turns, session], [turns, chatbot, notice], api_visibility="private"
+    ).then(respond, gen_inputs, chat_outputs, api_visibility="private", **run)
+    for button, step in ((previous, -1), (following, 1)):
+        button.click(
+            history.branch_mover(runtime, step),
+            [turns, session],
+            [turns, chatbot, notice],
+            api_name="next_answer" if step > 0 else "previous_answer",
         )
-        history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
-        viewer.target.change(_page_opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
-    return demo
+    stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
+    chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], api_visibility="private")
+    system, temperature, top_p, _, n_ctx, _ = settings
+    model.change(
+        _loader(runtime),
+        model,
+        [model_info, footer, notice, system, temperature, top_p, n_ctx],
+        api_name="load_model",
+        **run,
+    )
+    history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
+    viewer.target.change(page_viewer.opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
 
 
 def _settings_panel(runtime: Runtime):
@@ -141,53 +132,13 @@ def _documents_panel():
     return page_mode, strategy, page_range, password
 
 
-@dataclass
-class _PageViewer:
-    target: gr.Textbox
-    outputs: list
-
-
-def _page_viewer() -> _PageViewer:
-    with gr.Accordion("Page", open=False, elem_id="page-viewer") as box:
-        text = gr.Markdown("Click a page citation like [p. 3] in an answer to see that page.")
-        image = gr.Image(
-            label="Page image", type="pil", height=360, buttons=["fullscreen"], elem_id="page-image"
-        )
-    # Set by assets/citations.js when a citation link is clicked.
-    target = gr.Textbox(visible="hidden", elem_id="cite-target")
-    return _PageViewer(target, [box, text, image])
-
-
-def _page_opener(runtime: Runtime):
-    def open_page(target: str, turns: list[Turn]):
-        if not target:  # the page clears the box before each click; nothing to show
-            return gr.skip(), gr.skip(), gr.skip()
-        docs = [d for t in turns for d in documents_of(t.message)]
-        try:
-            markdown, image = documents.page_view(runtime.library, docs, target or "")
-        except EngineInputError as exc:
-            markdown, image = f"⚠️ {exc}", None
-        picture = _to_pil(image) if image is not None else None
-        return gr.Accordion(open=True), markdown, picture
-
-    return open_page
-
-
-def _to_pil(image):
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(image.data))
-
-
 def _model_info(spec: ModelSpec) -> str:
     vision = "sees images" if spec.vision else "text only"
     status = spec.status if spec.available else f"missing: `{spec.missing()[0]}`"
     return f"**{spec.label}**  \n{vision} · context {spec.n_ctx:,} tokens · {status}"
 
 
-def _licence_footer(spec: ModelSpec) -> str:
+def licence_footer(spec: ModelSpec) -> str:
     if spec.is_llama:
         return f"Built with Llama · [Llama 4 Community License]({LLAMA_LICENCE_URL})"
     return f"Model licence: {spec.licence or 'see the model card'}"
@@ -376,7 +327,7 @@ def _loader(runtime: Runtime):
     def load(model_name: str, progress=gr.Progress()):
         spec = runtime.spec(model_name)
         defaults = spec.sampling_params()
-        shown = [_model_info(spec), _licence_footer(spec)]
+        shown = [_model_info(spec), licence_footer(spec)]
         preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
         try:
             with runtime.generation:  # not while another request streams on the current model

@@ -18,8 +18,8 @@ import gradio as gr
 import pandas as pd
 
 from app import history, leaderboard
-from app.chat import to_chatbot
 from app.queues import ENGINE_RUN, run_scope
+from app.render import to_chatbot
 from app.runtime import Runtime
 from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
 from chat.question import read_question, split_uploads
