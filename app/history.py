@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app.chat import SETTING_NAMES, Turn, to_chatbot, turns_from_rows, user_turn
+from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
+from chat.turns import Turn, turns_from_rows
 from engine.limits import check_text
-from engine.types import EngineInputError, ImagePart, Message, TextPart
+from engine.types import EngineInputError, Message, TextPart
 
 LIST_LIMIT = 50
 
@@ -164,8 +165,7 @@ def editor(runtime: Runtime):
         old = turns[index]
         try:
             check_text(new_text, runtime.settings.max_text_chars)
-            turn = user_turn(new_text, old.files, runtime.settings.max_image_pixels)
-            turn = Turn(Message("user", _keep_images(old.message, turn.message)), files=old.files)
+            turn = Turn(Message("user", _keep_files(old.message, new_text)), files=old.files)
             if session:
                 owned(runtime, session, request)
                 parent = turns[index - 1].id if index > 0 else None
@@ -186,10 +186,9 @@ def _text_of(value) -> str:
     return str(value or "")
 
 
-def _keep_images(old: Message, new: Message):
-    """The edit changes words, not pictures: images stay where they were."""
-    images = [p for p in old.parts if isinstance(p, ImagePart)]
-    return (*images, TextPart(new.plain_text))
+def _keep_files(old: Message, new_text: str) -> tuple:
+    """The edit changes words, not pictures or documents: those stay where they were."""
+    return (*[p for p in old.parts if not isinstance(p, TextPart)], TextPart(new_text.strip()))
 
 
 def branch_mover(runtime: Runtime, step: int):

@@ -1,11 +1,13 @@
-"""What one running server shares between browser sessions: settings, the model
-registry, the loaded model, and a Stop switch per browser session."""
+"""What one running server shares between the page and the API: settings, the model
+registry, the loaded models, the chat service, and a Stop switch per run."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 
+from chat.runs import Runs
+from chat.service import ChatService
 from engine.config import Settings
 from engine.manager import ModelManager
 from engine.registry import ModelSpec, Registry, load_registry
@@ -21,19 +23,10 @@ class Runtime:
     default_model: str
     store: Store
     library: DocumentLibrary
-    _cancels: dict[str, threading.Event] = field(default_factory=dict)
-
-    def new_cancel(self, session: str) -> threading.Event:
-        event = threading.Event()
-        self._cancels[session] = event
-        return event
-
-    def cancel(self, session: str) -> bool:
-        event = self._cancels.get(session)
-        if event is None:
-            return False
-        event.set()
-        return True
+    service: ChatService
+    runs: Runs = field(default_factory=Runs)
+    # One model answers one request at a time, whether it came from the page or the API.
+    generation: threading.Lock = field(default_factory=threading.Lock)
 
     def spec(self, name: str) -> ModelSpec:
         return self.registry.get(name)
@@ -50,4 +43,5 @@ def build_runtime(settings: Settings) -> Runtime:
         max_side_px=settings.page_max_side_px,
         max_pixels=settings.max_image_pixels,
     )
-    return Runtime(settings, registry, ModelManager(registry, settings), default.name, store, library)
+    models = ModelManager(registry, settings)
+    return Runtime(settings, registry, models, default.name, store, library, ChatService(store, library))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sys
 
+from api.keys import api_access
+from api.routes import api_routes
 from app.access import SHARE_WARNING, check_exposure
 from app.runtime import build_runtime
 from engine.config import ASSETS_DIR, Settings
 
 
 def serve(settings: Settings, block: bool = True, open_browser: bool = False):
-    from app.ui import build_app
+    from app.page import build_app
 
     users = check_exposure(settings)  # before any model work: a refusal is instant
+    access = api_access(settings, [user for user, _ in users])
     if settings.share:
         print(SHARE_WARNING, file=sys.stderr)
     runtime = build_runtime(settings)
@@ -22,7 +25,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     login = f", {len(users)} login(s)" if users else ""
     print(
         f"Llama 4 Playground on http://{settings.host}:{settings.port} "
-        f"(model: {runtime.default_model}{login})"
+        f"(model: {runtime.default_model}{login}; OpenAI-compatible API at /v1)"
     )
     demo.launch(
         server_name=settings.host,
@@ -39,6 +42,8 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         share=settings.share,
         allowed_paths=[str(runtime.store.blobs.root.resolve())],  # saved images, nothing else on disk
         blocked_paths=_private_paths(settings),
+        # The OpenAI-compatible API on the page's own port: its routes come first.
+        app_kwargs={"routes": api_routes(runtime, access)},
     )
     return 0 if block else demo
 

@@ -75,9 +75,8 @@ def _start(manager: ModelManager, job: CompareJob, together, progress) -> Engine
     """In the model's own thread: load it (room kept for the rest of its group), then
     check the input against the loaded engine."""
     engine = manager.acquire([job.spec], progress, keep=together)[0]
-    plain = [m for m in job.messages if not m.documents]  # documents are fitted, then checked
-    if plain or not job.prepare:
-        check_messages(engine, plain)
+    if not job.prepare:  # with documents, the prepared (expanded) messages are checked
+        check_messages(engine, job.messages)
     return engine
 
 

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     auth: list[str] = Field(default_factory=list)  # "user:password" entries
     auth_file: Path | None = None  # one "user:password" per line
     share: bool = False  # a public gradio.live link; needs auth too
+    # Keys for the OpenAI-compatible API at /v1: "KEY", or "USER:KEY" with logins (the
+    # chats a key makes belong to USER); see api/keys.py. Env L4P_API_KEYS takes a JSON list.
+    api_keys: list[str] = Field(default_factory=list)
+    api_key_file: Path | None = None  # one key entry per line
 
     # Extra local models for the model pickers: "PATH.gguf" or "PATH.gguf:MMPROJ.gguf";
     # env L4P_EXTRA_MODELS takes a JSON list.

@@ -48,11 +48,11 @@ class Engine(Protocol):
 def check_messages(engine: Engine, messages: Sequence[Message]) -> None:
     """Refuse input this engine cannot take, before any model work (no load needed)."""
     from engine.registry import VISION_HINT
-    from engine.types import EngineInputError
+    from engine.types import EngineInputError, ImagePart, TextPart
 
     if not messages:
         raise EngineInputError("nothing to send: the conversation is empty")
-    if any(m.documents for m in messages):
-        raise EngineInputError("documents must be expanded into pages before sending (a bug)")
+    if any(not isinstance(p, TextPart | ImagePart) for m in messages for p in m.parts):
+        raise EngineInputError("only text and images can reach a model; expand documents first (a bug)")
     if not engine.capabilities.vision and any(m.images for m in messages):
         raise EngineInputError(f"{engine.label} cannot see images; {VISION_HINT}")

@@ -36,31 +36,15 @@ class TextPart:
     text: str
 
 
-@dataclass(frozen=True)
-class DocumentPart:
-    """A stored document at its place in a user message: which pages went as text and
-    which as page images. The text and bytes live in the session store (by sha256);
-    `engine.context.expand_documents` turns this into text and image parts before a
-    backend sees it."""
-
-    sha256: str
-    name: str
-    total_pages: int
-    text_pages: tuple[int, ...] = ()
-    image_pages: tuple[int, ...] = ()
-
-    @property
-    def pages(self) -> tuple[int, ...]:
-        return tuple(sorted({*self.text_pages, *self.image_pages}))
-
-
-Part = TextPart | ImagePart | DocumentPart
+Part = TextPart | ImagePart
 
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn. Parts keep their order: Llama 4 is early-fusion, so "image 1"
-    and "image 2" mean the order in which they sit in the text."""
+    """One chat turn as a model takes it: text and images. Parts keep their order:
+    Llama 4 is early-fusion, so "image 1" and "image 2" mean the order in which they
+    sit in the text. (A chat message may also hold documents, documents.parts; they
+    become text and page images before a model sees them.)"""
 
     role: Role
     parts: tuple[Part, ...]
@@ -72,10 +56,6 @@ class Message:
     @property
     def images(self) -> tuple[ImagePart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ImagePart))
-
-    @property
-    def documents(self) -> tuple[DocumentPart, ...]:
-        return tuple(p for p in self.parts if isinstance(p, DocumentPart))
 
     @property
     def plain_text(self) -> str:

@@ -8,8 +8,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from engine.context import PageMode, choose_pages
-from engine.types import DocumentPart, EngineInputError, ImagePart
+from documents.context import PageMode, choose_pages
+from documents.parts import DocumentPart
+from engine.types import EngineInputError, ImagePart
 
 from .documents import PageRow
 from .store import Store
@@ -86,7 +87,7 @@ class DocumentLibrary:
         )
 
     def _render(self, sha256: str, number: int) -> ImagePart:
-        from engine.documents import render_page
+        from documents.reader import render_page
 
         name = self.store.document(sha256).name
         return render_page(

@@ -1,4 +1,4 @@
-"""Messages as rows: turning engine parts into columns and back, and walking the tree.
+"""Messages as rows: storing a message's parts (coded by .parts) and walking the tree.
 
 Functions taking `conn` and writing must run inside `Connection.write`."""
 
@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.types import DocumentPart, EngineInputError, ImagePart, Part, TextPart
+from documents.parts import ChatPart, DocumentPart
+from engine.types import EngineInputError, ImagePart
 
 from .blobs import Blobs, sha256_of
 from .connection import Connection, writer_is_alive
+from .parts import decode_parts
 from .rows import AttachmentRow, MessageNotFound, MessageRow
 
 METRIC_COLUMNS = (
@@ -24,42 +26,6 @@ METRIC_COLUMNS = (
 )
 
 
-def encode_parts(parts: tuple[Part, ...]) -> tuple[str, str]:
-    """(text, parts JSON). The JSON keeps every part at its index, images by sha256, so
-    the exact text/image order comes back; `text` is what FTS indexes."""
-    encoded: list[dict[str, Any]] = []
-    for part in parts:
-        if isinstance(part, TextPart):
-            encoded.append({"text": part.text})
-        elif isinstance(part, DocumentPart):
-            encoded.append(document_json(part))
-        else:
-            encoded.append({"image": sha256_of(part.data)})
-    text = "\n".join(p.text for p in parts if isinstance(p, TextPart))
-    return text, json.dumps(encoded, ensure_ascii=False)
-
-
-def document_json(part: DocumentPart) -> dict[str, Any]:
-    """A document by reference, with the pages this message sent and how."""
-    return {
-        "document": part.sha256,
-        "name": part.name,
-        "total_pages": part.total_pages,
-        "text_pages": list(part.text_pages),
-        "image_pages": list(part.image_pages),
-    }
-
-
-def document_from_json(encoded: dict[str, Any]) -> DocumentPart:
-    return DocumentPart(
-        sha256=str(encoded["document"]),
-        name=str(encoded.get("name", "document")),
-        total_pages=int(encoded.get("total_pages", 0)),
-        text_pages=tuple(int(n) for n in encoded.get("text_pages", ())),
-        image_pages=tuple(int(n) for n in encoded.get("image_pages", ())),
-    )
-
-
 def insert_message(conn: Connection, fields: dict[str, Any]) -> int:
     columns = ", ".join(fields)
     marks = ", ".join(f":{name}" for name in fields)
@@ -67,7 +33,7 @@ def insert_message(conn: Connection, fields: dict[str, Any]) -> int:
     return int(cursor.lastrowid)
 
 
-def store_images(conn: Connection, blobs: Blobs, message_id: int, parts: tuple[Part, ...]) -> None:
+def store_images(conn: Connection, blobs: Blobs, message_id: int, parts: tuple[ChatPart, ...]) -> None:
     """Blob files first, then their rows, all under the write lock: a concurrent delete
     of the last other user of a blob cannot remove the file between the two."""
     for position, part in enumerate(parts):
@@ -209,18 +175,14 @@ def _load_image(blobs: Blobs, image: AttachmentRow, message_id: int) -> ImagePar
 
 
 def _to_row(record: dict[str, Any], images: dict[int, AttachmentRow], blobs: Blobs) -> MessageRow:
-    parts: list[Part] = []
     attachments: list[AttachmentRow] = []
-    for position, encoded in enumerate(json.loads(record["parts"])):
-        if "text" in encoded:
-            parts.append(TextPart(encoded["text"]))
-            continue
-        if "document" in encoded:
-            parts.append(document_from_json(encoded))
-            continue
-        image = images[position]
-        attachments.append(image)
-        parts.append(_load_image(blobs, image, record["id"]))
+
+    def load_image(position: int, _encoded: dict[str, Any]) -> ImagePart:
+        # The link row at this position holds the name the image had in this message.
+        attachments.append(images[position])
+        return _load_image(blobs, images[position], record["id"])
+
+    parts = decode_parts(record["parts"], load_image)
     return MessageRow(
         id=record["id"],
         session_id=record["session_id"],

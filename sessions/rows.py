@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.types import EngineInputError, Part, Role
+from documents.parts import ChatPart
+from engine.types import EngineInputError, Role
 
 Status = Literal["streaming", "complete", "cancelled", "error", "interrupted"]
 
@@ -62,7 +63,7 @@ class MessageRow:
     parent_id: int | None
     role: Role
     text: str
-    parts: tuple[Part, ...]
+    parts: tuple[ChatPart, ...]
     created: str
     status: Status
     engine_id: str = ""

@@ -15,6 +15,7 @@ from . import messages as msgs
 from .blobs import Blobs
 from .connection import Connection
 from .ids import new_session_id, now
+from .parts import encode_parts
 from .rows import SessionNotFound, SessionRow
 from .transfer import ImportedSession
 
@@ -132,7 +133,7 @@ def insert_imported(conn: Connection, blobs: Blobs, imported: ImportedSession, o
     session_id = insert_session(conn, {**imported.fields, "owner": owner})
     new_ids: dict[int, int] = {}
     for message in imported.messages:
-        text, parts_json = msgs.encode_parts(message.parts)
+        text, parts_json = encode_parts(message.parts)
         fields = {
             **message.fields,
             "params": json.dumps(message.fields["params"] or {}),

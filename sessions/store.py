@@ -25,6 +25,7 @@ from .comparisons import Comparisons
 from .connection import Connection, process_identity
 from .evals import Evals
 from .ids import now
+from .parts import blob_sha256, encode_parts
 from .rows import MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow
 from .schema import migrations
 
@@ -111,7 +112,7 @@ class Store:
         """Committed before this returns, so the turn survives whatever generation
         does next. A `parent_id` that already has children makes a new branch (an
         edited turn); the old branch stays."""
-        text, parts_json = msgs.encode_parts(message.parts)
+        text, parts_json = encode_parts(message.parts)
 
         def write() -> int:
             session = table.require_session(self._conn, session_id)
@@ -140,10 +141,10 @@ class Store:
         be the same documents, images and text in the same places."""
         stored = self.message(message_id)
         if [type(p) for p in stored.parts] != [type(p) for p in message.parts] or [
-            getattr(p, "sha256", None) for p in stored.parts
-        ] != [getattr(p, "sha256", None) for p in message.parts]:
+            blob_sha256(p) for p in stored.parts
+        ] != [blob_sha256(p) for p in message.parts]:
             raise ValueError(f"message {message_id}: only document pages can change")
-        _, parts_json = msgs.encode_parts(message.parts)
+        _, parts_json = encode_parts(message.parts)
         self._conn.write(
             lambda: self._conn.execute(
                 "UPDATE messages SET parts = ? WHERE id = ? AND role = 'user'", (parts_json, message_id)
@@ -236,7 +237,7 @@ class Store:
     ) -> docs.DocumentRow:
         """Parse a document once per sha256 and keep its pages; later calls with the
         same bytes return the stored one at once. Raises DocumentError (one line)."""
-        from engine.documents import decrypted_pdf, parse_document
+        from documents.reader import decrypted_pdf, parse_document
 
         sha256 = sha256_of(data)
         found = docs.find(self._conn, sha256)

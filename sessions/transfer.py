@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.types import DocumentPart, EngineInputError, ImagePart, Part, TextPart
+from documents.parts import ChatPart, DocumentPart
+from engine.types import EngineInputError, ImagePart, TextPart
 
 from .blobs import sha256_of
-from .messages import METRIC_COLUMNS, document_from_json, document_json
+from .messages import METRIC_COLUMNS
+from .parts import decode_parts, encode_part
 from .rows import MessageRow, SessionRow
 
 FORMAT = "llama4-playground/session"
@@ -43,7 +45,7 @@ class ImportedMessage:
     local_id: int
     parent_local_id: int | None
     fields: dict[str, Any]  # column values except ids, text and parts
-    parts: tuple[Part, ...]
+    parts: tuple[ChatPart, ...]
 
 
 @dataclass(frozen=True)
@@ -79,26 +81,25 @@ def session_to_json(session: SessionRow, rows: list[MessageRow], read_blob: Read
     }
 
 
-def _part_to_json(part: Part, attachments: dict[str, dict[str, Any]], read_blob: ReadBlob) -> dict[str, Any]:
-    if isinstance(part, TextPart):
-        return {"text": part.text}
-    if isinstance(part, DocumentPart):
-        if part.sha256 not in attachments:
-            data = read_blob(part.sha256)
-            attachments[part.sha256] = {"document": part.name, "data": base64.b64encode(data).decode("ascii")}
-        return document_json(part)
-    sha256 = sha256_of(part.data)
-    # Each image once, however many messages show it.
-    attachments.setdefault(
-        sha256,
-        {
-            "mime": part.mime,
-            "width": part.width,
-            "height": part.height,
-            "data": base64.b64encode(part.data).decode("ascii"),
-        },
-    )
-    return {"image": sha256, "name": part.name}
+def _part_to_json(
+    part: ChatPart, attachments: dict[str, dict[str, Any]], read_blob: ReadBlob
+) -> dict[str, Any]:
+    """The part's record, with its bytes added to `attachments` once per sha256."""
+    record = encode_part(part)
+    if isinstance(part, DocumentPart) and part.sha256 not in attachments:
+        data = read_blob(part.sha256)
+        attachments[part.sha256] = {"document": part.name, "data": base64.b64encode(data).decode("ascii")}
+    elif isinstance(part, ImagePart):
+        attachments.setdefault(
+            record["image"],
+            {
+                "mime": part.mime,
+                "width": part.width,
+                "height": part.height,
+                "data": base64.b64encode(part.data).decode("ascii"),
+            },
+        )
+    return record
 
 
 def session_from_json(doc: Any) -> ImportedSession:
@@ -129,7 +130,7 @@ def session_from_json(doc: Any) -> ImportedSession:
 def rename_documents(imported: ImportedSession, renamed: dict[str, str]) -> ImportedSession:
     """The same session with document parts pointing at the sha256s the store holds."""
 
-    def part(p: Part) -> Part:
+    def part(p: ChatPart) -> ChatPart:
         if not isinstance(p, DocumentPart):
             return p
         if p.sha256 not in renamed:
@@ -155,17 +156,11 @@ def _image_from_json(sha256: str, meta: dict[str, Any]) -> ImagePart:
 
 
 def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) -> ImportedMessage:
-    parts: list[Part] = []
-    for part in message["parts"]:
-        if "text" in part:
-            parts.append(TextPart(str(part["text"])))
-        elif "document" in part:
-            parts.append(document_from_json(part))
-        else:
-            image = images[part["image"]]
-            parts.append(
-                ImagePart(image.data, image.mime, part.get("name", "image"), image.width, image.height)
-            )
+    def load_image(_position: int, record: dict[str, Any]) -> ImagePart:
+        image = images[record["image"]]
+        return dataclasses.replace(image, name=str(record.get("name", "image")))
+
+    parts = decode_parts(message["parts"], load_image)
     fields = {name: message.get(name) for name in MESSAGE_FIELDS}
     if fields["role"] not in ROLES or not isinstance(fields["created"], str):
         raise ValueError(f"message {message['id']} has no valid role or time")
@@ -174,7 +169,7 @@ def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) ->
     if fields["status"] == "streaming":
         # Nothing is writing it any more.
         fields["status"] = "interrupted"
-    return ImportedMessage(int(message["id"]), message.get("parent_id"), fields, tuple(parts))
+    return ImportedMessage(int(message["id"]), message.get("parent_id"), fields, parts)
 
 
 def _check_parents_come_first(messages: list[ImportedMessage]) -> None:
@@ -231,7 +226,7 @@ def _write_document(part: DocumentPart, data: bytes, directory: Path, stem: str)
 
 
 def _pages(part: DocumentPart) -> str:
-    from engine.context import page_ranges
+    from documents.context import page_ranges
 
     return page_ranges(part.pages)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from engine.types import DocumentPart, Message, TextPart
+from documents.parts import DocumentPart
+from engine.types import Message, TextPart
 from sessions import Store
 from tests.fixtures.documents import text_pdf
 from tests.test_browser import ask, browser, page, pytestmark, shot  # noqa: F401 (fixtures)

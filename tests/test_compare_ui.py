@@ -135,11 +135,12 @@ def test_stop_ends_every_answer_that_is_still_streaming(compare_app_url):
 def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_llama4):
     import threading
 
-    from app.chat import user_turn
-    from app.compare import plan_text
-    from app.comparison import new_comparison, run_turn
+    from app.compare_tab import plan_text
     from app.runtime import build_runtime
+    from chat.comparison import new_comparison, run_turn
+    from chat.turns import Turn
     from engine import Settings
+    from engine.types import Message
 
     names = ["smollm2-135m", "tiny-llama4"]
     extra = [str(tiny_llama4[0])]
@@ -148,7 +149,7 @@ def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_lla
     tight = build_runtime(Settings(data_dir=tmp_path / "b", extra_models=extra, memory_budget_gb=0.01))
     assert "one after another" in plan_text(tight, names)
     comparison = new_comparison(tight.registry, names, blind=False)
-    question = user_turn("hello", [], tight.settings.max_image_pixels)
+    question = Turn(Message.text("user", "hello"))
     turns = run_turn(comparison, question, tight.registry, tight.models, tight.store, threading.Event(), 4)
     *_, done = turns
     tight.models.close()

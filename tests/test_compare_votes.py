@@ -142,7 +142,7 @@ def test_standings_from_stored_votes(store):
 
 
 def test_vote_buttons_read_as_outcomes():
-    from app.compare import parse_vote
+    from app.compare_tab import parse_vote
 
     assert parse_vote("A is better", 2) == ("best", 0)
     assert parse_vote("D is best", 4) == ("best", 3)

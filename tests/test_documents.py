@@ -14,8 +14,7 @@ import zipfile
 
 import pytest
 
-from engine import EngineInputError, ImagePart, Message, TextPart
-from engine.documents import (
+from documents.reader import (
     DOCUMENT_EXTENSIONS,
     TEXT_PAGE_CHARS,
     DocumentError,
@@ -28,6 +27,7 @@ from engine.documents import (
     render_size,
     sniff_kind,
 )
+from engine import EngineInputError, ImagePart, Message, TextPart
 from engine.image_plan import LLAMA_CPP, TileBudget, image_tokens
 from tests.conftest import REPO, png_bytes
 from tests.fixtures import documents as make
@@ -326,7 +326,7 @@ def test_the_page_limit_is_a_parameter():
 
 def test_importing_has_no_side_effects():
     code = (
-        "import sys, engine.documents, tests.fixtures.bad_documents, tests.fixtures.documents; "
+        "import sys, documents.reader, tests.fixtures.bad_documents, tests.fixtures.documents; "
         "assert 'pymupdf' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

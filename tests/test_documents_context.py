@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from engine.context import expand_documents, fit_context, page_ranges, parse_page_range
-from engine.types import DocumentPart, EngineInputError, ImagePart, Message, TextPart
+from documents.context import expand_documents, fit_context, page_ranges, parse_page_range
+from documents.parts import DocumentPart, documents_of
+from engine.types import EngineInputError, ImagePart, Message, TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary, read_documents
 from tests.fixtures.documents import png, text_pdf
@@ -66,7 +67,7 @@ def ask(library, path, question, *, vision=False, mode="auto") -> list[Message]:
 def test_a_long_document_sends_the_most_relevant_pages_and_says_so(smollm2, library, report_pdf):
     messages = ask(library, report_pdf, "What is the launch code for the falcon project?")
     fitted, report = fit_context(smollm2, messages, library, "relevant", max_answer_tokens=256)
-    (doc,) = fitted[-1].documents
+    (doc,) = documents_of(fitted[-1])
     assert SECRET_PAGE in doc.pages
     assert 0 < len(doc.pages) < 300
     assert report.fitted_by == "relevant"
@@ -105,7 +106,7 @@ def test_the_model_answers_from_the_relevant_page(settings, library, report_pdf)
 def test_a_page_range_sends_exactly_those_pages(smollm2, library, report_pdf):
     messages = ask(library, report_pdf, "Summarise these pages.")
     fitted, report = fit_context(smollm2, messages, library, "range", "2-4, 9")
-    assert fitted[-1].documents[0].pages == (2, 3, 4, 9)
+    assert documents_of(fitted[-1])[0].pages == (2, 3, 4, 9)
     assert report.pages_sent == {"report.pdf": [2, 3, 4, 9]}
     assert report.fitted_by == ""  # it fits: nothing else was left out
 
@@ -128,7 +129,7 @@ def test_drop_oldest_turns_keeps_every_page_of_a_short_document(smollm2, library
     messages = [*history, *ask(library, path, "What does the memo say?")]
     fitted, report = fit_context(smollm2, messages, library, "drop_oldest", max_answer_tokens=512)
     assert report.dropped_turns > 0 and report.fitted_by == "drop_oldest"
-    assert fitted[-1].documents[0].pages == (1, 2)
+    assert documents_of(fitted[-1])[0].pages == (1, 2)
     assert len(fitted) == len(messages) - 2 * report.dropped_turns
     assert "dropped the" in report.line()
 

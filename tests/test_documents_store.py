@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-import engine.documents as documents
-from engine.types import DocumentPart, EngineInputError, Message, TextPart
+import documents.reader as documents
+from documents.parts import DocumentPart
+from engine.types import EngineInputError, Message, TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary
 from tests.fixtures.bad_documents import encrypted_pdf

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from app.chat import metrics_footer, turns_from_rows
+from chat.metrics import metrics_footer
+from chat.turns import turns_from_rows
 from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart, Usage, create_engine
 from engine.config import Settings
 from engine.kv_state import StateStore

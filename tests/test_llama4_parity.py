@@ -27,8 +27,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from documents.reader import render_page
 from engine import ImagePart, Message, SamplingParams, TextDelta, TextPart, create_engine
-from engine.documents import render_page
 from engine.image_plan import TileBudget, image_tokens, plan_image, plan_messages
 from engine.prefix import IMAGE_POSITION
 from engine.registry import endpoint_model, hf_model, user_model

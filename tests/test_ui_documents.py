@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from engine.documents import DOCUMENT_EXTENSIONS
+from documents.reader import DOCUMENT_EXTENSIONS
 from sessions import Store
 from tests.fixtures.bad_documents import PASSWORDS, bad_documents, encrypted_pdf
 from tests.test_documents_context import SECRET_PAGE, long_report

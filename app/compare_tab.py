@@ -1,6 +1,6 @@
 """The Compare tab: one prompt to 2-4 models, answers streamed side by side with
 their speed figures, a bar plot after the run, blind voting and a leaderboard.
-Wiring only: a comparison's state and turns live in app.comparison, ratings in
+Wiring only: a comparison's state and turns live in chat.comparison, ratings in
 app.leaderboard, storage in sessions/.
 
 Blind mode hides names, shuffles the columns and keeps the speed figures back (they
@@ -18,11 +18,13 @@ import gradio as gr
 import pandas as pd
 
 from app import history, leaderboard
-from app.chat import assistant_turn, to_chatbot
-from app.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
-from app.documents import question_turn
+from app.queues import ENGINE_RUN, run_scope
+from app.render import to_chatbot
 from app.runtime import Runtime
-from engine.documents import DOCUMENT_EXTENSIONS
+from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
+from chat.question import read_question, split_uploads
+from chat.turns import assistant_turn
+from documents.reader import DOCUMENT_EXTENSIONS
 from engine.limits import check_text
 from engine.memory import model_cost
 from engine.registry import GB
@@ -68,7 +70,6 @@ class View:
 
 def build_tab(runtime: Runtime) -> None:
     """The tab's content; call inside `with gr.Tab(...)`."""
-    from app.ui import ENGINE_QUEUE  # the chat's queue: one generation at a time, across tabs
 
     state = gr.State(None)
     with gr.Row():
@@ -90,8 +91,7 @@ def build_tab(runtime: Runtime) -> None:
         [box, state, view.models, view.blind, max_tokens],
         [state, box, *view.outputs],
         api_name="compare",
-        concurrency_id=ENGINE_QUEUE,
-        concurrency_limit=1,
+        **ENGINE_RUN,
     ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
     for index, button in enumerate(view.vote_buttons):
         button.click(
@@ -160,25 +160,33 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     return new, max_tokens
 
 
-def _question(runtime: Runtime, text: str, paths: list[str], progress, request: gr.Request):
+def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
     """The prompt with its images and documents; each model gets the pages it can take
     (text or page images) fitted to its own context when it answers."""
-    return question_turn(
+    images, documents = split_uploads(paths)
+    limits = runtime.settings
+    return read_question(
         runtime.library,
         text,
-        paths,
+        images,
+        documents,
         mode="auto",
         vision=True,  # which pages need vision; each model is then given what it can see
         password=None,
-        max_pages=runtime.settings.max_doc_pages,
-        max_pixels=runtime.settings.max_image_pixels,
+        max_pages=limits.max_doc_pages,
+        max_pixels=limits.max_image_pixels,
+        max_chars=limits.max_text_chars,
         progress=lambda fraction, what: progress(fraction, desc=what),
-        cancel=runtime.new_cancel(request.session_hash or ""),
+        cancel=cancel,
     )
 
 
 def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
+        with runtime.generation, runtime.runs.run(run_scope(request, "compare")) as cancel:
+            yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
+
+    def _compare(message, state, names, blind, max_tokens, request, progress, cancel):
         text, files = message.get("text", "") or "", message.get("files", []) or []
         try:
             if not text.strip() and not files:
@@ -190,8 +198,7 @@ def _runner(runtime: Runtime):
             else:
                 comparison = state
             paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
-            question = _question(runtime, text, paths, progress, request)
-            cancel = runtime.new_cancel(request.session_hash or "")
+            question = _question(runtime, text, paths, progress, cancel)
             turns = run_turn(
                 comparison,
                 question,
@@ -259,7 +266,7 @@ def _vote_labels(n_models: int) -> list[str]:
 
 def _stopper(runtime: Runtime):
     def stop(request: gr.Request) -> None:
-        runtime.cancel(request.session_hash or "")
+        runtime.runs.cancel(run_scope(request, "compare"))
 
     return stop
 

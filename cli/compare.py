@@ -1,4 +1,5 @@
-"""`launch.py compare --model A --model B [--image ...] [--json] PROMPT`: one prompt to
+"""`launch.py compare --model A --model B [--model-path X --mmproj Y] [--image ...] [--json]
+PROMPT`: one prompt to
 several models, answered at once where memory allows; prints each answer and a
 metrics table, or with --json one JSON object per model. Saved like the Compare tab
 (--no-save to skip). Bad input raises EngineInputError: launch.py prints one
@@ -13,13 +14,14 @@ import sys
 import threading
 from pathlib import Path
 
-from app.comparison import MAX_MODELS, MIN_MODELS, Column, Comparison, metrics_line, new_comparison, run_turn
+from chat.comparison import MAX_MODELS, MIN_MODELS, Column, Comparison, metrics_line, new_comparison, run_turn
+from cli.flags import MODEL_FLAGS, add_flags
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def add_compare_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser(
         "compare", help="one prompt to several models side by side, with speed figures"
     )
@@ -42,44 +44,47 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--max-tokens", type=int, default=512)
     compare.add_argument("--json", action="store_true", help="one JSON object per model")
     compare.add_argument("--no-save", action="store_true", help="do not save the comparison")
-    # Same names as the top-level flags, no defaults: settings_from reads what is there.
-    flags = compare.add_argument_group("models", argument_default=argparse.SUPPRESS)
-    flags.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size for every model")
-    flags.add_argument("-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers")
-    flags.add_argument("-t", "--threads", type=int, dest="n_threads")
-    flags.add_argument("--data-dir", type=Path)
-    flags.add_argument("--models-dir", type=Path)
-    flags.add_argument("--extra-model", action="append", dest="extra_models", metavar="GGUF[:MMPROJ]")
-    flags.add_argument("--memory-budget-gb", type=float, help="memory the models may take together")
+    # The same model flags as every command; --model repeats here, one per model, and
+    # --model-path/--hf-path/--endpoint add that model as one more column.
+    add_flags(compare, tuple(flag for flag in MODEL_FLAGS if flag.field != "model"))
 
 
-def run_compare(settings, args: argparse.Namespace) -> int:
-    from app.chat import Turn
-    from engine.images import load_image_file
-    from engine.limits import check_text
+def run(settings, args: argparse.Namespace) -> int:
+    from chat.question import read_question
+    from cli.doc import library_for, terminal_progress
     from engine.manager import ModelManager
-    from engine.registry import load_registry
-    from engine.types import EngineInputError, Message, TextPart
-    from sessions import Store
+    from engine.types import EngineInputError
 
-    check_text(args.prompt, settings.max_text_chars)
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    registry = load_registry(settings)
-    comparison = new_comparison(registry, args.compare_models, blind=False)
+    registry, names = _models(settings, args.compare_models)
+    comparison = new_comparison(registry, names, blind=False)
     if settings.n_ctx:
         for column in comparison.columns:
             column.n_ctx = settings.n_ctx
-    images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops every model within a token
-    library, documents = _documents(settings, args, cancel)
-    files = [str(library.store.blob_path(d.sha256)) for d in documents] if library else []
-    question = Turn(
-        Message("user", (*documents, *images, TextPart(args.prompt))), files=[*files, *map(str, args.image)]
-    )
+    library = library_for(settings)  # documents are kept by sha256 even with --no-save
+    try:
+        question = read_question(
+            library,
+            args.prompt,
+            args.image,
+            args.file,
+            mode="auto",  # each model later gets the pages it can see (text, or page images too)
+            vision=True,
+            password=args.password,
+            max_pages=settings.max_doc_pages,
+            max_pixels=settings.max_image_pixels,
+            max_chars=settings.max_text_chars,
+            progress=terminal_progress(),
+            cancel=cancel,
+        )
+    except BaseException:
+        library.store.close()
+        raise
     manager = ModelManager(registry, settings)
-    store = None if args.no_save else Store(settings.data_dir)
+    store = None if args.no_save else library.store
     printed: set[int] = set()
     try:
         for state in run_turn(
@@ -89,9 +94,7 @@ def run_compare(settings, args: argparse.Namespace) -> int:
                 _print_finished(state, printed)
     finally:
         manager.close()
-        for opened in (store, library.store if library else None):
-            if opened is not None:
-                opened.close()
+        library.store.close()
     if comparison.notice:
         print(f"note: {comparison.notice}", file=sys.stderr)
     if args.json:
@@ -106,15 +109,16 @@ def run_compare(settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(_failed(c) for c in comparison.columns) else 0
 
 
-def _documents(settings, args: argparse.Namespace, cancel: threading.Event):
-    """Each model later gets the pages it can see (text, or page images too)."""
-    if not args.file:
-        return None, []
-    from sessions.doc_cli import read_cli_documents
+def _models(settings, names: list[str]):
+    """The registry and the models to compare: each --model, after the one given by
+    --model-path, --hf-path or --endpoint (whose served model is the first --model)."""
+    from engine.registry import load_registry
 
-    return read_cli_documents(
-        settings, args.file, mode="auto", vision=True, password=args.password, cancel=cancel
-    )
+    if settings.endpoint and not settings.model and names:
+        settings, names = settings.model_copy(update={"model": names[0]}), names[1:]
+    registry = load_registry(settings)
+    own = settings.model_path or settings.hf_path or settings.endpoint
+    return registry, ([registry.default] if own else []) + list(names)
 
 
 def _print_finished(comparison: Comparison, printed: set[int]) -> None:

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from documents.parts import ChatPart, DocumentPart, documents_of
 from engine.protocol import Engine
 from engine.registry import VISION_HINT
-from engine.types import DocumentPart, EngineInputError, ImagePart, Message, Part, TextPart
+from engine.types import EngineInputError, ImagePart, Message, TextPart
 
 Strategy = Literal["relevant", "range", "drop_oldest"]
 PageMode = Literal["text", "images", "auto"]
@@ -98,23 +99,23 @@ def expand_documents(messages: Sequence[Message], source: PageSource) -> list[Me
     """Messages a backend can take: each document becomes its page parts, in place."""
     expanded = []
     for message in messages:
-        if not message.documents:
+        if not documents_of(message):
             expanded.append(message)
             continue
-        parts: list[Part] = []
+        parts: list[ChatPart] = []
         for part in message.parts:
             parts.extend(document_parts(part, source) if isinstance(part, DocumentPart) else [part])
         expanded.append(Message(message.role, tuple(parts)))
     return expanded
 
 
-def document_parts(doc: DocumentPart, source: PageSource) -> list[Part]:
+def document_parts(doc: DocumentPart, source: PageSource) -> list[ChatPart]:
     pages = {p.number: p for p in source.document_pages(doc.sha256)}
     header = (
         f"<document name={doc.name!r} pages={doc.total_pages}>\n"
         f"Pages included: {page_ranges(doc.pages)}. Cite pages as [p. N].\n"
     )
-    parts: list[Part] = [TextPart(header)]
+    parts: list[ChatPart] = [TextPart(header)]
     images = set(doc.image_pages)
     for number in doc.pages:
         if number in images:
@@ -125,8 +126,8 @@ def document_parts(doc: DocumentPart, source: PageSource) -> list[Part]:
     return _merge_text(parts)
 
 
-def _merge_text(parts: list[Part]) -> list[Part]:
-    merged: list[Part] = []
+def _merge_text(parts: list[ChatPart]) -> list[ChatPart]:
+    merged: list[ChatPart] = []
     for part in parts:
         if isinstance(part, TextPart) and merged and isinstance(merged[-1], TextPart):
             merged[-1] = TextPart(merged[-1].text + part.text)
@@ -184,12 +185,12 @@ def fit_context(
     if used > limit:
         if strategy == "drop_oldest":
             messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
-        elif strategy == "relevant" and messages[-1].documents:
+        elif strategy == "relevant" and documents_of(messages[-1]):
             messages, used = _most_relevant(engine, messages, limit, source, count)
         else:
             raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy))
         report.context_used, report.fitted_by = used, strategy
-    report.pages_sent = {d.name: list(d.pages) for m in messages for d in m.documents}
+    report.pages_sent = {d.name: list(d.pages) for m in messages for d in documents_of(m)}
     return messages, report
 
 
@@ -254,7 +255,7 @@ def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message
     costs = _PageCosts(engine, source)
     chosen: dict[str, set[int]] = {}
     ranked: list[tuple[DocumentPart, int]] = []
-    for doc in last.documents:
+    for doc in documents_of(last):
         chosen[doc.sha256] = set()
         # Pages sharing words with the question, best first; with no match at all (a
         # "summarise this" question) the pages in order, as many as fit.

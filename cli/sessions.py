@@ -12,22 +12,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.types import EngineInputError, Final, Message, SamplingParams, TextPart
-
-from .answer import AnswerWriter
-from .rows import MessageRow, SessionRow
-from .store import Store, engine_messages
+from cli.flags import DATA_FLAGS, add_flags
+from engine.types import EngineInputError
+from sessions.parts import describe_part, summarize_part
+from sessions.rows import MessageRow, SessionRow
+from sessions.store import Store
 
 EXIT_DECLINED = 1
 
 
-def add_sessions_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds `sessions` and its subcommands to launch.py's subparsers."""
     # SUPPRESS: a flag given before the subcommand is not reset by its default.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir", type=Path, default=argparse.SUPPRESS, help="where sessions, uploads and models live"
-    )
+    add_flags(common, DATA_FLAGS, "data")
     sessions = commands.add_parser("sessions", parents=[common], help="saved chats: list, show, search, ...")
     sub = sessions.add_subparsers(dest="sessions_command", metavar="COMMAND")
 
@@ -65,7 +63,7 @@ def add_sessions_parser(commands: argparse._SubParsersAction) -> None:
     delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
-def run_sessions(args: argparse.Namespace, settings: Any) -> int:
+def run(settings: Any, args: argparse.Namespace) -> int:
     handler = HANDLERS.get(args.sessions_command or "")
     if handler is None:
         raise EngineInputError(f"choose a sessions command: {', '.join(HANDLERS)}")
@@ -194,12 +192,8 @@ HANDLERS = {
 
 
 def transcript_text(row: MessageRow) -> str:
-    """Text parts as they are, images as [image NAME WxH], in their order."""
-    pieces = [
-        part.text if isinstance(part, TextPart) else f"[image {part.name} {part.width}x{part.height}]"
-        for part in row.parts
-    ]
-    return " ".join(piece for piece in pieces if piece)
+    """Text parts as they are, images and documents as one bracketed line each, in order."""
+    return " ".join(piece for piece in map(describe_part, row.parts) if piece)
 
 
 def metrics_line(row: MessageRow) -> str:
@@ -235,100 +229,5 @@ def _session_json(row: SessionRow) -> dict[str, Any]:
 def _message_json(row: MessageRow) -> dict[str, Any]:
     fields = dataclasses.asdict(row)
     del fields["attachments"], fields["session_id"]
-    fields["parts"] = [
-        {"text": part.text}
-        if isinstance(part, TextPart)
-        else {"image": {"name": part.name, "mime": part.mime, "width": part.width, "height": part.height}}
-        for part in row.parts
-    ]
+    fields["parts"] = [summarize_part(part) for part in row.parts]
     return fields
-
-
-# `launch.py ask`
-
-
-class _Unsaved:
-    """Stands in for an AnswerWriter when nothing is saved (--no-save)."""
-
-    id = None
-
-    def append(self, text: str) -> None:
-        pass
-
-    def finish(self, final: Final) -> None:
-        pass
-
-    def __enter__(self) -> _Unsaved:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-
-class AskSession:
-    """The saved chat one `ask` belongs to: `session_id` continues that session (its
-    current branch is the history), None starts a new one when the answer begins;
-    save=False reads the history but writes nothing."""
-
-    def __init__(self, data_dir: Path, session_id: str | None, save: bool):
-        self.save = save
-        self.session_id = session_id
-        self.user_message_id: int | None = None
-        self.system = ""  # the system prompt used, set by `messages`
-        self.answer: AnswerWriter | _Unsaved = _Unsaved()
-        self._store = Store(data_dir) if save or session_id else None
-        self._session: SessionRow | None = None
-        self._rows: list[MessageRow] = []
-        if self._store is not None and session_id is not None:
-            try:
-                self._session = self._store.get_session(session_id)  # SessionNotFound: exit 2
-                self._rows = self._store.branch(session_id)
-            except BaseException:
-                self._store.close()
-                raise
-
-    def messages(self, user: Message, system: str | None, default_system: str) -> list[Message]:
-        """What the model gets: system prompt, the stored branch, the new turn. The
-        system prompt is --system, else the session's (the UI's "system" setting, ''
-        meaning none), else the model's; none is added when the branch has its own."""
-        history = engine_messages(self._rows)
-        stored = self._session.settings if self._session else {}
-        if system is not None:
-            self.system = system
-        else:
-            self.system = str(stored.get("system", default_system) or "")
-        if any(message.role == "system" for message in history) or not self.system.strip():
-            return [*history, user]
-        return [Message.text("system", self.system.strip()), *history, user]
-
-    def start(
-        self, user: Message, model: str, params: SamplingParams, prompt_info: dict[str, Any] | None = None
-    ) -> None:
-        """Records the model and settings on the session as the UI does, commits the
-        user turn, then opens the answer row (status 'streaming')."""
-        store = self._store
-        if not self.save or store is None:
-            return
-        used = {"system": self.system, "temperature": params.temperature, "top_p": params.top_p}
-        used["max_tokens"] = params.max_tokens
-        if params.seed is not None:
-            used["seed"] = params.seed
-        settings = {**(self._session.settings if self._session else {}), **used}
-        if self.session_id is None:
-            self.session_id = store.create_session(model=model, settings=settings)
-        else:
-            store.update_session(self.session_id, model=model, settings=settings)
-        parent = self._rows[-1].id if self._rows else None
-        self.user_message_id = store.add_user_message(self.session_id, parent, user)
-        self.answer = store.start_answer(self.session_id, self.user_message_id, model, params, prompt_info)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id if self.save else None,
-            "user_message_id": self.user_message_id,
-            "answer_message_id": self.answer.id,
-        }
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()

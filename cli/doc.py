@@ -8,53 +8,35 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
-from engine.documents import IngestCancelled
-from engine.types import DocumentPart
-
-from .library import DocumentLibrary, read_documents
-from .store import Store
+from cli.flags import MODEL_FLAGS, add_flags
+from documents.reader import IngestCancelled
+from sessions.library import DocumentLibrary
+from sessions.store import Store
 
 EXIT_INTERRUPTED = 130
 
 
-def library_for(settings: Any) -> DocumentLibrary:
+def library_for(settings: Any, store: Store | None = None) -> DocumentLibrary:
     return DocumentLibrary(
-        Store(settings.data_dir),
+        store or Store(settings.data_dir),
         dpi=settings.page_dpi,
         max_side_px=settings.page_max_side_px,
         max_pixels=settings.max_image_pixels,
     )
 
 
-def read_cli_documents(
-    settings: Any,
-    paths: list,
-    *,
-    mode: str,
-    vision: bool,
-    password: str | None,
-    cancel: threading.Event,
-) -> tuple[DocumentLibrary, list[DocumentPart]]:
-    """The page source and the documents at `paths`, every page the mode sends (the
-    context budget picks which fit once the model is loaded). Documents are cached in
-    the store by sha256 even when the chat itself is not saved."""
-    library = library_for(settings)
-    documents = read_documents(
-        library.store,
-        [str(path) for path in paths],
-        mode=mode,
-        vision=vision,
-        password=password,
-        max_pages=settings.max_doc_pages,
-        progress=terminal_progress(),
-        cancel=cancel,
-    )
-    return library, documents
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    doc = commands.add_parser("doc", help="read a document into the store and print its summary")
+    add_flags(doc, MODEL_FLAGS)
+    doc.add_argument("path", type=Path, help="PDF, EPUB, XPS, MOBI, FB2, CBZ, SVG, text or Markdown")
+    doc.add_argument("--password", help="password of an encrypted PDF")
+    doc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
-def run_doc(args: argparse.Namespace, settings: Any) -> int:
+def run(settings: Any, args: argparse.Namespace) -> int:
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
     if not args.path.is_file():

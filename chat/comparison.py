@@ -14,18 +14,20 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from app.chat import Turn, assistant_turn, engine_messages, format_metrics
+from documents.context import PageSource, document_preparer
+from documents.parts import documents_of
 from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
-from engine.context import PageSource, document_preparer
 from engine.manager import ModelManager
 from engine.protocol import ProgressFn
 from engine.registry import Registry
 from engine.types import EngineInputError, Final, TextDelta
 from sessions import Store
 
+from .metrics import format_metrics
+from .turns import Turn, answer_status, assistant_turn, engine_messages
+
 MIN_MODELS, MAX_MODELS = 2, 4
 LETTERS = string.ascii_uppercase
-FINISHED_STATUS = {"stop": "complete", "length": "complete"}
 
 
 @dataclass
@@ -121,7 +123,7 @@ def _job(
     spec = replace(registry.get(column.model), n_ctx=column.n_ctx)
     messages = engine_messages([*column.turns, question], spec.system_prompt)
     params = spec.sampling_params(max_tokens=max_tokens)
-    with_documents = library is not None and any(m.documents for m in messages)
+    with_documents = library is not None and any(documents_of(m) for m in messages)
     prepare = document_preparer(library, params.max_tokens) if with_documents else None
     return CompareJob(spec, messages, params, prepare)
 
@@ -174,8 +176,7 @@ def _close_turn(column: Column, question: Turn, answer_id: int | None) -> None:
         answer = assistant_turn("", "error", f"error: {column.refused}")
     else:
         final = column.final or Final("cancelled")
-        status = FINISHED_STATUS.get(final.finish_reason, final.finish_reason)
-        answer = assistant_turn(column.text, status, metrics_line(column))
+        answer = assistant_turn(column.text, answer_status(final), metrics_line(column))
     answer.id = answer_id
     column.turns = [*column.turns, asked, answer]
 

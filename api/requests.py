@@ -1,0 +1,128 @@
+"""OpenAI chat-completion requests, checked and turned into engine messages: text and
+images (data URLs only: the server never fetches a URL it is handed) in their order."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.images import image_from_bytes
+from engine.limits import check_text
+from engine.types import ImagePart, Message, Part, TextPart
+
+MAX_STOPS = 4  # as OpenAI allows
+
+
+class ApiError(Exception):
+    """An error the client gets as OpenAI's JSON error object with this status."""
+
+    def __init__(
+        self, status: int, message: str, *, kind: str = "invalid_request_error", param=None, code=None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+class ImageUrl(BaseModel):
+    url: str
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "image_url"]
+    text: str | None = None
+    image_url: ImageUrl | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # penalties, logit_bias, user, ...: not used here
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1)
+
+    @property
+    def stops(self) -> list[str]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if len(stops) > MAX_STOPS:
+            raise ApiError(400, f"at most {MAX_STOPS} stop sequences", param="stop")
+        return stops
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def parse_request(body: Any) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(bit) for bit in first["loc"])
+        raise ApiError(400, f"{where}: {first['msg']}", param=where or None) from None
+
+
+def to_messages(request: ChatRequest, max_pixels: int, max_chars: int) -> list[Message]:
+    """Engine messages in the request's order; raises ApiError on a bad part."""
+    messages = []
+    for index, message in enumerate(request.messages):
+        role = "system" if message.role == "developer" else message.role
+        parts = _parts(message.content, f"messages.{index}", max_pixels, max_chars)
+        if role != "user" and any(isinstance(p, ImagePart) for p in parts):
+            raise ApiError(400, f"messages.{index}: only user messages can hold images", param="messages")
+        messages.append(Message(role, parts))
+    if messages[-1].role != "user":
+        raise ApiError(400, "the last message must be the user's", param="messages")
+    return messages
+
+
+def _parts(content, where: str, max_pixels: int, max_chars: int) -> tuple[Part, ...]:
+    if content is None:
+        return ()
+    pieces = [ContentPart(type="text", text=content)] if isinstance(content, str) else content
+    parts: list[Part] = []
+    images = 0
+    for number, piece in enumerate(pieces):
+        if piece.type == "text":
+            check_text(piece.text or "", max_chars)
+            parts.append(TextPart(piece.text or ""))
+        elif piece.image_url is None:
+            raise ApiError(400, f"{where}.content.{number}: image_url is missing", param="messages")
+        else:
+            images += 1
+            parts.append(_image(piece.image_url.url, f"image {images}", max_pixels))
+    return tuple(parts)
+
+
+def _image(url: str, name: str, max_pixels: int) -> ImagePart:
+    header, comma, payload = url.partition(",")
+    if not url.startswith("data:") or not comma or not header.endswith(";base64"):
+        raise ApiError(400, f"{name}: send images as data:image/...;base64 URLs", param="messages")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"{name}: the data URL is not valid base64", param="messages") from None
+    return image_from_bytes(data, name, max_pixels)  # EngineInputError for anything not an image

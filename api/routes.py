@@ -1,0 +1,303 @@
+"""`GET /v1/models` and `POST /v1/chat/completions`, streaming (SSE) or not.
+
+A completion is a chat turn like the page's: the conversation is saved as a new chat
+of the key's user (question first), the answer streams from the chat service and is
+saved as it streams. The model runs in a worker thread under the same lock as the
+page's answers (one model, one answer at a time); a client that goes away sets the
+run's cancel token and the model stops within a token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from chat.service import Answered, SavedQuestion
+from engine.types import EngineInputError, EngineLoadError, Final, Message, TextDelta
+
+from .keys import ApiAccess
+from .requests import ApiError, ChatRequest, parse_request, to_messages
+
+DISCONNECT_POLL_S = 0.25
+OWNED_BY = "llama4-playground"
+
+
+def api_routes(runtime, access: ApiAccess) -> list:
+    """The API's routes, for the app that also serves the page."""
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/models")
+    async def list_models(request: Request):
+        try:
+            _authorize(request, access)
+        except ApiError as exc:
+            return _error(exc)
+        return {"object": "list", "data": [_model_json(spec) for spec in runtime.registry.specs.values()]}
+
+    @router.post("/chat/completions")
+    async def chat_completions(request: Request):
+        try:
+            owner = _authorize(request, access)
+            body = await _read_json(request, runtime.settings.max_file_mb * 2 * 2**20)
+            # Decoding images and saving the question: off the event loop.
+            completion = await asyncio.to_thread(Completion, runtime, parse_request(body), owner)
+            return await completion.respond(request)
+        except ApiError as exc:
+            return _error(exc)
+
+    return router.routes
+
+
+def _model_json(spec) -> dict[str, Any]:
+    return {
+        "id": spec.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": OWNED_BY,
+        "label": spec.label,
+        "context_length": spec.n_ctx,
+        "vision": spec.vision,
+        "available": spec.available,
+    }
+
+
+def _authorize(request: Request, access: ApiAccess) -> str:
+    """The user the request acts for; ApiError 401 for a missing or wrong key."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    owner = access.owner(key.strip() if scheme.lower() == "bearer" else None)
+    if owner is None:
+        what = "Incorrect API key provided" if key else "Missing API key (Authorization: Bearer KEY)"
+        raise ApiError(401, what, code="invalid_api_key")
+    return owner
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    """The body, never more than `limit` bytes of it held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request is over {limit // 2**20} MB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the request is over {limit // 2**20} MB")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+
+
+def _error(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+class Completion:
+    """One request: checked and saved on creation, answered by `respond`."""
+
+    def __init__(self, runtime, request: ChatRequest, owner: str):
+        self.runtime, self.request = runtime, request
+        settings = runtime.settings
+        try:
+            self.spec = runtime.spec(request.model or runtime.default_model)
+        except EngineInputError as exc:
+            raise ApiError(404, str(exc), param="model", code="model_not_found") from None
+        try:
+            messages = to_messages(request, settings.max_image_pixels, settings.max_text_chars)
+        except EngineInputError as exc:
+            raise ApiError(400, str(exc), param="messages") from None
+        if not self.spec.vision and any(m.images for m in messages):
+            raise ApiError(400, f"{self.spec.label} cannot see images", param="messages")
+        self.stops = request.stops
+        self.params = self.spec.sampling_params(
+            max_tokens=request.max_completion_tokens or request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+        )
+        if self.params.max_tokens >= self.spec.n_ctx:
+            raise ApiError(
+                400, f"max_tokens must be under the {self.spec.n_ctx:,}-token context", param="max_tokens"
+            )
+        self.saved = self._save(messages, owner)
+        # As on the page and the CLI: a conversation without its own system prompt gets the model's.
+        if self.spec.system_prompt.strip() and not any(m.role == "system" for m in messages):
+            messages = [Message.text("system", self.spec.system_prompt.strip()), *messages]
+        self.messages = messages
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.cancel = threading.Event()
+
+    def _save(self, messages: list[Message], owner: str) -> SavedQuestion:
+        """The conversation as a new chat of `owner`, the question last: on disk before
+        the model starts."""
+        store, parent, session = self.runtime.store, None, None
+        settings = {
+            "api": True,
+            **{k: getattr(self.params, k) for k in ("temperature", "top_p", "max_tokens")},
+        }
+        for message in messages[:-1]:
+            if session is None:
+                session = store.create_session(model=self.spec.name, settings=settings, owner=owner)
+            parent = store.add_user_message(session, parent, message)
+        return self.runtime.service.save_question(
+            messages[-1],
+            session_id=session,
+            parent_id=parent,
+            owner=owner,
+            model=self.spec.name,
+            settings=settings,
+        )
+
+    async def respond(self, request: Request):
+        events = _Events(asyncio.get_running_loop())
+        threading.Thread(target=self._work, args=(events,), daemon=True, name=self.id).start()
+        try:
+            first = await events.next_output(request, self.cancel)  # errors come before any output
+        except BaseException:
+            self.cancel.set()
+            raise
+        if self.request.stream:
+            return StreamingResponse(self._sse(first, events, request), media_type="text/event-stream")
+        return await self._whole(first, events, request)
+
+    def _work(self, events: _Events) -> None:
+        runtime = self.runtime
+        try:
+            with runtime.generation:
+                if self.cancel.is_set():  # the client left while waiting its turn
+                    return
+                try:
+                    engine = runtime.models.activate_name(self.spec.name)
+                except EngineLoadError as exc:
+                    runtime.service.record_failure(self.saved, self.spec.name, str(exc))
+                    raise
+                answer = runtime.service.answer(
+                    engine, self.messages, self.params, self.cancel, saved=self.saved, stop=self.stops
+                )
+                for event in answer:
+                    events.put(event)
+        except BaseException as exc:
+            events.put(exc)
+        finally:
+            events.put(None)
+
+    async def _whole(self, first, events: _Events, request: Request) -> JSONResponse:
+        text, event = [], first
+        while not isinstance(event, Answered):
+            text.append(event.text)
+            event = await events.next_output(request, self.cancel)
+        final = event.final
+        if final.finish_reason == "error":
+            raise ApiError(500, final.error or "the model failed", kind="server_error")
+        message = {"role": "assistant", "content": "".join(text)}
+        choice = {"index": 0, "message": message, "finish_reason": _finish(final)}
+        return JSONResponse(
+            {
+                **self._head("chat.completion"),
+                "choices": [choice],
+                "usage": _usage(final),
+                "system_fingerprint": None,
+            }
+        )
+
+    async def _sse(self, first, events: _Events, request: Request) -> AsyncIterator[str]:
+        try:
+            yield _data(self._chunk({"role": "assistant", "content": ""}))
+            event = first
+            while not isinstance(event, Answered):
+                yield _data(self._chunk({"content": event.text}))
+                event = await events.next_output(request, self.cancel)
+            final = event.final
+            if final.finish_reason == "error":
+                yield _data(ApiError(500, final.error or "the model failed", kind="server_error").body())
+            else:
+                yield _data(self._chunk({}, _finish(final)))
+                if self.request.include_usage:
+                    yield _data(
+                        {**self._head("chat.completion.chunk"), "choices": [], "usage": _usage(final)}
+                    )
+            yield "data: [DONE]\n\n"
+        except ApiError as exc:
+            yield _data(exc.body())
+        finally:
+            self.cancel.set()  # the client went away (or the answer is done): stop the model
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.spec.name}
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {**self._head("chat.completion.chunk"), "choices": [choice]}
+
+
+class _Events:
+    """Events from the worker thread to the request's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self._getter: asyncio.Task | None = None
+
+    def put(self, item) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    async def next_output(self, request: Request, cancel: threading.Event):
+        """The next TextDelta or Answered; raises ApiError for what went wrong. A client
+        that disconnects while this waits cancels the run."""
+        while True:
+            item = await self._get(request, cancel)
+            if isinstance(item, TextDelta | Answered):
+                return item
+            if item is None:
+                raise ApiError(499, "the request was cancelled")
+            if isinstance(item, BaseException):
+                raise _api_error(item)
+
+    async def _get(self, request: Request, cancel: threading.Event):
+        # One getter task kept across polls: cancelling a get that just won could lose an item.
+        while True:
+            self._getter = self._getter or asyncio.ensure_future(self.queue.get())
+            done, _ = await asyncio.wait({self._getter}, timeout=DISCONNECT_POLL_S)
+            if done:
+                getter, self._getter = self._getter, None
+                return getter.result()
+            if await request.is_disconnected():
+                cancel.set()
+                self._getter.cancel()
+                raise ApiError(499, "the client closed the request")
+
+
+def _api_error(exc: BaseException) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, EngineLoadError):
+        return ApiError(503, str(exc), kind="server_error", code="model_not_available")
+    if isinstance(exc, EngineInputError):
+        return ApiError(400, str(exc), param="messages")
+    return ApiError(500, f"{type(exc).__name__}: {exc}", kind="server_error")
+
+
+def _finish(final: Final) -> str:
+    return "length" if final.finish_reason == "length" else "stop"
+
+
+def _usage(final: Final) -> dict[str, Any]:
+    usage = final.usage
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def _data(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"

@@ -1,0 +1,339 @@
+"""The Chat tab: the saved-chats panel, the chat, settings, documents and the page
+viewer, and its callbacks (`/send`, `/respond`, ...). Wiring only: a turn runs in the
+chat service (chat/), rendering is app.render, saved chats are app.history."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from app import history, page_viewer
+from app.queues import ENGINE_RUN, run_scope
+from app.render import SETTING_NAMES, to_chatbot
+from app.runtime import Runtime
+from chat.metrics import metrics_footer
+from chat.question import read_question, split_uploads
+from chat.service import Answered, SavedQuestion
+from chat.turns import Turn, answer_status, assistant_turn, engine_messages
+from documents.context import PAGE_MODES, STRATEGIES
+from documents.reader import DOCUMENT_EXTENSIONS
+from engine.registry import LLAMA_LICENCE_URL, ModelSpec
+from engine.types import EngineInputError, EngineLoadError, TextDelta
+
+REFRESH_S = 0.05  # stream to the browser at most 20 times a second
+PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
+
+
+def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> None:
+    """The tab's content; call inside `with gr.Tab(...)`. `footer` (the page's licence
+    line) follows the chosen model."""
+    turns, session = gr.State([]), gr.State("")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            panel = history.build_panel()
+        with gr.Column(scale=3):
+            notice = gr.Markdown("", elem_id="notice")
+            chatbot = gr.Chatbot(elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user")
+            box = gr.MultimodalTextbox(
+                file_count="multiple",
+                file_types=["image", *DOCUMENT_EXTENSIONS],
+                placeholder=PLACEHOLDER,
+                show_label=False,
+                elem_id="input",
+            )
+            with gr.Row():
+                stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                regenerate = gr.Button("Regenerate", elem_id="regenerate")
+                # Move between answers that Regenerate and edits leave side by side.
+                previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
+                following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
+        with gr.Column(scale=1, min_width=260):
+            model, model_info, settings = _settings_panel(runtime)
+            page_mode, strategy, page_range, password = _documents_panel()
+            viewer = page_viewer.build()
+
+    chat_outputs = [turns, chatbot, notice]
+    run = ENGINE_RUN
+    respond = _responder(runtime)
+    gen_inputs = [turns, session, model, strategy, page_range, *settings]
+
+    sent = box.submit(
+        _sender(runtime),
+        [box, turns, session, model, page_mode, password, *settings],
+        [box, turns, session, chatbot, notice],
+        api_name="send",
+    )
+    sent.then(respond, gen_inputs, chat_outputs, api_name="respond", **run).then(
+        lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private"
+    ).then(history.refresher(runtime), [session], panel.chats, api_visibility="private")
+    regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
+        respond, gen_inputs, chat_outputs, api_visibility="private", **run
+    )
+    chatbot.edit(
+        history.editor(runtime), [turns, session], [turns, chatbot, notice], api_visibility="private"
+    ).then(respond, gen_inputs, chat_outputs, api_visibility="private", **run)
+    for button, step in ((previous, -1), (following, 1)):
+        button.click(
+            history.branch_mover(runtime, step),
+            [turns, session],
+            [turns, chatbot, notice],
+            api_name="next_answer" if step > 0 else "previous_answer",
+        )
+    stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
+    chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], api_visibility="private")
+    system, temperature, top_p, _, n_ctx, _ = settings
+    model.change(
+        _loader(runtime),
+        model,
+        [model_info, footer, notice, system, temperature, top_p, n_ctx],
+        api_name="load_model",
+        **run,
+    )
+    history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
+    viewer.target.change(page_viewer.opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
+
+
+def _settings_panel(runtime: Runtime):
+    spec = runtime.spec(runtime.default_model)
+    choices = [
+        (s.label + ("" if s.available else " — missing"), s.name) for s in runtime.registry.specs.values()
+    ]
+    model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
+    model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
+    with gr.Accordion("Settings", open=True):
+        defaults = spec.sampling_params()
+        system = gr.Textbox(spec.system_prompt, label="System prompt", lines=3)
+        temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
+        top_p = gr.Slider(0.05, 1, value=defaults.top_p, step=0.01, label="top_p")
+        max_tokens = gr.Slider(16, 8192, value=defaults.max_tokens, step=16, label="Max new tokens")
+        n_ctx = gr.Number(spec.n_ctx, label="Context size (tokens)", precision=0, minimum=256)
+        seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
+    return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
+
+
+def _documents_panel():
+    with gr.Accordion("Documents", open=False, elem_id="documents"):
+        page_mode = gr.Radio(
+            list(PAGE_MODES),
+            value="auto",
+            label="Pages as",
+            info="auto: text where a page has text, an image where it is a scan or mostly figures",
+            elem_id="page-mode",
+        )
+        strategy = gr.Radio(
+            [(label, key) for key, label in STRATEGIES.items()],
+            value="relevant",
+            label="When it does not fit the context",
+            elem_id="strategy",
+        )
+        page_range = gr.Textbox("", label="Page range", placeholder="e.g. 1-20, 31", elem_id="page-range")
+        password = gr.Textbox("", label="PDF password", type="password", elem_id="pdf-password")
+    return page_mode, strategy, page_range, password
+
+
+def _model_info(spec: ModelSpec) -> str:
+    vision = "sees images" if spec.vision else "text only"
+    status = spec.status if spec.available else f"missing: `{spec.missing()[0]}`"
+    return f"**{spec.label}**  \n{vision} · context {spec.n_ctx:,} tokens · {status}"
+
+
+def licence_footer(spec: ModelSpec) -> str:
+    if spec.is_llama:
+        return f"Built with Llama · [Llama 4 Community License]({LLAMA_LICENCE_URL})"
+    return f"Model licence: {spec.licence or 'see the model card'}"
+
+
+def _sender(runtime: Runtime):
+    def send(
+        message: dict,
+        turns: list[Turn],
+        session: str,
+        model_name: str,
+        page_mode: str,
+        password: str,
+        system,
+        temperature,
+        top_p,
+        max_tokens,
+        n_ctx,
+        seed,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        settings = (system, temperature, top_p, max_tokens, n_ctx, seed)
+        text, files = message.get("text", "") or "", message.get("files", []) or []
+        keep = (gr.MultimodalTextbox(value=message), turns, session, to_chatbot(turns))
+        if not text.strip() and not files:
+            return *keep, "Type a message or attach an image or a document."
+        spec = runtime.spec(model_name)
+        images, documents = split_uploads([_file_path(f) for f in files])
+        limits = runtime.settings
+        try:
+            with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop ends the reading too
+                turn = read_question(
+                    runtime.library,
+                    text,
+                    images,
+                    documents,
+                    mode=page_mode or "auto",
+                    vision=spec.vision,
+                    password=password,
+                    max_pages=limits.max_doc_pages,
+                    max_pixels=limits.max_image_pixels,
+                    max_chars=limits.max_text_chars,
+                    label=spec.label,
+                    progress=lambda fraction, what: progress(fraction, desc=what),
+                    cancel=cancel,
+                )
+            saved = runtime.service.save_question(
+                turn.message,
+                session_id=session or None,
+                parent_id=turns[-1].id if turns else None,
+                owner=history.user_of(request),
+                model=model_name,
+                settings=dict(zip(SETTING_NAMES, settings, strict=True)),
+            )
+        except EngineInputError as exc:
+            gr.Warning(str(exc))
+            if len(text) > limits.max_text_chars:
+                keep = (gr.MultimodalTextbox(), *keep[1:])  # leave the page's box as is, not echo 50 MB
+            return *keep, f"⚠️ {exc}"
+        turn.id = saved.message_id
+        turns = [*turns, turn]
+        return (
+            gr.MultimodalTextbox(value=None, interactive=False),
+            turns,
+            saved.session_id,
+            to_chatbot(turns),
+            "",
+        )
+
+    return send
+
+
+def _file_path(file) -> str:
+    return file if isinstance(file, str) else file.get("path", "")
+
+
+def _responder(runtime: Runtime):
+    def respond(
+        turns,
+        session,
+        model_name,
+        strategy,
+        page_range,
+        system,
+        temperature,
+        top_p,
+        max_tokens,
+        n_ctx,
+        seed,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        if not turns or turns[-1].message.role != "user":
+            yield turns, to_chatbot(turns), ""
+            return
+        saved = SavedQuestion(session, turns[-1].id) if session and turns[-1].id is not None else None
+        params = runtime.spec(model_name).sampling_params(
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=int(max_tokens),
+            seed=int(seed) if seed is not None and seed >= 0 else None,
+        )
+        with runtime.generation, runtime.runs.run(run_scope(request, "chat")) as cancel:
+            try:
+                if session:
+                    history.owned(runtime, session, request)
+                engine = runtime.models.activate_name(
+                    model_name,
+                    int(n_ctx) if n_ctx else None,
+                    progress=lambda fraction, what: progress(fraction, desc=what),
+                )
+                events = runtime.service.answer(
+                    engine,
+                    engine_messages(turns, system or ""),
+                    params,
+                    cancel,
+                    saved=saved,
+                    strategy=strategy or "relevant",
+                    page_range=page_range or "",
+                )
+                prepared = next(events)
+            except EngineLoadError as exc:
+                yield _failed_answer(runtime, saved, turns, model_name, str(exc))
+                return
+            except EngineInputError as exc:
+                yield turns, to_chatbot(turns), f"⚠️ {exc}"
+                return
+            last = turns[-1]
+            if prepared.question != last.message:  # the pages chosen for it
+                turns = [*turns[:-1], Turn(prepared.question, files=last.files, id=last.id)]
+            # The budget shows before the first token: what goes in, and what was left out.
+            yield turns, to_chatbot(turns), prepared.report.line()
+            yield from _stream_answer(runtime, events, turns)
+
+    return respond
+
+
+def _stream_answer(runtime: Runtime, events, turns: list[Turn]):
+    text, shown_at, answer = "", 0.0, assistant_turn("", "cancelled")
+    try:
+        for event in events:
+            if isinstance(event, TextDelta):
+                text += event.text
+                if time.monotonic() - shown_at >= REFRESH_S:
+                    shown_at = time.monotonic()
+                    yield turns, to_chatbot([*turns, assistant_turn(text, "streaming")]), ""
+            elif isinstance(event, Answered):
+                footer = metrics_footer(event.final, event.report.as_dict())
+                answer = assistant_turn(text, answer_status(event.final), footer)
+                answer.id = event.answer_id
+    except EngineInputError as exc:  # refused by the model before anything streamed
+        yield turns, to_chatbot(turns), f"⚠️ {exc}"
+        return
+    turns = [*turns, answer]
+    if answer.id is not None:
+        turns = history.mark_branches(runtime, turns)
+    yield turns, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
+
+
+def _failed_answer(runtime: Runtime, saved, turns: list[Turn], model_name: str, error: str):
+    """A model that cannot load (its file deleted, say) still ends the turn: the chat
+    and the store both record an answer with status 'error' saying why."""
+    answer = assistant_turn("", "error", f"error: {error}")
+    answer.id = runtime.service.record_failure(saved, model_name, error)
+    turns = [*turns, answer]
+    return turns, to_chatbot(turns), f"⚠️ {error}"
+
+
+def _drop_last_answer(turns: list[Turn]):
+    # The stored answer stays: the new one becomes its sibling, reachable with ◀ ▶.
+    if turns and turns[-1].message.role == "assistant":
+        turns = turns[:-1]
+    return turns, to_chatbot(turns)
+
+
+def _stopper(runtime: Runtime):
+    def stop(request: gr.Request) -> str:
+        runtime.runs.cancel(run_scope(request, "chat"))
+        return ""
+
+    return stop
+
+
+def _loader(runtime: Runtime):
+    def load(model_name: str, progress=gr.Progress()):
+        spec = runtime.spec(model_name)
+        defaults = spec.sampling_params()
+        shown = [_model_info(spec), licence_footer(spec)]
+        preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
+        try:
+            with runtime.generation:  # not while another request streams on the current model
+                runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
+        except (EngineInputError, EngineLoadError) as exc:
+            return *shown, f"⚠️ {exc}", *preferences
+        return *shown, "", *preferences
+
+    return load

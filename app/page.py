@@ -1,0 +1,24 @@
+"""The page: the Chat and Compare tabs, each built by its own module, and the licence
+line under them."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import chat_tab, compare_tab
+from app.runtime import Runtime
+
+
+def build_app(runtime: Runtime) -> gr.Blocks:
+    with gr.Blocks(title="Llama 4 Playground") as demo:
+        gr.Markdown("## Llama 4 Playground", elem_id="title")
+        footer = gr.Markdown(
+            chat_tab.licence_footer(runtime.spec(runtime.default_model)), elem_id="footer", render=False
+        )
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Chat", id="chat"):
+                chat_tab.build_tab(runtime, demo, footer)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build_tab(runtime)
+        footer.render()
+    return demo

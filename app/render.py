@@ -1,0 +1,71 @@
+"""How the chat is shown: turns as gr.Chatbot messages, page citations as links. Pure
+functions: no Gradio calls here, so they are tested directly and the UI module stays
+wiring only. The turns themselves live in chat.turns."""
+
+from __future__ import annotations
+
+from chat.turns import Turn
+from documents.context import CITATION
+from documents.parts import DocumentPart, documents_of
+from engine.types import ImagePart, TextPart
+
+# The settings panel's fields, in order, as saved with a session and restored from it.
+SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
+
+
+def to_chatbot(turns: list[Turn]) -> list[dict]:
+    """Role/content dicts for gr.Chatbot; a user turn keeps its image order."""
+    shown = []
+    documents: tuple[DocumentPart, ...] = ()  # what page citations in answers point into
+    for turn in turns:
+        if turn.message.role == "user":
+            content, files = [], iter(turn.files)
+            for part in turn.message.parts:
+                if isinstance(part, TextPart):
+                    content.append(part.text)
+                elif isinstance(part, DocumentPart):
+                    content.append(_document_content(part, next(files, "")))
+                else:
+                    content.append(_image_content(part, next(files, "")))
+            documents = documents_of(turn.message) or documents
+            shown.append({"role": "user", "content": content})
+        else:
+            text = link_citations(turn.message.plain_text, documents) or (
+                "…" if turn.status == "streaming" else ""
+            )
+            footer = " · ".join(
+                bit
+                for bit in (
+                    turn.footer,
+                    turn.status if turn.status == "interrupted" else "",
+                    f"answer {turn.branch}" if turn.branch else "",
+                )
+                if bit
+            )
+            if footer:
+                text += f"\n\n<span class='metrics'>{footer}</span>"
+            shown.append({"role": "assistant", "content": text})
+    return shown
+
+
+def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:
+    """ "[p. 12]" becomes a link the page opens in the page viewer (see assets/citations.js)."""
+    if not documents:
+        return text
+
+    def link(match) -> str:
+        number = int(match[1])
+        doc = next((d for d in documents if number in d.pages), documents[-1])
+        return f"[{match[0]}](#page-{doc.sha256[:16]}-{number})"
+
+    return CITATION.sub(link, text)
+
+
+def _document_content(part: DocumentPart, path: str) -> dict:
+    label = f"{part.name} · {part.total_pages} pages"
+    return {"file": {"path": path, "mime_type": "application/pdf", "orig_name": part.name}, "alt_text": label}
+
+
+def _image_content(part: ImagePart, path: str) -> dict:
+    # Stored blobs have no file extension: the MIME type tells the page it is an image.
+    return {"file": {"path": path, "mime_type": part.mime, "orig_name": part.name}, "alt_text": part.name}

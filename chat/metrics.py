@@ -1,0 +1,48 @@
+"""The one way an answer's figures are written: under a chat answer, under a compare
+column, in `sessions show`."""
+
+from __future__ import annotations
+
+from documents.context import page_ranges
+from engine.types import Final, Usage
+
+
+def format_metrics(
+    ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason, cached_tokens=0
+) -> str:
+    # Reused prompt tokens cost nothing; say how many so a fast follow-up makes sense.
+    reuse = f"cached {cached_tokens:,} / new {prompt_tokens - cached_tokens:,} · " if cached_tokens else ""
+    return (
+        f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
+        f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
+    )
+
+
+def usage_metrics(usage: Usage, reason: str) -> str:
+    return format_metrics(
+        usage.ttft_s,
+        usage.prompt_tps,
+        usage.decode_tps,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        reason,
+        usage.cached_tokens,
+    )
+
+
+def context_line(info: dict) -> str:
+    """The stored prompt_info of an answer (context used, pages sent, turns dropped)."""
+    if not info or not info.get("n_ctx"):
+        return ""
+    bits = [f"context {info['context_used']:,} of {info['n_ctx']:,}"]
+    bits += [f"{name} p. {page_ranges(pages)}" for name, pages in info.get("pages_sent", {}).items()]
+    if info.get("dropped_turns"):
+        bits.append(f"{info['dropped_turns']} oldest turn(s) dropped")
+    return " · ".join(bits)
+
+
+def metrics_footer(final: Final, prompt_info: dict | None = None) -> str:
+    """The line under a finished answer."""
+    footer = usage_metrics(final.usage, final.finish_reason)
+    footer = f"error: {final.error} · {footer}" if final.error else footer
+    return " · ".join(bit for bit in (footer, context_line(prompt_info or {})) if bit)

@@ -1,0 +1,78 @@
+"""A question as the model gets it: documents read into the store (once per sha256),
+then images where the text places them, then the text."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+
+from documents.context import PageMode
+from engine.images import load_image_file
+from engine.limits import check_text
+from engine.registry import VISION_HINT
+from engine.types import EngineInputError, ImagePart, Message, Part, TextPart
+from sessions.library import DocumentLibrary, is_document, read_documents
+
+from .turns import Turn
+
+# Where the user writes <image>, the next attached image goes; otherwise images come
+# first, then the text (Meta's recommended layout for Llama 4).
+IMAGE_SLOT = re.compile(r"<image>", re.IGNORECASE)
+
+
+def place_images(text: str, images: Sequence[ImagePart]) -> tuple[Part, ...]:
+    pieces = IMAGE_SLOT.split(text)
+    if len(pieces) == 1:
+        return (*images, TextPart(text)) if text else tuple(images)
+    parts: list[Part] = []
+    queue = list(images)
+    for index, piece in enumerate(pieces):
+        if index > 0 and queue:
+            parts.append(queue.pop(0))
+        if piece:
+            parts.append(TextPart(piece))
+    return (*parts, *queue)
+
+
+def read_question(
+    library: DocumentLibrary,
+    text: str,
+    images: Sequence[str] = (),
+    documents: Sequence[str] = (),
+    *,
+    mode: PageMode,
+    vision: bool,
+    password: str | None,
+    max_pages: int,
+    max_pixels: int,
+    max_chars: int,
+    label: str = "this model",
+    progress=None,
+    cancel: threading.Event | None = None,
+) -> Turn:
+    """The user's turn from its text, image files and document files. `vision` False
+    refuses images. Raises EngineInputError with one line for any bad input, before
+    anything is stored but the documents' own pages (kept once per sha256)."""
+    check_text(text, max_chars)
+    loaded = [load_image_file(path, max_pixels) for path in images]
+    if loaded and not vision:
+        raise EngineInputError(f"{label} cannot see images; {VISION_HINT}")
+    parts = read_documents(
+        library.store,
+        [str(p) for p in documents],
+        mode=mode,
+        vision=vision,
+        password=password,
+        max_pages=max_pages,
+        progress=progress,
+        cancel=cancel,
+    )
+    shown = [str(library.store.blob_path(d.sha256)) for d in parts]
+    message = Message("user", (*parts, *place_images(text.strip(), loaded)))
+    return Turn(message, files=[*shown, *map(str, images)])
+
+
+def split_uploads(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(images, documents) among uploaded files; each reader checks the bytes."""
+    return [p for p in paths if not is_document(p)], [p for p in paths if is_document(p)]

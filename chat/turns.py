@@ -1,0 +1,70 @@
+"""A chat as turns: what the page holds between events and what a comparison column
+keeps, read back from the store or built from a finished answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.types import Final, Message
+from sessions.parts import blob_sha256
+
+from .metrics import context_line, format_metrics
+
+# The one map from how a stream ended to the status its stored answer gets.
+FINISHED_STATUS = {"stop": "complete", "length": "complete"}
+
+
+def answer_status(final: Final) -> str:
+    """streaming | complete | cancelled | error, as the store and the page say it."""
+    return FINISHED_STATUS.get(final.finish_reason, final.finish_reason)
+
+
+@dataclass
+class Turn:
+    message: Message
+    files: list[str] = field(default_factory=list)  # display paths of images and documents, in order
+    footer: str = ""  # metrics line under an answer
+    status: str = "complete"  # streaming | complete | cancelled | error | interrupted
+    id: int | None = None  # the stored message this turn is
+    branch: str = ""  # "2/3" when this answer has siblings to move between
+
+
+def assistant_turn(text: str, status: str, footer: str = "") -> Turn:
+    return Turn(Message.text("assistant", text), footer=footer, status=status)
+
+
+def engine_messages(turns: list[Turn], system_prompt: str) -> list[Message]:
+    """What the model gets: the system prompt, then every turn but failed answers."""
+    messages = [Message.text("system", system_prompt.strip())] if system_prompt.strip() else []
+    return messages + [t.message for t in turns if t.status != "error" or t.message.role == "user"]
+
+
+def turns_from_rows(rows, blob_path) -> list[Turn]:
+    """A stored branch as chat turns: images from the blob store, metrics from the row."""
+    turns = []
+    for row in rows:
+        if row.role == "user":
+            files = [str(blob_path(sha)) for sha in map(blob_sha256, row.parts) if sha]
+            turns.append(Turn(Message("user", row.parts), files=files, id=row.id))
+        elif row.role == "assistant":
+            turns.append(
+                Turn(Message.text("assistant", row.text), footer=_footer(row), status=row.status, id=row.id)
+            )
+    return turns
+
+
+def _footer(row) -> str:
+    if not row.finish_reason and row.status == "complete":
+        return ""
+    footer = format_metrics(
+        row.ttft_s or 0,
+        row.prompt_tps or 0,
+        row.decode_tps or 0,
+        row.prompt_tokens or 0,
+        row.completion_tokens or 0,
+        row.finish_reason or row.status,
+        row.cached_tokens or 0,
+    )
+    if row.error:
+        footer = f"error: {row.error} · {footer}"
+    return " · ".join(bit for bit in (footer, context_line(row.prompt_info)) if bit)

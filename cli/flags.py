@@ -1,0 +1,100 @@
+"""Every command's flags, generated from the typed settings (engine/config.py) in this
+one table: a flag names a Settings field, and its type, choices and repetition come
+from that field. Every command takes the same model flags.
+
+No defaults here: `settings_from` keeps only what was given, so `launch.py --data-dir X
+ask` keeps X instead of having the subcommand's default reset it, and the rest comes
+from L4P_* variables or the Settings defaults."""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import Settings
+
+
+@dataclass(frozen=True)
+class Flag:
+    field: str  # the Settings field it sets
+    names: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+
+
+MODEL_FLAGS = (
+    Flag("model", ("--model",), "preset name (see `launch.py models`); with --endpoint, the served model"),
+    Flag("model_path", ("--model-path",), "a GGUF file of your own"),
+    Flag("mmproj", ("--mmproj",), "vision projector GGUF for --model-path"),
+    Flag("hf_path", ("--hf-path",), "a transformers checkpoint directory (runs on torch, GPUs if any)"),
+    Flag("hf_dtype", ("--hf-dtype",), "weights dtype for --hf-path"),
+    Flag(
+        "endpoint",
+        ("--endpoint",),
+        "an OpenAI-compatible server (vLLM, llama-server), e.g. http://host:8000/v1",
+    ),
+    Flag("api_key_env", ("--api-key-env",), "environment variable holding the --endpoint API key"),
+    Flag("max_images", ("--max-images",), "images per request the --endpoint accepts"),
+    Flag(
+        "endpoint_tiles",
+        ("--endpoint-tiles",),
+        "tile grids the --endpoint's Llama 4 takes: meta (vLLM, default) or llama.cpp (llama-server)",
+    ),
+    Flag(
+        "extra_models",
+        ("--extra-model",),
+        "offer another GGUF in the model pickers (repeatable)",
+        "GGUF[:MMPROJ]",
+    ),
+    Flag("n_ctx", ("-c", "--ctx"), "context size in tokens"),
+    Flag("n_gpu_layers", ("-ngl", "--n-gpu-layers"), "layers on the GPU (-1 = all)"),
+    Flag("n_threads", ("-t", "--threads"), "CPU threads"),
+    Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
+    Flag("data_dir", ("--data-dir",), "where sessions, uploads and models live"),
+    Flag("models_dir", ("--models-dir",), "where preset GGUF files are looked for"),
+)
+SERVER_FLAGS = (
+    Flag("host", ("--host",), "interface to bind (default 127.0.0.1)"),
+    Flag("port", ("--port",), "port (default 7860)"),
+    Flag("auth", ("--auth",), "require this login (repeatable); needed off loopback", "USER:PASS"),
+    Flag("auth_file", ("--auth-file",), "logins, one user:password per line (# comments)"),
+    Flag(
+        "api_keys",
+        ("--api-key",),
+        "a key for the API at /v1 (repeatable); USER:KEY with --auth",
+        "[USER:]KEY",
+    ),
+    Flag("api_key_file", ("--api-key-file",), "API keys, one [USER:]KEY per line (# comments)"),
+    Flag("share", ("--share",), "public gradio.live link (needs --auth)"),
+)
+DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...], title: str = "model") -> None:
+    group = parser.add_argument_group(title, argument_default=argparse.SUPPRESS)
+    for flag in flags:
+        extra = {"metavar": flag.metavar} if flag.metavar else {}
+        group.add_argument(*flag.names, dest=flag.field, help=flag.help, **extra, **_kind(flag))
+
+
+def _kind(flag: Flag) -> dict:
+    """argparse's type/action/choices for the field's annotation."""
+    kind = Settings.model_fields[flag.field].annotation
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: the X
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is bool:
+        return {"action": "store_true"}
+    if typing.get_origin(kind) is list:
+        return {"action": "append", "type": typing.get_args(kind)[0]}
+    if typing.get_origin(kind) is typing.Literal:
+        return {"choices": typing.get_args(kind)}
+    return {"type": kind if kind in (int, float, Path) else str}
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags = (*MODEL_FLAGS, *SERVER_FLAGS)
+    given = {flag.field: value for flag in flags if (value := getattr(args, flag.field, None)) is not None}
+    return Settings(**given)

@@ -1,0 +1,52 @@
+"""`launch.py [serve flags] [COMMAND ...]`: the parser, and one `error:` line with exit
+status 2 for any bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cli import ask, compare, doc, doctor, models, serve, sessions
+from cli.flags import MODEL_FLAGS, SERVER_FLAGS, add_flags, settings_from
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+COMMANDS = {
+    "models": models,
+    "ask": ask,
+    "doc": doc,
+    "compare": compare,
+    "sessions": sessions,
+    "doctor": doctor,
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes, like other bad input: one `error:` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
+    parser.add_argument("--open", action="store_true", help="open the page in a browser tab")
+    add_flags(parser, SERVER_FLAGS, "server")
+    add_flags(parser, MODEL_FLAGS)
+    commands = parser.add_subparsers(dest="command")
+    for module in COMMANDS.values():
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine.types import EngineInputError, EngineLoadError
+
+    try:
+        command = COMMANDS.get(args.command or "", serve)
+        return command.run(settings_from(args), args)
+    except (EngineInputError, EngineLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        # Ctrl-C while a document is being read ends like Ctrl-C during an answer.
+        return EXIT_INTERRUPTED if type(exc).__name__ == "IngestCancelled" else EXIT_BAD_INPUT

@@ -1,0 +1,63 @@
+"""`launch.py models`: every preset and model of your own, on disk or not, size,
+memory for the chosen context, context window, vision."""
+
+from __future__ import annotations
+
+import json
+
+from cli.flags import MODEL_FLAGS, add_flags
+
+
+def add_parser(commands) -> None:
+    models = commands.add_parser("models", help="list models: on disk or not, size, memory, vision")
+    add_flags(models, MODEL_FLAGS)
+    models.add_argument("--json", action="store_true", help="one JSON object per model")
+
+
+def run(settings, args) -> int:
+    from engine.registry import load_registry
+
+    registry = load_registry(settings)
+    rows = [_model_row(spec, settings.n_ctx) for spec in registry.specs.values()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'VISION':<6} LABEL")
+    for row in rows:
+        remote = row["backend"] == "openai"
+        size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?" if not remote else "-"
+        memory = f"{row['memory_gb']:.1f} GB" if row["memory_gb"] is not None else "?"
+        where = ("remote" if remote else "yes") if row["available"] else "missing"
+        print(
+            f"{row['name']:<22} {where:<8} {size:>9} {memory:>9} "
+            f"{row['n_ctx']:>8} {'yes' if row['vision'] else 'no':<6} {row['label']}"
+        )
+        if remote and row["endpoint"]:
+            print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
+        for what in row["missing"]:
+            print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
+    from doctor.llama4_layout import check_llama4_layout
+
+    print(f"\n{check_llama4_layout().message}")
+    return 0
+
+
+def _model_row(spec, n_ctx: int | None) -> dict:
+    size = spec.file_bytes()
+    memory = spec.estimated_memory(n_ctx)
+    return {
+        "name": spec.name,
+        "label": spec.label,
+        "backend": spec.backend,
+        "available": spec.available,
+        "missing": spec.missing(),
+        "endpoint": spec.endpoint,
+        "remote_model": spec.remote_model,
+        "max_images": spec.max_images,
+        "size_gb": round(size / 1e9, 2) if size is not None else None,
+        "memory_gb": round(memory / 1e9, 2) if memory is not None else None,
+        "n_ctx": n_ctx or spec.n_ctx,
+        "max_context": spec.max_context,
+        "vision": spec.vision,
+    }
