@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from cli import ask, compare, doc, doctor, models, serve, sessions
+from cli import eval as evaluate
 from cli.flags import MODEL_FLAGS, SERVER_FLAGS, add_flags, settings_from
 
 EXIT_BAD_INPUT = 2
@@ -18,6 +19,7 @@ COMMANDS = {
     "compare": compare,
     "sessions": sessions,
     "doctor": doctor,
+    "eval": evaluate,
 }
 
 
