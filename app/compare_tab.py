@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from app import history, leaderboard
+from app import history, leaderboard, measure_panel
 from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from app.runtime import Runtime
@@ -86,6 +86,7 @@ def build_tab(runtime: Runtime) -> None:
             label="From your votes, best Bradley–Terry rating first; speeds are means over compared answers",
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
+    measure_panel.build_panel(runtime, view.models)
     box.submit(
         _runner(runtime),
         [box, state, view.models, view.blind, max_tokens],

@@ -1,0 +1,196 @@
+"""Measure, under the Compare tab: the models picked there, compared by numbers
+rather than votes. Fidelity: how far each variant's next-token distributions stray
+from the first model's on a document you give (KL, top-1 agreement, perplexity, KL
+along the document, where it strays most). Suite: multi-turn conversations whose
+turns carry checks, per-turn accuracy and tokens spent. Wiring only: the work is in
+evals/, runs are saved by sessions/ (resume and CSV export from `launch.py eval`)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from app import history
+from app.queues import ENGINE_RUN, run_scope
+from app.runtime import Runtime
+from engine.types import EngineInputError, EngineLoadError, SamplingParams
+
+FIDELITY_COLUMNS = [
+    "model",
+    "tokens",
+    "KL mean",
+    "KL p99",
+    "top-1 agreement",
+    "perplexity",
+    "reference ppl",
+    "s",
+]
+SUITE_COLUMNS = ["model", "accuracy", "per turn", "tokens per turn", "by check"]
+KL_SMOOTH = 32  # tokens a point of the KL plot averages
+
+
+def build_panel(runtime: Runtime, models: gr.CheckboxGroup) -> None:
+    """Call inside the Compare tab; `models` is its model picker (first = reference)."""
+    with gr.Accordion("Measure: fidelity and instruction suites", open=False, elem_id="measure-panel"):
+        notice = gr.Markdown("", elem_id="measure-notice")
+        with gr.Tab("Fidelity"):
+            gr.Markdown(
+                "The **first** model picked above is the reference; every other one is measured "
+                "against it on the same tokens of your document (quants of one model)."
+            )
+            document = gr.File(
+                label="Document (PDF, EPUB, text, ...)", type="filepath", elem_id="fidelity-file"
+            )
+            window = gr.Slider(64, 1024, value=512, step=64, label="Tokens per scored window")
+            measure = gr.Button("Measure fidelity", variant="primary", elem_id="fidelity-run")
+            table = gr.Dataframe(headers=FIDELITY_COLUMNS, interactive=False, elem_id="fidelity-table")
+            curve = gr.LinePlot(
+                x="token", y="KL", color="model", title="KL along the document", visible=False
+            )
+            passages = gr.Markdown("", elem_id="fidelity-passages")
+        with gr.Tab("Suite"):
+            suite_file = gr.File(label="Suite JSONL (empty: the built-in suite)", type="filepath")
+            limit = gr.Number(value=6, precision=0, label="Conversations (0 = all)")
+            max_tokens = gr.Slider(32, 1024, value=256, step=32, label="Max new tokens per answer")
+            run = gr.Button("Run suite", variant="primary", elem_id="suite-run")
+            results = gr.Dataframe(headers=SUITE_COLUMNS, interactive=False, elem_id="suite-table")
+            export = gr.File(label="Results (CSV)", visible=False)
+    measure.click(
+        _fidelity(runtime), [models, document, window], [notice, table, curve, passages],
+        api_name="fidelity", **ENGINE_RUN,
+    )  # fmt: skip
+    run.click(
+        _suite(runtime), [models, suite_file, limit, max_tokens], [notice, results, export],
+        api_name="suite", **ENGINE_RUN,
+    )  # fmt: skip
+
+
+def _fidelity(runtime: Runtime):
+    def measure(names, path, window, request: gr.Request, progress=gr.Progress()):
+        from documents.reader import parse_document
+        from evals.fidelity import FidelityError, run_fidelity
+
+        try:
+            if not names or len(names) < 2:
+                raise EngineInputError(
+                    "Pick a reference and at least one variant above (the first is the reference)."
+                )
+            if not path:
+                raise EngineInputError("Attach the document every model reads.")
+            data = Path(path).read_bytes()
+            doc = parse_document(data, Path(path).name, max_pages=runtime.settings.max_doc_pages)
+            pages = [(p.number if doc.kind != "text" else None, p.text) for p in doc.pages]
+            with runtime.generation, runtime.runs.run(run_scope(request, "compare")):
+                found = run_fidelity(
+                    lambda name: runtime.models.activate(runtime.spec(name)), lambda engine: None,
+                    names[0], names[1:], pages, int(window), lambda f, what: progress(f, desc=what),
+                )  # fmt: skip
+        except (FidelityError, EngineInputError, EngineLoadError) as exc:
+            return f"⚠ {exc}", gr.Dataframe(), gr.LinePlot(visible=False), ""
+        _save_fidelity(runtime, history.user_of(request), Path(path).name, names, int(window), found)
+        return "", _fidelity_table(found), gr.LinePlot(_kl_frame(found), visible=True), _passages(found)
+
+    return measure
+
+
+def _fidelity_table(found) -> pd.DataFrame:
+    rows = [
+        [r.model, r.tokens, r.kl_mean, r.kl_p99, f"{r.top1_agreement:.1%}", r.ppl, r.ppl_reference, r.seconds]
+        for r in found
+    ]
+    return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
+
+
+def _kl_frame(found) -> pd.DataFrame:
+    frames = []
+    for r in found:
+        series = pd.Series(r.kl_curve).rolling(KL_SMOOTH, min_periods=1).mean()[:: KL_SMOOTH // 2]
+        frames.append(pd.DataFrame({"token": series.index, "KL": series.to_numpy(), "model": r.model}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _passages(found) -> str:
+    lines = []
+    for r in found:
+        for p in (p for p in r.passages if p.kl_mean > 0):
+            where = f"p. {p.page}" if p.page else f"token {p.start:,}"
+            text = " ".join(p.text.split())[:160].replace("|", "\\|")
+            lines.append(f"- **{r.model}**, {where} (KL {p.kl_mean:.3f}): “{text}”")
+    return ("**Where the variants stray most**\n\n" + "\n".join(lines)) if lines else ""
+
+
+def _save_fidelity(runtime: Runtime, owner: str, name: str, names, window: int, found) -> None:
+    from sessions.evals import EvalResult
+
+    evals = runtime.store.evals
+    run_id = evals.start("fidelity", name, list(names), {"window": window}, owner=owner)
+    rows = [
+        EvalResult(r.model, name, 0, 0, r.tokens, 0, "", {**r.summary(), "seconds": r.seconds}) for r in found
+    ]
+    evals.record_all(run_id, rows)
+
+
+def _suite(runtime: Runtime):
+    def run(names, path, limit, max_tokens, request: gr.Request, progress=gr.Progress()):
+        from evals.suite_file import load_suite
+        from evals.suite_run import run_suite, summarize
+
+        try:
+            if not names:
+                raise EngineInputError("Pick at least one model above.")
+            conversations = load_suite(path or "builtin")
+            conversations = conversations[: int(limit)] if limit and int(limit) > 0 else conversations
+            owner = history.user_of(request)
+            run_id = runtime.store.evals.start(
+                "suite", Path(path).name if path else "builtin", list(names),
+                {"max_tokens": int(max_tokens), "limit": int(limit or 0)}, owner=owner,
+            )  # fmt: skip
+            params = SamplingParams(temperature=0.0, max_tokens=int(max_tokens))
+            with runtime.generation, runtime.runs.run(run_scope(request, "compare")) as cancel:
+                for name in names:
+                    spec = runtime.spec(name)
+                    engine = runtime.models.activate(spec)
+                    report = lambda f, what: progress(f, desc=what)  # noqa: E731
+                    run_suite(
+                        runtime.store,
+                        run_id,
+                        engine,
+                        name,
+                        conversations,
+                        params,
+                        spec.system_prompt,
+                        report,
+                        cancel,
+                    )
+        except ValueError as exc:  # a bad suite file, EngineInputError included
+            return f"⚠ {exc}", gr.Dataframe(), gr.File(visible=False)
+        except EngineLoadError as exc:
+            return f"⚠ {exc}", gr.Dataframe(), gr.File(visible=False)
+        reports = summarize(runtime.store.evals.results(run_id), list(names))
+        return f"Run {run_id} saved.", _suite_table(reports), gr.File(_csv(runtime, run_id), visible=True)
+
+    return run
+
+
+def _suite_table(reports) -> pd.DataFrame:
+    rows = [
+        [
+            r.model,
+            f"{r.accuracy:.1%}",
+            " → ".join(f"{a:.0%}" for a in r.turns),
+            " / ".join(f"{t:.0f}" for t in r.tokens_per_turn),
+            ", ".join(f"{k} {v:.0%}" for k, v in r.by_check.items()),
+        ]
+        for r in reports
+    ]
+    return pd.DataFrame(rows, columns=SUITE_COLUMNS)
+
+
+def _csv(runtime: Runtime, run_id: int) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="l4p-suite-"))
+    path = folder / f"suite-run-{run_id}.csv"
+    path.write_text(runtime.store.evals.to_csv(run_id), encoding="utf-8")
+    return str(path)
