@@ -294,3 +294,16 @@ def test_the_plan_picks_the_grid_metas_processor_picks(reference, size):
     chosen = reference.processor.image_processor(raw)["aspect_ratios"][0].tolist()
     plan = plan_image(*size, TileBudget(tile=TILE))
     assert chosen == [plan.rows, plan.cols]
+
+
+@pytest.mark.parametrize(
+    "size", [SIZES["one tile"], SIZES["wide"], SIZES["huge"]], ids=["one tile", "wide", "huge"]
+)
+def test_endpoint_estimate_of_an_image_is_what_the_server_evaluates(server_engine, size):
+    """Without a /tokenize route our OpenAI backend estimates; an image's share of that
+    estimate is what llama_cpp.server reports it evaluated for the planned canvas."""
+    one = SamplingParams(temperature=0, max_tokens=1)
+    *_, text_only = server_engine.stream([user("hi")], one)
+    *_, with_image = server_engine.stream([user(gradient(*size), "hi")], one)
+    served = with_image.usage.prompt_tokens - text_only.usage.prompt_tokens
+    assert served == image_tokens(*size, server_engine.tile_budget)
