@@ -17,6 +17,7 @@ SHIPPED = [
     "m003_documents",
     "m004_comparisons",
     "m005_cached_tokens",
+    "m006_evals",
 ]
 
 
