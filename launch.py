@@ -36,6 +36,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
         "--hf-path", type=Path, help="a transformers checkpoint directory (runs on torch, GPUs if any)"
     )
     group.add_argument(
+        "--hf", metavar="REPO[:QUANT]", help="a GGUF repo on Hugging Face, pulled if not on disk yet"
+    )
+    group.add_argument(
         "--hf-dtype", choices=("auto", "bfloat16", "float16", "float32"), help="weights dtype for --hf-path"
     )
     group.add_argument(
@@ -66,6 +69,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from app.compare_cli import add_compare_parser
+    from hub.cli import add_pull_parser
     from sessions.cli import add_sessions_parser
 
     parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
@@ -126,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_sessions_parser(commands)
     add_compare_parser(commands)
+    add_pull_parser(commands, _model_flags)
     return parser
 
 
@@ -144,6 +149,7 @@ def settings_from(args: argparse.Namespace):
             "model_path",
             "mmproj",
             "hf_path",
+            "hf",
             "hf_dtype",
             "endpoint",
             "api_key_env",
@@ -167,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = settings_from(args)
+        if args.command == "pull":
+            from hub.cli import run_pull
+
+            return run_pull(settings, args)
+        if settings.hf:
+            from hub.cli import resolve_hf
+
+            settings = resolve_hf(settings)
         if args.command == "models":
             return cmd_models(settings, args)
         if args.command == "ask":

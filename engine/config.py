@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     model_path: Path | None = None
     mmproj: Path | None = None
     hf_path: Path | None = None  # a transformers checkpoint directory
+    hf: str | None = None  # "OWNER/REPO[:QUANT]": a GGUF repo, pulled into models_dir if missing
     # "auto": bfloat16 on CUDA, float32 on CPU (where bf16 matmuls are slow or missing).
     hf_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     endpoint: str | None = None  # an OpenAI-compatible server, e.g. http://gpu-box:8000/v1

@@ -7,9 +7,11 @@ endpoint preset with its URL, never an error."""
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +50,10 @@ class ModelSpec:
     remote_model: str = ""  # the model name the server knows
     api_key_env: str = ""  # environment variable holding the API key ("" = none needed)
     max_images: int | None = None  # images per request the server accepts (None = no limit)
+    # Where `launch.py pull NAME` gets the files (see hub/): the repo, and the paths in it.
+    hf_repo: str = ""
+    hf_file: str = ""  # the GGUF, or the first part of a split one
+    hf_mmproj: str = ""
 
     def sampling_params(self, **overrides) -> SamplingParams:
         """The model's preferred sampling, with the caller's non-None values on top."""
@@ -74,8 +80,8 @@ class ModelSpec:
         if self.backend == "transformers":
             config = self.model_path / "config.json"
             return [] if config.is_file() else [config]
-        paths = [self.model_path, self.mmproj_path]
-        return [p for p in paths if p is not None and not p.is_file()]
+        parts = gguf_parts(self.model_path) if self.model_path is not None else []
+        return [p for p in [*parts, self.mmproj_path] if p is not None and not p.is_file()]
 
     def missing(self) -> list[str]:
         """What keeps this model from running here, each as one short phrase."""
@@ -105,7 +111,7 @@ class ModelSpec:
                 if self.vision and self.mmproj_path.is_file()
                 else self.mmproj_bytes
             )
-            return self.model_path.stat().st_size + mmproj
+            return sum(part.stat().st_size for part in gguf_parts(self.model_path)) + mmproj
         if self.size_bytes is None:
             return None
         return self.size_bytes + self.mmproj_bytes
@@ -204,7 +210,7 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
     base = _package_dir(entry["package"]) if "package" in entry else models_dir
     mmproj = entry.get("mmproj")
     location = {
-        "llama.cpp": lambda: base / entry["file"],
+        "llama.cpp": lambda: first_part(base / entry["file"]),
         "transformers": lambda: base / entry["dir"],
         "openai": lambda: None,
     }[backend]()
@@ -228,7 +234,38 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         remote_model=entry.get("remote_model", ""),
         api_key_env=entry.get("api_key_env", ""),
         max_images=entry.get("max_images"),
+        hf_repo=entry.get("hf_repo", ""),
+        hf_file=entry.get("hf_file", ""),
+        hf_mmproj=entry.get("hf_mmproj", ""),
     )
+
+
+SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
+
+
+def split_name(path: Path, index: int, count: int) -> Path:
+    """llama.cpp's name for part `index` of `count` of the GGUF `path` names."""
+    return path.with_name(f"{path.name.removesuffix('.gguf')}-{index:05d}-of-{count:05d}.gguf")
+
+
+def first_part(path: Path) -> Path:
+    """`path`, or the first part of a split GGUF saved under its name
+    (x.gguf -> x-00001-of-00003.gguf) when only that is on disk."""
+    if path.is_file() or not path.parent.is_dir():
+        return path
+    parts = sorted(path.parent.glob(f"{glob.escape(path.stem)}-00001-of-[0-9][0-9][0-9][0-9][0-9].gguf"))
+    return parts[0] if parts else path
+
+
+def gguf_parts(path: Path) -> list[Path]:
+    """Every part of the GGUF whose first part is `path` (just `path` when not split);
+    llama.cpp finds the others from the first one's name."""
+    match = SPLIT_PART.search(path.name)
+    if not match or int(match[1]) != 1:
+        return [path]
+    stem = path.name[: match.start()]
+    count = int(match[2])
+    return [path.with_name(f"{stem}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
 def _package_dir(package: str) -> Path:
