@@ -55,7 +55,11 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("-c", "--ctx", type=int, dest="n_ctx", help="context size in tokens")
     group.add_argument(
-        "-ngl", "--n-gpu-layers", type=int, dest="n_gpu_layers", help="layers on the GPU (-1 = all)"
+        "-ngl",
+        "--n-gpu-layers",
+        type=_gpu_layers,
+        dest="n_gpu_layers",
+        help="layers on the GPU (-1 = all, auto = as many as the free VRAM holds)",
     )
     group.add_argument("-t", "--threads", type=int, dest="n_threads", help="CPU threads")
     group.add_argument(
@@ -65,6 +69,15 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--data-dir", type=Path, help="where sessions, uploads and models live")
     group.add_argument("--models-dir", type=Path, help="where preset GGUF files are looked for")
+
+
+def _gpu_layers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,29 +218,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_models(settings, args) -> int:
+    from engine.fit import fit, memory_budget
+    from engine.memory import free_vram_bytes
     from engine.registry import load_registry
 
     registry = load_registry(settings)
-    rows = [_model_row(spec, settings.n_ctx) for spec in registry.specs.values()]
+    budget, vram = memory_budget(settings), free_vram_bytes()  # measured once for every row
+    rows = [
+        {
+            **_model_row(spec, settings.n_ctx),
+            **fit(spec, settings, settings.n_ctx, budget=budget, vram=vram).as_dict(),
+        }
+        for spec in registry.specs.values()
+    ]
     if args.json:
         for row in rows:
             print(json.dumps(row))
         return 0
-    print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'VISION':<6} LABEL")
+    print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'FITS':<4} {'VISION':<6} LABEL")
     for row in rows:
         remote = row["backend"] == "openai"
         size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?" if not remote else "-"
         memory = f"{row['memory_gb']:.1f} GB" if row["memory_gb"] is not None else "?"
         where = ("remote" if remote else "yes") if row["available"] else "missing"
+        fits = {True: "yes", False: "no", None: "?"}[row["fits"]]
         print(
             f"{row['name']:<22} {where:<8} {size:>9} {memory:>9} "
-            f"{row['n_ctx']:>8} {'yes' if row['vision'] else 'no':<6} {row['label']}"
+            f"{row['n_ctx']:>8} {fits:<4} {'yes' if row['vision'] else 'no':<6} {row['label']}"
         )
+        if row["fits"] is False:
+            print(f"{'':<22} {_too_big(row)}")
         if remote and row["endpoint"]:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
         for what in row["missing"]:
             print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
+        if row["missing"] and row["hf_repo"]:
+            print(f"{'':<22} get it with: launch.py pull {row['name']}")
     return 0
+
+
+def _too_big(row: dict) -> str:
+    free = f"{row['budget_gb']:.1f} GB free"
+    if row["max_ctx_that_fits"]:
+        return f"needs {row['needs_gb']:.1f} GB, {free}: fits with -c {row['max_ctx_that_fits']}"
+    return f"needs {row['needs_gb']:.1f} GB, {free}: the weights alone do not fit"
 
 
 def _model_row(spec, n_ctx: int | None) -> dict:
@@ -247,6 +281,7 @@ def _model_row(spec, n_ctx: int | None) -> dict:
         "n_ctx": n_ctx or spec.n_ctx,
         "max_context": spec.max_context,
         "vision": spec.vision,
+        "hf_repo": spec.hf_repo,
     }
 
 

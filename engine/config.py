@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     api_key_env: str | None = None  # the environment variable holding its API key
     max_images: int | None = None  # images per request the endpoint accepts
     n_ctx: int | None = None  # None = the preset's deployment context
-    n_gpu_layers: int = 0
+    n_gpu_layers: int | Literal["auto"] = 0  # "auto": as many layers as the free VRAM holds
     n_threads: int | None = None
     # Who may reach the page. Anything but loopback needs a login; see app/access.py.
     auth: list[str] = Field(default_factory=list)  # "user:password" entries
