@@ -167,17 +167,18 @@ def load_registry(settings: Settings) -> Registry:
     except (KeyError, TypeError, ValueError) as exc:
         raise EngineInputError(f"bad entry in model registry {settings.registry_file}: {exc}") from None
     default = raw.get("default", next(iter(specs)))
-    mine = None
+    mine: list[ModelSpec] = []
     if settings.endpoint:
-        mine = endpoint_model(
+        mine = endpoint_models(
             settings.endpoint, settings.model, specs, settings.api_key_env, settings.max_images
         )
     elif settings.hf_path is not None:
-        mine = hf_model(settings.hf_path)
+        mine = [hf_model(settings.hf_path)]
     elif settings.model_path is not None:
-        mine = user_model(settings.model_path, settings.mmproj)
-    if mine is not None:
-        specs[mine.name], default = mine, mine.name
+        mine = [user_model(settings.model_path, settings.mmproj)]
+    for spec in mine:
+        specs[spec.name] = spec
+    default = mine[0].name if mine else default
     for extra in settings.extra_models:
         spec = user_model(*parse_extra_model(extra))
         name = _unique_name(spec.name, specs)
@@ -321,17 +322,55 @@ def hf_model(path: Path) -> ModelSpec:
     )
 
 
+def endpoint_models(
+    url: str,
+    model: str | None,
+    presets: dict[str, ModelSpec],
+    api_key_env: str | None = None,
+    max_images: int | None = None,
+) -> list[ModelSpec]:
+    """The models of an OpenAI-compatible server, the one to use first. Without
+    `model`, every model its /v1/models lists; with one, the served model it names
+    (its id, or its file's base name); a preset needs no asking."""
+    _check_url(url)
+    if model and any(s.is_remote and model in (s.name, s.remote_model) for s in presets.values()):
+        return [endpoint_model(url, model, presets, api_key_env, max_images)]
+    from engine.discovery import find_served, served_models
+
+    try:
+        served = served_models(url.rstrip("/"), api_key_env)
+    except EngineInputError as exc:
+        if model:  # the engine says what is wrong when it connects
+            return [endpoint_model(url, model, presets, api_key_env, max_images)]
+        raise EngineInputError(f"{exc}; without that list --endpoint needs --model NAME") from None
+    if not model:
+        if not served:
+            raise EngineInputError(f"{url} serves no models")
+        return [endpoint_model(url, m.short_name, {}, api_key_env, max_images, m) for m in served]
+    found = find_served(served, model)
+    if found is None and served:
+        listed = ", ".join(m.short_name for m in served)
+        raise EngineInputError(f"{url} does not serve {model!r}; it serves: {listed}")
+    return [endpoint_model(url, model, presets, api_key_env, max_images, found)]
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise EngineInputError(f"--endpoint must be an http(s) URL, got {url!r}")
+
+
 def endpoint_model(
     url: str,
     model: str | None,
     presets: dict[str, ModelSpec],
     api_key_env: str | None = None,
     max_images: int | None = None,
+    served=None,  # engine.discovery.ServedModel: the served id and context it reports
 ) -> ModelSpec:
     """A model on an OpenAI-compatible server. A preset named `model` (or serving
-    `model`) lends its limits; otherwise the limits are what the flags say."""
-    if not url.startswith(("http://", "https://")):
-        raise EngineInputError(f"--endpoint must be an http(s) URL, got {url!r}")
+    `model`) lends its limits; otherwise the limits are what the server reports, or
+    what the flags say."""
+    _check_url(url)
     if not model:
         raise EngineInputError("--endpoint needs --model NAME: the model the server serves")
     url = url.rstrip("/")
@@ -341,15 +380,16 @@ def endpoint_model(
     )
     if preset is None:
         llama = "llama-4" in model.lower() or "llama4" in model.lower()
+        context = (served.max_model_len if served else None) or DEFAULT_ENDPOINT_CTX
         preset = ModelSpec(
             name=model,
             label=f"{model} at {url}",
-            n_ctx=DEFAULT_ENDPOINT_CTX,
-            max_context=DEFAULT_ENDPOINT_CTX,
+            n_ctx=context,
+            max_context=context,
             family="llama4" if llama else "",
             licence="Llama 4 Community License" if llama else "",
             backend="openai",
-            remote_model=model,
+            remote_model=served.id if served else model,
             # Without --max-images a non-Llama-4 model is taken as text only: sending it
             # images could be silently ignored.
             has_vision=llama if max_images is None else max_images > 0,
