@@ -221,8 +221,9 @@ def cmd_models(settings, args) -> int:
     from engine.fit import fit, memory_budget
     from engine.memory import free_vram_bytes
     from engine.registry import load_registry
+    from hub.local import add_pulled
 
-    registry = load_registry(settings)
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
     budget, vram = memory_budget(settings), free_vram_bytes()  # measured once for every row
     rows = [
         {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from app import history, leaderboard
+from app import history, leaderboard, models_tab
 from app.chat import assistant_turn, to_chatbot
 from app.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
 from app.documents import question_turn
@@ -147,7 +147,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
 
 def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     specs = list(runtime.registry.specs.values())
-    choices = [(s.label + ("" if s.available else " — missing"), s.name) for s in specs]
+    choices = models_tab.picker_choices(specs)
     available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
     preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
     view.models = gr.CheckboxGroup(choices, value=preselected, label="Models (2–4)", elem_id="compare-models")

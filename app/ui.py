@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app import compare, documents, history
+from app import compare, documents, history, models_tab
 from app.chat import (
     SETTING_NAMES,
     Turn,
@@ -66,6 +66,8 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             # Other tabs (compare, ...) plug in here, each built by its own module.
             with gr.Tab("Compare", id="compare"):
                 compare.build_tab(runtime)
+            with gr.Tab("Models", id="models"):
+                models_tab.build_tab(runtime, pickers=[model])
         footer = gr.Markdown(_licence_footer(runtime.spec(runtime.default_model)), elem_id="footer")
 
         chat_outputs = [turns, chatbot, notice]
@@ -112,9 +114,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
 
 def _settings_panel(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
-    choices = [
-        (s.label + ("" if s.available else " — missing"), s.name) for s in runtime.registry.specs.values()
-    ]
+    choices = models_tab.picker_choices(list(runtime.registry.specs.values()))
     model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
     model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
     with gr.Accordion("Settings", open=True):

@@ -65,11 +65,11 @@ class _HashingWriter:
         self.restarted = False  # the server ignored the Range: the file was rewritten from 0
 
     def write(self, chunk: bytes) -> int:
-        if self._cancel is not None and self._cancel.is_set():
-            raise PullCancelled()
         written = self._file.write(chunk)
         self._hasher.feed(bytes(chunk))
         self._on_bytes(len(chunk))
+        if self._cancel is not None and self._cancel.is_set():
+            raise PullCancelled()  # after the write: what arrived is kept for the resume
         return written
 
     def tell(self) -> int:
