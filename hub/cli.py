@@ -65,7 +65,11 @@ def resolve_hf(settings: Settings) -> Settings:
         raise PullError("--hf cannot be combined with --model-path, --hf-path or --endpoint")
     repo, quant = parse_hf_ref(settings.hf)
     plan = plan_hf(repo, quant, settings.resolved_models_dir, machine_budget(settings))
-    pull_with_bar(plan, settings.resolved_models_dir)
+    try:
+        pull_with_bar(plan, settings.resolved_models_dir)
+    except KeyboardInterrupt:
+        print("\ninterrupted; run it again to resume the download where it stopped", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     return settings.model_copy(update={"model_path": plan.model_path, "mmproj": plan.mmproj_path, "hf": None})
 
 

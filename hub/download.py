@@ -9,6 +9,7 @@ so verifying costs no extra read of a 40 GB file."""
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -23,6 +24,10 @@ QUEUE_CHUNKS = 8  # bytes waiting for the hasher stay under 8 x huggingface_hub'
 
 class PullCancelled(Exception):
     """Stopped on request; the partial file stays for the next pull to resume."""
+
+
+class PullBusy(EngineInputError):
+    """The same file is being downloaded by another pull."""
 
 
 class ChecksumMismatch(EngineInputError):
@@ -100,35 +105,50 @@ def fetch(
     from huggingface_hub.utils import build_hf_headers
 
     partial.parent.mkdir(parents=True, exist_ok=True)
-    done = partial.stat().st_size if partial.exists() else 0
-    if done > remote.size:  # not a prefix of this file
-        partial.unlink()
-        done = 0
-    hasher = _Sha256Thread()
-    _hash_prefix(partial, done, hasher)
-    url = hf_hub_url(repo_id, remote.path, revision=commit, endpoint=endpoint)
-    location = get_hf_file_metadata(url, token=token, endpoint=endpoint).location
     with partial.open("ab") as file:
-        writer = _HashingWriter(file, hasher, on_bytes, cancel)
+        _lock(file, remote)  # two pulls appending to one partial file would corrupt it
+        done = os.fstat(file.fileno()).st_size
+        if done > remote.size:  # not a prefix of this file
+            file.truncate(0)
+            done = 0
+        hasher = _Sha256Thread()
         try:
-            http_get(
-                location,
-                writer,  # type: ignore[arg-type]
-                resume_size=done,
-                headers=build_hf_headers(token=token),
-                expected_size=remote.size,
-                displayed_filename=remote.name,
-                tqdm_class=_Silent,
-            )
+            _hash_prefix(partial, done, hasher)
+            url = hf_hub_url(repo_id, remote.path, revision=commit, endpoint=endpoint)
+            location = get_hf_file_metadata(url, token=token, endpoint=endpoint).location
+            writer = _HashingWriter(file, hasher, on_bytes, cancel)
+            try:
+                http_get(
+                    location,
+                    writer,  # type: ignore[arg-type]
+                    resume_size=done,
+                    headers=build_hf_headers(token=token),
+                    expected_size=remote.size,
+                    displayed_filename=remote.name,
+                    tqdm_class=_Silent,
+                )
+            finally:
+                file.flush()  # what arrived is on disk for the resume (no fsync: the sha256 judges)
         finally:
-            file.flush()  # what arrived is on disk for the resume (no fsync: the sha256 judges)
-    digest = hasher.hexdigest()
+            digest = hasher.hexdigest()  # also ends the hashing thread when the download failed
     if writer.restarted:
         digest = sha256_of(partial)
     if remote.sha256 and digest != remote.sha256:
         partial.unlink(missing_ok=True)
         raise ChecksumMismatch(remote, digest)
     return partial
+
+
+def _lock(file, remote: RemoteFile) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one pull at a time is on the user
+        return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        message = f"another pull is downloading {remote.name} right now; wait for it to finish"
+        raise PullBusy(message) from None
 
 
 def _hash_prefix(partial: Path, size: int, hasher: _Sha256Thread) -> None:

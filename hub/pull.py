@@ -21,7 +21,7 @@ from pathlib import Path
 
 from engine.registry import ModelSpec, split_name
 from engine.types import EngineInputError
-from hub.download import ChecksumMismatch, PullCancelled, fetch
+from hub.download import PullCancelled, fetch
 from hub.progress import Progress
 from hub.quants import Quant, RemoteFile, best_fitting, find_quant, mmproj_for, quant_tag, quants
 
@@ -191,6 +191,8 @@ def _plan_from_manifest(repo: str, quant: str | None, folder: Path) -> Plan | No
     sizes = manifest.get("files", {})
     try:
         names = [*entry["parts"], *([entry["mmproj"]] if entry.get("mmproj") else [])]
+        if any(Path(n).name != n for n in names):
+            return None  # only file names in this folder, never a path out of it
         planned = tuple(
             Planned(RemoteFile(n, int(sizes[n]["size"]), sizes[n].get("sha256")), folder / n) for n in names
         )
@@ -245,7 +247,7 @@ def run(
                 cancel=cancel,
                 endpoint=endpoint,
             )
-        except (ChecksumMismatch, PullCancelled):
+        except (EngineInputError, PullCancelled):  # already one line (corrupt, busy) or a stop
             raise
         except Exception as exc:
             raise hub_error(exc, plan.repo, endpoint) from None

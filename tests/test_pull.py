@@ -286,3 +286,26 @@ def test_quants_gather_split_parts_and_pick_the_best_that_fits():
     assert best_fitting(found, 80 * gb, 0.15).tag == "UD-Q4_K_XL"
     assert best_fitting(found, 30 * gb, 0.15) is None
     assert quant_tag("SmolLM2-135M-Instruct.Q4_1.gguf") == "Q4_1" and quant_tag("model.gguf") == ""
+
+
+def test_a_second_pull_of_the_same_file_waits_its_turn(hub, tmp_path):
+    env = cli_env(hub, tmp_path)
+    remote = hub.repos["acme/slow-GGUF"].files["slow-Q4_K_M.gguf"]
+    partial = tmp_path / "models" / ".partial" / f"{remote.sha256}.part"
+    first = subprocess.Popen(
+        [sys.executable, "launch.py", "pull", "--hf", "acme/slow-GGUF"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not partial.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        line = error_line(launch("pull", "--hf", "acme/slow-GGUF", env=env))
+        assert "another pull is downloading slow-Q4_K_M.gguf" in line
+    finally:
+        first.kill()
+        first.wait(timeout=10)
+    assert partial.exists()  # the first pull's bytes stay for its resume
