@@ -18,22 +18,39 @@ from gradio_client import Client  # noqa: E402
 PULLED = f"{TINY}:Q8_0"
 
 
-@pytest.fixture(scope="module")
-def models_app(hub, tmp_path_factory):  # noqa: F811
-    data = tmp_path_factory.mktemp("models-app")
+def start_with_hub(hub, data, *args: str):  # noqa: F811
+    """The app on `data`, with huggingface_hub pointed at the loopback hub."""
     saved = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_HOME", "HF_TOKEN")}
     os.environ.update(HF_ENDPOINT=hub.url, HF_HOME=str(data / "hf-home"))
     os.environ.pop("HF_TOKEN", None)
     try:
-        proc, url = start_app("--data-dir", str(data))
+        return start_app("--data-dir", str(data), *args)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def models_app(hub, tmp_path_factory):  # noqa: F811
+    data = tmp_path_factory.mktemp("models-app")
+    proc, url = start_with_hub(hub, data)
     yield Client(url, verbose=False), data / "models"
     stop_app(proc)
+
+
+def test_the_server_with_hf_pulls_then_serves_that_model(hub, tmp_path):  # noqa: F811
+    proc, url = start_with_hub(hub, tmp_path, "--hf", PULLED)
+    try:
+        assert (tmp_path / "models" / "ggml-org" / "tiny-llama4-GGUF" / "tiny-llama4-Q8_0.gguf").is_file()
+        info, _, notice, *_ = Client(url, verbose=False).predict("tiny-llama4-Q8_0", api_name="/load_model")
+        assert notice == "" and "sees images" in info
+    finally:
+        stop_app(proc)
+    banner = proc.stdout.read()
+    assert "verified (sha256)" in banner and "(model: tiny-llama4-Q8_0" in banner
 
 
 def table(client) -> dict[str, list[str]]:
