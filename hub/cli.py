@@ -44,10 +44,11 @@ def run_pull(settings: Settings, args) -> int:
     return 0
 
 
-def pull_with_bar(plan: Plan, models_dir) -> None:
+def pull_with_bar(plan: Plan, models_dir, say_present: bool = True) -> None:
     missing = plan.missing
     if not missing:
-        print(f"{plan.repo} {plan.quant}: already on disk", file=sys.stderr)
+        if say_present:
+            print(f"{plan.repo} {plan.quant}: already on disk", file=sys.stderr)
         return
     size = human_bytes(sum(f.remote.size for f in missing))
     print(f"pulling {plan.repo} {plan.quant}: {len(missing)} file(s), {size}", file=sys.stderr)
@@ -66,7 +67,7 @@ def resolve_hf(settings: Settings) -> Settings:
     repo, quant = parse_hf_ref(settings.hf)
     plan = plan_hf(repo, quant, settings.resolved_models_dir, machine_budget(settings))
     try:
-        pull_with_bar(plan, settings.resolved_models_dir)
+        pull_with_bar(plan, settings.resolved_models_dir, say_present=False)
     except KeyboardInterrupt:
         print("\ninterrupted; run it again to resume the download where it stopped", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

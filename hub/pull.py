@@ -58,10 +58,6 @@ class Plan:
     def missing(self) -> list[Planned]:
         return [f for f in self.files if not _complete(f.dest, f.remote.size)]
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.remote.size for f in self.files)
-
 
 def parse_hf_ref(text: str) -> tuple[str, str | None]:
     """'owner/repo' or 'owner/repo:QUANT' -> (repo, quant or None)."""
