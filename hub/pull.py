@@ -347,9 +347,7 @@ def hub_error(exc: Exception, repo: str, endpoint: str | None) -> PullError:
         return PullError(f"{where} answered HTTP {status} for {repo}; try again later")
     if isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError):
         return PullError(f"cannot reach {where} ({_first_line(exc)}); check the network or HF_ENDPOINT")
-    if isinstance(exc, OSError):
-        return PullError(f"pulling {repo} failed: {_first_line(exc)}")
-    raise exc
+    return PullError(f"pulling {repo} failed: {_first_line(exc)}")
 
 
 def _first_line(exc: BaseException) -> str:

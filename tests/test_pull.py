@@ -34,6 +34,7 @@ def hub(tiny_llama4, tmp_path_factory):
     # The CDN finds blobs by sha256: the corrupt and the gated repos get bytes of their own.
     corrupt, gated = big.with_name("corrupt.gguf"), big.with_name("gated.gguf")
     corrupt.write_bytes(os.urandom(2 * 2**20))
+    corrupt.with_name("norange.gguf").write_bytes(os.urandom(2 * 2**20))
     gated.write_bytes(os.urandom(4096))
     hub = FakeHub()
     hub.add_repo(
@@ -53,6 +54,9 @@ def hub(tiny_llama4, tmp_path_factory):
     hub.add_repo("acme/corrupt-GGUF", {"corrupt-Q4_K_M.gguf": corrupt}, corrupt=True)
     hub.add_repo("meta-llama/gated-GGUF", {"gated-Q4_K_M.gguf": gated}, gated=True)
     hub.add_repo("acme/slow-GGUF", {"slow-Q4_K_M.gguf": big}, slow_bps=SLOW_BPS)
+    hub.add_repo(
+        "acme/norange-GGUF", {"norange-Q4_K_M.gguf": corrupt.with_name("norange.gguf")}, ignore_range=True
+    )
     hub.start()
     yield hub
     hub.stop()
@@ -309,3 +313,32 @@ def test_a_second_pull_of_the_same_file_waits_its_turn(hub, tmp_path):
         first.kill()
         first.wait(timeout=10)
     assert partial.exists()  # the first pull's bytes stay for its resume
+
+
+def test_a_resume_the_cdn_answers_in_full_still_lands_the_right_bytes(hub, tmp_path):
+    remote = hub.repos["acme/norange-GGUF"].files["norange-Q4_K_M.gguf"]
+    partial = tmp_path / "models" / ".partial" / f"{remote.sha256}.part"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(remote.source.read_bytes()[:12345])  # what a crashed pull left
+    result = launch("pull", "--hf", "acme/norange-GGUF", env=cli_env(hub, tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert hub.ranges("norange-Q4_K_M.gguf") == ["bytes=12345-"]  # asked for the rest, got it all
+    assert sha256(tmp_path / "models" / "acme" / "norange-GGUF" / "norange-Q4_K_M.gguf") == remote.sha256
+
+
+def test_garbage_left_in_a_partial_file_is_caught_deleted_and_pulled_clean_next_time(
+    hub, tmp_path, tiny_llama4
+):
+    model, _ = tiny_llama4
+    remote = hub.repos[TINY].files["tiny-llama4-Q8_0.gguf"]
+    partial = tmp_path / "models" / ".partial" / f"{remote.sha256}.part"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\0" * 4096)  # a crash that left zeros, not the file's first bytes
+    line = error_line(launch("pull", "--hf", f"{TINY}:Q8_0", env=cli_env(hub, tmp_path)))
+    assert "tiny-llama4-Q8_0.gguf is corrupt" in line and not partial.exists()
+    assert not (tmp_path / "models" / "ggml-org" / "tiny-llama4-GGUF" / "tiny-llama4-Q8_0.gguf").exists()
+    again = launch("pull", "--hf", f"{TINY}:Q8_0", env=cli_env(hub, tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert sha256(tmp_path / "models" / "ggml-org" / "tiny-llama4-GGUF" / "tiny-llama4-Q8_0.gguf") == sha256(
+        model
+    )
