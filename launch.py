@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             from hub.cli import run_pull
 
             return run_pull(settings, args)
-        if settings.hf:
+        if settings.hf and args.command in (None, "ask", "compare"):  # the commands that load it
             from hub.cli import resolve_hf
 
             settings = resolve_hf(settings)
