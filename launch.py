@@ -293,12 +293,13 @@ def cmd_ask(settings, args) -> int:
     from engine.limits import check_text
     from engine.protocol import check_messages
     from engine.types import TextPart
+    from hub.local import add_pulled
     from sessions.cli import AskSession
     from sessions.doc_cli import read_cli_documents
 
     check_text(args.prompt, settings.max_text_chars)
     images = [load_image_file(path, settings.max_image_pixels) for path in args.image]
-    spec = load_registry(settings).resolve(settings)
+    spec = add_pulled(load_registry(settings), settings.resolved_models_dir).resolve(settings)
     strategy, page_range = _page_strategy(args.pages)
     engine = create_engine(spec, settings)
     cancel = threading.Event()

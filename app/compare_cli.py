@@ -60,12 +60,13 @@ def run_compare(settings, args: argparse.Namespace) -> int:
     from engine.manager import ModelManager
     from engine.registry import load_registry
     from engine.types import EngineInputError, Message, TextPart
+    from hub.local import add_pulled
     from sessions import Store
 
     check_text(args.prompt, settings.max_text_chars)
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    registry = load_registry(settings)
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)  # REPO:QUANT pulls too
     comparison = new_comparison(registry, args.compare_models, blind=False)
     if settings.n_ctx:
         for column in comparison.columns:

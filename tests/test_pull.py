@@ -111,6 +111,18 @@ def test_pull_hf_lands_the_model_and_its_mmproj_verified(hub, tiny_llama4, tmp_p
 
     again = launch("pull", "--hf", f"{TINY}:q8_0", env=cli_env(hub, tmp_path, HF_HUB_OFFLINE="1"))
     assert again.returncode == 0 and "already on disk" in again.stderr, again.stderr
+    # Listed by `models` under the name --hf takes, and usable by that name.
+    rows = {
+        r["name"]: r
+        for r in map(
+            json.loads, launch("models", "--json", env=cli_env(hub, tmp_path)).stdout.split("\n")[:-1]
+        )
+    }
+    assert rows[f"{TINY}:Q8_0"]["available"] is True and rows[f"{TINY}:Q8_0"]["vision"] is True
+    ask = launch(
+        "ask", "--model", f"{TINY}:Q8_0", "--max-tokens", "2", "--no-save", "hi", env=cli_env(hub, tmp_path)
+    )
+    assert ask.returncode == 0, ask.stderr
 
 
 def test_ask_hf_pulls_a_split_gguf_from_a_subfolder_then_answers_offline(hub, tmp_path):
