@@ -211,8 +211,8 @@ def _deleter(runtime: Runtime, pulls: _Pulls, pickers: int):
         if not confirmed:
             message = f"Tick “yes, delete its files” to delete {name}."
             return *_refreshed(runtime, pulls, message, pickers), False
-        spec = runtime.spec(name)
         try:
+            spec = runtime.spec(name)  # a stale page may name a model deleted since
             runtime.models.release(name)
             deleted = delete_model(spec, runtime.registry, runtime.settings.resolved_models_dir)
         except EngineInputError as exc:
