@@ -9,6 +9,7 @@ disk is weighed from its published size and KV figure."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from engine.config import Settings
 from engine.memory import COMPUTE_SHARE, free_ram_bytes, free_vram_bytes
-from engine.registry import GB, ModelSpec, gguf_parts, read_gguf_facts
+from engine.registry import GB, ModelSpec, gguf_kv_bytes_per_token, gguf_parts
 
 CTX_STEP = 256  # contexts are offered in steps llama.cpp's allocator likes
 ALL_LAYERS = -1
@@ -60,25 +61,34 @@ def memory_budget(settings: Settings) -> int | None:
 
 def gguf_layout(path: Path) -> Layout | None:
     """Tensor bytes per block over every part of a (split) GGUF, read from the headers."""
+    try:
+        parts = gguf_parts(path)
+        versions = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in parts)
+    except OSError:
+        return None
+    layers, other = _tensor_bytes(versions)
+    if layers is None:
+        return None  # not a readable GGUF: the guard weighs the file size alone
+    return Layout(layers, other, gguf_kv_bytes_per_token(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _tensor_bytes(versions: tuple[tuple[str, int, int], ...]) -> tuple[tuple[int, ...] | None, int]:
     from gguf import GGUFReader
 
     layers: dict[int, int] = {}
     other = 0
     try:
-        for part in gguf_parts(path):
-            for tensor in GGUFReader(str(part), "r").tensors:
+        for part, _, _ in versions:
+            for tensor in GGUFReader(part, "r").tensors:
                 match = LAYER.match(tensor.name)
                 if match:
                     layers[int(match[1])] = layers.get(int(match[1]), 0) + int(tensor.n_bytes)
                 else:
                     other += int(tensor.n_bytes)
     except Exception:
-        return None  # not a readable GGUF: the guard weighs the file size alone
-    facts = read_gguf_facts(path)
-    kv = None
-    if {"block_count", "kv_heads", "head_dim"} <= facts.keys():
-        kv = 2 * facts["block_count"] * facts["kv_heads"] * facts["head_dim"] * 2
-    return Layout(tuple(layers[i] for i in sorted(layers)), other, kv)
+        return None, 0
+    return tuple(layers[i] for i in sorted(layers)), other
 
 
 def fit(
@@ -96,14 +106,16 @@ def fit(
         return Fit(True, n_ctx, 0, 0, None)
     budget = memory_budget(settings) if budget is None else budget
     weights = spec.file_bytes()
-    layout = gguf_layout(spec.model_path) if spec.backend == "llama.cpp" and spec.available else None
-    kv = spec.kv_bytes_per_token or (layout.kv_bytes_per_token if layout else None) or 0
+    on_disk = spec.backend == "llama.cpp" and spec.available
+    kv = spec.kv_bytes_per_token or (gguf_kv_bytes_per_token(spec.model_path) if on_disk else None) or 0
     if weights is None:
         return Fit(None, None, None, None, budget)
     needs = math.ceil((weights + kv * n_ctx) * (1 + COMPUTE_SHARE))
     if budget is None:
         return Fit(None, None, None, needs, None)
     vram = free_vram_bytes() if vram is None else vram
+    # The tensor-by-tensor layout only matters with a GPU to fill.
+    layout = gguf_layout(spec.model_path) if on_disk and vram else None
     return Fit(
         needs <= budget,
         _max_ctx(budget, weights, kv, spec.max_context),

@@ -7,6 +7,7 @@ endpoint preset with its URL, never an error."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import json
@@ -123,8 +124,10 @@ class ModelSpec:
         weights = self.file_bytes()
         if weights is None:
             return None
-        gguf_kv = _gguf_kv_bytes_per_token(self.model_path) if self.backend == "llama.cpp" else None
-        kv = self.kv_bytes_per_token or gguf_kv or 0
+        kv = self.kv_bytes_per_token
+        if kv is None and self.backend == "llama.cpp":
+            kv = gguf_kv_bytes_per_token(self.model_path)
+        kv = kv or 0
         return weights + kv * (n_ctx or self.n_ctx)
 
 
@@ -403,7 +406,17 @@ def endpoint_model(
 
 
 def read_gguf_facts(path: Path) -> dict:
-    """A few header facts of a GGUF file, read without loading weights."""
+    """A few header facts of a GGUF file, read without loading weights (once per file
+    version: parsing a 200k-token vocabulary takes seconds)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        raise EngineInputError(f"{path} is not a readable GGUF file") from None
+    return dict(_gguf_facts(str(path), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _gguf_facts(path: str, size: int, mtime_ns: int) -> dict:
     from gguf import GGUFReader
 
     try:
@@ -427,7 +440,8 @@ def read_gguf_facts(path: Path) -> dict:
     return facts
 
 
-def _gguf_kv_bytes_per_token(path: Path) -> int | None:
+def gguf_kv_bytes_per_token(path: Path) -> int | None:
+    """f16 K and V bytes per token of context, from the GGUF header."""
     if not path.is_file():
         return None
     facts = read_gguf_facts(path)
