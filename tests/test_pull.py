@@ -354,3 +354,43 @@ def test_garbage_left_in_a_partial_file_is_caught_deleted_and_pulled_clean_next_
     assert sha256(tmp_path / "models" / "ggml-org" / "tiny-llama4-GGUF" / "tiny-llama4-Q8_0.gguf") == sha256(
         model
     )
+
+
+def test_delete_keeps_an_mmproj_another_model_on_disk_uses(tiny_llama4, tmp_path):
+    import shutil
+
+    from engine.config import Settings
+    from engine.registry import load_registry
+    from hub.local import delete_model
+    from hub.pull import PullError
+
+    model, mmproj = tiny_llama4
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("a.gguf", "b-00001-of-00002.gguf", "b-00002-of-00002.gguf"):
+        shutil.copy(model, models / name)
+    shutil.copy(mmproj, models / "mmproj-shared.gguf")
+    registry_file = tmp_path / "models.toml"
+    registry_file.write_text(
+        """
+[models.a]
+file = "a.gguf"
+mmproj = "mmproj-shared.gguf"
+[models.b]
+file = "b.gguf"
+mmproj = "mmproj-shared.gguf"
+"""
+    )
+    settings = Settings(data_dir=tmp_path, registry_file=registry_file)
+    registry = load_registry(settings)
+    assert registry.get("b").model_path.name == "b-00001-of-00002.gguf" and registry.get("b").available
+    deleted = delete_model(registry.get("b"), registry, models)
+    assert sorted(p.name for p in deleted) == ["b-00001-of-00002.gguf", "b-00002-of-00002.gguf"]
+    assert (models / "mmproj-shared.gguf").exists()  # model a still uses it
+    registry = load_registry(settings)
+    assert [p.name for p in delete_model(registry.get("a"), registry, models)] == [
+        "a.gguf",
+        "mmproj-shared.gguf",
+    ]
+    with pytest.raises(PullError, match="only pulled models are deleted here"):
+        delete_model(load_registry(Settings(data_dir=tmp_path)).get("smollm2-135m"), registry, models)
