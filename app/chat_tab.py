@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from app import history, page_viewer
+from app import history, models_tab, page_viewer
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
@@ -25,9 +25,9 @@ REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
 
 
-def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> None:
+def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Dropdown:
     """The tab's content; call inside `with gr.Tab(...)`. `footer` (the page's licence
-    line) follows the chosen model."""
+    line) follows the chosen model. Returns the model picker."""
     turns, session = gr.State([]), gr.State("")
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
@@ -92,13 +92,12 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> None:
     )
     history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
     viewer.target.change(page_viewer.opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
+    return model
 
 
 def _settings_panel(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
-    choices = [
-        (s.label + ("" if s.available else " — missing"), s.name) for s in runtime.registry.specs.values()
-    ]
+    choices = models_tab.picker_choices(list(runtime.registry.specs.values()))
     model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
     model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
     with gr.Accordion("Settings", open=True):

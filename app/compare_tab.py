@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from app import history, leaderboard, measure_panel
+from app import history, leaderboard, measure_panel, models_tab
 from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from app.runtime import Runtime
@@ -148,7 +148,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
 
 def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     specs = list(runtime.registry.specs.values())
-    choices = [(s.label + ("" if s.available else " — missing"), s.name) for s in specs]
+    choices = models_tab.picker_choices(specs)
     available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
     preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
     view.models = gr.CheckboxGroup(choices, value=preselected, label="Models (2–4)", elem_id="compare-models")

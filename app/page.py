@@ -1,11 +1,11 @@
-"""The page: the Chat and Compare tabs, each built by its own module, and the licence
+"""The page: the Chat, Compare and Models tabs, each built by its own module, and the licence
 line under them."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from app import chat_tab, compare_tab
+from app import chat_tab, compare_tab, models_tab
 from app.runtime import Runtime
 
 
@@ -17,8 +17,10 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         )
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Chat", id="chat"):
-                chat_tab.build_tab(runtime, demo, footer)
+                model = chat_tab.build_tab(runtime, demo, footer)
             with gr.Tab("Compare", id="compare"):
                 compare_tab.build_tab(runtime)
+            with gr.Tab("Models", id="models"):
+                models_tab.build_tab(runtime, pickers=[model])
         footer.render()
     return demo

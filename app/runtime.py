@@ -11,6 +11,7 @@ from chat.service import ChatService
 from engine.config import Settings
 from engine.manager import ModelManager
 from engine.registry import ModelSpec, Registry, load_registry
+from hub.local import add_pulled
 from sessions import Store
 from sessions.library import DocumentLibrary
 
@@ -33,7 +34,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    registry = load_registry(settings)
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
     default = registry.resolve(settings)
     registry.add(default)  # carries the --ctx override under its own name
     store = Store(settings.data_dir)

@@ -60,8 +60,9 @@ def run(settings, args) -> int:
     from engine import TextDelta, create_engine, load_registry
     from engine.protocol import check_messages
     from engine.types import EngineLoadError
+    from hub.local import add_pulled
 
-    spec = load_registry(settings).resolve(settings)
+    spec = add_pulled(load_registry(settings), settings.resolved_models_dir).resolve(settings)
     strategy, page_range = _page_strategy(args.pages)
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops reading or answering

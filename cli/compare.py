@@ -116,7 +116,9 @@ def _models(settings, names: list[str]):
 
     if settings.endpoint and not settings.model and names:
         settings, names = settings.model_copy(update={"model": names[0]}), names[1:]
-    registry = load_registry(settings)
+    from hub.local import add_pulled
+
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)  # REPO:QUANT pulls too
     own = settings.model_path or settings.hf_path or settings.endpoint
     return registry, ([registry.default] if own else []) + list(names)
 

@@ -77,8 +77,9 @@ def _specs(settings, names: list[str]) -> dict:
     """Each --model as a ModelSpec, by preset name or by path."""
     from engine.registry import hf_model, load_registry, user_model
     from engine.types import EngineInputError
+    from hub.local import add_pulled
 
-    registry = load_registry(settings)
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
     specs = {}
     for name in names:
         path = Path(name).expanduser()

@@ -30,6 +30,7 @@ MODEL_FLAGS = (
     Flag("model_path", ("--model-path",), "a GGUF file of your own"),
     Flag("mmproj", ("--mmproj",), "vision projector GGUF for --model-path"),
     Flag("hf_path", ("--hf-path",), "a transformers checkpoint directory (runs on torch, GPUs if any)"),
+    Flag("hf", ("--hf",), "a GGUF repo on Hugging Face, pulled if not on disk yet", "REPO[:QUANT]"),
     Flag("hf_dtype", ("--hf-dtype",), "weights dtype for --hf-path"),
     Flag(
         "endpoint",
@@ -50,7 +51,11 @@ MODEL_FLAGS = (
         "GGUF[:MMPROJ]",
     ),
     Flag("n_ctx", ("-c", "--ctx"), "context size in tokens"),
-    Flag("n_gpu_layers", ("-ngl", "--n-gpu-layers"), "layers on the GPU (-1 = all)"),
+    Flag(
+        "n_gpu_layers",
+        ("-ngl", "--n-gpu-layers"),
+        "layers on the GPU (-1 = all, auto = as many as the free VRAM holds)",
+    ),
     Flag("n_threads", ("-t", "--threads"), "CPU threads"),
     Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
     Flag("data_dir", ("--data-dir",), "where sessions, uploads and models live"),
@@ -82,6 +87,8 @@ def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...], title: s
 
 def _kind(flag: Flag) -> dict:
     """argparse's type/action/choices for the field's annotation."""
+    if flag.field == "n_gpu_layers":  # int | "auto"
+        return {"type": _gpu_layers}
     kind = Settings.model_fields[flag.field].annotation
     if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: the X
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
@@ -92,6 +99,15 @@ def _kind(flag: Flag) -> dict:
     if typing.get_origin(kind) is typing.Literal:
         return {"choices": typing.get_args(kind)}
     return {"type": kind if kind in (int, float, Path) else str}
+
+
+def _gpu_layers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

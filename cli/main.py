@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import ask, compare, doc, doctor, models, serve, sessions
+from cli import ask, compare, doc, doctor, models, pull, serve, sessions
 from cli import eval as evaluate
 from cli.flags import MODEL_FLAGS, SERVER_FLAGS, add_flags, settings_from
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "sessions": sessions,
     "doctor": doctor,
     "eval": evaluate,
+    "pull": pull,
 }
 
 
@@ -47,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         command = COMMANDS.get(args.command or "", serve)
-        return command.run(settings_from(args), args)
+        settings = settings_from(args)
+        if settings.hf and args.command in (None, "ask", "compare"):  # the commands that load it
+            from hub.cli import resolve_hf
+
+            settings = resolve_hf(settings)
+        return command.run(settings, args)
     except (EngineInputError, EngineLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         # Ctrl-C while a document is being read ends like Ctrl-C during an answer.

@@ -15,32 +15,54 @@ def add_parser(commands) -> None:
 
 
 def run(settings, args) -> int:
+    from engine.fit import fit, memory_budget
+    from engine.memory import free_vram_bytes
     from engine.registry import load_registry
+    from hub.local import add_pulled
 
-    registry = load_registry(settings)
-    rows = [_model_row(spec, settings.n_ctx) for spec in registry.specs.values()]
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
+    budget, vram = memory_budget(settings), free_vram_bytes()  # measured once for every row
+    rows = [
+        {
+            **_model_row(spec, settings.n_ctx),
+            **fit(spec, settings, settings.n_ctx, budget=budget, vram=vram).as_dict(),
+        }
+        for spec in registry.specs.values()
+    ]
     if args.json:
         for row in rows:
             print(json.dumps(row))
         return 0
-    print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'VISION':<6} LABEL")
+    print(f"{'NAME':<22} {'ON DISK':<8} {'SIZE':>9} {'MEMORY':>9} {'CTX':>8} {'FITS':<4} {'VISION':<6} LABEL")
     for row in rows:
         remote = row["backend"] == "openai"
         size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?" if not remote else "-"
         memory = f"{row['memory_gb']:.1f} GB" if row["memory_gb"] is not None else "?"
         where = ("remote" if remote else "yes") if row["available"] else "missing"
+        fits = {True: "yes", False: "no", None: "?"}[row["fits"]]
         print(
             f"{row['name']:<22} {where:<8} {size:>9} {memory:>9} "
-            f"{row['n_ctx']:>8} {'yes' if row['vision'] else 'no':<6} {row['label']}"
+            f"{row['n_ctx']:>8} {fits:<4} {'yes' if row['vision'] else 'no':<6} {row['label']}"
         )
+        if row["fits"] is False:
+            print(f"{'':<22} {_too_big(row)}")
         if remote and row["endpoint"]:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
         for what in row["missing"]:
             print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
+        if row["missing"] and row["hf_repo"]:
+            print(f"{'':<22} get it with: launch.py pull {row['name']}")
     from doctor.llama4_layout import check_llama4_layout
 
     print(f"\n{check_llama4_layout().message}")
     return 0
+
+
+def _too_big(row: dict) -> str:
+    free = f"{row['budget_gb']:.1f} GB free"
+    if row["max_ctx_that_fits"]:
+        return f"needs {row['needs_gb']:.1f} GB, {free}: fits with -c {row['max_ctx_that_fits']}"
+    return f"needs {row['needs_gb']:.1f} GB, {free}: the weights alone do not fit"
 
 
 def _model_row(spec, n_ctx: int | None) -> dict:
@@ -60,4 +82,5 @@ def _model_row(spec, n_ctx: int | None) -> dict:
         "n_ctx": n_ctx or spec.n_ctx,
         "max_context": spec.max_context,
         "vision": spec.vision,
+        "hf_repo": spec.hf_repo,
     }

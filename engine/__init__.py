@@ -26,9 +26,14 @@ def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
     if spec.backend == "llama.cpp":
         from engine.llamacpp import LlamaCppEngine
 
+        n_gpu_layers = settings.n_gpu_layers
+        if n_gpu_layers == "auto":
+            from engine.fit import gpu_layers_for
+
+            n_gpu_layers = gpu_layers_for(spec, settings)
         return LlamaCppEngine(
             spec,
-            n_gpu_layers=settings.n_gpu_layers,
+            n_gpu_layers=n_gpu_layers,
             n_threads=settings.n_threads,
             state_dir=settings.kv_dir,
             state_max_bytes=int(settings.kv_cache_gb * 1e9),

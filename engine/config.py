@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     model_path: Path | None = None
     mmproj: Path | None = None
     hf_path: Path | None = None  # a transformers checkpoint directory
+    hf: str | None = None  # "OWNER/REPO[:QUANT]": a GGUF repo, pulled into models_dir if missing
     # "auto": bfloat16 on CUDA, float32 on CPU (where bf16 matmuls are slow or missing).
     hf_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     endpoint: str | None = None  # an OpenAI-compatible server, e.g. http://gpu-box:8000/v1
@@ -46,7 +47,7 @@ class Settings(BaseSettings):
     # Tile grids the endpoint's Llama 4 takes: "meta" (vLLM) or "llama.cpp" (llama-server).
     endpoint_tiles: Literal["meta", "llama.cpp"] | None = None
     n_ctx: int | None = None  # None = the preset's deployment context
-    n_gpu_layers: int = 0
+    n_gpu_layers: int | Literal["auto"] = 0  # "auto": as many layers as the free VRAM holds
     n_threads: int | None = None
     # Who may reach the page. Anything but loopback needs a login; see app/access.py.
     auth: list[str] = Field(default_factory=list)  # "user:password" entries

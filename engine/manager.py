@@ -83,6 +83,12 @@ class ModelManager:
                 engines[spec.name] = self._connect(spec, progress)
         return [engines[spec.name] for spec in specs]
 
+    def release(self, name: str) -> None:
+        """Unload `name` if it is loaded (its files are about to be deleted)."""
+        with self._lock:
+            if name in self._loaded:
+                self._unload(name)
+
     def close(self) -> None:
         with self._lock:
             for name in list(self._loaded):

@@ -7,9 +7,12 @@ endpoint preset with its URL, never an error."""
 
 from __future__ import annotations
 
+import functools
+import glob
 import importlib.util
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +54,10 @@ class ModelSpec:
     # The tile grids the server's Llama 4 image processor takes (engine/image_plan.py):
     # "meta" (vLLM, transformers: up to 16 tiles) or "llama.cpp" (llama-server: up to 3x3).
     tiles: str = "meta"
+    # Where `launch.py pull NAME` gets the files (see hub/): the repo, and the paths in it.
+    hf_repo: str = ""
+    hf_file: str = ""  # the GGUF, or the first part of a split one
+    hf_mmproj: str = ""
 
     def sampling_params(self, **overrides) -> SamplingParams:
         """The model's preferred sampling, with the caller's non-None values on top."""
@@ -77,8 +84,8 @@ class ModelSpec:
         if self.backend == "transformers":
             config = self.model_path / "config.json"
             return [] if config.is_file() else [config]
-        paths = [self.model_path, self.mmproj_path]
-        return [p for p in paths if p is not None and not p.is_file()]
+        parts = gguf_parts(self.model_path) if self.model_path is not None else []
+        return [p for p in [*parts, self.mmproj_path] if p is not None and not p.is_file()]
 
     def missing(self) -> list[str]:
         """What keeps this model from running here, each as one short phrase."""
@@ -108,7 +115,7 @@ class ModelSpec:
                 if self.vision and self.mmproj_path.is_file()
                 else self.mmproj_bytes
             )
-            return self.model_path.stat().st_size + mmproj
+            return sum(part.stat().st_size for part in gguf_parts(self.model_path)) + mmproj
         if self.size_bytes is None:
             return None
         return self.size_bytes + self.mmproj_bytes
@@ -120,8 +127,10 @@ class ModelSpec:
         weights = self.file_bytes()
         if weights is None:
             return None
-        gguf_kv = _gguf_kv_bytes_per_token(self.model_path) if self.backend == "llama.cpp" else None
-        kv = self.kv_bytes_per_token or gguf_kv or 0
+        kv = self.kv_bytes_per_token
+        if kv is None and self.backend == "llama.cpp":
+            kv = gguf_kv_bytes_per_token(self.model_path)
+        kv = kv or 0
         return weights + kv * (n_ctx or self.n_ctx)
 
 
@@ -164,9 +173,9 @@ def load_registry(settings: Settings) -> Registry:
     except (KeyError, TypeError, ValueError) as exc:
         raise EngineInputError(f"bad entry in model registry {settings.registry_file}: {exc}") from None
     default = raw.get("default", next(iter(specs)))
-    mine = None
+    mine: list[ModelSpec] = []
     if settings.endpoint:
-        mine = endpoint_model(
+        mine = endpoint_models(
             settings.endpoint,
             settings.model,
             specs,
@@ -175,11 +184,12 @@ def load_registry(settings: Settings) -> Registry:
             settings.endpoint_tiles,
         )
     elif settings.hf_path is not None:
-        mine = hf_model(settings.hf_path)
+        mine = [hf_model(settings.hf_path)]
     elif settings.model_path is not None:
-        mine = user_model(settings.model_path, settings.mmproj)
-    if mine is not None:
-        specs[mine.name], default = mine, mine.name
+        mine = [user_model(settings.model_path, settings.mmproj)]
+    for spec in mine:
+        specs[spec.name] = spec
+    default = mine[0].name if mine else default
     for extra in settings.extra_models:
         spec = user_model(*parse_extra_model(extra))
         name = _unique_name(spec.name, specs)
@@ -212,7 +222,7 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
     base = _package_dir(entry["package"]) if "package" in entry else models_dir
     mmproj = entry.get("mmproj")
     location = {
-        "llama.cpp": lambda: base / entry["file"],
+        "llama.cpp": lambda: first_part(base / entry["file"]),
         "transformers": lambda: base / entry["dir"],
         "openai": lambda: None,
     }[backend]()
@@ -237,7 +247,38 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         api_key_env=entry.get("api_key_env", ""),
         max_images=entry.get("max_images"),
         tiles=_tiles(name, entry.get("tiles", "meta")),
+        hf_repo=entry.get("hf_repo", ""),
+        hf_file=entry.get("hf_file", ""),
+        hf_mmproj=entry.get("hf_mmproj", ""),
     )
+
+
+SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
+
+
+def split_name(path: Path, index: int, count: int) -> Path:
+    """llama.cpp's name for part `index` of `count` of the GGUF `path` names."""
+    return path.with_name(f"{path.name.removesuffix('.gguf')}-{index:05d}-of-{count:05d}.gguf")
+
+
+def first_part(path: Path) -> Path:
+    """`path`, or the first part of a split GGUF saved under its name
+    (x.gguf -> x-00001-of-00003.gguf) when only that is on disk."""
+    if path.is_file() or not path.parent.is_dir():
+        return path
+    parts = sorted(path.parent.glob(f"{glob.escape(path.stem)}-00001-of-[0-9][0-9][0-9][0-9][0-9].gguf"))
+    return parts[0] if parts else path
+
+
+def gguf_parts(path: Path) -> list[Path]:
+    """Every part of the GGUF whose first part is `path` (just `path` when not split);
+    llama.cpp finds the others from the first one's name."""
+    match = SPLIT_PART.search(path.name)
+    if not match or int(match[1]) != 1:
+        return [path]
+    stem = path.name[: match.start()]
+    count = int(match[2])
+    return [path.with_name(f"{stem}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
 def _tiles(name: str, tiles: str) -> str:
@@ -301,6 +342,44 @@ def hf_model(path: Path) -> ModelSpec:
     )
 
 
+def endpoint_models(
+    url: str,
+    model: str | None,
+    presets: dict[str, ModelSpec],
+    api_key_env: str | None = None,
+    max_images: int | None = None,
+    tiles: str | None = None,
+) -> list[ModelSpec]:
+    """The models of an OpenAI-compatible server, the one to use first. Without
+    `model`, every model its /v1/models lists; with one, the served model it names
+    (its id, or its file's base name); a preset needs no asking."""
+    _check_url(url)
+    if model and any(s.is_remote and model in (s.name, s.remote_model) for s in presets.values()):
+        return [endpoint_model(url, model, presets, api_key_env, max_images, tiles)]
+    from engine.discovery import find_served, served_models
+
+    try:
+        served = served_models(url.rstrip("/"), api_key_env)
+    except EngineInputError as exc:
+        if model:  # the engine says what is wrong when it connects
+            return [endpoint_model(url, model, presets, api_key_env, max_images, tiles)]
+        raise EngineInputError(f"{exc}; without that list --endpoint needs --model NAME") from None
+    if not model:
+        if not served:
+            raise EngineInputError(f"{url} serves no models")
+        return [endpoint_model(url, m.short_name, {}, api_key_env, max_images, tiles, m) for m in served]
+    found = find_served(served, model)
+    if found is None and served:
+        listed = ", ".join(m.short_name for m in served)
+        raise EngineInputError(f"{url} does not serve {model!r}; it serves: {listed}")
+    return [endpoint_model(url, model, presets, api_key_env, max_images, tiles, found)]
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise EngineInputError(f"--endpoint must be an http(s) URL, got {url!r}")
+
+
 def endpoint_model(
     url: str,
     model: str | None,
@@ -308,11 +387,12 @@ def endpoint_model(
     api_key_env: str | None = None,
     max_images: int | None = None,
     tiles: str | None = None,
+    served=None,  # engine.discovery.ServedModel: the served id and context it reports
 ) -> ModelSpec:
     """A model on an OpenAI-compatible server. A preset named `model` (or serving
-    `model`) lends its limits; otherwise the limits are what the flags say."""
-    if not url.startswith(("http://", "https://")):
-        raise EngineInputError(f"--endpoint must be an http(s) URL, got {url!r}")
+    `model`) lends its limits; otherwise the limits are what the server reports, or
+    what the flags say."""
+    _check_url(url)
     if not model:
         raise EngineInputError("--endpoint needs --model NAME: the model the server serves")
     url = url.rstrip("/")
@@ -322,15 +402,16 @@ def endpoint_model(
     )
     if preset is None:
         llama = "llama-4" in model.lower() or "llama4" in model.lower()
+        context = (served.max_model_len if served else None) or DEFAULT_ENDPOINT_CTX
         preset = ModelSpec(
             name=model,
             label=f"{model} at {url}",
-            n_ctx=DEFAULT_ENDPOINT_CTX,
-            max_context=DEFAULT_ENDPOINT_CTX,
+            n_ctx=context,
+            max_context=context,
             family="llama4" if llama else "",
             licence="Llama 4 Community License" if llama else "",
             backend="openai",
-            remote_model=model,
+            remote_model=served.id if served else model,
             # Without --max-images a non-Llama-4 model is taken as text only: sending it
             # images could be silently ignored.
             has_vision=llama if max_images is None else max_images > 0,
@@ -345,7 +426,17 @@ def endpoint_model(
 
 
 def read_gguf_facts(path: Path) -> dict:
-    """A few header facts of a GGUF file, read without loading weights."""
+    """A few header facts of a GGUF file, read without loading weights (once per file
+    version: parsing a 200k-token vocabulary takes seconds)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        raise EngineInputError(f"{path} is not a readable GGUF file") from None
+    return dict(_gguf_facts(str(path), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _gguf_facts(path: str, size: int, mtime_ns: int) -> dict:
     from gguf import GGUFReader
 
     try:
@@ -369,7 +460,8 @@ def read_gguf_facts(path: Path) -> dict:
     return facts
 
 
-def _gguf_kv_bytes_per_token(path: Path) -> int | None:
+def gguf_kv_bytes_per_token(path: Path) -> int | None:
+    """f16 K and V bytes per token of context, from the GGUF header."""
     if not path.is_file():
         return None
     facts = read_gguf_facts(path)

@@ -1,0 +1,225 @@
+"""The Models tab: every preset and pulled model with where it is, its size, what it
+needs here and whether that fits; Pull (with progress), Cancel and Delete. Pulling
+and deleting go through hub/, what fits through engine/fit."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from app.runtime import Runtime
+from engine.registry import ModelSpec, load_registry
+from engine.types import EngineInputError
+
+COLUMNS = ["model", "status", "size", "needs", "fits here", "vision"]
+PULL_QUEUE = "pull"  # one download at a time, beside the chat's queue
+
+
+@dataclass
+class _Pulls:
+    """What is downloading now, for the table, and the switch that cancels it."""
+
+    progress: dict[str, float] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def picker_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
+    """Model pickers list what can run first, then the rest under 'get more'."""
+    ready = [(s.label, s.name) for s in specs if s.available]
+    more = [(f"get more: {s.label} (Models tab)", s.name) for s in specs if not s.available]
+    return ready + more
+
+
+def build_tab(runtime: Runtime, pickers: list[gr.Dropdown]) -> None:
+    """The tab's content; call inside `with gr.Tab(...)`. `pickers` are refreshed
+    after a pull or a delete."""
+    pulls = _Pulls()
+    table = gr.Dataframe(
+        value=lambda: rows(runtime, pulls), headers=COLUMNS, interactive=False, elem_id="models-table"
+    )
+    with gr.Row():
+        name = gr.Dropdown(
+            _pullable(runtime), label="Model", elem_id="models-name", allow_custom_value=False, scale=2
+        )
+        repo = gr.Textbox(
+            label="or any GGUF repo on Hugging Face",
+            placeholder="unsloth/Llama-4-Scout-17B-16E-Instruct-GGUF:UD-Q2_K_XL",
+            elem_id="models-repo",
+            scale=2,
+        )
+    with gr.Row():
+        pull = gr.Button("Pull", variant="primary", elem_id="models-pull")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="models-cancel")
+        refresh = gr.Button("Refresh", elem_id="models-refresh")
+        delete = gr.Button("Delete", elem_id="models-delete")
+        confirm = gr.Checkbox(False, label="yes, delete its files", elem_id="models-confirm")
+    status = gr.Markdown("", elem_id="models-status")
+    outputs = [status, table, name, *pickers]
+    pull.click(
+        _puller(runtime, pulls, len(pickers)),
+        [name, repo],
+        outputs,
+        api_name="pull_model",
+        concurrency_id=PULL_QUEUE,
+        concurrency_limit=1,
+    )
+    cancel.click(_canceller(pulls), None, status, queue=False, api_name="cancel_pull")
+    refresh.click(lambda: rows(runtime, pulls), None, table, api_name="models_table")
+    delete.click(
+        _deleter(runtime, pulls, len(pickers)), [name, confirm], [*outputs, confirm], api_name="delete_model"
+    )
+
+
+def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
+    from engine.fit import fit, memory_budget
+    from engine.memory import free_vram_bytes
+
+    budget, vram = memory_budget(runtime.settings), free_vram_bytes()
+    specs = list(runtime.registry.specs.values())
+    fits = {s.name: fit(s, runtime.settings, budget=budget, vram=vram) for s in specs}
+    recommended = _recommended(specs, fits)
+    table = []
+    for spec in specs:
+        result = fits[spec.name]
+        size = spec.file_bytes()
+        table.append(
+            [
+                spec.name + (" ★ recommended here" if spec.name == recommended else ""),
+                _status(spec, pulls),
+                f"{size / 1e9:.1f} GB" if size else "-",
+                f"{result.needs_bytes / 1e9:.1f} GB" if result.needs_bytes else "-",
+                _fits(result, spec),
+                "yes" if spec.vision else "no",
+            ]
+        )
+    for name, fraction in (pulls.progress if pulls else {}).items():
+        if name not in fits:  # a --hf pull: listed once it is on disk
+            table.append([name, f"downloading {fraction:.0%}", "-", "-", "-", "-"])
+    return table
+
+
+def _status(spec: ModelSpec, pulls: _Pulls | None) -> str:
+    if pulls is not None and spec.name in pulls.progress:
+        return f"downloading {pulls.progress[spec.name]:.0%}"
+    if spec.is_remote:
+        return f"on an endpoint ({spec.endpoint})" if spec.available else "endpoint not set"
+    return "on disk" if spec.available else "missing"
+
+
+def _fits(result, spec: ModelSpec) -> str:
+    if result.fits is None:
+        return "?"
+    if result.fits:
+        return "yes"
+    return f"with -c {result.max_ctx_that_fits:,}" if result.max_ctx_that_fits else "no"
+
+
+def _recommended(specs: list[ModelSpec], fits: dict) -> str | None:
+    """The biggest Llama 4 GGUF that fits at its context: the best quant for here."""
+    candidates = [s for s in specs if s.is_llama and s.hf_repo and fits[s.name].fits]
+    return max(candidates, key=lambda s: s.file_bytes() or 0).name if candidates else None
+
+
+def _pullable(runtime: Runtime) -> list[str]:
+    return [s.name for s in runtime.registry.specs.values() if s.hf_repo or s.backend == "llama.cpp"]
+
+
+def _refreshed(runtime: Runtime, pulls: _Pulls, status: str, pickers: int):
+    from hub.local import add_pulled
+
+    # Presets and pulls only: the ad-hoc models and endpoints stay as the server started.
+    local = runtime.settings.model_copy(
+        update={"endpoint": None, "model_path": None, "hf_path": None, "extra_models": []}
+    )
+    fresh = add_pulled(load_registry(local), local.resolved_models_dir)
+    for spec in fresh.specs.values():
+        current = runtime.registry.specs.get(spec.name)
+        if current is None or not current.is_remote:  # endpoints keep what the server said
+            runtime.registry.add(spec if current is None else _keep_context(spec, current))
+    choices = picker_choices(list(runtime.registry.specs.values()))
+    return (
+        status,
+        rows(runtime, pulls),
+        gr.Dropdown(choices=_pullable(runtime)),
+        *(gr.Dropdown(choices=choices) for _ in range(pickers)),
+    )
+
+
+def _keep_context(fresh: ModelSpec, current: ModelSpec) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(fresh, n_ctx=current.n_ctx)  # the server's --ctx override stays
+
+
+def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
+    def pull(name: str, repo: str, progress=gr.Progress()):
+        from hub.cli import machine_budget
+        from hub.download import PullCancelled
+        from hub.pull import parse_hf_ref, plan_hf, plan_preset, run
+
+        models_dir = runtime.settings.resolved_models_dir
+        label = (repo or "").strip() or name
+        if not label:
+            return _refreshed(runtime, pulls, "Choose a model or type a Hugging Face repo.", pickers)
+        pulls.cancel = threading.Event()
+        try:
+            if repo and repo.strip():
+                hf_repo, quant = parse_hf_ref(repo)
+                plan = plan_hf(hf_repo, quant, models_dir, machine_budget(runtime.settings))
+            else:
+                plan = plan_preset(runtime.spec(name))
+            if not plan.missing:
+                return _refreshed(runtime, pulls, f"{label} is already on disk.", pickers)
+            label = f"{plan.repo}:{plan.quant}" if plan.manifest_dir else name  # its row's name
+            pulls.progress[label] = 0.0
+
+            def report(fraction: float, line: str) -> None:
+                pulls.progress[label] = fraction
+                progress(fraction, desc=line)
+
+            run(plan, models_dir, report, pulls.cancel)
+        except PullCancelled:
+            message = f"Cancelled {label}; Pull again resumes where it stopped."
+            return _refreshed(runtime, pulls, message, pickers)
+        except EngineInputError as exc:
+            return _refreshed(runtime, pulls, f"⚠️ {exc}", pickers)
+        finally:
+            pulls.progress.pop(label, None)
+        return _refreshed(runtime, pulls, f"✅ {label}: verified (sha256) and on disk.", pickers)
+
+    return pull
+
+
+def _canceller(pulls: _Pulls):
+    def cancel() -> str:
+        if not pulls.progress:
+            return "Nothing is downloading."
+        pulls.cancel.set()
+        return "Cancelling…"
+
+    return cancel
+
+
+def _deleter(runtime: Runtime, pulls: _Pulls, pickers: int):
+    def delete(name: str, confirmed: bool):
+        from hub.local import delete_model
+
+        if not name:
+            return *_refreshed(runtime, pulls, "Choose a model to delete.", pickers), False
+        if not confirmed:
+            message = f"Tick “yes, delete its files” to delete {name}."
+            return *_refreshed(runtime, pulls, message, pickers), False
+        try:
+            spec = runtime.spec(name)  # a stale page may name a model deleted since
+            runtime.models.release(name)
+            deleted = delete_model(spec, runtime.registry, runtime.settings.resolved_models_dir)
+        except EngineInputError as exc:
+            return *_refreshed(runtime, pulls, f"⚠️ {exc}", pickers), False
+        if name.count("/") == 1 and ":" in name:  # a --hf pull: gone from the list with its files
+            runtime.registry.specs.pop(name, None)
+        message = f"Deleted {name} ({len(deleted)} file(s))."
+        return *_refreshed(runtime, pulls, message, pickers), False
+
+    return delete
