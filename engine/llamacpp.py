@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.images import IMAGE_MIME_TYPES
+from engine.base import BaseEngine
 from engine.kv_state import KVContext, StateStore, file_identity, fingerprint
 from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
 from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches
@@ -28,7 +28,6 @@ from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
-    Capabilities,
     EngineInputError,
     EngineLoadError,
     FinishReason,
@@ -78,7 +77,7 @@ class PromptPlan:
         return list(totals.values())
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(BaseEngine):
     def __init__(
         self,
         spec: ModelSpec,
@@ -89,14 +88,7 @@ class LlamaCppEngine:
         state_max_bytes: int = 0,
         image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
     ):
-        self.spec = spec
-        self.name = spec.name
-        self.label = spec.label
-        self.capabilities = Capabilities(
-            vision=spec.vision,
-            max_context=spec.n_ctx,
-            accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
-        )
+        super().__init__(spec)
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or default_threads()
         self.verbose = verbose
@@ -215,10 +207,6 @@ class LlamaCppEngine:
         self._require_loaded()
         with self._lock, self._prompt(messages) as (plan, _):
             return plan.n_tokens
-
-    def _require_loaded(self) -> None:
-        if not self.loaded:
-            self.load()
 
     @contextlib.contextmanager
     def _prompt(self, messages: Sequence[Message]) -> Iterator[tuple[PromptPlan, list | None]]:

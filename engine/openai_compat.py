@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from engine.images import IMAGE_MIME_TYPES, data_url
+from engine.base import BaseEngine
+from engine.images import data_url
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
-    Capabilities,
     EngineInputError,
     EngineLoadError,
     FinishReason,
@@ -42,16 +42,9 @@ class EndpointError(EngineInputError):
     """The server could not take the request (down, key refused, busy, too long)."""
 
 
-class OpenAIEngine:
+class OpenAIEngine(BaseEngine):
     def __init__(self, spec: ModelSpec):
-        self.spec = spec
-        self.name = spec.name
-        self.label = spec.label
-        self.capabilities = Capabilities(
-            vision=spec.vision,
-            max_context=spec.n_ctx,
-            accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
-        )
+        super().__init__(spec)
         self.context_limit = spec.n_ctx  # lowered at load when the server reports less
         self.last_request: dict | None = None  # what the last stream sent, for inspection
         self._client = None
@@ -117,10 +110,6 @@ class OpenAIEngine:
         self._check_input(messages)
         exact = self._server_count(_wire_messages(messages))
         return exact if exact is not None else estimate_tokens(messages, self.spec.is_llama)
-
-    def _require_loaded(self) -> None:
-        if not self.loaded:
-            self.load()
 
     def _check_input(self, messages: Sequence[Message]) -> None:
         check_messages(self, messages)
