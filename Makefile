@@ -61,6 +61,7 @@ bench: setup
 	$(PY) bench/prefix_reuse.py
 	$(PY) bench/image_reuse.py
 	$(PY) bench/compare.py
+	$(PY) bench/first_token.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
