@@ -86,6 +86,7 @@ bench: setup
 	$(PY) bench/image_reuse.py
 	$(PY) bench/compare.py
 	$(PY) bench/pull.py
+	$(PY) bench/first_token.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -22,8 +22,8 @@ from engine.protocol import ProgressFn
 from engine.registry import Registry
 from engine.types import EngineInputError, Final, TextDelta
 from sessions import Store
+from sessions.figures import format_metrics
 
-from .metrics import format_metrics
 from .turns import Turn, answer_status, assistant_turn, engine_messages
 
 MIN_MODELS, MAX_MODELS = 2, 4

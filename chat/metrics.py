@@ -1,21 +1,11 @@
-"""The one way an answer's figures are written: under a chat answer, under a compare
-column, in `sessions show`."""
+"""An answer's figures under a chat answer and a compare column, in the one format of
+sessions.figures, with the context it used."""
 
 from __future__ import annotations
 
 from documents.context import page_ranges
 from engine.types import Final, Usage
-
-
-def format_metrics(
-    ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason, cached_tokens=0
-) -> str:
-    # Reused prompt tokens cost nothing; say how many so a fast follow-up makes sense.
-    reuse = f"cached {cached_tokens:,} / new {prompt_tokens - cached_tokens:,} · " if cached_tokens else ""
-    return (
-        f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
-        f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
-    )
+from sessions.figures import format_metrics
 
 
 def usage_metrics(usage: Usage, reason: str) -> str:

@@ -6,17 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.types import Final, Message
+from sessions.figures import row_metrics
 from sessions.parts import blob_sha256
+from sessions.rows import STATUS_BY_FINISH
 
-from .metrics import context_line, format_metrics
-
-# The one map from how a stream ended to the status its stored answer gets.
-FINISHED_STATUS = {"stop": "complete", "length": "complete"}
+from .metrics import context_line
 
 
 def answer_status(final: Final) -> str:
-    """streaming | complete | cancelled | error, as the store and the page say it."""
-    return FINISHED_STATUS.get(final.finish_reason, final.finish_reason)
+    """complete | cancelled | error, as the store and the page say it."""
+    return STATUS_BY_FINISH[final.finish_reason]
 
 
 @dataclass
@@ -56,15 +55,4 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
 def _footer(row) -> str:
     if not row.finish_reason and row.status == "complete":
         return ""
-    footer = format_metrics(
-        row.ttft_s or 0,
-        row.prompt_tps or 0,
-        row.decode_tps or 0,
-        row.prompt_tokens or 0,
-        row.completion_tokens or 0,
-        row.finish_reason or row.status,
-        row.cached_tokens or 0,
-    )
-    if row.error:
-        footer = f"error: {row.error} · {footer}"
-    return " · ".join(bit for bit in (footer, context_line(row.prompt_info)) if bit)
+    return " · ".join(bit for bit in (row_metrics(row), context_line(row.prompt_info)) if bit)

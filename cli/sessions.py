@@ -14,6 +14,7 @@ from typing import Any
 
 from cli.flags import DATA_FLAGS, add_flags
 from engine.types import EngineInputError
+from sessions.figures import row_metrics
 from sessions.parts import describe_part, summarize_part
 from sessions.rows import MessageRow, SessionRow
 from sessions.store import Store
@@ -197,17 +198,7 @@ def transcript_text(row: MessageRow) -> str:
 
 
 def metrics_line(row: MessageRow) -> str:
-    bits = [row.engine_id] if row.engine_id else []
-    if row.prompt_tokens is not None and row.completion_tokens is not None:
-        bits.append(f"{row.prompt_tokens} + {row.completion_tokens} tokens")
-    if row.cached_tokens:
-        bits.append(f"{row.cached_tokens} cached")
-    if row.ttft_s:
-        bits.append(f"{row.ttft_s:.2f} s to first token")
-    if row.decode_tps:
-        bits.append(f"{row.decode_tps:.1f} tok/s")
-    bits.append(row.status + (f": {row.error}" if row.error else ""))
-    return " · ".join(bits)
+    return " · ".join(bit for bit in (row.engine_id, row_metrics(row)) if bit)
 
 
 def _minute(stamp: str) -> str:

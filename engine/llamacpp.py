@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.base import BaseEngine
 from engine.image_plan import LLAMA_CPP, TileBudget, plan_messages
-from engine.images import IMAGE_MIME_TYPES
 from engine.kv_state import KVContext, StateStore, file_identity, fingerprint
 from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
 from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches
@@ -29,7 +29,6 @@ from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
-    Capabilities,
     EngineInputError,
     EngineLoadError,
     FinishReason,
@@ -79,7 +78,7 @@ class PromptPlan:
         return list(totals.values())
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(BaseEngine):
     def __init__(
         self,
         spec: ModelSpec,
@@ -90,14 +89,7 @@ class LlamaCppEngine:
         state_max_bytes: int = 0,
         image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
     ):
-        self.spec = spec
-        self.name = spec.name
-        self.label = spec.label
-        self.capabilities = Capabilities(
-            vision=spec.vision,
-            max_context=spec.n_ctx,
-            accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
-        )
+        super().__init__(spec)
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or default_threads()
         self.verbose = verbose
@@ -282,10 +274,6 @@ class LlamaCppEngine:
                     yield log_softmax(np.ctypeslib.as_array(rows, shape=(end - start, n_vocab)))
             finally:
                 self._context.forget(llm)
-
-    def _require_loaded(self) -> None:
-        if not self.loaded:
-            self.load()
 
     @contextlib.contextmanager
     def _prompt(self, messages: Sequence[Message]) -> Iterator[tuple[PromptPlan, list | None]]:

@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from engine.base import BaseEngine
 from engine.image_plan import BUDGETS, TileBudget, image_tokens, plan_messages
-from engine.images import IMAGE_MIME_TYPES, data_url
+from engine.images import data_url
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
-    Capabilities,
     EngineInputError,
     EngineLoadError,
     FinishReason,
@@ -43,16 +43,9 @@ class EndpointError(EngineInputError):
     """The server could not take the request (down, key refused, busy, too long)."""
 
 
-class OpenAIEngine:
+class OpenAIEngine(BaseEngine):
     def __init__(self, spec: ModelSpec):
-        self.spec = spec
-        self.name = spec.name
-        self.label = spec.label
-        self.capabilities = Capabilities(
-            vision=spec.vision,
-            max_context=spec.n_ctx,
-            accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
-        )
+        super().__init__(spec)
         self.context_limit = spec.n_ctx  # lowered at load when the server reports less
         # Llama 4: images go on the canvas our plan chose for the server's processor.
         self.tile_budget = BUDGETS[spec.tiles] if spec.is_llama and spec.vision else None
@@ -121,10 +114,6 @@ class OpenAIEngine:
         messages = plan_messages(messages, self.tile_budget)
         exact = self._server_count(_wire_messages(messages))
         return exact if exact is not None else estimate_tokens(messages, self.tile_budget)
-
-    def _require_loaded(self) -> None:
-        if not self.loaded:
-            self.load()
 
     def _check_input(self, messages: Sequence[Message]) -> None:
         check_messages(self, messages)

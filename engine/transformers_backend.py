@@ -17,13 +17,12 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from engine.base import BaseEngine
 from engine.image_plan import META, TileBudget, plan_messages
-from engine.images import IMAGE_MIME_TYPES
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
-    Capabilities,
     EngineInputError,
     EngineLoadError,
     FinishReason,
@@ -37,16 +36,9 @@ from engine.types import (
 FP8_METHODS = ("fbgemm_fp8", "fp8")
 
 
-class TransformersEngine:
+class TransformersEngine(BaseEngine):
     def __init__(self, spec: ModelSpec, dtype: str = "auto"):
-        self.spec = spec
-        self.name = spec.name
-        self.label = spec.label
-        self.capabilities = Capabilities(
-            vision=spec.vision,
-            max_context=spec.n_ctx,
-            accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
-        )
+        super().__init__(spec)
         self.dtype = dtype
         self.last_inputs: dict | None = None  # what the last stream sent, for inspection
         self.tile_budget: TileBudget | None = None  # set for Llama 4
@@ -144,10 +136,6 @@ class TransformersEngine:
     @property
     def _tokenizer(self):
         return getattr(self._processor, "tokenizer", self._processor)
-
-    def _require_loaded(self) -> None:
-        if not self.loaded:
-            self.load()
 
     def _inputs(self, messages: Sequence[Message]) -> dict:
         """Token ids (and pixel values) for the chat, on the model's first device."""

@@ -11,12 +11,11 @@ from engine.types import Final
 
 from .connection import Connection
 from .ids import now
+from .rows import STATUS_BY_FINISH
 from .session_table import touch_session
 
 FLUSH_EVERY_S = 0.5
 FLUSH_EVERY_APPENDS = 32
-
-STATUS_BY_FINISH = {"stop": "complete", "length": "complete", "cancelled": "cancelled", "error": "error"}
 
 
 class AnswerWriter:

@@ -9,6 +9,13 @@ from documents.parts import ChatPart
 from engine.types import EngineInputError, Role
 
 Status = Literal["streaming", "complete", "cancelled", "error", "interrupted"]
+# The one map from how a stream ended to the status its answer has, stored and shown.
+STATUS_BY_FINISH: dict[str, Status] = {
+    "stop": "complete",
+    "length": "complete",
+    "cancelled": "cancelled",
+    "error": "error",
+}
 
 
 class SessionNotFound(EngineInputError):

@@ -18,6 +18,7 @@ from documents.parts import ChatPart, DocumentPart
 from engine.types import EngineInputError, ImagePart, TextPart
 
 from .blobs import sha256_of
+from .figures import row_metrics
 from .messages import METRIC_COLUMNS
 from .parts import decode_parts, encode_part
 from .rows import MessageRow, SessionRow
@@ -234,16 +235,7 @@ def _pages(part: DocumentPart) -> str:
 def _markdown_footer(row: MessageRow) -> str:
     if row.role != "assistant":
         return ""
-    bits = []
-    if row.engine_id:
-        bits.append(row.engine_id)
-    if row.completion_tokens:
-        bits.append(f"{row.prompt_tokens} + {row.completion_tokens} tokens")
-    if row.decode_tps:
-        bits.append(f"{row.decode_tps:.1f} tok/s")
-    if row.status != "complete":
-        bits.append(row.status + (f": {row.error}" if row.error else ""))
-    return " · ".join(bits)
+    return " · ".join(bit for bit in (row.engine_id, row_metrics(row)) if bit)
 
 
 def _slug(title: str) -> str:

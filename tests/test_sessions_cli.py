@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,8 +104,10 @@ def test_show_prints_a_transcript_with_metrics(chat):
     assert lines[0] == FIRST and lines[1].startswith(f"session {chat['id']} · smollm2-135m")
     assert out.index(f"user: {FIRST}") < out.index(f"user: {SECOND}") < out.index("Tokyo")
     metrics = [line for line in lines if line.startswith("  [")]
-    assert len(metrics) == 2 and all(line.endswith("tok/s · complete]") for line in metrics), out
-    assert "smollm2-135m · 28 + " in metrics[0]
+    # The one metrics format of the page, after the model: ... tokens · why it stopped.
+    ending = re.compile(r" tok/s · \d+ \+ \d+ tokens · (cached [\d,]+ / new [\d,]+ · )?(stop|length)\]$")
+    assert len(metrics) == 2 and all(ending.search(line) for line in metrics), out
+    assert metrics[0].startswith("  [smollm2-135m · TTFT ") and " · 28 + " in metrics[0]
 
 
 def test_list_newest_first_with_counts(chat, tmp_path):

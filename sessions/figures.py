@@ -1,0 +1,32 @@
+"""The one way an answer's figures are written, live (under a chat answer, a compare
+column) or stored (`sessions show`, the Markdown export): time to first token, prompt
+and decode speed, tokens (and how many were reused), and why it stopped."""
+
+from __future__ import annotations
+
+from .rows import MessageRow
+
+
+def format_metrics(
+    ttft_s, prompt_tps, decode_tps, prompt_tokens, completion_tokens, reason, cached_tokens=0
+) -> str:
+    # Reused prompt tokens cost nothing; say how many so a fast follow-up makes sense.
+    reuse = f"cached {cached_tokens:,} / new {prompt_tokens - cached_tokens:,} · " if cached_tokens else ""
+    return (
+        f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
+        f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
+    )
+
+
+def row_metrics(row: MessageRow) -> str:
+    """A stored answer's figures; an error says what went wrong first."""
+    line = format_metrics(
+        row.ttft_s or 0,
+        row.prompt_tps or 0,
+        row.decode_tps or 0,
+        row.prompt_tokens or 0,
+        row.completion_tokens or 0,
+        row.finish_reason or row.status,
+        row.cached_tokens or 0,
+    )
+    return f"error: {row.error} · {line}" if row.error else line
