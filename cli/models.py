@@ -1,5 +1,6 @@
 """`launch.py models`: every preset and model of your own, on disk or not, size,
-memory for the chosen context, context window, vision."""
+memory for the chosen context, context window, vision; for a served or hosted model
+its limits and whether its key is set."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def run(settings, args) -> int:
         )
         if remote and row["endpoint"]:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
+        if remote:
+            print(f"{'':<22} limits: {row['limits']}")
         for what in row["missing"]:
             print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
     from doctor.llama4_layout import check_llama4_layout
@@ -44,6 +47,8 @@ def run(settings, args) -> int:
 
 
 def _model_row(spec, n_ctx: int | None) -> dict:
+    from engine.hosted import key_set, limits_line
+
     size = spec.file_bytes()
     memory = spec.estimated_memory(n_ctx)
     return {
@@ -54,10 +59,16 @@ def _model_row(spec, n_ctx: int | None) -> dict:
         "missing": spec.missing(),
         "endpoint": spec.endpoint,
         "remote_model": spec.remote_model,
+        "provider": spec.provider,
+        "api_key_env": spec.api_key_env,  # the variable's name; its value is never shown
+        "key_set": key_set(spec),
         "max_images": spec.max_images,
+        "max_image_bytes": spec.max_image_bytes,
+        "max_image_pixels": spec.max_image_pixels,
         "size_gb": round(size / 1e9, 2) if size is not None else None,
         "memory_gb": round(memory / 1e9, 2) if memory is not None else None,
         "n_ctx": n_ctx or spec.n_ctx,
         "max_context": spec.max_context,
         "vision": spec.vision,
+        "limits": limits_line(spec) if spec.is_remote else "",
     }

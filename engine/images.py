@@ -6,6 +6,7 @@ lie, a PNG header can declare 100k x 100k pixels, a download can be truncated.""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 from engine.types import EngineInputError, ImagePart
@@ -57,6 +58,11 @@ def _to_png(img) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def data_url_length(part: ImagePart) -> int:
+    """len(data_url(part)) without encoding: what the image weighs in a request."""
+    return len(f"data:{part.mime};base64,") + 4 * math.ceil(len(part.data) / 3)
 
 
 def data_url(part: ImagePart) -> str:

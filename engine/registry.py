@@ -206,7 +206,7 @@ def hosted_preset(specs: dict[str, ModelSpec], provider: str) -> ModelSpec:
         names = ", ".join(spec.name for spec in matches)
         raise EngineInputError(f"{provider} serves several presets ({names}); name one with --provider")
     known = ", ".join(sorted({spec.provider for spec in specs.values() if spec.provider}))
-    raise EngineInputError(f"unknown provider {provider!r}; hosted providers: {known} (see `launch.py models`)")
+    raise EngineInputError(f"unknown provider {provider!r}; hosted providers: {known} (`launch.py models`)")
 
 
 def _chosen_name(specs: dict[str, ModelSpec], settings: Settings) -> str | None:
