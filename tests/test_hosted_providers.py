@@ -294,7 +294,7 @@ def test_cli_compare_embedded_model_against_a_hosted_preset(provider, tmp_path):
     assert hosted_column["n_ctx"] == 131072 and hosted_column["error"] is None
     assert "Paris" in local["text"] and local["finish_reason"] in ("stop", "length")
     with Store(tmp_path) as store:
-        answers = {row.model: row for row in store.all_messages(hosted_column["session_id"]) if row.model}
+        answers = {row.engine_id: row for row in store.all_messages(hosted_column["session_id"])}
     assert answers[PRESET].prompt_tokens == 1234
 
 
