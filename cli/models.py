@@ -65,6 +65,7 @@ def _model_row(spec, n_ctx: int | None) -> dict:
         "max_images": spec.max_images,
         "max_image_bytes": spec.max_image_bytes,
         "max_image_pixels": spec.max_image_pixels,
+        "max_output_tokens": spec.max_output_tokens,
         "size_gb": round(size / 1e9, 2) if size is not None else None,
         "memory_gb": round(memory / 1e9, 2) if memory is not None else None,
         "n_ctx": n_ctx or spec.n_ctx,

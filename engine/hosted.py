@@ -24,6 +24,8 @@ def limits_line(spec: ModelSpec) -> str:
         parts.append(f"{spec.max_image_bytes / 1e6:g} MB of images a request")
     if spec.max_image_pixels is not None:
         parts.append(f"{spec.max_image_pixels / 1e6:.1f} MP an image")
+    if spec.max_output_tokens is not None:
+        parts.append(f"answers up to {spec.max_output_tokens:,} tokens")
     if spec.api_key_env:
         parts.append(f"key ${spec.api_key_env} {'set' if key_set(spec) else 'not set'}")
     return " · ".join(parts)

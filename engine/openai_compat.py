@@ -203,7 +203,10 @@ class OpenAIEngine:
                 f"the prompt is {about}{n_prompt:,} tokens but {self.label} takes "
                 f"{self.context_limit:,}; shorten it or start a new chat"
             )
-        request = self._request(wire, params, min(params.max_tokens, self.context_limit - n_prompt))
+        room = self.context_limit - n_prompt
+        request = self._request(
+            wire, params, min(params.max_tokens, room, self.spec.max_output_tokens or room)
+        )
         self.last_request = request
         counter = TokenCounter(started, n_prompt)
         response = self._open(request, cancel)  # raises EndpointError: nothing generated

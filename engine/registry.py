@@ -54,6 +54,7 @@ class ModelSpec:
     provider: str = ""
     max_image_bytes: int | None = None
     max_image_pixels: int | None = None
+    max_output_tokens: int | None = None  # the longest answer it gives (None: context only)
     # The tile grids the server's Llama 4 image processor takes (engine/image_plan.py):
     # "meta" (vLLM, transformers: up to 16 tiles) or "llama.cpp" (llama-server: up to 3x3).
     tiles: str = "meta"
@@ -267,6 +268,7 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         provider=entry.get("provider", ""),
         max_image_bytes=int(entry["max_image_mb"] * 10**6) if "max_image_mb" in entry else None,
         max_image_pixels=entry.get("max_image_pixels"),
+        max_output_tokens=entry.get("max_output_tokens"),
     )
 
 

@@ -189,6 +189,12 @@ def test_a_prompt_over_the_providers_context_is_refused_before_sending(provider,
     assert [r["path"] for r in provider.script.requests] == ["/v1/models"]
 
 
+def test_an_answer_is_asked_for_no_longer_than_the_provider_gives(provider, registry, settings):
+    engine = hosted(provider, registry, settings, max_output_tokens=8)  # Meta's API: 4028
+    *_, final = engine.stream([user("hello")], SamplingParams(temperature=0, max_tokens=4096))
+    assert final.finish_reason == "stop" and provider.script.chat_requests[0]["body"]["max_tokens"] == 8
+
+
 # -- rate limits and usage ----------------------------------------------------------
 
 
