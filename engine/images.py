@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from engine.types import EngineInputError, ImagePart
@@ -58,6 +59,16 @@ def _to_png(img) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def as_jpeg(part: ImagePart, quality: int = 90) -> ImagePart:
+    """The same pixels as a JPEG: a photo's Llama 4 canvas weighs a tenth of its PNG."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(part.data)) as image:
+        out = io.BytesIO()
+        image.convert("RGB").save(out, "JPEG", quality=quality)
+    return replace(part, data=out.getvalue(), mime="image/jpeg")
 
 
 def data_url_length(part: ImagePart) -> int:

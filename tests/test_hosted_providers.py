@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from PIL import Image
 
 from engine import EngineInputError, EngineLoadError, Final, SamplingParams, TextDelta, create_engine
 from engine.openai_compat import EndpointError
@@ -58,14 +59,27 @@ def hosted(server, registry, settings, **changes):
     return engine
 
 
-def noise(width: int, height: int) -> ImagePart:
-    """An image PNG cannot shrink: its planned canvas weighs megabytes."""
-    from PIL import Image
+def noise(width: int, height: int, seed: int = 0) -> ImagePart:
+    """An image nothing shrinks: its planned canvas weighs megabytes, PNG or JPEG."""
+    pixels = random.Random(seed).randbytes(width * height * 3)
+    return _png(Image.frombytes("RGB", (width, height), pixels), "noise.png")
 
-    pixels = random.Random(0).randbytes(width * height * 3)
+
+def photo_like(width: int, height: int) -> ImagePart:
+    """Smooth colour with grain, as a photo: heavy as PNG, light as JPEG."""
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width]
+    colour = np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], -1)
+    grain = np.random.default_rng(0).integers(-12, 13, (height, width, 3))
+    pixels = np.clip(colour + grain, 0, 255).astype(np.uint8)
+    return _png(Image.fromarray(pixels), "photo.png")
+
+
+def _png(picture, name: str) -> ImagePart:
     out = io.BytesIO()
-    Image.frombytes("RGB", (width, height), pixels).save(out, "PNG", compress_level=1)
-    return ImagePart(out.getvalue(), "image/png", "noise.png", width, height)
+    picture.save(out, "PNG", compress_level=1)
+    return ImagePart(out.getvalue(), "image/png", name, picture.width, picture.height)
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -163,13 +177,27 @@ def test_more_images_than_the_provider_takes_are_refused_before_sending(provider
 
 def test_images_over_the_request_bytes_are_refused_before_sending(provider, registry, settings):
     engine = hosted(provider, registry, settings)
-    too_heavy = r"the 1 image of this conversation come to \d+\.\d MB as base64, over the 4.0 MB"
+    two = [noise(1300, 1300, seed) for seed in (1, 2)]  # ~2 MB each even as JPEG
+    too_heavy = r"the 2 images of this conversation come to \d+\.\d MB as base64, over the 4.0 MB"
     with pytest.raises(EngineInputError, match=too_heavy):
-        next(engine.stream([user(noise(1300, 1300), "what is this?")], GREEDY))
+        next(engine.stream([user(*two, "what are these?")], GREEDY))
     assert provider.script.chat_requests == []
     unlimited = hosted(provider, registry, settings, max_image_bytes=None)
     with pytest.raises(EndpointError, match=r"answered 413: Request Entity Too Large"):
-        next(unlimited.stream([user(noise(1300, 1300), "what is this?")], GREEDY))
+        next(unlimited.stream([user(*two, "what are these?")], GREEDY))
+
+
+def test_a_photo_too_heavy_as_png_goes_as_jpeg(provider, registry, settings):
+    engine = hosted(provider, registry, settings)
+    photo = photo_like(1300, 1300)  # its 1344x1344 canvas: ~5 MB as PNG, ~0.6 MB as JPEG
+    *deltas, final = engine.stream([user(photo, "what is this?")], GREEDY)
+    assert final.finish_reason == "stop" and "".join(d.text for d in deltas) == "".join(ANSWER)
+    sent = provider.script.chat_requests[0]["body"]["messages"][0]["content"][0]["image_url"]["url"]
+    assert sent.startswith("data:image/jpeg;base64,") and len(sent) < 1_000_000
+    small = image(300, 200)  # light enough: stays a lossless PNG
+    list(engine.stream([user(small, "and this?")], GREEDY))
+    sent = provider.script.chat_requests[1]["body"]["messages"][0]["content"][0]["image_url"]["url"]
+    assert sent.startswith("data:image/png;base64,")
 
 
 def test_an_image_over_the_pixel_limit_as_sent_is_refused_before_sending(provider, registry, settings):
