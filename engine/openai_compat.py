@@ -90,7 +90,11 @@ class OpenAIEngine:
             timeout=openai.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
         )
         try:
-            served = client.models.list().data
+            served = _served_models(client.get("/models", cast_to=object))
+        except openai.NotFoundError as exc:
+            if not self.spec.provider:
+                raise EngineLoadError(self._describe(exc)) from None
+            served = []  # a provider without a model list: its first answer will tell
         except openai.APIError as exc:
             raise EngineLoadError(self._describe(exc)) from None
         self._check_served(served)
@@ -101,16 +105,16 @@ class OpenAIEngine:
         # The client insists on a key; local servers started without one ignore it.
         return os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else "none"
 
-    def _check_served(self, served: list) -> None:
-        ids = [m.id for m in served]
+    def _check_served(self, served: list[dict]) -> None:
+        ids = [m["id"] for m in served]
         if ids and self.spec.remote_model not in ids:
             raise EngineLoadError(
                 f"{self.spec.endpoint} does not serve {self.spec.remote_model!r}; it serves: {', '.join(ids)}"
             )
         for model in served:
             # vLLM reports its --max-model-len; a smaller one than ours is the real limit.
-            server_ctx = getattr(model, "max_model_len", None)
-            if model.id == self.spec.remote_model and isinstance(server_ctx, int):
+            server_ctx = model.get("max_model_len")
+            if model["id"] == self.spec.remote_model and isinstance(server_ctx, int):
                 self.context_limit = min(self.context_limit, server_ctx)
 
     def unload(self) -> None:
@@ -446,6 +450,15 @@ class _Reader:
     def close(self) -> None:
         # Closing can wait on the blocked read; the caller must not.
         threading.Thread(target=self.response.close, daemon=True).start()
+
+
+def _served_models(listing) -> list[dict]:
+    """GET /models as OpenAI, vLLM and llama-server answer it ({"data": [...]}) or as a
+    bare list (Together's); anything else lists nothing."""
+    rows = listing.get("data") if isinstance(listing, dict) else listing
+    if not isinstance(rows, list):
+        return []
+    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("id"), str)]
 
 
 def retry_after_s(response) -> float | None:

@@ -37,6 +37,7 @@ class Script:
     limits: Limits
     rate_limits: int = 0
     retry_after: str | None = None
+    models_shape: str = "openai"  # "openai" ({"data": [...]}), "list" (Together's) or "none" (404)
     requests: list[dict] = field(default_factory=list)
 
     @property
@@ -60,8 +61,15 @@ class ProviderHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self._record(None)
-        if self._authorised():
-            self._send(200, {"object": "list", "data": [{"id": self.script.limits.model, "object": "model"}]})
+        if not self._authorised():
+            return
+        models = [{"id": self.script.limits.model, "object": "model"}]
+        if self.script.models_shape == "none":
+            self._send(404, error("Unknown request URL", "invalid_request_error", "unknown_url"))
+        else:
+            self._send(
+                200, models if self.script.models_shape == "list" else {"object": "list", "data": models}
+            )
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")

@@ -159,6 +159,14 @@ def test_a_refused_key_is_one_line_naming_the_variable(provider, registry, setti
         hosted(provider, registry, settings)
 
 
+@pytest.mark.parametrize("shape", ["list", "none"])
+def test_a_provider_listing_models_its_own_way_or_not_at_all_still_loads(provider, registry, settings, shape):
+    provider.script.models_shape = shape  # Together answers a bare list; some have no /models
+    engine = hosted(provider, registry, settings)
+    *_, final = engine.stream([user("hello")], GREEDY)
+    assert final.finish_reason == "stop" and final.usage.prompt_tokens == 1234
+
+
 # -- limits, before sending ---------------------------------------------------------
 
 
