@@ -134,6 +134,10 @@ def _documents_panel():
 def _model_info(spec: ModelSpec) -> str:
     vision = "sees images" if spec.vision else "text only"
     status = spec.status if spec.available else f"missing: `{spec.missing()[0]}`"
+    if spec.is_remote:  # a hosted provider's limits differ from the model card's
+        from engine.hosted import limits_line
+
+        return f"**{spec.label}**  \n{vision} · {limits_line(spec)} · {status}"
     return f"**{spec.label}**  \n{vision} · context {spec.n_ctx:,} tokens · {status}"
 
 

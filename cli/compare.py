@@ -35,6 +35,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"a model to compare (repeat: {MIN_MODELS} to {MAX_MODELS}; see `launch.py models`)",
     )
     compare.add_argument(
+        "--provider",
+        dest="compare_providers",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a hosted provider (groq, together, ...) or one of its presets, as one more model (repeatable)",
+    )
+    compare.add_argument(
         "--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)"
     )
     compare.add_argument(
@@ -45,8 +53,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--json", action="store_true", help="one JSON object per model")
     compare.add_argument("--no-save", action="store_true", help="do not save the comparison")
     # The same model flags as every command; --model repeats here, one per model, and
-    # --model-path/--hf-path/--endpoint add that model as one more column.
-    add_flags(compare, tuple(flag for flag in MODEL_FLAGS if flag.field != "model"))
+    # --model-path/--hf-path/--endpoint add that model as one more column; so does
+    # each --provider.
+    add_flags(compare, tuple(flag for flag in MODEL_FLAGS if flag.field not in ("model", "provider")))
 
 
 def run(settings, args: argparse.Namespace) -> int:
@@ -57,7 +66,7 @@ def run(settings, args: argparse.Namespace) -> int:
 
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    registry, names = _models(settings, args.compare_models)
+    registry, names = _models(settings, args.compare_models, args.compare_providers)
     comparison = new_comparison(registry, names, blind=False)
     if settings.n_ctx:
         for column in comparison.columns:
@@ -109,18 +118,23 @@ def run(settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(_failed(c) for c in comparison.columns) else 0
 
 
-def _models(settings, names: list[str]):
-    """The registry and the models to compare: each --model, after the one given by
-    --model-path, --hf-path or --endpoint (whose served model is the first --model)."""
-    from engine.registry import load_registry
+def _models(settings, names: list[str], providers: list[str]):
+    """The registry and the models to compare: each --model, then each --provider's
+    preset, after the one given by --model-path, --hf-path or --endpoint (whose served
+    model is the first --provider, else the first --model)."""
+    from engine.registry import hosted_preset, load_registry
 
-    if settings.endpoint and not settings.model and names:
+    settings = settings.model_copy(update={"provider": None})  # columns are named here only
+    if settings.endpoint and not settings.model and providers:
+        settings, providers = settings.model_copy(update={"provider": providers[0]}), providers[1:]
+    elif settings.endpoint and not settings.model and names:
         settings, names = settings.model_copy(update={"model": names[0]}), names[1:]
     from hub.local import add_pulled
 
     registry = add_pulled(load_registry(settings), settings.resolved_models_dir)  # REPO:QUANT pulls too
     own = settings.model_path or settings.hf_path or settings.endpoint
-    return registry, ([registry.default] if own else []) + list(names)
+    hosted = [hosted_preset(registry.specs, provider).name for provider in providers]
+    return registry, ([registry.default] if own else []) + list(names) + hosted
 
 
 def _print_finished(comparison: Comparison, printed: set[int]) -> None:

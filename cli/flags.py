@@ -27,6 +27,12 @@ class Flag:
 
 MODEL_FLAGS = (
     Flag("model", ("--model",), "preset name (see `launch.py models`); with --endpoint, the served model"),
+    Flag(
+        "provider",
+        ("--provider",),
+        "a hosted Llama 4 provider (groq, together, ...) or one of its presets; the key comes from "
+        "the variable `launch.py models` names",
+    ),
     Flag("model_path", ("--model-path",), "a GGUF file of your own"),
     Flag("mmproj", ("--mmproj",), "vision projector GGUF for --model-path"),
     Flag("hf_path", ("--hf-path",), "a transformers checkpoint directory (runs on torch, GPUs if any)"),

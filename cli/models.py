@@ -1,5 +1,6 @@
 """`launch.py models`: every preset and model of your own, on disk or not, size,
-memory for the chosen context, context window, vision."""
+memory for the chosen context, context window, vision; for a served or hosted model
+its limits and whether its key is set."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def run(settings, args) -> int:
             print(f"{'':<22} {_too_big(row)}")
         if remote and row["endpoint"]:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
+        if remote:
+            print(f"{'':<22} limits: {row['limits']}")
         for what in row["missing"]:
             print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
         if row["missing"] and row["hf_repo"]:
@@ -66,6 +69,8 @@ def _too_big(row: dict) -> str:
 
 
 def _model_row(spec, n_ctx: int | None) -> dict:
+    from engine.hosted import key_set, limits_line
+
     size = spec.file_bytes()
     memory = spec.estimated_memory(n_ctx)
     return {
@@ -76,11 +81,18 @@ def _model_row(spec, n_ctx: int | None) -> dict:
         "missing": spec.missing(),
         "endpoint": spec.endpoint,
         "remote_model": spec.remote_model,
+        "provider": spec.provider,
+        "api_key_env": spec.api_key_env,  # the variable's name; its value is never shown
+        "key_set": key_set(spec),
         "max_images": spec.max_images,
+        "max_image_bytes": spec.max_image_bytes,
+        "max_image_pixels": spec.max_image_pixels,
+        "max_output_tokens": spec.max_output_tokens,
         "size_gb": round(size / 1e9, 2) if size is not None else None,
         "memory_gb": round(memory / 1e9, 2) if memory is not None else None,
         "n_ctx": n_ctx or spec.n_ctx,
         "max_context": spec.max_context,
         "vision": spec.vision,
         "hf_repo": spec.hf_repo,
+        "limits": limits_line(spec) if spec.is_remote else "",
     }

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     hf: str | None = None  # "OWNER/REPO[:QUANT]": a GGUF repo, pulled into models_dir if missing
     # "auto": bfloat16 on CUDA, float32 on CPU (where bf16 matmuls are slow or missing).
     hf_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    provider: str | None = None  # a hosted provider or its preset (assets/models.toml)
     endpoint: str | None = None  # an OpenAI-compatible server, e.g. http://gpu-box:8000/v1
     api_key_env: str | None = None  # the environment variable holding its API key
     max_images: int | None = None  # images per request the endpoint accepts

@@ -6,6 +6,8 @@ lie, a PNG header can declare 100k x 100k pixels, a download can be truncated.""
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import replace
 from pathlib import Path
 
 from engine.types import EngineInputError, ImagePart
@@ -57,6 +59,21 @@ def _to_png(img) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def as_jpeg(part: ImagePart, quality: int = 90) -> ImagePart:
+    """The same pixels as a JPEG: a photo's Llama 4 canvas weighs a tenth of its PNG."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(part.data)) as image:
+        out = io.BytesIO()
+        image.convert("RGB").save(out, "JPEG", quality=quality)
+    return replace(part, data=out.getvalue(), mime="image/jpeg")
+
+
+def data_url_length(part: ImagePart) -> int:
+    """len(data_url(part)) without encoding: what the image weighs in a request."""
+    return len(f"data:{part.mime};base64,") + 4 * math.ceil(len(part.data) / 3)
 
 
 def data_url(part: ImagePart) -> str:

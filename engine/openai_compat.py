@@ -2,23 +2,26 @@
 llama-server on a GPU box, a hosted provider) through the official `openai` client.
 
 Images travel as data URLs in the order they sit in the message. Limits the server
-would reject (images per request, context) are checked here first, so the user gets
-one clear line instead of an HTTP error. Failures before the first token raise
-EngineInputError (nothing to store); failures after it end the stream with
-Final("error"). Stop closes the HTTP stream, which makes the server stop too."""
+would reject (context, images per request, their encoded bytes, each one's pixels) are
+checked here first, so the user gets one clear line instead of an HTTP error. A rate
+limit (429) whose retry-after is short is waited out once; any other failure before
+the first token raises EngineInputError (nothing to store); failures after it end the
+stream with Final("error"). Stop closes the HTTP stream, which makes the server stop too."""
 
 from __future__ import annotations
 
+import email.utils
 import math
 import os
 import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from engine.base import BaseEngine
 from engine.image_plan import BUDGETS, TileBudget, image_tokens, plan_messages
-from engine.images import data_url
+from engine.images import as_jpeg, data_url, data_url_length
 from engine.protocol import ProgressFn, check_messages
 from engine.registry import ModelSpec
 from engine.timing import TokenCounter
@@ -37,6 +40,8 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # a long prompt on a busy server can take minutes to the first token
 BYTES_PER_TOKEN = 4  # Llama 4's tokenizer averages ~4 bytes of English per token
 FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "eos": "stop"}
+# A 429 asking for a longer wait is reported, not waited: the user decides.
+MAX_RETRY_WAIT_S = 10.0
 
 
 class EndpointError(EngineInputError):
@@ -51,7 +56,9 @@ class OpenAIEngine(BaseEngine):
         self.tile_budget = BUDGETS[spec.tiles] if spec.is_llama and spec.vision else None
         self.last_request: dict | None = None  # what the last stream sent, for inspection
         self._client = None
-        self._can_tokenize: bool | None = None  # does the server have vLLM's /tokenize?
+        # Does the server have vLLM's /tokenize? Hosted providers do not: asking would
+        # upload the whole prompt once more.
+        self._can_tokenize: bool | None = False if spec.provider else None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -76,7 +83,11 @@ class OpenAIEngine(BaseEngine):
             timeout=openai.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
         )
         try:
-            served = client.models.list().data
+            served = _served_models(client.get("/models", cast_to=object))
+        except openai.NotFoundError as exc:
+            if not self.spec.provider:
+                raise EngineLoadError(self._describe(exc)) from None
+            served = []  # a provider without a model list: its first answer will tell
         except openai.APIError as exc:
             raise EngineLoadError(self._describe(exc)) from None
         self._check_served(served)
@@ -87,16 +98,16 @@ class OpenAIEngine(BaseEngine):
         # The client insists on a key; local servers started without one ignore it.
         return os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else "none"
 
-    def _check_served(self, served: list) -> None:
-        ids = [m.id for m in served]
+    def _check_served(self, served: list[dict]) -> None:
+        ids = [m["id"] for m in served]
         if ids and self.spec.remote_model not in ids:
             raise EngineLoadError(
                 f"{self.spec.endpoint} does not serve {self.spec.remote_model!r}; it serves: {', '.join(ids)}"
             )
         for model in served:
             # vLLM reports its --max-model-len; a smaller one than ours is the real limit.
-            server_ctx = getattr(model, "max_model_len", None)
-            if model.id == self.spec.remote_model and isinstance(server_ctx, int):
+            server_ctx = model.get("max_model_len")
+            if model["id"] == self.spec.remote_model and isinstance(server_ctx, int):
                 self.context_limit = min(self.context_limit, server_ctx)
 
     def unload(self) -> None:
@@ -111,7 +122,8 @@ class OpenAIEngine(BaseEngine):
         estimate: text bytes / 4, plus each image's Llama 4 tile tokens."""
         self._require_loaded()
         self._check_input(messages)
-        messages = plan_messages(messages, self.tile_budget)
+        messages = self._fit_image_bytes(plan_messages(messages, self.tile_budget))
+        self._check_sent_images(messages)
         exact = self._server_count(_wire_messages(messages))
         return exact if exact is not None else estimate_tokens(messages, self.tile_budget)
 
@@ -124,6 +136,39 @@ class OpenAIEngine(BaseEngine):
                 f"{self.label} takes at most {limit} image{'s' if limit != 1 else ''} per request "
                 f"and this conversation has {count}; start a new chat, or raise the server's "
                 "--limit-mm-per-prompt (and --max-images here)"
+            )
+
+    def _fit_image_bytes(self, messages: list[Message]) -> list[Message]:
+        """Canvases go as lossless PNG; where the server's cap on a request's image bytes
+        would refuse that, as JPEG (quality 90): the same tiles, a tenth of the bytes."""
+        limit = self.spec.max_image_bytes
+        images = [image for message in messages for image in message.images]
+        if limit is None or sum(data_url_length(image) for image in images) <= limit:
+            return messages
+        return [
+            replace(m, parts=tuple(as_jpeg(p) if isinstance(p, ImagePart) else p for p in m.parts))
+            if m.images
+            else m
+            for m in messages
+        ]
+
+    def _check_sent_images(self, messages: Sequence[Message]) -> None:
+        """The images as they will be sent (on their planned canvases, base64-encoded)
+        against the server's pixel and byte limits."""
+        images = [image for message in messages for image in message.images]
+        pixel_limit, byte_limit = self.spec.max_image_pixels, self.spec.max_image_bytes
+        for number, image in enumerate(images, 1):
+            if pixel_limit is not None and image.width * image.height > pixel_limit:
+                raise EngineInputError(
+                    f"image {number} ({image.name}) is {image.width}x{image.height} pixels as sent, over the "
+                    f"{pixel_limit:,} pixels {self.label} takes per image; use a smaller image"
+                )
+        encoded = sum(data_url_length(image) for image in images)
+        if byte_limit is not None and encoded > byte_limit:
+            raise EngineInputError(
+                f"the {len(images)} image{'s' if len(images) != 1 else ''} of this conversation come to "
+                f"{encoded / 1e6:.1f} MB as base64, over the {byte_limit / 1e6:.1f} MB {self.label} takes "
+                "per request; send fewer or smaller images, or start a new chat"
             )
 
     def _server_count(self, wire: list[dict]) -> int | None:
@@ -155,7 +200,8 @@ class OpenAIEngine(BaseEngine):
         cancel = cancel or threading.Event()
         started = time.perf_counter()
         self._check_input(messages)
-        messages = plan_messages(messages, self.tile_budget)
+        messages = self._fit_image_bytes(plan_messages(messages, self.tile_budget))
+        self._check_sent_images(messages)
         wire = _wire_messages(messages)
         exact = self._server_count(wire)
         n_prompt = exact if exact is not None else estimate_tokens(messages, self.tile_budget)
@@ -165,16 +211,27 @@ class OpenAIEngine(BaseEngine):
                 f"the prompt is {about}{n_prompt:,} tokens but {self.label} takes "
                 f"{self.context_limit:,}; shorten it or start a new chat"
             )
-        request = self._request(wire, params, min(params.max_tokens, self.context_limit - n_prompt))
+        room = self.context_limit - n_prompt
+        request = self._request(
+            wire, params, min(params.max_tokens, room, self.spec.max_output_tokens or room)
+        )
         self.last_request = request
         counter = TokenCounter(started, n_prompt)
-        stream = _Reader(self._open(request))  # _open raises EndpointError: nothing generated
+        response = self._open(request, cancel)  # raises EndpointError: nothing generated
+        if response is None:  # Stop while waiting out a rate limit
+            yield counter.final("cancelled")
+            return
+        stream = _Reader(response)
         first = stream.next(cancel)
         if first is _Broken and not cancel.is_set():
             # The connection broke before a single chunk (a kept-alive connection the
             # server dropped after an earlier failure): nothing was shown, so ask again.
             stream.close()
-            stream = _Reader(self._open(request))
+            response = self._open(request, cancel)
+            if response is None:
+                yield counter.final("cancelled")
+                return
+            stream = _Reader(response)
             first = stream.next(cancel)
         yield from self._relay(stream, first, cancel, counter, request["max_tokens"])
 
@@ -200,20 +257,31 @@ class OpenAIEngine(BaseEngine):
             request["seed"] = params.seed
         return request
 
-    def _open(self, request: dict):
+    def _open(self, request: dict, cancel: threading.Event):
+        """The response stream, or None when Stop is pressed while waiting out a 429."""
         import openai
 
-        for attempt in (1, 2):
+        reconnected = rate_limited = False
+        while True:
             try:
                 return self._client.chat.completions.create(**request)
+            except openai.APITimeoutError as exc:
+                raise EndpointError(self._describe(exc)) from None
             except openai.APIConnectionError as exc:
                 # A kept-alive connection the server dropped (after a failed stream, say)
                 # fails at once; one fresh try tells that from a server that is down.
-                if attempt == 2 or isinstance(exc, openai.APITimeoutError):
+                if reconnected:
                     raise EndpointError(self._describe(exc)) from None
+                reconnected = True
+            except openai.RateLimitError as exc:
+                wait = retry_after_s(exc.response)
+                if rate_limited or wait is None or wait > MAX_RETRY_WAIT_S:
+                    raise EndpointError(self._describe(exc, retried=rate_limited)) from None
+                rate_limited = True
+                if cancel.wait(wait):
+                    return None
             except openai.APIError as exc:
                 raise EndpointError(self._describe(exc)) from None
-        raise AssertionError("unreachable")
 
     def _relay(self, stream, item, cancel, counter, max_tokens: int) -> Iterator[StreamEvent]:
         """Yield the stream's text until it ends, breaks, or Stop is pressed; the HTTP
@@ -254,9 +322,11 @@ class OpenAIEngine(BaseEngine):
         if usage is not None:  # the server's counts beat ours
             counter.prompt_tokens = usage.prompt_tokens or counter.prompt_tokens
             counter.completion_tokens = usage.completion_tokens or counter.completion_tokens
+            details = getattr(usage, "prompt_tokens_details", None)
+            counter.cached = getattr(details, "cached_tokens", None) or counter.cached
         return counter.final(reason, error=error)
 
-    def _describe(self, exc: BaseException, mid_stream: bool = False) -> str:
+    def _describe(self, exc: BaseException, mid_stream: bool = False, retried: bool = False) -> str:
         """One line a user can act on, for any failure talking to the server."""
         import openai
 
@@ -268,7 +338,15 @@ class OpenAIEngine(BaseEngine):
             source = f"${self.spec.api_key_env}" if self.spec.api_key_env else "no key (--api-key-env VAR)"
             return f"{where} refused the API key ({exc.status_code}); check {source}"
         if isinstance(exc, openai.RateLimitError):
-            return f"{where} is rate limiting requests (429); wait a moment and try again"
+            wait = retry_after_s(exc.response)
+            if retried:
+                advice = "still after one retry; wait a moment and try again"
+            elif wait is not None and wait > MAX_RETRY_WAIT_S:
+                advice = f"it asks to wait {math.ceil(wait)} s; try again then"
+            else:
+                advice = "wait a moment and try again"
+            detail = _server_message(exc)[:200]
+            return f"{where} is rate limiting requests (429: {detail}); {advice}"
         if isinstance(exc, openai.NotFoundError):
             return f"{where} has no model {self.spec.remote_model!r} (404)"
         if isinstance(exc, openai.APIStatusError):
@@ -361,6 +439,38 @@ class _Reader:
     def close(self) -> None:
         # Closing can wait on the blocked read; the caller must not.
         threading.Thread(target=self.response.close, daemon=True).start()
+
+
+def _served_models(listing) -> list[dict]:
+    """GET /models as OpenAI, vLLM and llama-server answer it ({"data": [...]}) or as a
+    bare list (Together's); anything else lists nothing."""
+    rows = listing.get("data") if isinstance(listing, dict) else listing
+    if not isinstance(rows, list):
+        return []
+    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("id"), str)]
+
+
+def retry_after_s(response) -> float | None:
+    """How long a 429 asks us to wait: retry-after-ms, or retry-after in seconds or as
+    an HTTP date; None when it does not say."""
+    headers = getattr(response, "headers", None) or {}
+    if (milliseconds := _number(headers.get("retry-after-ms"))) is not None:
+        return max(milliseconds / 1000, 0.0)
+    value = headers.get("retry-after")
+    if value is None or (seconds := _number(value)) is not None:
+        return None if value is None else max(seconds, 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _server_root(endpoint: str) -> str:

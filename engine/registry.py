@@ -51,6 +51,13 @@ class ModelSpec:
     remote_model: str = ""  # the model name the server knows
     api_key_env: str = ""  # environment variable holding the API key ("" = none needed)
     max_images: int | None = None  # images per request the server accepts (None = no limit)
+    # Hosted providers (assets/models.toml): who serves it (`--provider NAME`), and what
+    # one request may carry beyond the context: all its images as base64 data URLs
+    # together, in bytes, and each image as sent (on its planned canvas), in pixels.
+    provider: str = ""
+    max_image_bytes: int | None = None
+    max_image_pixels: int | None = None
+    max_output_tokens: int | None = None  # the longest answer it gives (None: context only)
     # The tile grids the server's Llama 4 image processor takes (engine/image_plan.py):
     # "meta" (vLLM, transformers: up to 16 tiles) or "llama.cpp" (llama-server: up to 3x3).
     tiles: str = "meta"
@@ -151,7 +158,7 @@ class Registry:
         --model, which beats the default."""
         # load_registry made an ad-hoc model the default, so it wins here.
         ad_hoc = settings.model_path or settings.hf_path or settings.endpoint
-        spec = self.get(self.default if ad_hoc else settings.model or self.default)
+        spec = self.get(self.default if ad_hoc else _chosen_name(self.specs, settings) or self.default)
         if settings.n_ctx:
             spec = replace(spec, n_ctx=settings.n_ctx)
         return spec
@@ -177,7 +184,7 @@ def load_registry(settings: Settings) -> Registry:
     if settings.endpoint:
         mine = endpoint_models(
             settings.endpoint,
-            settings.model,
+            _chosen_name(specs, settings),
             specs,
             settings.api_key_env,
             settings.max_images,
@@ -196,6 +203,27 @@ def load_registry(settings: Settings) -> Registry:
         label = spec.label if name == spec.name else f"{spec.label} ({name})"
         specs[name] = replace(spec, name=name, label=label)
     return Registry(specs, default)
+
+
+def hosted_preset(specs: dict[str, ModelSpec], provider: str) -> ModelSpec:
+    """What `--provider NAME` means: the hosted preset of that name, or the one preset
+    of that provider."""
+    if provider in specs and specs[provider].provider:
+        return specs[provider]
+    matches = [spec for spec in specs.values() if spec.provider == provider]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(spec.name for spec in matches)
+        raise EngineInputError(f"{provider} serves several presets ({names}); name one with --provider")
+    known = ", ".join(sorted({spec.provider for spec in specs.values() if spec.provider}))
+    raise EngineInputError(f"unknown provider {provider!r}; hosted providers: {known} (`launch.py models`)")
+
+
+def _chosen_name(specs: dict[str, ModelSpec], settings: Settings) -> str | None:
+    if settings.model or not settings.provider:
+        return settings.model
+    return hosted_preset(specs, settings.provider).name
 
 
 def parse_extra_model(text: str) -> tuple[Path, Path | None]:
@@ -250,6 +278,10 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         hf_repo=entry.get("hf_repo", ""),
         hf_file=entry.get("hf_file", ""),
         hf_mmproj=entry.get("hf_mmproj", ""),
+        provider=entry.get("provider", ""),
+        max_image_bytes=int(entry["max_image_mb"] * 10**6) if "max_image_mb" in entry else None,
+        max_image_pixels=entry.get("max_image_pixels"),
+        max_output_tokens=entry.get("max_output_tokens"),
     )
 
 

@@ -258,7 +258,9 @@ def test_malformed_stream_ends_with_an_error(scripted, settings):
 def test_rate_limit_is_one_clear_line(scripted, settings):
     engine = scripted_engine(scripted, settings)
     scripted.mode = "rate-limited"
-    with pytest.raises(EndpointError, match=r"rate limiting requests \(429\)"):
+    with pytest.raises(
+        EndpointError, match=r"rate limiting requests \(429: Too many requests\); wait a moment"
+    ):
         next(engine.stream([user("hi")], GREEDY))
 
 
