@@ -55,7 +55,10 @@ def test_two_models_stream_side_by_side_with_metrics_plots_and_a_vote(compare_ap
         "smollm2-135m",
         "tiny-llama4",
     ]
-    assert all(row[1] > 0 for row in speed_plot["value"]["data"])
+    speeds = dict(speed_plot["value"]["data"])
+    # The embedded model always decodes; the random-weight one may sample its end token
+    # first, and one token has no decode rate.
+    assert speeds["smollm2-135m"] > 0 and speeds["tiny-llama4"] >= 0
     before = leaderboard_rows(client.predict(api_name="/leaderboard"))  # other tests vote too
     *_, board = client.predict("B is better", api_name="/vote")
     after = leaderboard_rows(board)
