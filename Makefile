@@ -37,7 +37,9 @@ $(VENV)/bin/python:
 
 # Built once per flag set and patch set (8-9 minutes on 2 cores) from the sdist with our
 # patches applied, then reused by every checkout. CUDA/Metal builds get the same patches.
-$(WHEELS)/.built: $(LLAMA_PATCHES) | $(VENV)/bin/python
+# The key (WHEELS) already names the patches' content: a fresh checkout, whose files are
+# all new, reuses the wheel.
+$(WHEELS)/.built: | $(VENV)/bin/python
 	rm -rf $(WHEELS)/src && mkdir -p $(WHEELS)/src
 	$(PIP) download --quiet --no-deps --no-binary llama-cpp-python -d $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 	tar -xzf $(LLAMA_SDIST) -C $(WHEELS)/src
