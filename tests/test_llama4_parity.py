@@ -301,9 +301,22 @@ def test_the_plan_picks_the_grid_metas_processor_picks(reference, size):
 )
 def test_endpoint_estimate_of_an_image_is_what_the_server_evaluates(server_engine, size):
     """Without a /tokenize route our OpenAI backend estimates; an image's share of that
-    estimate is what llama_cpp.server reports it evaluated for the planned canvas."""
-    one = SamplingParams(temperature=0, max_tokens=1)
-    *_, text_only = server_engine.stream([user("hi")], one)
-    *_, with_image = server_engine.stream([user(gradient(*size), "hi")], one)
-    served = with_image.usage.prompt_tokens - text_only.usage.prompt_tokens
-    assert served == image_tokens(*size, server_engine.tile_budget)
+    estimate is what llama_cpp.server reports it evaluated for the planned canvas (asked
+    without streaming: that server sends no usage in a stream)."""
+    with_image, text_only = [user(gradient(*size), "hi")], [user("hi")]
+    estimated = server_engine.count_tokens(with_image) - server_engine.count_tokens(text_only)
+    served = _served_prompt_tokens(server_engine, with_image) - _served_prompt_tokens(
+        server_engine, text_only
+    )
+    assert estimated == served == image_tokens(*size, server_engine.tile_budget)
+
+
+def _served_prompt_tokens(engine, messages) -> int:
+    import openai
+
+    list(engine.stream(messages, SamplingParams(temperature=0, max_tokens=1)))  # what we send
+    client = openai.OpenAI(base_url=engine.spec.endpoint, api_key=KEY)
+    reply = client.chat.completions.create(
+        model=engine.spec.remote_model, messages=engine.last_request["messages"], max_tokens=1, temperature=0
+    )
+    return reply.usage.prompt_tokens
