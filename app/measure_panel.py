@@ -71,7 +71,7 @@ def build_panel(runtime: Runtime, models: gr.CheckboxGroup) -> None:
 def _fidelity(runtime: Runtime):
     def measure(names, path, window, request: gr.Request, progress=gr.Progress()):
         from documents.reader import parse_document
-        from evals.fidelity import FidelityError, run_fidelity
+        from evals.fidelity import FidelityError, run_fidelity, save_fidelity
 
         try:
             if not names or len(names) < 2:
@@ -90,7 +90,7 @@ def _fidelity(runtime: Runtime):
                 )  # fmt: skip
         except (FidelityError, EngineInputError, EngineLoadError) as exc:
             return f"⚠ {exc}", gr.Dataframe(), gr.LinePlot(visible=False), ""
-        _save_fidelity(runtime, history.user_of(request), Path(path).name, names, int(window), found)
+        save_fidelity(runtime.store, Path(path).name, names, int(window), found, history.user_of(request))
         return "", _fidelity_table(found), gr.LinePlot(_kl_frame(found), visible=True), _passages(found)
 
     return measure
@@ -115,22 +115,10 @@ def _kl_frame(found) -> pd.DataFrame:
 def _passages(found) -> str:
     lines = []
     for r in found:
-        for p in (p for p in r.passages if p.kl_mean > 0):
-            where = f"p. {p.page}" if p.page else f"token {p.start:,}"
+        for p in r.diverging:
             text = " ".join(p.text.split())[:160].replace("|", "\\|")
-            lines.append(f"- **{r.model}**, {where} (KL {p.kl_mean:.3f}): “{text}”")
+            lines.append(f"- **{r.model}**, {p.where} (KL {p.kl_mean:.3f}): “{text}”")
     return ("**Where the variants stray most**\n\n" + "\n".join(lines)) if lines else ""
-
-
-def _save_fidelity(runtime: Runtime, owner: str, name: str, names, window: int, found) -> None:
-    from sessions.evals import EvalResult
-
-    evals = runtime.store.evals
-    run_id = evals.start("fidelity", name, list(names), {"window": window}, owner=owner)
-    rows = [
-        EvalResult(r.model, name, 0, 0, r.tokens, 0, "", {**r.summary(), "seconds": r.seconds}) for r in found
-    ]
-    evals.record_all(run_id, rows)
 
 
 def _suite(runtime: Runtime):

@@ -112,7 +112,7 @@ def _loader(specs, settings):
 def _fidelity(settings, args, specs, store) -> int:
     from documents.reader import parse_document
     from engine.types import EngineInputError
-    from evals.fidelity import FidelityError, run_fidelity
+    from evals.fidelity import FidelityError, run_fidelity, save_fidelity
     from evals.plot import kl_svg
 
     if len(specs) < 2:
@@ -139,16 +139,7 @@ def _fidelity(settings, args, specs, store) -> int:
         )
     except FidelityError as exc:
         raise EngineInputError(str(exc)) from None
-    run_id = store.evals.start("fidelity", args.file.name, list(specs), {"window": args.window})
-    from sessions.evals import EvalResult
-
-    store.evals.record_all(
-        run_id,
-        [
-            EvalResult(r.model, args.file.name, 0, 0, r.tokens, 0, "", {**r.summary(), "seconds": r.seconds})
-            for r in results
-        ],
-    )
+    save_fidelity(store, args.file.name, list(specs), args.window, results)
     if args.plot:
         args.plot.write_text(kl_svg({r.model: r.kl_curve for r in results}), encoding="utf-8")
     for r in results:
@@ -160,9 +151,8 @@ def _fidelity(settings, args, specs, store) -> int:
             f"top-1 agreement {r.top1_agreement:.1%}, perplexity {r.ppl:.2f} "
             f"(reference {r.ppl_reference:.2f}), {r.seconds:.0f} s"
         )
-        for p in (p for p in r.passages if p.kl_mean > 0):
-            where = f"p. {p.page}" if p.page else f"token {p.start:,}"
-            print(f"  diverges most at {where} (KL {p.kl_mean:.3f}): {' '.join(p.text.split())[:100]}")
+        for p in r.diverging:
+            print(f"  diverges most at {p.where} (KL {p.kl_mean:.3f}): {' '.join(p.text.split())[:100]}")
     return 0
 
 

@@ -58,6 +58,10 @@ class Passage:
     page: int | None
     text: str
 
+    @property
+    def where(self) -> str:
+        return f"p. {self.page}" if self.page else f"token {self.start:,}"
+
 
 @dataclass(frozen=True)
 class FidelityResult:
@@ -72,6 +76,11 @@ class FidelityResult:
     seconds: float
     kl_curve: tuple[float, ...] = ()  # KL per scored token, in document order
     passages: tuple[Passage, ...] = field(default_factory=tuple)
+
+    @property
+    def diverging(self) -> tuple[Passage, ...]:
+        """The passages where the variant strays at all (a faithful copy has none)."""
+        return tuple(p for p in self.passages if p.kl_mean > 0)
 
     def summary(self) -> dict:
         """The `--json` object."""
@@ -224,6 +233,19 @@ def _measure(load, unload, name, reference, pages, doc, scores, window, report) 
         kl_curve=tuple(float(v) for v in kl),
         passages=tuple(passages),
     )
+
+
+def save_fidelity(store, document: str, models: Sequence[str], window: int, results, owner: str = "") -> int:
+    """One saved run: a finished unit per variant, its summary as the detail."""
+    from sessions.evals import EvalResult
+
+    run_id = store.evals.start("fidelity", document, list(models), {"window": window}, owner=owner)
+    rows = [
+        EvalResult(r.model, document, 0, 0, r.tokens, 0, "", {**r.summary(), "seconds": r.seconds})
+        for r in results
+    ]
+    store.evals.record_all(run_id, rows)
+    return run_id
 
 
 def _loaded(load, name: str):
