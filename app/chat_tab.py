@@ -12,14 +12,14 @@ from app import history, models_tab, page_viewer
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
-from chat.metrics import metrics_footer
+from chat.metrics import metrics_footer, reading_line
 from chat.question import read_question, split_uploads
 from chat.service import Answered, SavedQuestion
 from chat.turns import Turn, answer_status, assistant_turn, engine_messages
 from documents.context import PAGE_MODES, STRATEGIES
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.registry import LLAMA_LICENCE_URL, ModelSpec
-from engine.types import EngineInputError, EngineLoadError, TextDelta
+from engine.types import EngineInputError, EngineLoadError, PromptProgress, TextDelta
 
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
@@ -284,7 +284,12 @@ def _stream_answer(runtime: Runtime, events, turns: list[Turn]):
     text, shown_at, answer = "", 0.0, assistant_turn("", "cancelled")
     try:
         for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, PromptProgress):
+                # Until the first token the bubble says how far the prompt is read.
+                if time.monotonic() - shown_at >= REFRESH_S or event.done == event.total:
+                    shown_at = time.monotonic()
+                    yield turns, to_chatbot([*turns, assistant_turn(reading_line(event), "reading")]), ""
+            elif isinstance(event, TextDelta):
                 text += event.text
                 if time.monotonic() - shown_at >= REFRESH_S:
                     shown_at = time.monotonic()

@@ -322,6 +322,8 @@ def _metrics_text(comparison: Comparison, index: int) -> str:
     column = comparison.columns[index]
     if not comparison.revealed and column.final is not None:
         return "speed figures appear after your vote"  # they would give the model away
+    if not comparison.revealed and column.reading and not column.text:
+        return "<span class='metrics'>reading the prompt…</span>"  # its pace would too
     return (
         f"<span class='metrics'>{metrics_line(column)}</span>" if comparison.pending or column.turns else ""
     )

@@ -29,6 +29,9 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
                     content.append(_image_content(part, next(files, "")))
             documents = documents_of(turn.message) or documents
             shown.append({"role": "user", "content": content})
+        elif turn.status == "reading":  # the prompt being read: a progress line, no answer yet
+            line = turn.message.plain_text
+            shown.append({"role": "assistant", "content": f"<span class='reading'>{line}</span>"})
         else:
             text = link_citations(turn.message.plain_text, documents) or (
                 "…" if turn.status == "streaming" else ""

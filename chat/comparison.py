@@ -20,10 +20,11 @@ from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, 
 from engine.manager import ModelManager
 from engine.protocol import ProgressFn
 from engine.registry import Registry
-from engine.types import EngineInputError, Final, TextDelta
+from engine.types import EngineInputError, Final, PromptProgress, TextDelta
 from sessions import Store
 from sessions.figures import format_metrics
 
+from .metrics import reading_line
 from .turns import Turn, answer_status, assistant_turn, engine_messages
 
 MIN_MODELS, MAX_MODELS = 2, 4
@@ -37,6 +38,7 @@ class Column:
     n_ctx: int
     turns: list[Turn] = field(default_factory=list)  # this model's own conversation
     text: str = ""  # the answer streaming now
+    reading: PromptProgress | None = None  # how far the model has read the prompt
     final: Final | None = None
     refused: str = ""  # why this model gave no answer this turn
     prompt_id: int | None = None  # the stored question this turn answers
@@ -97,7 +99,7 @@ def run_turn(
     jobs = [_job(registry, column, question, max_tokens, library) for column in comparison.columns]
     check_jobs(jobs)
     for column in comparison.columns:
-        column.text, column.final, column.refused = "", None, ""
+        column.text, column.final, column.refused, column.reading = "", None, "", None
     writers = _start_storing(comparison, question, jobs, store) if store is not None else []
     comparison.voted, comparison.notice, comparison.pending = False, "", question
     with contextlib.ExitStack() as stack:
@@ -155,7 +157,9 @@ def _start_storing(comparison: Comparison, question: Turn, jobs: list[CompareJob
 
 def _apply(column: Column, event: ModelEvent, writer) -> None:
     happened = event.event
-    if isinstance(happened, TextDelta):
+    if isinstance(happened, PromptProgress):
+        column.reading = happened
+    elif isinstance(happened, TextDelta):
         column.text += happened.text
         if writer:
             writer.append(happened.text)
@@ -186,7 +190,9 @@ def metrics_line(column: Column) -> str:
     if column.refused:
         return f"error: {column.refused}"
     if column.final is None:
-        return "streaming…" if column.text else "waiting…"
+        if column.text:
+            return "streaming…"
+        return reading_line(column.reading) if column.reading else "waiting…"
     u = column.final.usage
     line = format_metrics(
         u.ttft_s, u.prompt_tps, u.decode_tps, u.prompt_tokens, u.completion_tokens, column.final.finish_reason

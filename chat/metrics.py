@@ -1,10 +1,10 @@
 """An answer's figures under a chat answer and a compare column, in the one format of
-sessions.figures, with the context it used."""
+sessions.figures, with the context it used; the prompt's reading before it starts."""
 
 from __future__ import annotations
 
 from documents.context import page_ranges
-from engine.types import Final, Usage
+from engine.types import Final, PromptProgress, Usage
 from sessions.figures import format_metrics
 
 
@@ -36,3 +36,16 @@ def metrics_footer(final: Final, prompt_info: dict | None = None) -> str:
     footer = usage_metrics(final.usage, final.finish_reason)
     footer = f"error: {final.error} · {footer}" if final.error else footer
     return " · ".join(bit for bit in (footer, context_line(prompt_info or {})) if bit)
+
+
+def reading_line(progress: PromptProgress) -> str:
+    """ "reading the prompt: 3,100 of 6,928 tokens · 41 s left"; where the backend
+    cannot see the reading (an endpoint), how long the wait has been."""
+    if progress.done is None:
+        about = f"about {progress.total:,} tokens"
+        return f"the server is reading the prompt ({about}) · {progress.elapsed_s:.0f} s"
+    line = f"reading the prompt: {progress.done:,} of {progress.total:,} tokens"
+    left = progress.seconds_left
+    if progress.done >= progress.total:
+        return f"{line} · the answer starts"
+    return f"{line} · {left:.0f} s left" if left is not None else line

@@ -1,6 +1,7 @@
 """One chat turn end to end, for every front end: the question saved before the model
 starts, its documents fitted into the loaded context (the pages chosen stored with it),
-the answer streamed and saved as it streams, usage reported at the end."""
+how far the model has read the prompt, the answer streamed and saved as it streams,
+usage reported at the end."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from documents.context import ContextReport, Strategy, expand_documents, fit_context
 from engine.protocol import Engine, check_messages
-from engine.types import Final, Message, SamplingParams, TextDelta
+from engine.types import Final, Message, PromptProgress, SamplingParams, TextDelta
 from sessions import Store
 from sessions.library import DocumentLibrary
 
@@ -39,7 +40,7 @@ class Answered:
     report: ContextReport
 
 
-TurnEvent = Prepared | TextDelta | Answered
+TurnEvent = Prepared | PromptProgress | TextDelta | Answered
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,12 @@ class ChatService:
         page_range: str = "",
         stop: Sequence[str] = (),
     ) -> Iterator[TurnEvent]:
-        """Prepared, TextDelta..., then Answered. `messages` end with the question (its
-        documents still as DocumentParts). Input the model cannot take raises
-        EngineInputError before anything streams or an answer row exists. The answer
-        ends before the first of the `stop` strings (finish reason "stop"). Leaving
-        early (closing this iterator) stores the answer as cancelled."""
+        """Prepared, PromptProgress... (the model reading the prompt), TextDelta..., then
+        Answered. `messages` end with the question (its documents still as
+        DocumentParts). Input the model cannot take raises EngineInputError before
+        anything streams or an answer row exists. The answer ends before the first of
+        the `stop` strings (finish reason "stop"). Leaving early (closing this iterator)
+        stores the answer as cancelled."""
         fitted, report = fit_context(
             engine, list(messages), self.library, strategy, page_range, params.max_tokens
         )
@@ -114,6 +116,9 @@ class ChatService:
             final = Final("cancelled")
             with writer or contextlib.nullcontext():
                 for event in itertools.chain([first], events):
+                    if isinstance(event, PromptProgress):
+                        yield event
+                        continue
                     if isinstance(event, TextDelta):
                         text = scanner.feed(event.text)
                         if scanner.hit:

@@ -23,7 +23,7 @@ class Turn:
     message: Message
     files: list[str] = field(default_factory=list)  # display paths of images and documents, in order
     footer: str = ""  # metrics line under an answer
-    status: str = "complete"  # streaming | complete | cancelled | error | interrupted
+    status: str = "complete"  # reading | streaming | complete | cancelled | error | interrupted
     id: int | None = None  # the stored message this turn is
     branch: str = ""  # "2/3" when this answer has siblings to move between
 

@@ -1,5 +1,6 @@
 """`launch.py ask PROMPT`: one chat turn through the chat service, streamed to stdout;
-`--json` adds a summary line. Saved as a chat unless --no-save; --session continues one."""
+`--json` adds a summary line. Saved as a chat unless --no-save; --session continues one.
+While the model reads the prompt, a progress bar on stderr (on a terminal only)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from cli.doc import library_for, terminal_progress
 from cli.flags import MODEL_FLAGS, add_flags
 from documents.parts import documents_of
-from engine.types import Message, SamplingParams
+from engine.types import Message, PromptProgress, SamplingParams
 from sessions import Store
 from sessions.rows import MessageRow, SessionRow
 from sessions.store import engine_messages
@@ -94,6 +95,7 @@ def run(settings, args) -> int:
         check_messages(engine, [m for m in messages if not documents_of(m)])  # images in the history too
         saved = chat.save_question(service, question.message, spec.name, params)  # before the model starts
         text: list[str] = []
+        bar = ReadingBar(sys.stderr)
         try:
             try:
                 engine.load()
@@ -105,13 +107,17 @@ def run(settings, args) -> int:
             ):
                 if isinstance(event, Prepared) and documents_of(question.message):
                     print(event.report.line(), file=sys.stderr)
+                elif isinstance(event, PromptProgress):
+                    bar.show(event)
                 elif isinstance(event, TextDelta):
+                    bar.clear()
                     text.append(event.text)
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
                 elif isinstance(event, Answered):
                     done = event
         finally:
+            bar.clear()
             engine.unload()
     final, report = done.final, done.report
     sys.stdout.write("\n")
@@ -144,6 +150,37 @@ def run(settings, args) -> int:
     if final.finish_reason == "cancelled":
         return EXIT_INTERRUPTED
     return 1 if final.finish_reason == "error" else 0
+
+
+class ReadingBar:
+    """How far the model has read the prompt, as a bar on one rewritten line of
+    `stream`; nothing unless it is a terminal. Wiped when the answer starts."""
+
+    WIDTH = 30
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def show(self, progress: PromptProgress) -> None:
+        if not self.enabled:
+            return
+        from chat.metrics import reading_line
+
+        line = reading_line(progress)
+        if progress.done is not None and progress.total > 0:
+            filled = self.WIDTH * min(progress.done, progress.total) // progress.total
+            line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {line}"
+        self.stream.write(f"\r{line}\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
 
 
 def _page_strategy(pages: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from engine.types import (
     Final,
     ImagePart,
     Message,
+    PromptProgress,
     SamplingParams,
     StreamEvent,
     TextDelta,
@@ -38,11 +39,12 @@ def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
             state_dir=settings.kv_dir,
             state_max_bytes=int(settings.kv_cache_gb * 1e9),
             image_cache_bytes=settings.image_cache_mb * 2**20,
+            n_batch=settings.n_batch,
         )
     if spec.backend == "transformers":
         from engine.transformers_backend import TransformersEngine
 
-        return TransformersEngine(spec, dtype=settings.hf_dtype)
+        return TransformersEngine(spec, dtype=settings.hf_dtype, prefill_chunk=settings.n_batch)
     if spec.backend == "openai":
         from engine.openai_compat import OpenAIEngine
 
@@ -59,6 +61,7 @@ __all__ = [
     "ImagePart",
     "Message",
     "ModelSpec",
+    "PromptProgress",
     "Registry",
     "SamplingParams",
     "Settings",

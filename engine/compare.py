@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from engine.manager import ModelManager
 from engine.protocol import Engine, ProgressFn, check_messages
 from engine.registry import VISION_HINT, ModelSpec
-from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, TextDelta
+from engine.types import (
+    EngineInputError,
+    EngineLoadError,
+    Final,
+    Message,
+    PromptProgress,
+    SamplingParams,
+    TextDelta,
+)
 
 JOIN_TIMEOUT_S = 30.0
 
@@ -42,7 +50,7 @@ class Refused:
 @dataclass(frozen=True)
 class ModelEvent:
     index: int  # which job
-    event: TextDelta | Final | Refused
+    event: PromptProgress | TextDelta | Final | Refused
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int | Literal["auto"] = 0  # "auto": as many layers as the free VRAM holds
     n_threads: int | None = None
+    # Prompt tokens evaluated per step (llama.cpp's n_batch; transformers' prefill chunk):
+    # the page shows how far the prompt is read after each step.
+    n_batch: int = Field(default=512, ge=16)
     # Who may reach the page. Anything but loopback needs a login; see app/access.py.
     auth: list[str] = Field(default_factory=list)  # "user:password" entries
     auth_file: Path | None = None  # one "user:password" per line

@@ -42,6 +42,7 @@ from engine.types import (
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed per request
 DEFAULT_IMAGE_CACHE_BYTES = 512 * 2**20
+DEFAULT_BATCH = 512  # prompt tokens per llama_decode call (llama-cpp-python's default)
 
 
 def default_threads() -> int:
@@ -68,6 +69,20 @@ class PromptPlan:
     def n_tokens(self) -> int:
         return sum(n for _, n, _ in self.layout) if self.images else len(self.tokens)
 
+    def tokens_before(self, position: int) -> int:
+        """Prompt tokens that fill the KV cache up to `position` (an image chunk may take
+        a different number of positions than it has tokens)."""
+        if not self.images:
+            return position
+        ends = [*self.starts[1:], len(self.ledger)]
+        done = 0
+        for (kind, n, _), start, end in zip(self.layout, self.starts, ends, strict=True):
+            if position >= end:
+                done += n
+            elif position > start and kind == "text":
+                done += position - start
+        return done
+
     @property
     def image_tokens(self) -> list[int]:
         """Tokens each image costs, in the order the images sit in the prompt."""
@@ -88,8 +103,10 @@ class LlamaCppEngine(BaseEngine):
         state_dir: Path | None = None,
         state_max_bytes: int = 0,
         image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
+        n_batch: int = DEFAULT_BATCH,
     ):
         super().__init__(spec)
+        self.n_batch = n_batch  # the prompt's reading is reported after each batch
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or default_threads()
         self.verbose = verbose
@@ -139,6 +156,7 @@ class LlamaCppEngine(BaseEngine):
                 n_ctx=self.spec.n_ctx,
                 n_gpu_layers=self.n_gpu_layers,
                 n_threads=self.n_threads,
+                n_batch=self.n_batch,
                 chat_handler=handler,
                 # Sliding-window layers (Llama 4's chunked attention) keep every position,
                 # so the KV tail after any reused prefix can be dropped and re-evaluated.
@@ -229,7 +247,8 @@ class LlamaCppEngine(BaseEngine):
         with self._lock, self._prompt(messages) as (plan, chunks):
             self._context.enter(self._llm, None)
             kept = self._context.keep_prefix(self._llm, plan.ledger)
-            self._evaluate(plan, chunks, kept, threading.Event())
+            for _ in self._evaluate(plan, chunks, kept, threading.Event()):
+                pass
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._llm._model.vocab)
             logits = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
             result = np.ctypeslib.as_array(logits, shape=(n_vocab,)).copy()
@@ -389,8 +408,11 @@ class LlamaCppEngine(BaseEngine):
 
     def _generate(self, plan, chunks, params, cancel, counter) -> Iterator[StreamEvent]:
         try:
-            counter.cached = self._context.keep_prefix(self._llm, plan.ledger)
-            self._evaluate(plan, chunks, counter.cached, cancel)
+            kept = self._context.keep_prefix(self._llm, plan.ledger)
+            counter.cached = plan.tokens_before(kept)
+            yield counter.reading(counter.cached)
+            for position in self._evaluate(plan, chunks, kept, cancel):
+                yield counter.reading(plan.tokens_before(position))
             if cancel.is_set():
                 yield counter.final("cancelled")
                 return
@@ -403,11 +425,13 @@ class LlamaCppEngine(BaseEngine):
             return
         yield counter.final(reason)
 
-    def _evaluate(self, plan: PromptPlan, chunks, n_keep: int, cancel: threading.Event) -> None:
+    def _evaluate(self, plan: PromptPlan, chunks, n_keep: int, cancel: threading.Event) -> Iterator[int]:
         """Evaluates the prompt from position `n_keep` on: text in batches, image
-        chunks from cached embeddings where the encoder already saw them."""
+        chunks from cached embeddings where the encoder already saw them. Yields the
+        KV position reached after each batch and each image chunk; stops early, between
+        two of them, once `cancel` is set."""
         if chunks is None:
-            self._eval_text(plan.tokens[n_keep:], cancel)
+            yield from self._eval_text(plan.tokens[n_keep:], cancel)
             return
         llm, context = self._llm, self._context
         ends = [*plan.starts[1:], len(plan.ledger)]
@@ -417,18 +441,20 @@ class LlamaCppEngine(BaseEngine):
             if cancel.is_set():
                 return
             if not key:
-                self._eval_text(plan.ledger.tokens[max(start, n_keep) : end], cancel)
+                yield from self._eval_text(plan.ledger.tokens[max(start, n_keep) : end], cancel)
                 continue
             llm.n_tokens = self._images.decode(llm, chunk, key)
             llm.input_ids[start : llm.n_tokens] = IMAGE_POSITION
             context.spans.append(ImageSpan(start, llm.n_tokens - start, key))
+            yield llm.n_tokens
 
-    def _eval_text(self, tokens: list[int], cancel: threading.Event) -> None:
+    def _eval_text(self, tokens: list[int], cancel: threading.Event) -> Iterator[int]:
         llm = self._llm
         for start, end in batches(len(tokens), llm.n_batch):
             if cancel.is_set():
                 return
             llm.eval(tokens[start:end])
+            yield llm.n_tokens
 
     def _decode(self, tokens, params: SamplingParams, budget: int, cancel, counter) -> Iterator[TextDelta]:
         import llama_cpp

@@ -6,7 +6,10 @@ would reject (context, images per request, their encoded bytes, each one's pixel
 checked here first, so the user gets one clear line instead of an HTTP error. A rate
 limit (429) whose retry-after is short is waited out once; any other failure before
 the first token raises EngineInputError (nothing to store); failures after it end the
-stream with Final("error"). Stop closes the HTTP stream, which makes the server stop too."""
+stream with Final("error"). Stop closes the HTTP stream, which makes the server stop too.
+While the server reads the prompt the stream reports the wait, and the server's own
+figures where it streams them (llama-server's `prompt_progress`, asked for with
+`return_progress`)."""
 
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ BYTES_PER_TOKEN = 4  # Llama 4's tokenizer averages ~4 bytes of English per toke
 FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "eos": "stop"}
 # A 429 asking for a longer wait is reported, not waited: the user decides.
 MAX_RETRY_WAIT_S = 10.0
+WAIT_REPORT_S = 0.5  # how often the wait for the first token is reported
 
 
 class EndpointError(EngineInputError):
@@ -222,7 +226,7 @@ class OpenAIEngine(BaseEngine):
             yield counter.final("cancelled")
             return
         stream = _Reader(response)
-        first = stream.next(cancel)
+        first = stream.next(cancel, WAIT_REPORT_S)
         if first is _Broken and not cancel.is_set():
             # The connection broke before a single chunk (a kept-alive connection the
             # server dropped after an earlier failure): nothing was shown, so ask again.
@@ -232,7 +236,7 @@ class OpenAIEngine(BaseEngine):
                 yield counter.final("cancelled")
                 return
             stream = _Reader(response)
-            first = stream.next(cancel)
+            first = stream.next(cancel, WAIT_REPORT_S)
         yield from self._relay(stream, first, cancel, counter, request["max_tokens"])
 
     def _request(self, wire: list[dict], params: SamplingParams, max_tokens: int) -> dict:
@@ -253,6 +257,8 @@ class OpenAIEngine(BaseEngine):
             "stream_options": {"include_usage": True},
             "extra_body": extra,
         }
+        if not self.spec.provider:  # a server of one's own: llama-server streams its reading
+            extra["return_progress"] = True
         if params.seed is not None:
             request["seed"] = params.seed
         return request
@@ -288,10 +294,18 @@ class OpenAIEngine(BaseEngine):
         stream is closed in every case, which tells the server to stop generating."""
         reason: FinishReason | None = None
         usage = None
+        read: tuple[int, int] | None = None  # the server's (processed, cached), if it says
         try:
-            while isinstance(item, _Chunk):
+            while isinstance(item, _Chunk) or item is _Waiting:
+                if item is _Waiting:  # still no token: the server is reading the prompt
+                    yield counter.reading(*(read or (None, 0)))
+                    item = stream.next(cancel, WAIT_REPORT_S)
+                    continue
                 chunk = item.chunk
                 usage = chunk.usage or usage
+                if counter.first_at is None and (server := _server_reading(chunk, counter)):
+                    read = server
+                    yield counter.reading(*read)
                 for choice in chunk.choices[:1]:
                     delta = choice.delta
                     # About one token per chunk (the server's usage, when sent, replaces
@@ -302,7 +316,7 @@ class OpenAIEngine(BaseEngine):
                             yield TextDelta(delta.content)
                     if choice.finish_reason:
                         reason = FINISH_REASONS.get(choice.finish_reason, "stop")
-                item = stream.next(cancel)
+                item = stream.next(cancel, WAIT_REPORT_S if counter.first_at is None else None)
         finally:
             stream.close()
         counter.completion_tokens = min(counter.completion_tokens, max_tokens)
@@ -389,6 +403,23 @@ def _wire_messages(messages: Sequence[Message]) -> list[dict]:
     return wire
 
 
+def _server_reading(chunk, counter: TokenCounter) -> tuple[int, int] | None:
+    """(tokens processed, of them from the server's cache) from llama-server's
+    `prompt_progress` on a chunk; the server's total replaces our estimate."""
+    progress = getattr(chunk, "prompt_progress", None)
+    if not isinstance(progress, dict):
+        return None
+    try:
+        total, processed = int(progress["total"]), int(progress["processed"])
+        cached = int(progress.get("cache", 0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if total <= 0:
+        return None
+    counter.prompt_tokens = total
+    return min(max(processed, 0), total), min(max(cached, 0), total)
+
+
 class _Chunk:
     def __init__(self, chunk):
         self.chunk = chunk
@@ -400,6 +431,10 @@ class _End:
 
 class _Broken:
     """The connection broke (the error is in _Reader.error)."""
+
+
+class _Waiting:
+    """Nothing came from the server for a while."""
 
 
 class _Reader:
@@ -427,14 +462,19 @@ class _Reader:
         except Exception as exc:  # garbage in the stream
             self._items.put(exc)
 
-    def next(self, cancel: threading.Event):
-        """The next _Chunk, or _End, _Broken, an exception; _End once Stop is pressed."""
+    def next(self, cancel: threading.Event, patience: float | None = None):
+        """The next _Chunk, or _End, _Broken, an exception; _End once Stop is pressed;
+        _Waiting when nothing came within `patience` seconds."""
+        waited = 0.0
         while True:
             try:
                 return self._items.get(timeout=self.POLL_S)
             except queue.Empty:
                 if cancel.is_set():
                     return _End
+                waited += self.POLL_S
+                if patience is not None and waited >= patience:
+                    return _Waiting
 
     def close(self) -> None:
         # Closing can wait on the blocked read; the caller must not.

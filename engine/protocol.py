@@ -38,9 +38,11 @@ class Engine(Protocol):
         *,
         session_key: str | None = None,
     ) -> Iterator[StreamEvent]:
-        """Yield TextDelta events, then exactly one Final. Input the model cannot take
-        raises EngineInputError before anything is yielded; failures after that end
-        the stream with Final(finish_reason="error"). `session_key` names the chat
+        """Yield PromptProgress while the prompt is read (`done` rising to `total`, Stop
+        honoured between reports), then TextDelta events, then exactly one Final. Input
+        the model cannot take raises EngineInputError before anything is yielded;
+        failures after that end the stream with Final(finish_reason="error"). Consumers
+        that show no progress skip PromptProgress. `session_key` names the chat
         (the store's session id) so a backend can keep or restore its KV state;
         backends without such state ignore it."""
 

@@ -1,11 +1,11 @@
-"""Times one request the same way for every backend: time to first token, prompt
-and decode rates, and the Final event that ends the stream."""
+"""Times one request the same way for every backend: the prompt's reading progress,
+time to first token, prompt and decode rates, and the Final event that ends the stream."""
 
 from __future__ import annotations
 
 import time
 
-from engine.types import Final, FinishReason, Usage
+from engine.types import Final, FinishReason, PromptProgress, Usage
 
 
 class TokenCounter:
@@ -16,6 +16,11 @@ class TokenCounter:
         self.completion_tokens = 0
         self.failed = False
         self.first_at: float | None = None
+
+    def reading(self, done: int | None, reused: int | None = None) -> PromptProgress:
+        """`done` of the prompt's tokens read so far (None: not known, only the wait)."""
+        reused = self.cached if reused is None else reused
+        return PromptProgress(done, self.prompt_tokens, time.perf_counter() - self.started, reused)
 
     def tokens(self, count: int = 1) -> None:
         if self.first_at is None:

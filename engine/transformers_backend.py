@@ -4,8 +4,10 @@ over every visible GPU with device_map="auto"; on CPU for small checkpoints.
 The processor's chat template places each image where it sits in the message and
 expands it into Llama 4's tile tokens (<|image_start|> … <|patch|> … <|image_end|>).
 Generation runs on a worker thread that feeds a TextIteratorStreamer; Stop is a
-stopping criterion checked after every token. torch and transformers are imported
-when a model loads, never at import time."""
+stopping criterion checked after every token. A text prompt is read in chunks
+(transformers' chunked prefill) with its progress reported, and Stop honoured, after
+each; a prompt with images in one forward pass (raw pixel values cannot be split).
+torch and transformers are imported when a model loads, never at import time."""
 
 from __future__ import annotations
 
@@ -28,18 +30,25 @@ from engine.types import (
     FinishReason,
     ImagePart,
     Message,
+    PromptProgress,
     SamplingParams,
     StreamEvent,
     TextDelta,
 )
 
 FP8_METHODS = ("fbgemm_fp8", "fp8")
+DEFAULT_PREFILL_CHUNK = 512
+
+
+class _Cancelled(Exception):
+    """Stop pressed while the prompt is read: ends generate() between two chunks."""
 
 
 class TransformersEngine(BaseEngine):
-    def __init__(self, spec: ModelSpec, dtype: str = "auto"):
+    def __init__(self, spec: ModelSpec, dtype: str = "auto", prefill_chunk: int = DEFAULT_PREFILL_CHUNK):
         super().__init__(spec)
         self.dtype = dtype
+        self.prefill_chunk = prefill_chunk  # prompt tokens per forward pass while reading
         self.last_inputs: dict | None = None  # what the last stream sent, for inspection
         self.tile_budget: TileBudget | None = None  # set for Llama 4
         self._model = None
@@ -184,6 +193,8 @@ class TransformersEngine(BaseEngine):
         stop = threading.Event()  # set by Stop, or when the consumer goes away
         streamer = _streamer(self._processor, counter)
         result: dict = {}
+        yield counter.reading(0)
+        hooks = _watch_reading(self._model, counter, streamer.text_queue.put, _any_set(cancel, stop))
         worker = threading.Thread(
             target=self._run_generate,
             args=(inputs, params, budget, streamer, _stop_when(cancel, stop), result),
@@ -192,12 +203,19 @@ class TransformersEngine(BaseEngine):
         )
         worker.start()
         try:
-            for text in streamer:
-                if text:
-                    yield TextDelta(text)
+            for item in streamer:  # the reading's progress comes through the same queue
+                if isinstance(item, PromptProgress):
+                    yield item
+                elif item:
+                    yield TextDelta(item)
         finally:
             stop.set()  # a consumer that left early stops the worker at the next token
             worker.join()
+            for hook in hooks:
+                hook.remove()
+        if "cancelled" in result:
+            yield counter.final("cancelled")
+            return
         if "error" in result:
             yield counter.final("error", error=result["error"])
             return
@@ -210,6 +228,8 @@ class TransformersEngine(BaseEngine):
         import torch
         from transformers import StoppingCriteriaList
 
+        # Raw pixel values cannot be split across chunks: a prompt with images is read at once.
+        chunk = None if "pixel_values" in inputs else self.prefill_chunk
         try:
             if params.seed is not None:
                 torch.manual_seed(params.seed)
@@ -219,8 +239,12 @@ class TransformersEngine(BaseEngine):
                     max_new_tokens=max(budget, 1),
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([stopping]),
+                    prefill_chunk_size=chunk,
                     **_sampling_kwargs(params),
                 )
+        except _Cancelled:
+            result["cancelled"] = True
+            streamer.end()
         except Exception as exc:  # out of memory, a kernel error: end the stream, keep serving
             result["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
             streamer.end()
@@ -347,6 +371,36 @@ def _streamer(processor, counter: TokenCounter):
 
     tokenizer = getattr(processor, "tokenizer", processor)
     return TimedStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def _watch_reading(model, counter: TokenCounter, report, cancelled) -> list:
+    """Forward hooks on `model` that, while the prompt is read, `report` the tokens read
+    after each forward pass and raise _Cancelled before the next one once `cancelled()`.
+    Decoding passes (after the whole prompt) return at once."""
+    read = [0]
+
+    def length(kwargs) -> int:
+        tokens = kwargs.get("input_ids")
+        tokens = tokens if tokens is not None else kwargs.get("inputs_embeds")
+        return int(tokens.shape[1]) if tokens is not None else 0
+
+    def before(module, args, kwargs):
+        if read[0] < counter.prompt_tokens and cancelled():
+            raise _Cancelled
+
+    def after(module, args, kwargs, output):
+        if read[0] < counter.prompt_tokens:
+            read[0] = min(read[0] + length(kwargs), counter.prompt_tokens)
+            report(counter.reading(read[0]))
+
+    return [
+        model.register_forward_pre_hook(before, with_kwargs=True),
+        model.register_forward_hook(after, with_kwargs=True),
+    ]
+
+
+def _any_set(*events: threading.Event):
+    return lambda: any(event.is_set() for event in events)
 
 
 def _stop_when(*events: threading.Event):

@@ -1,5 +1,5 @@
 """The vocabulary every backend speaks: messages with ordered attachments, sampling
-parameters, capability declarations, and the two events a stream yields."""
+parameters, capability declarations, and the events a stream yields."""
 
 from __future__ import annotations
 
@@ -88,6 +88,28 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class PromptProgress:
+    """How far the model has read the prompt, before its first token: `done` of `total`
+    prompt tokens (an image counts as its tokens), `reused` of them taken from a KV
+    cache instead of evaluated, `elapsed_s` since the request started. `done` is None
+    where the backend cannot see the reading (a server that streams no figures): then
+    only the wait is known."""
+
+    done: int | None
+    total: int
+    elapsed_s: float
+    reused: int = 0
+
+    @property
+    def seconds_left(self) -> float | None:
+        """At the rate read so far; None until there is one."""
+        if self.done is None or self.done <= self.reused or self.elapsed_s <= 0:
+            return None
+        rate = (self.done - self.reused) / self.elapsed_s
+        return max(self.total - self.done, 0) / rate
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int = 0  # the whole prompt, reused or not
     completion_tokens: int = 0
@@ -107,4 +129,5 @@ class Final:
     error: str | None = None
 
 
-StreamEvent = TextDelta | Final
+StreamEvent = PromptProgress | TextDelta | Final
+"""A stream: PromptProgress while the prompt is read (rising), TextDelta..., one Final."""

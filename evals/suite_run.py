@@ -73,7 +73,7 @@ def _answer(engine, history: Sequence[Message], params: SamplingParams, cancel) 
     for event in engine.stream(history, params, cancel):
         if isinstance(event, TextDelta):
             parts.append(event.text)
-        else:
+        elif isinstance(event, Final):
             final = event
     return "".join(parts), final
 
