@@ -17,7 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from engine import EngineInputError, EngineLoadError, Final, SamplingParams, TextDelta, create_engine
+from engine import (
+    EngineInputError,
+    EngineLoadError,
+    Final,
+    PromptProgress,
+    SamplingParams,
+    TextDelta,
+    create_engine,
+)
 from engine.openai_compat import EndpointError
 from engine.registry import endpoint_model
 from tests.conftest import REPO, free_port
@@ -94,7 +102,7 @@ def test_multi_image_turn_streams_from_llama_cpp_server(endpoint, llama_server):
     events = list(endpoint.stream([user(small, "and", large, "compare them")], GREEDY))
     final = events[-1]
     assert isinstance(final, Final) and final.error is None, final
-    assert all(isinstance(e, TextDelta) for e in events[:-1])
+    assert all(isinstance(e, PromptProgress | TextDelta) for e in events[:-1])
     assert final.finish_reason in ("stop", "length") and 0 < final.usage.completion_tokens <= 8
     assert final.usage.ttft_s > 0
     # Both images, in their places, as data URLs...
@@ -169,7 +177,7 @@ def test_server_down_is_one_clear_line(settings):
 # -- failures from a scripted server ---------------------------------------------
 
 
-def _chunk(content: str | None = None, finish: str | None = None) -> bytes:
+def _chunk(content: str | None = None, finish: str | None = None, **extra) -> bytes:
     delta = {} if content is None else {"content": content}
     body = {
         "id": "x",
@@ -177,8 +185,13 @@ def _chunk(content: str | None = None, finish: str | None = None) -> bytes:
         "created": 0,
         "model": "scripted",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
     }
     return f"data: {json.dumps(body)}\n\n".encode()
+
+
+# llama-server's reading reports (with return_progress): 40 of 100 tokens were cached.
+SERVER_READING = [{"total": 100, "cache": 40, "processed": n, "time_ms": n} for n in (40, 70, 100)]
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -192,6 +205,7 @@ class Scripted(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)
         if self.path != "/v1/chat/completions":  # no /tokenize: the engine estimates
             self._send(404, {"detail": "Not Found"})
             return
@@ -208,6 +222,10 @@ class Scripted(BaseHTTPRequestHandler):
             return
         if mode == "garbage":
             self.wfile.write(b"data: {this is not json\n\n")
+        elif mode == "reading":
+            for progress in SERVER_READING:
+                self.wfile.write(_chunk(prompt_progress=progress))
+            self.wfile.write(_chunk("Hi") + _chunk(None, "stop") + b"data: [DONE]\n\n")
         elif mode == "drop":
             self.wfile.write(_chunk("Hello") + _chunk(" wor"))
             self.wfile.flush()
@@ -230,7 +248,7 @@ class Scripted(BaseHTTPRequestHandler):
 @pytest.fixture
 def scripted():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    server.mode = "ok"
+    server.mode, server.bodies = "ok", []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -335,3 +353,28 @@ def test_stop_while_waiting_for_the_first_token_closes_the_stream(scripted, sett
     started = time.monotonic()
     *_, final = engine.stream([user("hi")], GREEDY, cancel)
     assert final.finish_reason == "cancelled" and time.monotonic() - started < 10
+
+
+def test_the_servers_reading_figures_come_through(scripted, settings):
+    engine = scripted_engine(scripted, settings)
+    scripted.mode = "reading"
+    events = list(engine.stream([user("hi")], GREEDY))
+    assert scripted.bodies[-1]["return_progress"] is True  # asked llama-server for them
+    reading = [(e.done, e.total, e.reused) for e in events if isinstance(e, PromptProgress)]
+    assert reading == [(40, 100, 40), (70, 100, 40), (100, 100, 40)]
+    assert [type(e) for e in events[3:]] == [TextDelta, Final] and events[-1].finish_reason == "stop"
+
+
+def test_the_wait_for_the_first_token_is_reported_and_stop_ends_it(scripted, settings):
+    engine = scripted_engine(scripted, settings)
+    scripted.mode = "slow"  # headers at once, the first token only after 30 s
+    cancel = threading.Event()
+    events = []
+    for event in engine.stream([user("hi")], GREEDY, cancel):
+        events.append(event)
+        if sum(isinstance(e, PromptProgress) for e in events) == 2:
+            cancel.set()  # Stop, after the page said twice how long it has waited
+    waits = events[:-1]
+    assert all(isinstance(e, PromptProgress) and e.done is None and e.total > 0 for e in waits)
+    assert len(waits) == 2 and waits[1].elapsed_s > waits[0].elapsed_s > 0
+    assert events[-1].finish_reason == "cancelled"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from engine import EngineInputError, Final, ImagePart, Message, SamplingParams, TextDelta
+from engine import EngineInputError, Final, ImagePart, Message, PromptProgress, SamplingParams, TextDelta
 from engine.protocol import Engine
 from tests.conftest import png_bytes
 
@@ -36,8 +36,10 @@ def test_answers_a_factual_question(smollm2):
 
 def test_stream_is_deltas_then_exactly_one_final(smollm2):
     _, _, events = ask(smollm2, "Name three colours.", max_tokens=20)
-    assert len(events) > 3
-    assert all(isinstance(e, TextDelta) for e in events[:-1])
+    reading = [e for e in events if isinstance(e, PromptProgress)]
+    assert events[: len(reading)] == reading and reading[-1].done == reading[-1].total
+    assert len(events) - len(reading) > 3
+    assert all(isinstance(e, TextDelta) for e in events[len(reading) : -1])
     assert isinstance(events[-1], Final)
 
 
@@ -66,7 +68,7 @@ def test_cancel_stops_within_a_token(smollm2):
     events = []
     for event in smollm2.stream(messages, SamplingParams(max_tokens=400, temperature=0), cancel):
         events.append(event)
-        if len(events) == 3:
+        if sum(isinstance(e, TextDelta) for e in events) == 3:
             cancel.set()
     final = events[-1]
     assert final.finish_reason == "cancelled"

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import EngineInputError, EngineLoadError, Final, Message, SamplingParams, TextDelta
+from engine import (
+    EngineInputError,
+    EngineLoadError,
+    Final,
+    Message,
+    PromptProgress,
+    SamplingParams,
+    TextDelta,
+)
 from engine.image_plan import META, image_tokens, tile_grid
 from engine.registry import hf_model
 from tests.conftest import REPO
@@ -53,7 +61,7 @@ def test_two_image_message_streams_on_cpu(hf_engine):
     events = list(hf_engine.stream(messages, GREEDY))
     final = events[-1]
     assert isinstance(final, Final) and final.error is None, final
-    assert all(isinstance(e, TextDelta) for e in events[:-1])
+    assert all(isinstance(e, PromptProgress | TextDelta) for e in events[:-1])
     assert final.finish_reason in ("stop", "length")
     assert 0 < final.usage.completion_tokens <= GREEDY.max_tokens
     assert final.usage.prompt_tokens == hf_engine.count_tokens(messages)

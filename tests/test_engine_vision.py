@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart
+from engine import Final, ImagePart, Message, PromptProgress, SamplingParams, TextDelta, TextPart
 from tests.conftest import png_bytes
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
@@ -62,7 +62,7 @@ def test_multimodal_stream_reports_usage(tiny_engine):
     events = list(tiny_engine.stream(messages, GREEDY))
     final = events[-1]
     assert isinstance(final, Final) and final.error is None
-    assert all(isinstance(e, TextDelta) for e in events[:-1])
+    assert all(isinstance(e, PromptProgress | TextDelta) for e in events[:-1])
     assert final.usage.prompt_tokens == tiny_engine.count_tokens(messages)
     assert 0 < final.usage.completion_tokens <= GREEDY.max_tokens
     assert final.finish_reason in ("stop", "length")

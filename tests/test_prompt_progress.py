@@ -77,7 +77,8 @@ def test_reading_rises_batch_by_batch_to_the_prompt_token_count(small_batches):
 
 
 def test_stop_while_reading_ends_before_the_first_token(small_batches):
-    messages = document_question()
+    messages = [Message.text("user", long_document(30) + "\n\nWhich section is the longest?")]
+    assert small_batches.count_tokens(messages) > 3 * SMALL_BATCH
     small_batches.drop_context()
     cancel = threading.Event()
     events = []
