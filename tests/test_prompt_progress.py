@@ -206,3 +206,18 @@ def test_ask_draws_no_bar_when_stderr_is_piped(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "reading the prompt" not in result.stderr and "\x1b[K" not in result.stderr
     assert result.stdout.strip()
+
+
+def test_the_reading_line_says_what_is_known():
+    from chat.metrics import reading_line
+
+    # 100 tokens/s over the tokens evaluated; reused ones came for free.
+    assert reading_line(PromptProgress(3_100, 6_928, 10.0, reused=2_100)) == (
+        "reading the prompt: 3,100 of 6,928 tokens · 38 s left"
+    )
+    assert reading_line(PromptProgress(0, 6_928, 0.2)) == "reading the prompt: 0 of 6,928 tokens"
+    read = reading_line(PromptProgress(6_928, 6_928, 69.0))
+    assert read == "reading the prompt: 6,928 of 6,928 tokens · the answer starts"
+    assert reading_line(PromptProgress(None, 900, 12.4)) == (
+        "the server is reading the prompt (about 900 tokens) · 12 s"
+    )
