@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Final, Message, Settings, TextDelta, load_registry
+from engine import Final, Message, PromptProgress, Settings, TextDelta, load_registry
 from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from engine.manager import ModelManager
 from engine.memory import MemoryGuard, model_cost
@@ -53,7 +53,7 @@ def texts_and_finals(events, n: int):
         if isinstance(event, ModelEvent):
             if isinstance(event.event, TextDelta):
                 texts[event.index] += event.event.text
-            else:
+            elif not isinstance(event.event, PromptProgress):
                 finals[event.index].append(event.event)
     return texts, finals
 
