@@ -63,6 +63,7 @@ MODEL_FLAGS = (
         "layers on the GPU (-1 = all, auto = as many as the free VRAM holds)",
     ),
     Flag("n_threads", ("-t", "--threads"), "CPU threads"),
+    Flag("n_batch", ("-b", "--batch-size"), "prompt tokens read per step; progress shows after each"),
     Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
     Flag("data_dir", ("--data-dir",), "where sessions, uploads and models live"),
     Flag("models_dir", ("--models-dir",), "where preset GGUF files are looked for"),
@@ -119,4 +120,14 @@ def _gpu_layers(text: str) -> int | str:
 def settings_from(args: argparse.Namespace) -> Settings:
     flags = (*MODEL_FLAGS, *SERVER_FLAGS)
     given = {flag.field: value for flag in flags if (value := getattr(args, flag.field, None)) is not None}
-    return Settings(**given)
+    from pydantic import ValidationError
+
+    from engine.types import EngineInputError
+
+    try:
+        return Settings(**given)
+    except ValidationError as exc:  # a value out of range, from a flag or an L4P_* variable
+        problem = exc.errors()[0]
+        names = {flag.field: flag.names[-1] for flag in flags}
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        raise EngineInputError(f"{names.get(field, field)}: {problem['msg'].lower()}") from None

@@ -221,3 +221,11 @@ def test_the_reading_line_says_what_is_known():
     assert reading_line(PromptProgress(None, 900, 12.4)) == (
         "the server is reading the prompt (about 900 tokens) · 12 s"
     )
+
+
+def test_a_batch_size_out_of_range_is_one_line(tmp_path):
+    command = [sys.executable, "launch.py", "ask", "--no-save", "-b", "4", "hi"]
+    env = {**os.environ, "L4P_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "error: --batch-size: input should be greater than or equal to 16\n"
