@@ -9,6 +9,7 @@ run's cancel token and the model stops within a token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -171,19 +172,20 @@ class Completion:
     def _work(self, events: _Events) -> None:
         runtime = self.runtime
         try:
-            with runtime.generation:
-                if self.cancel.is_set():  # the client left while waiting its turn
+            with runtime.lanes.hold([self.spec.name], self.cancel) as admitted:
+                if not admitted:  # the client left while waiting its turn
                     return
-                try:
-                    engine = runtime.models.activate_name(self.spec.name)
-                except EngineLoadError as exc:
-                    runtime.service.record_failure(self.saved, self.spec.name, str(exc))
-                    raise
-                answer = runtime.service.answer(
-                    engine, self.messages, self.params, self.cancel, saved=self.saved, stop=self.stops
-                )
-                for event in answer:
-                    events.put(event)
+                with contextlib.ExitStack() as lease:
+                    try:
+                        (engine,) = lease.enter_context(runtime.models.leased_name(self.spec.name))
+                    except EngineLoadError as exc:
+                        runtime.service.record_failure(self.saved, self.spec.name, str(exc))
+                        raise
+                    answer = runtime.service.answer(
+                        engine, self.messages, self.params, self.cancel, saved=self.saved, stop=self.stops
+                    )
+                    for event in answer:
+                        events.put(event)
         except BaseException as exc:
             events.put(exc)
         finally:

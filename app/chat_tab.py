@@ -4,7 +4,9 @@ chat service (chat/), rendering is app.render, saved chats are app.history."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -12,6 +14,7 @@ from app import history, models_tab, page_viewer
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
+from chat.lanes import place_line
 from chat.metrics import metrics_footer
 from chat.question import read_question, split_uploads
 from chat.service import Answered, SavedQuestion
@@ -245,39 +248,70 @@ def _responder(runtime: Runtime):
             max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
-        with runtime.generation, runtime.runs.run(run_scope(request, "chat")) as cancel:
+        with runtime.runs.run(run_scope(request, "chat")) as cancel:
+            seat = runtime.lanes.seat([model_name], cancel)
             try:
-                if session:
-                    history.owned(runtime, session, request)
-                engine = runtime.models.activate_name(
-                    model_name,
-                    int(n_ctx) if n_ctx else None,
-                    progress=lambda fraction, what: progress(fraction, desc=what),
-                )
-                events = runtime.service.answer(
-                    engine,
-                    engine_messages(turns, system or ""),
-                    params,
-                    cancel,
-                    saved=saved,
-                    strategy=strategy or "relevant",
-                    page_range=page_range or "",
-                )
-                prepared = next(events)
-            except EngineLoadError as exc:
-                yield _failed_answer(runtime, saved, turns, model_name, str(exc))
-                return
-            except EngineInputError as exc:
-                yield turns, to_chatbot(turns), f"⚠️ {exc}"
-                return
+                for _, place in seat.places():  # Stop works while waiting too
+                    yield turns, to_chatbot(turns), place_line(runtime.spec(model_name).label, place)
+                if not seat.admitted:
+                    yield turns, to_chatbot(turns), "Stopped before the model started."
+                    return
+                ask = _Ask(session, model_name, n_ctx, system or "", strategy or "relevant", page_range or "")
+                yield from _answer_in_lane(runtime, ask, turns, saved, params, cancel, request, progress)
+            finally:
+                seat.release()
+
+    return respond
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What the page's settings say about one answer."""
+
+    session: str
+    model: str
+    n_ctx: int | None
+    system: str
+    strategy: str
+    page_range: str
+
+
+def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, request, progress):
+    """The answer, once this request holds its model's lane."""
+    with contextlib.ExitStack() as lease:
+        try:
+            if ask.session:
+                history.owned(runtime, ask.session, request)
+            n_ctx = int(ask.n_ctx) if ask.n_ctx else None
+            report = lambda fraction, what: progress(fraction, desc=what)  # noqa: E731
+            (engine,) = lease.enter_context(runtime.models.leased_name(ask.model, n_ctx, report))
+        except EngineLoadError as exc:
+            yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
+            return
+        except EngineInputError as exc:
+            yield turns, to_chatbot(turns), f"⚠️ {exc}"
+            return
+        try:
+            events = runtime.service.answer(
+                engine,
+                engine_messages(turns, ask.system),
+                params,
+                cancel,
+                saved=saved,
+                strategy=ask.strategy,
+                page_range=ask.page_range,
+            )
+            prepared = next(events)
             last = turns[-1]
             if prepared.question != last.message:  # the pages chosen for it
                 turns = [*turns[:-1], Turn(prepared.question, files=last.files, id=last.id)]
             # The budget shows before the first token: what goes in, and what was left out.
             yield turns, to_chatbot(turns), prepared.report.line()
             yield from _stream_answer(runtime, events, turns)
-
-    return respond
+        except EngineLoadError as exc:
+            yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
+        except EngineInputError as exc:
+            yield turns, to_chatbot(turns), f"⚠️ {exc}"
 
 
 def _stream_answer(runtime: Runtime, events, turns: list[Turn]):
@@ -332,9 +366,8 @@ def _loader(runtime: Runtime):
         defaults = spec.sampling_params()
         shown = [_model_info(spec), licence_footer(spec)]
         preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
-        try:
-            with runtime.generation:  # not while another request streams on the current model
-                runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
+        try:  # a model answering someone else stays as it is (the manager waits for it)
+            runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
         except (EngineInputError, EngineLoadError) as exc:
             return *shown, f"⚠️ {exc}", *preferences
         return *shown, "", *preferences

@@ -22,6 +22,7 @@ from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from app.runtime import Runtime
 from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
+from chat.lanes import place_line
 from chat.question import read_question, split_uploads
 from chat.turns import assistant_turn
 from documents.reader import DOCUMENT_EXTENSIONS
@@ -184,8 +185,18 @@ def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
 
 def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
-        with runtime.generation, runtime.runs.run(run_scope(request, "compare")) as cancel:
-            yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
+        with runtime.runs.run(run_scope(request, "compare")) as cancel:
+            seat = runtime.lanes.seat(list(names or ()), cancel)  # every model it uses
+            try:
+                box = gr.MultimodalTextbox(value=message)
+                for name, place in seat.places():
+                    yield state, box, *_draw(state, _place(runtime, name, place))
+                if seat.admitted:
+                    yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
+                else:
+                    yield state, box, *_draw(state, "Stopped before the models started.")
+            finally:
+                seat.release()
 
     def _compare(message, state, names, blind, max_tokens, request, progress, cancel):
         text, files = message.get("text", "") or "", message.get("files", []) or []
@@ -225,6 +236,11 @@ def _runner(runtime: Runtime):
         yield comparison, gr.MultimodalTextbox(interactive=True), *_draw(comparison)
 
     return compare
+
+
+def _place(runtime: Runtime, name: str, place: int) -> str:
+    spec = runtime.registry.specs.get(name)
+    return place_line(spec.label if spec else name, place)
 
 
 def _voter(runtime: Runtime):

@@ -7,6 +7,7 @@ import sys
 from api.keys import api_access
 from api.routes import api_routes
 from app.access import SHARE_WARNING, check_exposure
+from app.queues import WORKER_THREADS
 from app.runtime import build_runtime
 from engine.config import ASSETS_DIR, Settings
 
@@ -21,7 +22,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     runtime = build_runtime(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     demo = build_app(runtime)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=16)  # per callback; generation has its lanes
     login = f", {len(users)} login(s)" if users else ""
     print(
         f"Llama 4 Playground on http://{settings.host}:{settings.port} "
@@ -35,6 +36,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,
         prevent_thread_lock=not block,
+        max_threads=WORKER_THREADS,
         quiet=True,
         inbrowser=open_browser,
         auth=users or None,

@@ -56,6 +56,11 @@ MODEL_FLAGS = (
         "offer another GGUF in the model pickers (repeatable)",
         "GGUF[:MMPROJ]",
     ),
+    Flag(
+        "endpoint_concurrency",
+        ("--endpoint-concurrency",),
+        "requests an endpoint answers at once (default 16; the rest wait in its lane)",
+    ),
     Flag("n_ctx", ("-c", "--ctx"), "context size in tokens"),
     Flag(
         "n_gpu_layers",

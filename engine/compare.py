@@ -67,14 +67,19 @@ def run_comparison(
             yield from (ModelEvent(i, Final("cancelled")) for i in group)
             continue
         together = [jobs[i].spec for i in group]
-        starts = {i: functools.partial(_start, manager, jobs[i], together, progress) for i in group}
-        yield from stream_together({i: (starts[i], jobs[i]) for i in group}, cancel)
+        pinned: list[str] = []  # the group's models stay loaded until all of it is done
+        starts = {i: functools.partial(_start, manager, jobs[i], together, progress, pinned) for i in group}
+        try:
+            yield from stream_together({i: (starts[i], jobs[i]) for i in group}, cancel)
+        finally:
+            manager.unpin(pinned)
 
 
-def _start(manager: ModelManager, job: CompareJob, together, progress) -> Engine:
+def _start(manager: ModelManager, job: CompareJob, together, progress, pinned: list[str]) -> Engine:
     """In the model's own thread: load it (room kept for the rest of its group), then
     check the input against the loaded engine."""
-    engine = manager.acquire([job.spec], progress, keep=together)[0]
+    engine = manager.acquire([job.spec], progress, keep=together, pin=True)[0]
+    pinned.append(job.spec.name)
     if not job.prepare:  # with documents, the prepared (expanded) messages are checked
         check_messages(engine, job.messages)
     return engine

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_images: int | None = None  # images per request the endpoint accepts
     # Tile grids the endpoint's Llama 4 takes: "meta" (vLLM) or "llama.cpp" (llama-server).
     endpoint_tiles: Literal["meta", "llama.cpp"] | None = None
+    # Requests an OpenAI-compatible endpoint gets at once (a preset's max_concurrency wins);
+    # the rest wait in that model's lane. Local models answer one at a time.
+    endpoint_concurrency: int = Field(default=16, ge=1, le=1024)
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int | Literal["auto"] = 0  # "auto": as many layers as the free VRAM holds
     n_threads: int | None = None
