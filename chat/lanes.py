@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 POLL_S = 0.25  # how often a waiting request looks at its place (and its Stop)
+HEARTBEAT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,17 +46,21 @@ class Seat:
     _ticket: object = field(default_factory=object)
 
     def places(self) -> Iterator[tuple[str, int]]:
-        """(model, place in its line) every POLL_S while this request waits; ends once
-        it holds every lane, or at once when cancelled (then it holds none)."""
+        """(model, place in its line) while this request waits: when it changes, and
+        every HEARTBEAT_S (a page whose user left finds out at a yield); ends once it
+        holds every lane, or within POLL_S of a cancel (then it holds none)."""
         for name in self.names:
             # In one line at a time: a lane this request does not hold yet is free for others.
             self.lanes._join(name, self._ticket)
+            shown, shown_at = 0, 0.0
             while not self.lanes._take(name, self._ticket, self.held):
                 if self.cancel.is_set():
                     self.release()
                     return
                 place = self.lanes._place(name, self._ticket)
-                yield name, place
+                if place != shown or time.monotonic() - shown_at >= HEARTBEAT_S:
+                    shown, shown_at = place, time.monotonic()
+                    yield name, place
                 self.lanes._wait(POLL_S)
 
     def wait(self) -> bool:
