@@ -17,17 +17,15 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.page_client import PageClient
-from tests.fixtures.scripted_openai import Script, ScriptedServer, free_port
+from bench.page_client import PageClient, start_playground
+from tests.fixtures.scripted_openai import Script, ScriptedServer
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "scripted"
@@ -37,22 +35,6 @@ WORDS = tuple(f" word{i}" for i in range(20))  # 0.2 s to the first, 20 x 0.09 s
 # same without the box, page mode and password, with strategy and page range.
 SEND_MODEL, SEND_MAX, SEND_CTX = 3, 9, 10
 RESPOND_MODEL, RESPOND_MAX, RESPOND_CTX = 2, 8, 9
-
-
-def start_playground(repo: Path, args: list[str], data_dir: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, "launch.py", "--port", str(port), "--data-dir", data_dir, *args]
-    proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the playground did not start")
 
 
 def one_user(page: PageClient, text: str, model: str | None = None, max_tokens: int | None = None) -> float:
@@ -100,7 +82,8 @@ def main() -> int:
     with ScriptedServer(script) as server, tempfile.TemporaryDirectory() as scratch:
         model, mmproj = write_tiny_llama4(Path(scratch) / "tiny")
         flags = ["--endpoint", server.url, "--model", MODEL, "--extra-model", f"{model}:{mmproj}"]
-        proc, url = start_playground(args.repo.resolve(), flags, str(Path(scratch) / "data"))
+        flags += ["--data-dir", str(Path(scratch) / "data")]
+        proc, url = start_playground(flags, args.repo.resolve())
         try:
             page = PageClient(url)
             one_user(page, "warm up")

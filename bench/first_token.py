@@ -17,40 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.page_client import PageClient
-from tests.fixtures.scripted_openai import Script, ScriptedServer, free_port
+from bench.page_client import PageClient, start_playground
+from tests.fixtures.scripted_openai import Script, ScriptedServer
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL = "scripted"
 KEY = "sk-bench-0123456789"
 PROMPT = "Say hello."
 FIRST_WORD = "Hello"  # the scripted server's; the prompt has only "hello"
-
-
-def start_playground(backend: str, data_dir: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, "launch.py", "--port", str(port), "--endpoint", backend, "--model", MODEL]
-    command += ["--api-key", KEY, "--data-dir", data_dir]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the playground did not start")
 
 
 def openai_first_token(client, model: str) -> float:
@@ -145,7 +125,8 @@ def main() -> int:
 
     script = Script(model=MODEL, first_s=args.first_ms / 1000)
     with ScriptedServer(script) as backend, tempfile.TemporaryDirectory() as data_dir:
-        proc, url = start_playground(backend.url, data_dir)
+        flags = ["--endpoint", backend.url, "--model", MODEL, "--api-key", KEY, "--data-dir", data_dir]
+        proc, url = start_playground(flags)
         try:
             times = measure(backend.url, url, args.rounds)
         finally:

@@ -11,11 +11,39 @@ looks for new messages every 50 ms), which is no part of the page.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_playground(
+    args: list[str], repo: Path = REPO, timeout: float = 120
+) -> tuple[subprocess.Popen, str]:
+    """`launch.py ARGS` from `repo` on a free port, quiet; returns once the page answers."""
+    from tests.fixtures.scripted_openai import free_port
+
+    port = free_port()
+    command = [sys.executable, "launch.py", "--port", str(port), *args]
+    proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the playground did not start")
 
 
 class PageClient:
