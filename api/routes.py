@@ -178,6 +178,7 @@ class Completion:
                 with contextlib.ExitStack() as lease:
                     try:
                         (engine,) = lease.enter_context(runtime.models.leased_name(self.spec.name))
+                        runtime.share_cpu()
                     except EngineLoadError as exc:
                         runtime.service.record_failure(self.saved, self.spec.name, str(exc))
                         raise

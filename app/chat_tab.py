@@ -285,6 +285,7 @@ def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, r
             n_ctx = int(ask.n_ctx) if ask.n_ctx else None
             report = lambda fraction, what: progress(fraction, desc=what)  # noqa: E731
             (engine,) = lease.enter_context(runtime.models.leased_name(ask.model, n_ctx, report))
+            runtime.share_cpu()
         except EngineLoadError as exc:
             yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
             return

@@ -42,6 +42,10 @@ class Runtime:
             return LaneLimit(spec.max_concurrency or self.settings.endpoint_concurrency, local=False)
         return LaneLimit(1, local=True)
 
+    def share_cpu(self) -> None:
+        """Again, once a model that just took its lane is loaded."""
+        self._share_cpu(self.lanes.busy_local())
+
     def _share_cpu(self, busy: list[str]) -> None:
         """Local models answering at the same time split the CPU threads evenly."""
         for name in busy:

@@ -160,12 +160,14 @@ class Lanes:
         if local_changed:
             self._report_local()
 
-    def _report_local(self) -> None:
-        if self._on_local_busy is None:
-            return
+    def busy_local(self) -> list[str]:
+        """The local models answering now."""
         with self._changed:
-            busy = [name for name, lane in self._lanes.items() if lane.limit.local and lane.running]
-        self._on_local_busy(busy)
+            return [name for name, lane in self._lanes.items() if lane.limit.local and lane.running]
+
+    def _report_local(self) -> None:
+        if self._on_local_busy is not None:
+            self._on_local_busy(self.busy_local())
 
 
 def place_line(model: str, place: int) -> str:
