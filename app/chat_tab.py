@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import history, models_tab, page_viewer
+from app.access import is_shared
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
@@ -21,6 +22,8 @@ from chat.service import Answered, SavedQuestion
 from chat.turns import Turn, answer_status, assistant_turn, engine_messages
 from documents.context import PAGE_MODES, STRATEGIES
 from documents.reader import DOCUMENT_EXTENSIONS
+from engine.fit import check_context
+from engine.limits import check_field, check_text
 from engine.registry import LLAMA_LICENCE_URL, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, TextDelta
 
@@ -109,7 +112,16 @@ def _settings_panel(runtime: Runtime):
         temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
         top_p = gr.Slider(0.05, 1, value=defaults.top_p, step=0.01, label="top_p")
         max_tokens = gr.Slider(16, 8192, value=defaults.max_tokens, step=16, label="Max new tokens")
-        n_ctx = gr.Number(spec.n_ctx, label="Context size (tokens)", precision=0, minimum=256)
+        # One loaded model serves every user of a shared server: only its flags resize it.
+        shared = is_shared(runtime.settings)
+        n_ctx = gr.Number(
+            spec.n_ctx,
+            label="Context size (tokens)",
+            info="set by the server (-c/--ctx)" if shared else None,
+            precision=0,
+            minimum=256,
+            interactive=not shared,
+        )
         seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
     return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
 
@@ -176,6 +188,7 @@ def _sender(runtime: Runtime):
         images, documents = split_uploads([_file_path(f) for f in files])
         limits = runtime.settings
         try:
+            _check_settings(limits, system, password=password or "")
             with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop ends the reading too
                 turn = read_question(
                     runtime.library,
@@ -242,7 +255,14 @@ def _responder(runtime: Runtime):
             yield turns, to_chatbot(turns), ""
             return
         saved = SavedQuestion(session, turns[-1].id) if session and turns[-1].id is not None else None
-        params = runtime.spec(model_name).sampling_params(
+        spec = runtime.spec(model_name)
+        try:
+            _check_settings(runtime.settings, system, page_range=page_range or "")
+            context, ignored = _context_size(runtime, spec, n_ctx)
+        except EngineInputError as exc:
+            yield turns, to_chatbot(turns), f"⚠️ {exc}"
+            return
+        params = spec.sampling_params(
             temperature=temperature,
             top_p=top_p,
             max_tokens=int(max_tokens),
@@ -256,7 +276,8 @@ def _responder(runtime: Runtime):
                 if not seat.admitted:
                     yield turns, to_chatbot(turns), "Stopped before the model started."
                     return
-                ask = _Ask(session, model_name, n_ctx, system or "", strategy or "relevant", page_range or "")
+                texts = (system or "", strategy or "relevant", page_range or "")
+                ask = _Ask(session, model_name, context, *texts, notice=ignored)
                 yield from _answer_in_lane(runtime, ask, turns, saved, params, cancel, request, progress)
             finally:
                 seat.release()
@@ -274,6 +295,7 @@ class _Ask:
     system: str
     strategy: str
     page_range: str
+    notice: str = ""  # shown with the budget line (a context size the server ignored)
 
 
 def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, request, progress):
@@ -307,12 +329,30 @@ def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, r
             if prepared.question != last.message:  # the pages chosen for it
                 turns = [*turns[:-1], Turn(prepared.question, files=last.files, id=last.id)]
             # The budget shows before the first token: what goes in, and what was left out.
-            yield turns, to_chatbot(turns), prepared.report.line()
+            yield turns, to_chatbot(turns), " · ".join(filter(None, [ask.notice, prepared.report.line()]))
             yield from _stream_answer(runtime, events, turns)
         except EngineLoadError as exc:
             yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
         except EngineInputError as exc:
             yield turns, to_chatbot(turns), f"⚠️ {exc}"
+
+
+def _check_settings(limits, system, page_range: str = "", password: str = "") -> None:
+    check_text(system or "", limits.max_text_chars, "the system prompt")
+    check_field(page_range, limits.max_field_chars, "the page range")
+    check_field(password, limits.max_field_chars, "the password")
+
+
+def _context_size(runtime: Runtime, spec: ModelSpec, requested) -> tuple[int | None, str]:
+    """The context to load `spec` with (None: its own) and a notice when the page's
+    value is ignored: a shared server's model is everyone's, so only its flags size it;
+    a local user may pick any size the model and the memory take."""
+    if not requested or int(requested) == spec.n_ctx:
+        return None, ""
+    if is_shared(runtime.settings):
+        return None, f"⚠️ context size {int(requested):,} ignored: this server's is {spec.n_ctx:,} (-c/--ctx)"
+    check_context(spec, runtime.settings, int(requested), runtime.models.budget())
+    return int(requested), ""
 
 
 def _stream_answer(runtime: Runtime, events, turns: list[Turn]):

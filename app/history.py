@@ -10,7 +10,7 @@ import gradio as gr
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
-from engine.limits import check_text
+from engine.limits import check_field, check_text
 from engine.types import EngineInputError, Message, TextPart
 
 LIST_LIMIT = 50
@@ -92,6 +92,11 @@ def _searcher(runtime: Runtime):
         owner = user_of(request)
         if not query.strip():
             return gr.Radio(choices=chat_choices(runtime, owner), label="Chats")
+        try:
+            check_field(query, runtime.settings.max_field_chars, "the search")
+        except EngineInputError as exc:
+            gr.Warning(str(exc))
+            return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
         hits = runtime.store.search(query, owner=owner)
         seen, choices = set(), []
         for hit in hits:
@@ -129,6 +134,7 @@ def _renamer(runtime: Runtime):
         if not title.strip():
             return gr.Radio(), "⚠️ A title cannot be empty."
         try:
+            check_field(title, runtime.settings.max_field_chars, "the title")
             owned(runtime, session, request)
             runtime.store.rename_session(session, " ".join(title.split()))
         except EngineInputError as exc:

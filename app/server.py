@@ -7,6 +7,7 @@ import sys
 from api.keys import api_access
 from api.routes import api_routes
 from app.access import SHARE_WARNING, check_exposure
+from app.limits import body_limit
 from app.queues import WORKER_THREADS
 from app.runtime import build_runtime
 from engine.config import ASSETS_DIR, Settings
@@ -45,7 +46,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         allowed_paths=[str(runtime.store.blobs.root.resolve())],  # saved images, nothing else on disk
         blocked_paths=_private_paths(settings),
         # The OpenAI-compatible API on the page's own port: its routes come first.
-        app_kwargs={"routes": api_routes(runtime, access)},
+        app_kwargs={"routes": api_routes(runtime, access), "middleware": [body_limit(settings)]},
     )
     return 0 if block else demo
 

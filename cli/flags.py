@@ -85,6 +85,9 @@ SERVER_FLAGS = (
     ),
     Flag("api_key_file", ("--api-key-file",), "API keys, one [USER:]KEY per line (# comments)"),
     Flag("share", ("--share",), "public gradio.live link (needs --auth)"),
+    Flag("max_request_mb", ("--max-request-mb",), "refuse request bodies past this, uploads aside"),
+    Flag("max_text_chars", ("--max-text-chars",), "refuse a message or system prompt longer than this"),
+    Flag("max_field_chars", ("--max-field-chars",), "refuse a title, search, page range... longer"),
 )
 DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
 

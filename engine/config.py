@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
     max_file_mb: int = 200
     max_text_chars: int = 1_000_000  # one message's text (~250k tokens); long text goes in a document
+    # One-line fields (chat titles, searches, page ranges, passwords, model names, stop
+    # strings); the system prompt counts as a message.
+    max_field_chars: int = Field(default=1_000, ge=1)
+    max_messages: int = Field(default=1_000, ge=1)  # messages in one /v1 request
+    # Request bodies, the API's and the page's (uploads aside: max_file_mb bounds them).
+    max_request_mb: int = Field(default=64, ge=1)
     # Documents: pages beyond this are refused, not silently cut; pages go to vision
     # models as images rendered at this DPI, the longer side capped at 3 Llama 4 tiles
     # (llama.cpp tiles at most 3x3; a bigger render is only scaled down again).

@@ -72,6 +72,11 @@ class ModelManager:
         entry = self._loaded.get(name)
         return entry[1] if entry else None
 
+    def budget(self) -> int | None:
+        """Bytes models may take now, counting what the loaded ones hold."""
+        with self._lock:
+            return self.guard.budget(resident=self._resident_bytes(self._loaded))
+
     def plan(self, specs: Sequence[ModelSpec]) -> Plan:
         """How `specs` would run: together, or in groups one after another."""
         with self._lock:

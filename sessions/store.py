@@ -305,7 +305,7 @@ class Store:
     def search(self, query: str, limit: int = 20, owner: str = "") -> list[SearchHit]:
         """Full-text search over message text, newest match first. The query is taken
         as plain words (FTS operators are quoted away), all of which must occur."""
-        quoted = self._conn.db.quote_fts(query)
+        quoted = msgs.literal_fts_query(query)
         if not quoted:
             return []
         found = msgs.search_records(self._conn, quoted, owner, limit)
