@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from app.runtime import Runtime
+from engine.limits import check_field
 from engine.registry import ModelSpec, load_registry
 from engine.types import EngineInputError
 
@@ -160,6 +161,10 @@ def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
         from hub.pull import parse_hf_ref, plan_hf, plan_preset, run
 
         models_dir = runtime.settings.resolved_models_dir
+        try:
+            check_field(repo or "", runtime.settings.max_field_chars, "the repo")
+        except EngineInputError as exc:
+            return _refreshed(runtime, pulls, f"⚠️ {exc}", pickers)
         label = (repo or "").strip() or name
         if not label:
             return _refreshed(runtime, pulls, "Choose a model or type a Hugging Face repo.", pickers)

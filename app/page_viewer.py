@@ -10,6 +10,7 @@ import gradio as gr
 from app.runtime import Runtime
 from chat.turns import Turn
 from documents.parts import DocumentPart, documents_of
+from engine.limits import check_field
 from engine.types import EngineInputError
 from sessions.library import DocumentLibrary
 
@@ -61,6 +62,7 @@ def opener(runtime: Runtime):
             return gr.skip(), gr.skip(), gr.skip()
         docs = [d for t in turns for d in documents_of(t.message)]
         try:
+            check_field(target, runtime.settings.max_field_chars, "the page link")
             markdown, image = page_view(runtime.library, docs, target or "")
         except EngineInputError as exc:
             markdown, image = f"⚠️ {exc}", None

@@ -236,6 +236,8 @@ def test_page_answer_title_and_search_past_their_limits(shared):
     assert f"the title is {over} characters" in notice and one_line(notice)
     found = ann.predict("s" * over, api_name="/search")
     assert f"the search is {over} characters" in found["label"] and found["choices"] == []
+    status = ann.predict(None, "r" * over, api_name="/pull_model")[0]
+    assert f"the repo is {over} characters" in status and one_line(status)
     chat, notice = ann.predict(**QUICK_RESPOND, api_name="/respond")  # the same turn, now within limits
     assert notice == "" and [m["role"] for m in chat] == ["user", "assistant"]
     with Store(shared.data) as store:
