@@ -229,16 +229,16 @@ def test_page_user_waits_in_the_local_models_lane_while_another_model_answers(en
     endpoint.script.gate = 0
     proc, url = start_app("--endpoint", endpoint.url, "--model", "scripted")
     try:
-        local = "smollm2-135m"
+        local = "smollm2-135m"  # its own context: the field holds the default (endpoint) model's
         one, two, three = (Client(url, verbose=False) for _ in range(3))
         long_story = {"text": "Write a very long story about a dragon and a castle.", "files": []}
         one.predict(long_story, local, api_name="/send")
-        first = one.submit(local, api_name="/respond")
+        first = one.submit(local, n_ctx=8192, api_name="/respond")
         for chat, _ in first:  # user 1 is answering now
             if len(chat) == 2 and len(str(chat[-1]["content"])) > 40:
                 break
         two.predict({"text": "Hi", "files": []}, local, api_name="/send")
-        second = two.submit(local, api_name="/respond")
+        second = two.submit(local, n_ctx=8192, api_name="/respond")
         notices = []
         for _, notice in second:
             notices.append(notice)
