@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app.access import is_shared
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
@@ -121,7 +122,9 @@ def _opener(runtime: Runtime):
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         saved = row.settings or {}
         model = row.model if row.model in runtime.registry.specs else gr.update()
-        restored = [saved.get(name, gr.update()) for name in SETTING_NAMES]
+        # A shared server's context size is its own, whatever the chat was saved with.
+        kept = {"n_ctx"} if is_shared(runtime.settings) else set()
+        restored = [gr.update() if name in kept else saved.get(name, gr.update()) for name in SETTING_NAMES]
         return turns, session_id, to_chatbot(turns), "", row.title, model, *restored
 
     return open_chat

@@ -286,6 +286,15 @@ def test_a_shared_page_shows_the_servers_context_and_ignores_another(shared):
     assert notice == "" and chat[-1]["role"] == "assistant"
     with pytest.raises(Exception):  # noqa: B017 - below Gradio's own minimum: refused by Gradio
         ann.predict(**QUICK_RESPOND | {"n_ctx": 10}, api_name="/respond")
+    # A chat saved with another size (before the server was shared) opens at the server's.
+    with Store(shared.data) as store:
+        old = store.create_session(
+            "Old local chat", model="smollm2-135m", settings={"n_ctx": 300}, owner="ann"
+        )
+        store.add_user_message(old, None, Message.text("user", "an old question"))
+    ann.predict("", api_name="/list_chats")
+    opened = ann.predict(old, api_name="/open_chat")
+    assert opened[2] == "Old local chat" and 300 not in opened
     assert_still_serves(shared)
 
 
