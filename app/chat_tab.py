@@ -35,7 +35,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     with gr.Row(elem_id="chat-layout"):
         with (
             gr.Column(scale=1, min_width=260, elem_id="chat-list-column"),
-            gr.Accordion("Chats", open=True, elem_id="chats-drawer"),
+            gr.Accordion("Saved chats", open=True, elem_id="chats-drawer"),
         ):
             panel = history.build_panel()
         with gr.Column(scale=3, elem_id="chat-column"):

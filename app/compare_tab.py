@@ -120,7 +120,7 @@ def build_tab(runtime: Runtime) -> list:
 def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
     notice = gr.Markdown("", elem_id="compare-notice")
     columns, titles, chats, metrics = [], [], [], []
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="compare-columns"):
         for index in range(MAX_MODELS):
             with gr.Column(visible=index < 2, min_width=220, elem_classes="compare-column") as column:
                 titles.append(gr.Markdown(f"**Model {LETTERS[index]}**", elem_id=f"compare-title-{index}"))

@@ -61,15 +61,20 @@ def _tokens(n: int) -> str:
 
 
 def get_more(specs: list[ModelSpec]) -> str:
-    """The fold under a picker: the models not here yet and how to get each."""
+    """The fold under a picker: the models not here yet and what each one needs."""
     missing = [s for s in specs if not s.available]
     if not missing:
         return "Every model in the list is here."
-    lines = [f"{len(missing)} more: pull one in the **Models** tab or run `launch.py pull NAME`."]
+    lines = [f"{len(missing)} more: pull one in the **Models** tab, or `launch.py pull NAME`."]
     for spec in missing:
-        how = f"`launch.py pull {spec.name}`" if spec.hf_repo else spec.missing()[0]
         size = spec.file_bytes()
-        lines.append(f"- **{spec.name}**{f' ({size / 1e9:.0f} GB)' if size else ''}: {how}")
+        if spec.hf_repo:
+            need = f"{size / 1e9:.0f} GB" if size else "pull it"
+        elif spec.backend == "transformers":
+            need = "its checkpoint folder in the models dir"
+        else:
+            need = spec.missing()[0]
+        lines.append(f"- `{spec.name}` · {need}")
     return "\n".join(lines)
 
 

@@ -159,6 +159,8 @@ def build() -> PageViewer:
                     elem_id="page-image",
                 )
             with gr.Column(scale=1, min_width=280):
+                legend = "The page's text · <mark>marked</mark>: words an answer quoted"
+                gr.HTML(legend, elem_id="page-text-legend")
                 text = gr.HTML(elem_id="page-text")
     for button, expr in ((zoom_out, f"Math.max(0.5, now / {ZOOM_STEP})"), (zoom_fit, "1")):
         button.click(None, js=ZOOM_JS.format(expr=expr))
