@@ -141,7 +141,7 @@ def test_compare_three_models(open_page, compare_app_url, size):
         page.locator(f"#compare-metrics-{index}").get_by_text("tok/s").wait_for(timeout=120_000)
     assert "Paris" in page.locator("#compare-chat-0").inner_text()
     expect(page.locator("#compare-stop")).to_be_hidden(timeout=30_000)  # nothing runs any more
-    page.locator("#compare-chat-0").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
     screen(page, "compare-three")
 
 
