@@ -30,6 +30,7 @@
   };
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
+    if (event.target.closest && event.target.closest('[role="combobox"]')) return; // closes a list
     const button = shown("#page-close") || shown("#stop") || shown("#compare-stop");
     if (button) {
       event.preventDefault();
