@@ -132,6 +132,7 @@ class PageViewer:
     panel: gr.Column
     previous: gr.Button
     following: gr.Button
+    go_to: gr.Number  # shows the page; Enter there goes to the page typed
     close: gr.Button
     outputs: list
 
@@ -143,6 +144,15 @@ def build() -> PageViewer:
             title = gr.Markdown(elem_id="page-title")
             previous = gr.Button("◀ Previous", size="sm", scale=0, min_width=96, elem_id="page-previous")
             following = gr.Button("Next ▶", size="sm", scale=0, min_width=80, elem_id="page-next")
+            go_to = gr.Number(
+                None,
+                precision=0,
+                show_label=False,
+                placeholder="page",
+                min_width=80,
+                scale=0,
+                elem_id="page-go",
+            )
             zoom_out = gr.Button("−", size="sm", scale=0, min_width=44, elem_id="page-zoom-out")
             zoom_fit = gr.Button("Fit", size="sm", scale=0, min_width=56, elem_id="page-zoom-fit")
             zoom_in = gr.Button("+", size="sm", scale=0, min_width=44, elem_id="page-zoom-in")
@@ -167,16 +177,16 @@ def build() -> PageViewer:
     zoom_in.click(None, js=ZOOM_JS.format(expr=f"Math.min(4, now * {ZOOM_STEP})"))
     target = gr.Textbox(visible="hidden", elem_id="cite-target")
     at = gr.State("")
-    outputs = [panel, title, sent, text, image, at, previous, following]
-    return PageViewer(target, at, panel, previous, following, close, outputs)
+    outputs = [panel, title, sent, text, image, at, previous, following, go_to]
+    return PageViewer(target, at, panel, previous, following, go_to, close, outputs)
 
 
 def wire(viewer: PageViewer, runtime: Runtime, turns: gr.State) -> None:
     viewer.target.change(opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
+    private = {"queue": False, "api_visibility": "private"}
     for button, step in ((viewer.previous, -1), (viewer.following, 1)):
-        button.click(
-            stepper(runtime, step), [viewer.at, turns], viewer.outputs, queue=False, api_visibility="private"
-        )
+        button.click(turner(runtime, step), [viewer.at, turns], viewer.outputs, **private)
+    viewer.go_to.submit(turner(runtime, 0), [viewer.at, turns, viewer.go_to], viewer.outputs, **private)
     viewer.close.click(
         lambda: gr.Column(visible=False), None, viewer.panel, queue=False, api_visibility="private"
     )
@@ -185,20 +195,23 @@ def wire(viewer: PageViewer, runtime: Runtime, turns: gr.State) -> None:
 def opener(runtime: Runtime):
     def open_page(target: str, turns: list[Turn]):
         if not target:  # the page clears the box before each click; nothing to show
-            return [gr.skip()] * 8
+            return [gr.skip()] * 9
         return _shown(runtime, target, turns)
 
     return open_page
 
 
-def stepper(runtime: Runtime, step: int):
-    def turn_page(at: str, turns: list[Turn]):
+def turner(runtime: Runtime, step: int):
+    """◀ / ▶ (step -1 / 1), or step 0: the page typed into the page box."""
+
+    def turn_page(at: str, turns: list[Turn], typed: float | None = None):
         prefix, _, number = (at or "").rpartition("-")
         if not number.isdigit():
-            return [gr.skip()] * 8
+            return [gr.skip()] * 9
         docs = [d for t in turns for d in documents_of(t.message) if d.sha256.startswith(prefix)]
         total = docs[-1].total_pages if docs else 1
-        return _shown(runtime, f"{prefix}-{min(max(1, int(number) + step), total)}", turns)
+        wanted = int(typed) if step == 0 and typed is not None else int(number) + step
+        return _shown(runtime, f"{prefix}-{min(max(1, wanted), total)}", turns)
 
     return turn_page
 
@@ -222,6 +235,7 @@ def _shown(runtime: Runtime, target: str, turns: list[Turn]):
         view.target,
         gr.Button(interactive=page > 1),
         gr.Button(interactive=0 < page < total),
+        page or None,
     )
 
 

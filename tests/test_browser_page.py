@@ -100,6 +100,13 @@ def test_the_page_viewer_shows_the_cited_page_large_and_turns_pages(open_page, a
     assert "this page was not sent" in page.locator("#page-sent").inner_text()
     assert page.locator("#page-text mark").count() == 0  # no answer cites page 3
     expect(page.locator("#page-next")).to_be_disabled()
+    go_to = page.locator("#page-go input")
+    assert go_to.input_value() == "3"
+    go_to.fill("1")
+    go_to.press("Enter")
+    viewer.get_by_text("orchard.pdf — page 1 of 3").wait_for(timeout=30_000)
+    expect(page.locator("#page-previous")).to_be_disabled()
+    page.locator("#page-title").click()  # Esc from the page, not from the page box
     page.keyboard.press("Escape")  # Esc closes the viewer
     expect(viewer).to_be_hidden(timeout=15_000)
 
