@@ -114,6 +114,7 @@ def test_the_page_viewer_shows_the_cited_page_large_and_turns_pages(open_page, a
 def test_pickers_list_the_models_that_are_here_first(open_page, compare_app_url):
     page = open_page(compare_app_url, WIDE)
     page.locator("#model input").click()
+    page.locator("#model li[role=option]").first.wait_for(timeout=15_000)
     options = [o.inner_text() for o in page.locator("#model li[role=option]").all() if o.is_visible()]
     assert options and not any("get more" in o for o in options)
     local = [i for i, o in enumerate(options) if o.endswith("· local")]
