@@ -31,14 +31,20 @@ REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
 
 
-def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Dropdown:
+def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[gr.Dropdown, gr.Markdown]:
     """The tab's content; call inside `with gr.Tab(...)`. `footer` (the page's licence
-    line) follows the chosen model. Returns the model picker."""
+    line) follows the chosen model. Returns the model picker and its "get more" fold.
+
+    On a narrow screen the chat comes first and the saved chats and settings fold
+    away (assets/style.css orders the columns, assets/citations.js folds them)."""
     turns, session = gr.State([]), gr.State("")
-    with gr.Row():
-        with gr.Column(scale=1, min_width=260):
+    with gr.Row(elem_id="chat-layout"):
+        with (
+            gr.Column(scale=1, min_width=260, elem_id="chat-list-column"),
+            gr.Accordion("Saved chats", open=True, elem_id="chats-drawer"),
+        ):
             panel = history.build_panel()
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="chat-column"):
             notice = gr.Markdown("", elem_id="notice")
             chatbot = gr.Chatbot(elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user")
             box = gr.MultimodalTextbox(
@@ -48,22 +54,24 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Drop
                 show_label=False,
                 elem_id="input",
             )
-            with gr.Row():
-                stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                regenerate = gr.Button("Regenerate", elem_id="regenerate")
+            with gr.Row(elem_id="chat-controls"):
+                # Each shows only when it can do something (see _controls).
+                stop = gr.Button("■ Stop", variant="stop", size="sm", visible=False, elem_id="stop")
+                regenerate = gr.Button("↻ Regenerate", size="sm", visible=False, elem_id="regenerate")
                 # Move between answers that Regenerate and edits leave side by side.
-                previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
-                following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
-        with gr.Column(scale=1, min_width=260):
-            model, model_info, settings = _settings_panel(runtime)
+                previous = gr.Button("◀", size="sm", visible=False, elem_id="previous-answer", min_width=48)
+                following = gr.Button("▶", size="sm", visible=False, elem_id="next-answer", min_width=48)
+        with gr.Column(scale=1, min_width=260, elem_id="chat-settings-column"):
+            model, model_info, more, settings = _settings_panel(runtime)
             page_mode, strategy, page_range, password = _documents_panel()
-            viewer = page_viewer.build()
-
+    viewer = page_viewer.build()
     chat_outputs = [turns, chatbot, notice]
+    controls = [stop, regenerate, previous, following]
     run = ENGINE_RUN
     respond = _responder(runtime)
     gen_inputs = [turns, session, model, strategy, page_range, *settings]
-
+    private = {"api_visibility": "private"}
+    box.submit(_running_controls, None, controls, queue=False, **private)
     sent = box.submit(
         _sender(runtime),
         [box, turns, session, model, page_mode, password, *settings],
@@ -71,23 +79,29 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Drop
         api_name="send",
     )
     sent.then(respond, gen_inputs, chat_outputs, api_name="respond", **run).then(
-        lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private"
-    ).then(history.refresher(runtime), [session], panel.chats, api_visibility="private")
-    regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
-        respond, gen_inputs, chat_outputs, api_visibility="private", **run
+        lambda: gr.MultimodalTextbox(interactive=True), None, box, **private
+    ).then(_controls, turns, controls, **private).then(
+        history.refresher(runtime), [session], panel.chats, **private
     )
-    chatbot.edit(
-        history.editor(runtime), [turns, session], [turns, chatbot, notice], api_visibility="private"
-    ).then(respond, gen_inputs, chat_outputs, api_visibility="private", **run)
+    regenerate.click(_running_controls, None, controls, queue=False, **private)
+    regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
+        respond, gen_inputs, chat_outputs, **private, **run
+    ).then(_controls, turns, controls, **private)
+    chatbot.edit(_running_controls, None, controls, queue=False, **private)
+    chatbot.edit(history.editor(runtime), [turns, session], [turns, chatbot, notice], **private).then(
+        respond, gen_inputs, chat_outputs, **private, **run
+    ).then(_controls, turns, controls, **private)
     for button, step in ((previous, -1), (following, 1)):
         button.click(
             history.branch_mover(runtime, step),
             [turns, session],
             [turns, chatbot, notice],
             api_name="next_answer" if step > 0 else "previous_answer",
-        )
+        ).then(_controls, turns, controls, **private)
     stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
-    chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], api_visibility="private")
+    chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], **private).then(
+        _controls, turns, controls, **private
+    )
     system, temperature, top_p, _, n_ctx, _ = settings
     model.change(
         _loader(runtime),
@@ -96,17 +110,38 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Drop
         api_name="load_model",
         **run,
     )
-    history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
-    viewer.target.change(page_viewer.opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
-    return model
+    for event in history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings):
+        event.then(_controls, turns, controls, **private)
+    page_viewer.wire(viewer, runtime, turns)
+    return model, more
+
+
+def _running_controls():
+    """While an answer runs: Stop, and nothing that would start another."""
+    return gr.Button(visible=True), *(gr.Button(visible=False) for _ in range(3))
+
+
+def _controls(turns: list[Turn]):
+    """Idle: Regenerate once there is a question; ◀ ▶ only when the last answer has
+    siblings (a regeneration or an edit left another one)."""
+    last = turns[-1] if turns else None
+    branched = last is not None and last.message.role == "assistant" and bool(last.branch)
+    return (
+        gr.Button(visible=False),
+        gr.Button(visible=bool(turns)),
+        gr.Button(visible=branched),
+        gr.Button(visible=branched),
+    )
 
 
 def _settings_panel(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
-    choices = models_tab.picker_choices(list(runtime.registry.specs.values()))
-    model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
+    specs = list(runtime.registry.specs.values())
+    model = gr.Dropdown(models_tab.picker_choices(specs), value=spec.name, label="Model", elem_id="model")
     model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
-    with gr.Accordion("Settings", open=True):
+    with gr.Accordion("Get more models", open=False, elem_id="chat-get-more"):
+        more = gr.Markdown(models_tab.get_more(specs), elem_classes="get-more")
+    with gr.Accordion("Settings", open=True, elem_id="settings-drawer"):
         defaults = spec.sampling_params()
         system = gr.Textbox(spec.system_prompt, label="System prompt", lines=3)
         temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
@@ -123,7 +158,7 @@ def _settings_panel(runtime: Runtime):
             interactive=not shared,
         )
         seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
-    return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
+    return model, model_info, more, [system, temperature, top_p, max_tokens, n_ctx, seed]
 
 
 def _documents_panel():

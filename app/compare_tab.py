@@ -51,6 +51,7 @@ class View:
     speed_plot: gr.BarPlot
     models: gr.CheckboxGroup | None = None  # set with the settings panel
     blind: gr.Checkbox | None = None
+    more: gr.Markdown | None = None  # the models not here yet, folded under the picker
 
     @property
     def outputs(self) -> list:
@@ -69,8 +70,9 @@ class View:
         ]
 
 
-def build_tab(runtime: Runtime) -> None:
-    """The tab's content; call inside `with gr.Tab(...)`."""
+def build_tab(runtime: Runtime) -> list:
+    """The tab's content; call inside `with gr.Tab(...)`. Returns the model picker and
+    its "get more" fold, for the Models tab to refresh."""
 
     state = gr.State(None)
     with gr.Row():
@@ -88,13 +90,20 @@ def build_tab(runtime: Runtime) -> None:
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
     measure_panel.build_panel(runtime, view.models)
+    # Stop shows only while the models answer.
+    box.submit(lambda: gr.Button(visible=True), None, stop, queue=False, api_visibility="private")
     box.submit(
         _runner(runtime),
         [box, state, view.models, view.blind, max_tokens],
         [state, box, *view.outputs],
         api_name="compare",
         **ENGINE_RUN,
-    ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
+    ).then(
+        lambda: (gr.MultimodalTextbox(interactive=True), gr.Button(visible=False)),
+        None,
+        [box, stop],
+        api_visibility="private",
+    )
     for index, button in enumerate(view.vote_buttons):
         button.click(
             _voter(runtime),
@@ -106,12 +115,13 @@ def build_tab(runtime: Runtime) -> None:
     stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
     refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
     view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
+    return [view.models, view.more]
 
 
 def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
     notice = gr.Markdown("", elem_id="compare-notice")
     columns, titles, chats, metrics = [], [], [], []
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="compare-columns"):
         for index in range(MAX_MODELS):
             with gr.Column(visible=index < 2, min_width=220, elem_classes="compare-column") as column:
                 titles.append(gr.Markdown(f"**Model {LETTERS[index]}**", elem_id=f"compare-title-{index}"))
@@ -136,7 +146,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
         buttons = [
             gr.Button(label, visible=i != 2 and i != 3, elem_id=f"vote-{i}") for i, label in enumerate(labels)
         ]
-    stop = gr.Button("Stop", variant="stop", size="sm", elem_id="compare-stop")
+    stop = gr.Button("■ Stop", variant="stop", size="sm", visible=False, elem_id="compare-stop")
     with gr.Row():
         ttft_plot = gr.BarPlot(
             x="model", y="seconds", title="Time to first token (s)", visible=False, elem_id="ttft-plot"
@@ -149,10 +159,13 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
 
 def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     specs = list(runtime.registry.specs.values())
-    choices = models_tab.picker_choices(specs)
     available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
     preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
-    view.models = gr.CheckboxGroup(choices, value=preselected, label="Models (2–4)", elem_id="compare-models")
+    view.models = gr.CheckboxGroup(
+        models_tab.ready_choices(specs), value=preselected, label="Models (2–4)", elem_id="compare-models"
+    )
+    with gr.Accordion("Get more models", open=False, elem_id="compare-get-more"):
+        view.more = gr.Markdown(models_tab.get_more(specs), elem_classes="get-more")
     view.blind = gr.Checkbox(
         False, label="Blind: hide names and shuffle until I vote", elem_id="compare-blind"
     )

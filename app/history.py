@@ -67,14 +67,15 @@ def refresher(runtime: Runtime):
     return refresh
 
 
-def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings) -> None:
+def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings) -> list:
+    """The panel's events; returns those that put another chat on screen."""
     chat_view = [turns, session, chatbot, notice]
     demo.load(refresher(runtime), [session], panel.chats, api_name="list_chats")
-    panel.new.click(
+    new = panel.new.click(
         lambda: ([], "", [], "", gr.Radio(value=None)), None, [*chat_view, panel.chats], api_name="new_chat"
     )
     panel.search.submit(_searcher(runtime), panel.search, panel.chats, api_name="search")
-    panel.chats.input(
+    opened = panel.chats.input(
         _opener(runtime), panel.chats, [*chat_view, panel.title, model, *settings], api_name="open_chat"
     )
     panel.rename.click(_renamer(runtime), [session, panel.title], [panel.chats, notice], api_name="rename")
@@ -83,9 +84,10 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
     panel.cancel.click(
         lambda: [gr.Button(visible=False)] * 2, None, confirm_buttons, api_visibility="private"
     )
-    panel.confirm.click(
+    deleted = panel.confirm.click(
         _deleter(runtime), session, [*chat_view, panel.chats, *confirm_buttons], api_name="delete_chat"
     )
+    return [new, opened, deleted]
 
 
 def _searcher(runtime: Runtime):
