@@ -10,13 +10,14 @@ Markdown are paged here. PyMuPDF is imported lazily: importing this module is fr
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from documents.archives import ArchiveError, check_declared, check_inflated, read_small
 from engine.image_plan import LLAMA_CPP, TILE, image_tokens
 from engine.types import EngineInputError, ImagePart
 
@@ -174,6 +175,7 @@ OTHER_SIGNATURES = (
     (b"SQLite format 3\x00", "SQLite database"),
 )
 DAMAGED_ZIP = "a damaged ZIP archive"
+ZIP_KINDS = ("epub", "cbz", "xps")
 COMIC_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -181,7 +183,7 @@ def sniff_kind(data: bytes, name: str) -> str:
     """The document kind the bytes hold, or a DocumentError saying what they are."""
     if not data:
         raise DocumentError(f"{name} is empty (0 bytes)")
-    kind, looks_like = _kind_from_bytes(data)
+    kind, looks_like = _kind_from_bytes(data, name)
     if kind is not None:
         return kind
     if looks_like == DAMAGED_ZIP:  # an EPUB, CBZ or XPS cut short lands here
@@ -195,13 +197,13 @@ def sniff_kind(data: bytes, name: str) -> str:
     raise DocumentError(f"{name} is not a document this app can read (looks like {looks_like})")
 
 
-def _kind_from_bytes(data: bytes) -> tuple[str | None, str]:
+def _kind_from_bytes(data: bytes, name: str) -> tuple[str | None, str]:
     """(kind, "") for a readable document, else (None, a description of the bytes)."""
     head = data[:1024]
     if b"%PDF-" in head:
         return "pdf", ""
     if data.startswith(b"PK\x03\x04"):
-        return _zip_kind(data)
+        return _zip_kind(data, name)
     if data[60:68] == b"BOOKMOBI":
         return "mobi", ""
     for signature, label in IMAGE_SIGNATURES:
@@ -224,14 +226,19 @@ def _kind_from_bytes(data: bytes) -> tuple[str | None, str]:
     return "text", ""
 
 
-def _zip_kind(data: bytes) -> tuple[str | None, str]:
+def _zip_kind(data: bytes, name: str) -> tuple[str | None, str]:
+    # Bounds first (archives.py): the entry count and declared sizes come from the
+    # central directory, and `mimetype` is read only when it declares a few bytes.
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = archive.namelist()
-            if "mimetype" in names and archive.read("mimetype").strip() == b"application/epub+zip":
-                return "epub", ""
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        entries = check_declared(data, name)
+        names = [entry.filename for entry in entries]
+        mimetype = read_small(data, entries, "mimetype")
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, zlib.error):
         return None, DAMAGED_ZIP
+    if mimetype is not None and mimetype.strip() == b"application/epub+zip":
+        return "epub", ""
     lowered = [n.lower() for n in names]
     if "[content_types].xml" in lowered:
         if any(n.endswith(".fdseq") for n in lowered):
@@ -287,6 +294,8 @@ def parse_document(
         if progress is not None:
             progress(1.0, f"reading {name}: page {len(pages):,} of {len(pages):,}")
     else:
+        if kind in ZIP_KINDS:  # sniffing checked the declared sizes; now the real ones
+            check_inflated(data, name, check_declared(data, name))
         with _OpenDocument(data, name, kind, password) as doc:
             _check_page_count(doc.page_count, name, max_pages)
             pages = _read_pages(doc, name, progress, cancel)
@@ -534,7 +543,7 @@ def render_page(
             raise DocumentError(f"{name} has no page {number} (it has {doc.page_count:,})")
         try:
             page = doc.load_page(number - 1)
-            _refuse_huge_images(page, name, number, max_pixels)
+            _refuse_huge_images(page, doc.is_pdf, name, number, max_pixels)
             rect = page.rect
             zoom = _zoom(rect.width, rect.height, dpi, max_side_px, max_pixels)
             pixmap = page.get_pixmap(matrix=_pymupdf().Matrix(zoom, zoom), alpha=False)
@@ -546,11 +555,10 @@ def render_page(
     return ImagePart(png, "image/png", f"{name} p. {number}", pixmap.width, pixmap.height)
 
 
-def _refuse_huge_images(page, name: str, number: int, max_pixels: int) -> None:
+def _refuse_huge_images(page, is_pdf: bool, name: str, number: int, max_pixels: int) -> None:
     """Decompression bombs: a tiny stream can declare 100k x 100k pixels, and MuPDF
     would allocate them all while drawing. Judge the declared size before drawing."""
-    for info in page.get_images(full=True):
-        width, height = info[2], info[3]
+    for width, height in _declared_image_sizes(page, is_pdf):
         if width * height > max_pixels:
             raise DocumentError(
                 f"{name} p. {number} holds an image of {width:,}x{height:,} pixels, "
@@ -558,3 +566,12 @@ def _refuse_huge_images(page, name: str, number: int, max_pixels: int) -> None:
             )
     if page.rect.width <= 0 or page.rect.height <= 0:
         raise DocumentError(f"{name} p. {number} is damaged (it has no area to draw)")
+
+
+def _declared_image_sizes(page, is_pdf: bool) -> list[tuple[int, int]]:
+    """(width, height) every image on the page declares, read from headers only. A
+    PDF lists its image resources; CBZ, EPUB, XPS and SVG pages (a comic's PNG, a data:
+    URI in an SVG) are laid out first, which reads each image's header, not its pixels."""
+    if is_pdf:
+        return [(info[2], info[3]) for info in page.get_images(full=True)]
+    return [(info["width"], info["height"]) for info in page.get_image_info()]
