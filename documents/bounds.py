@@ -1,4 +1,6 @@
-"""Bounds on ZIP containers (EPUB, CBZ, XPS) before anything in them is inflated.
+"""Bounds on what a document can make the reader allocate, judged before MuPDF sees it.
+
+ZIP containers (EPUB, CBZ, XPS), before anything in them is inflated.
 
 A few megabytes of ZIP can declare gigabytes: one entry of zeros (a 1000:1 ratio), a
 hundred thousand empty entries (each costs the central directory's parser memory), or
@@ -10,10 +12,17 @@ limits are judged from the raw bytes first:
   declared sizes. No inflating; cheap enough for every sniff.
 - `check_inflated`: every entry inflated through a fixed window and counted, never
   kept, refused the moment it passes the size its header declares. Run once, when a
-  document is read into the store."""
+  document is read into the store.
+
+Images embedded as data: URIs in an SVG, which MuPDF decodes whole as it opens the
+drawing (images elsewhere are decoded only when a page is drawn, and render_page
+judges them from their headers first): `check_data_uri_images`."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import struct
 import zipfile
 import zlib
@@ -130,4 +139,34 @@ def _inflated_size(packed: memoryview, declared: int) -> int:
 def _size(count: int) -> str:
     if count >= 1 << 30:
         return f"{count / (1 << 30):.1f} GiB"
-    return f"{count / (1 << 20):.1f} MiB"
+    if count >= 1 << 20:
+        return f"{count / (1 << 20):.1f} MiB"
+    return f"{count:,} bytes"
+
+
+DATA_URI = re.compile(rb"data:image/[\w.+-]+;base64,")
+NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+HEADER_BASE64 = 96 * 1024  # base64 characters read per image: headers, EXIF and all
+
+
+def check_data_uri_images(data: bytes, name: str, max_pixels: int) -> None:
+    """Refuse an embedded image declaring more than max_pixels, from its header alone."""
+    for match in DATA_URI.finditer(data):
+        head = NOT_BASE64.sub(b"", data[match.end() : match.end() + HEADER_BASE64])
+        size = _declared_size(head[: len(head) // 4 * 4])
+        if size is None or size[0] * size[1] > max_pixels:
+            shown = "more pixels than Pillow opens" if size is None else f"{size[0]:,}x{size[1]:,} pixels"
+            raise ArchiveError(f"{name} holds an image of {shown}, over the {max_pixels:,} pixel limit")
+
+
+def _declared_size(encoded: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image's header; None past Pillow's own bomb limit."""
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(base64.b64decode(encoded))) as image:
+            return image.size
+    except Image.DecompressionBombError:
+        return None
+    except (OSError, ValueError, binascii.Error):
+        return 0, 0  # not an image Pillow reads from its start; MuPDF will say so
