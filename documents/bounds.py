@@ -155,8 +155,8 @@ def check_data_uri_images(data: bytes, name: str, max_pixels: int) -> None:
         head = NOT_BASE64.sub(b"", data[match.end() : match.end() + HEADER_BASE64])
         size = _declared_size(head[: len(head) // 4 * 4])
         if size is None or size[0] * size[1] > max_pixels:
-            shown = "more pixels than Pillow opens" if size is None else f"{size[0]:,}x{size[1]:,} pixels"
-            raise ArchiveError(f"{name} holds an image of {shown}, over the {max_pixels:,} pixel limit")
+            shown = "" if size is None else f" of {size[0]:,}x{size[1]:,} pixels"
+            raise ArchiveError(f"{name} holds an image{shown}, over the {max_pixels:,} pixel limit")
 
 
 def _declared_size(encoded: bytes) -> tuple[int, int] | None:

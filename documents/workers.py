@@ -190,8 +190,9 @@ def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
     # Ctrl-C on a terminal reaches the whole process group; Stop arrives on the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if memory_mb:
-        cap = memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = memory_mb << 20 if hard == resource.RLIM_INFINITY else min(memory_mb << 20, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     for done in range(1, max_tasks + 1):
         try:
             task = conn.recv()

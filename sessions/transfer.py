@@ -186,14 +186,30 @@ def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) ->
 
     parts = decode_parts(message["parts"], load_image)
     fields = {name: message.get(name) for name in MESSAGE_FIELDS}
+    fields["engine_id"] = fields["engine_id"] or ""
     if fields["role"] not in ROLES or not isinstance(fields["created"], str):
         raise ValueError(f"message {message['id']} has no valid role or time")
+    _check_field_types(message["id"], fields)
     if fields["status"] not in STATUSES:
         raise ValueError(f"message {message['id']} has an unknown status")
     if fields["status"] == "streaming":
         # Nothing is writing it any more.
         fields["status"] = "interrupted"
     return ImportedMessage(int(message["id"]), message.get("parent_id"), fields, parts)
+
+
+def _check_field_types(message_id: Any, fields: dict[str, Any]) -> None:
+    """Columns get what they hold: a nested object in a metric would reach SQLite."""
+    for name in ("engine_id", "finish_reason", "error"):
+        if fields[name] is not None and not isinstance(fields[name], str):
+            raise ValueError(f"message {message_id} has a {name} that is not text")
+    for name in METRIC_COLUMNS:
+        value = fields.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"message {message_id} has a {name} that is not a number")
+    for name in ("params", "prompt_info"):
+        if fields[name] is not None and not isinstance(fields[name], dict):
+            raise ValueError(f"message {message_id} has {name} that is not an object")
 
 
 def _check_parents_come_first(messages: list[ImportedMessage]) -> None:
