@@ -9,9 +9,11 @@ the caller's strategy decides what goes and the report says exactly what did:
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal, Protocol
 
 from documents.parts import ChatPart, DocumentPart, documents_of
@@ -42,6 +44,10 @@ class PageSource(Protocol):
     def rank_pages(self, sha256: str, query: str) -> list[int]: ...
 
     def page_image(self, sha256: str, number: int) -> ImagePart: ...
+
+    # The pixel size page_image will have, from the page size stored at ingest (None
+    # when unknown): prompts are costed with it, and only pages sent are drawn.
+    def page_image_size(self, sha256: str, number: int) -> tuple[int, int] | None: ...
 
 
 @dataclass
@@ -98,8 +104,12 @@ def choose_pages(
     return replace(doc, text_pages=tuple(as_text), image_pages=tuple(as_image))
 
 
-def expand_documents(messages: Sequence[Message], source: PageSource) -> list[Message]:
-    """Messages a backend can take: each document becomes its page parts, in place."""
+def expand_documents(
+    messages: Sequence[Message], source: PageSource, *, for_counting: bool = False
+) -> list[Message]:
+    """Messages a backend can take: each document becomes its page parts, in place.
+    `for_counting`: page images are blank stand-ins of the size each page renders at
+    (a prompt's cost depends on the sizes only), so nothing is drawn to be counted."""
     expanded = []
     for message in messages:
         if not documents_of(message):
@@ -107,12 +117,31 @@ def expand_documents(messages: Sequence[Message], source: PageSource) -> list[Me
             continue
         parts: list[ChatPart] = []
         for part in message.parts:
-            parts.extend(document_parts(part, source) if isinstance(part, DocumentPart) else [part])
+            if isinstance(part, DocumentPart):
+                parts.extend(document_parts(part, source, for_counting=for_counting))
+            else:
+                parts.append(part)
         expanded.append(Message(message.role, tuple(parts)))
     return expanded
 
 
-def document_parts(doc: DocumentPart, source: PageSource) -> list[ChatPart]:
+def page_image_for_counting(source: PageSource, sha256: str, number: int) -> ImagePart:
+    """A blank image the size the page renders at (from its stored size), or the page
+    itself drawn when its size was never stored."""
+    size = source.page_image_size(sha256, number)
+    return stand_in_image(*size) if size else source.page_image(sha256, number)
+
+
+@lru_cache(maxsize=32)
+def stand_in_image(width: int, height: int) -> ImagePart:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (width, height), 255).save(out, format="PNG", compress_level=1)
+    return ImagePart(out.getvalue(), "image/png", "page", width, height)
+
+
+def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool = False) -> list[ChatPart]:
     pages = {p.number: p for p in source.document_pages(doc.sha256)}
     header = (
         f"<document name={doc.name!r} pages={doc.total_pages}>\n"
@@ -122,11 +151,16 @@ def document_parts(doc: DocumentPart, source: PageSource) -> list[ChatPart]:
     images = set(doc.image_pages)
     for number in doc.pages:
         if number in images:
-            parts += [TextPart(f"[p. {number}]\n"), source.page_image(doc.sha256, number), TextPart("\n")]
+            image = (page_image_for_counting if for_counting else _page_image)(source, doc.sha256, number)
+            parts += [TextPart(f"[p. {number}]\n"), image, TextPart("\n")]
         else:
             parts.append(TextPart(f"[p. {number}]\n{pages[number].text.strip()}\n\n"))
     parts.append(TextPart("</document>\n"))
     return _merge_text(parts)
+
+
+def _page_image(source: PageSource, sha256: str, number: int) -> ImagePart:
+    return source.page_image(sha256, number)
 
 
 def _merge_text(parts: list[ChatPart]) -> list[ChatPart]:
@@ -179,32 +213,37 @@ def fit_context(
     limit = n_ctx - reserved
 
     def count(candidate: list[Message]) -> int:
-        return engine.count_tokens(expand_documents(candidate, source))
+        return engine.count_tokens(expand_documents(candidate, source, for_counting=True))
 
     if strategy == "range" and page_range.strip():
         messages = _restrict_last_turn(messages, parse_page_range(page_range))
-    used = count(messages)
+    costs = _PageCosts(engine, source)
+    # The last turn's page images alone, each costed once per size: when they cannot
+    # fit, a 2,000-page scan is not expanded whole just to learn that it does not.
+    floor = costs.image_floor(messages[-1])
+    used = floor if floor > limit else count(messages)
     report = ContextReport(used, n_ctx, reserved)
     if used > limit:
-        if strategy == "drop_oldest":
+        if strategy == "drop_oldest" and floor <= limit:
             messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
         elif strategy == "relevant" and documents_of(messages[-1]):
-            messages, used = _most_relevant(engine, messages, limit, source, count)
+            messages, used = _most_relevant(messages, limit, source, count, costs)
         else:
-            raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy))
+            raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy, at_least=floor > limit))
         report.context_used, report.fitted_by = used, strategy
     report.pages_sent = {d.name: list(d.pages) for m in messages for d in documents_of(m)}
     return messages, report
 
 
-def _too_long(used: int, limit: int, n_ctx: int, reserved: int, strategy: str) -> str:
+def _too_long(used: int, limit: int, n_ctx: int, reserved: int, strategy: str, at_least: bool = False) -> str:
     hint = {
         "range": "choose fewer pages",
         "relevant": "choose 'drop oldest turns' or start a new chat",
         "drop_oldest": "choose 'most relevant pages' or a page range",
     }[strategy]
     return (
-        f"the prompt needs {used:,} tokens but {limit:,} fit ({n_ctx:,}-token context, "
+        f"the prompt needs {'at least ' if at_least else ''}{used:,} tokens but {limit:,} fit "
+        f"({n_ctx:,}-token context, "
         f"{reserved:,} kept for the answer); {hint}, or raise the context size"
     )
 
@@ -246,7 +285,7 @@ def _drop_oldest(messages: list[Message], limit: int, count) -> tuple[list[Messa
     )
 
 
-def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message], int]:
+def _most_relevant(messages, limit, source, count, costs: _PageCosts) -> tuple[list[Message], int]:
     last = messages[-1]
     without_pages = [*messages[:-1], _with_pages(last, lambda doc: ((), ()))]
     room = limit - count(without_pages)
@@ -255,7 +294,6 @@ def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message
             f"the conversation alone fills the context ({limit:,} tokens); "
             "choose 'drop oldest turns' or start a new chat"
         )
-    costs = _PageCosts(engine, source)
     chosen: dict[str, set[int]] = {}
     ranked: list[tuple[DocumentPart, int]] = []
     for doc in documents_of(last):
@@ -312,17 +350,26 @@ class _PageCosts:
 
     def of(self, doc: DocumentPart, number: int) -> int:
         if number in doc.image_pages:
-            image = self.source.page_image(doc.sha256, number)
-            size = (image.width, image.height)
-            if size not in self.by_size:
-                self.by_size[size] = self._measure(Message("user", (image, TextPart("x"))))
-            return self.by_size[size] + 8
+            return self.image_cost(doc.sha256, number)
         if doc.sha256 not in self.texts:
             self.texts[doc.sha256] = {p.number: p.text for p in self.source.document_pages(doc.sha256)}
         text = f"[p. {number}]\n{self.texts[doc.sha256][number].strip()}\n\n"
         cost = self._measure(Message.text("user", text + "x"))
         self.smallest = cost if self.smallest == 1 else min(self.smallest, cost)
         return cost
+
+    def image_cost(self, sha256: str, number: int) -> int:
+        """A page image's tokens from the size it renders at (stored at ingest); the
+        engine measures each size once, on a blank image, and no page is drawn."""
+        image = page_image_for_counting(self.source, sha256, number)
+        size = (image.width, image.height)
+        if size not in self.by_size:
+            self.by_size[size] = self._measure(Message("user", (stand_in_image(*size), TextPart("x"))))
+        return self.by_size[size] + 8
+
+    def image_floor(self, message: Message) -> int:
+        """Tokens the message's page images take at least (text pages not counted)."""
+        return sum(self.image_cost(d.sha256, n) - 8 for d in documents_of(message) for n in d.image_pages)
 
     def _measure(self, message: Message) -> int:
         return max(1, self.engine.count_tokens([message]) - self.overhead)
