@@ -57,6 +57,7 @@ class DocumentWorkers:
         self.config = config
         self._idle: list[_Worker] = []
         self._alive = 0
+        self.started = 0  # workers started so far (each retired one is replaced)
         self._ready = threading.Condition()
 
     def run(self, operation: str, args: tuple, progress: ProgressFn | None = None, cancel=None):
@@ -90,6 +91,7 @@ class DocumentWorkers:
             if self._idle:
                 return self._idle.pop()
             self._alive += 1
+            self.started += 1
         try:
             return _Worker.start(self.config)
         except BaseException:
@@ -201,16 +203,17 @@ def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
         if task == CANCEL:  # a Stop that came after its task ended
             continue
         operation, args = task
-        reply = _perform(OPERATIONS[operation], operation, args, conn)
+        reply = _perform(OPERATIONS[operation], operation, args, conn, memory_mb)
         retiring = done == max_tasks or _resident_mb() > memory_mb // 2
         conn.send((*reply, retiring) if reply[0] != "failed" else reply)
         if retiring or reply[0] == "failed":
             return
 
 
-def _perform(function, operation: str, args: tuple, conn) -> tuple:
+def _perform(function, operation: str, args: tuple, conn, memory_mb: int) -> tuple:
     from engine.types import EngineInputError
 
+    out_of_memory = ("failed", f"it needs more than the {memory_mb:,} MB a document reader may take")
     try:
         if operation == "read_pages":
 
@@ -221,10 +224,10 @@ def _perform(function, operation: str, args: tuple, conn) -> tuple:
         return "ok", function(*args)
     except EngineInputError as exc:
         if _out_of_memory(exc):
-            return ("failed", "it needs more memory than a document may take")
+            return out_of_memory
         return "error", type(exc)(str(exc))  # the message only: tracebacks stay here
     except MemoryError:
-        return ("failed", "it needs more memory than a document may take")
+        return out_of_memory
     except Exception as exc:  # a bug: one line for the caller, not a dead pool
         return ("failed", f"the document reader failed ({type(exc).__name__})")
 
