@@ -16,7 +16,8 @@ limits are judged from the raw bytes first:
 
 Images embedded as data: URIs in an SVG, which MuPDF decodes whole as it opens the
 drawing (images elsewhere are decoded only when a page is drawn, and render_page
-judges them from their headers first): `check_data_uri_images`."""
+judges them from their headers first): `check_data_uri_images`, and
+`check_archived_svgs` for the SVG files inside a book."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from engine.types import EngineInputError
 MAX_ENTRIES = 10_000  # an EPUB of many chapters and images, a CBZ of 2,000 pages
 MAX_UNPACKED_BYTES = 1 << 30  # everything the archive declares, inflated
 WINDOW = 1 << 20  # bytes inflated at a time while counting
+MAX_SVG_BYTES = 64 << 20  # one drawing inside a book; read whole to look for data: images
 
 END_RECORD = b"PK\x05\x06"
 ZIP64_LOCATOR = b"PK\x06\x07"
@@ -157,6 +159,21 @@ def check_data_uri_images(data: bytes, name: str, max_pixels: int) -> None:
         if size is None or size[0] * size[1] > max_pixels:
             shown = "" if size is None else f" of {size[0]:,}x{size[1]:,} pixels"
             raise ArchiveError(f"{name} holds an image{shown}, over the {max_pixels:,} pixel limit")
+
+
+def check_archived_svgs(data: bytes, name: str, entries: list[zipfile.ZipInfo], max_pixels: int) -> None:
+    """The data: URI images of SVG files inside an EPUB or XPS (a chapter's picture),
+    which MuPDF decodes whole when it draws the page that shows them."""
+    with zipfile.ZipFile(BytesIO(data)) as archive:
+        for entry in entries:
+            if not entry.filename.lower().endswith(".svg"):
+                continue
+            if entry.file_size > MAX_SVG_BYTES:
+                raise ArchiveError(
+                    f"{name} holds an SVG of {_size(entry.file_size)} ({entry.filename}); "
+                    f"the limit is {_size(MAX_SVG_BYTES)}"
+                )
+            check_data_uri_images(archive.read(entry), f"{name} ({entry.filename})", max_pixels)
 
 
 def _declared_size(encoded: bytes) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 
-from documents.bounds import check_data_uri_images, check_declared, check_inflated
+from documents.bounds import check_archived_svgs, check_data_uri_images, check_declared, check_inflated
 from documents.reader import (
     DEFAULT_MAX_PIXELS,
     MIN_TEXT_CHARS,
@@ -53,7 +53,9 @@ def read_pages(
 ) -> tuple[PageText, ...]:
     """Every page's text and whether it needs to be seen (cancel: anything with is_set)."""
     if kind in ZIP_KINDS:  # sniffing checked the declared sizes; now the real ones
-        check_inflated(data, name, check_declared(data, name))
+        entries = check_declared(data, name)
+        check_inflated(data, name, entries)
+        check_archived_svgs(data, name, entries, DEFAULT_MAX_PIXELS)
     with _OpenDocument(data, name, kind, password) as doc:
         _check_page_count(doc.page_count, name, max_pages)
         return _read_pages(doc, name, progress, cancel)

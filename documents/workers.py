@@ -20,7 +20,6 @@ and its caller gets a one-line failure."""
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -49,7 +48,8 @@ class PoolConfig:
 
 
 def default_size() -> int:
-    return min(4, os.cpu_count() or 1)
+    # Windows has neither fd passing nor rlimits: documents are read in the app there.
+    return 0 if os.name == "nt" else min(4, os.cpu_count() or 1)
 
 
 class DocumentWorkers:
@@ -187,6 +187,8 @@ class _PipeCancel:
 
 
 def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
+    import resource
+
     from documents.mupdf_pages import OPERATIONS
 
     # Ctrl-C on a terminal reaches the whole process group; Stop arrives on the pipe.

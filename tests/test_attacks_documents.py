@@ -79,6 +79,11 @@ CLI_ATTACKS = {
         attack.many_entries_zip,
         "pages.cbz holds 20,000 files; the limit for a document is 10,000",
     ),
+    "svg-inside-epub": (
+        "book.epub",
+        attack.epub_svg_image_bomb,
+        "book.epub (drawing.svg) holds an image, over the 40,000,000 pixel limit",
+    ),
     "svg-data-uri-bomb": (
         "drawing.svg",
         attack.svg_image_bomb,
