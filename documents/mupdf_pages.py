@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 
 from documents.bounds import check_archived_svgs, check_data_uri_images, check_declared, check_inflated
 from documents.reader import (
@@ -62,7 +63,7 @@ def read_pages(
 
 
 def render(
-    data: bytes,
+    data: bytes | None,
     number: int,
     name: str,
     kind: str,
@@ -70,22 +71,65 @@ def render(
     dpi: int,
     max_side_px: int,
     max_pixels: int,
+    key: str | None = None,
 ) -> ImagePart:
+    """Page `number` drawn. With a `key` (in a worker) the document stays open for the
+    next page, and `data` may be None when the caller knows the worker holds it."""
+    if key is not None:
+        doc = OPEN_DOCUMENTS.get(key, data, name, kind, password, max_pixels)
+        return _draw(doc, number, name, dpi, max_side_px, max_pixels)
+    if data is None:
+        raise NotCached(key)
     with _OpenDocument(data, name, kind, password, max_pixels) as doc:
-        if not 1 <= number <= doc.page_count:
-            raise DocumentError(f"{name} has no page {number} (it has {doc.page_count:,})")
-        try:
-            page = doc.load_page(number - 1)
-            _refuse_huge_images(page, doc.is_pdf, name, number, max_pixels)
-            rect = page.rect
-            zoom = _zoom(rect.width, rect.height, dpi, max_side_px, max_pixels)
-            pixmap = page.get_pixmap(matrix=_pymupdf().Matrix(zoom, zoom), alpha=False)
-            png = pixmap.tobytes("png")
-        except DocumentError:
-            raise
-        except Exception as exc:
-            raise DocumentError(f"{name} is damaged or truncated (page {number} cannot be drawn)") from exc
+        return _draw(doc, number, name, dpi, max_side_px, max_pixels)
+
+
+def _draw(doc, number: int, name: str, dpi: int, max_side_px: int, max_pixels: int) -> ImagePart:
+    if not 1 <= number <= doc.page_count:
+        raise DocumentError(f"{name} has no page {number} (it has {doc.page_count:,})")
+    try:
+        page = doc.load_page(number - 1)
+        _refuse_huge_images(page, doc.is_pdf, name, number, max_pixels)
+        rect = page.rect
+        zoom = _zoom(rect.width, rect.height, dpi, max_side_px, max_pixels)
+        pixmap = page.get_pixmap(matrix=_pymupdf().Matrix(zoom, zoom), alpha=False)
+        png = pixmap.tobytes("png")
+    except DocumentError:
+        raise
+    except Exception as exc:
+        raise DocumentError(f"{name} is damaged or truncated (page {number} cannot be drawn)") from exc
     return ImagePart(png, "image/png", f"{name} p. {number}", pixmap.width, pixmap.height)
+
+
+class NotCached(Exception):
+    """The worker no longer holds the document the caller meant it to reuse."""
+
+
+class OpenDocuments:
+    """Documents a worker keeps open between renders, least recently used closed first:
+    an EPUB is laid out once, not again for every page a chat sends. Only in a worker
+    process, where one operation runs at a time."""
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._open: OrderedDict[str, _OpenDocument] = OrderedDict()
+
+    def get(self, key: str, data: bytes | None, name: str, kind: str, password: str | None, max_pixels: int):
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key].doc
+        if data is None:
+            raise NotCached(key)
+        opened = _OpenDocument(data, name, kind, password, max_pixels)
+        opened.__enter__()
+        self._open[key] = opened
+        while len(self._open) > self.size:
+            _, oldest = self._open.popitem(last=False)
+            oldest.__exit__()
+        return opened.doc
+
+
+OPEN_DOCUMENTS = OpenDocuments()
 
 
 def decrypt(data: bytes, name: str, password: str | None) -> bytes | None:

@@ -302,7 +302,7 @@ def parse_document(
     return ParsedDocument(hashlib.sha256(data).hexdigest(), name, kind, _mime(kind, name), pages)
 
 
-def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=None):
+def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=None, key: str | None = None):
     """Run a MuPDF operation (documents/mupdf_pages.py) in the worker pool, or here,
     one document at a time, when the pool is off."""
     from documents import workers
@@ -313,7 +313,7 @@ def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=Non
 
         return run_here(operation, args, progress, cancel)
     try:
-        return pool.run(operation, args, progress, cancel)
+        return pool.run(operation, args, progress, cancel, key)
     except workers.WorkerFailed as exc:
         raise DocumentError(f"{name} cannot be read: {exc}") from None
 
@@ -412,4 +412,8 @@ def render_page(
     kind = sniff_kind(data, name)
     if kind == "text":
         raise DocumentError(f"{name} is a text file; it has no page images")
-    return _in_worker("render", name, (data, number, name, kind, password, dpi, max_side_px, max_pixels))
+    # The key lets a worker keep the document open for its next page.
+    digest = hashlib.sha256(data)
+    digest.update(b"\0" + (password or "").encode() + b"\0" + str(max_pixels).encode())
+    args = (data, number, name, kind, password, dpi, max_side_px, max_pixels)
+    return _in_worker("render", name, args, key=digest.hexdigest())

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -34,6 +35,7 @@ ProgressFn = Callable[[float, str], None]
 CANCEL = "cancel"
 POLL_S = 0.05  # how often a waiting caller looks at its cancel event
 ROOT = str(Path(__file__).resolve().parent.parent)
+HELD_DOCUMENTS = 2  # documents a worker keeps open between renders
 
 
 class WorkerFailed(RuntimeError):
@@ -60,12 +62,21 @@ class DocumentWorkers:
         self.started = 0  # workers started so far (each retired one is replaced)
         self._ready = threading.Condition()
 
-    def run(self, operation: str, args: tuple, progress: ProgressFn | None = None, cancel=None):
+    def run(
+        self,
+        operation: str,
+        args: tuple,
+        progress: ProgressFn | None = None,
+        cancel=None,
+        key: str | None = None,
+    ):
         """The operation's value, computed in a free worker (waiting for one when all are
-        busy); raises what the operation raised, or WorkerFailed."""
-        worker = self._take()
+        busy); raises what the operation raised, or WorkerFailed. With a `key` naming
+        the document (args[0] its bytes), a worker that has it open is preferred, and
+        the bytes are not sent to it again."""
+        worker = self._take(key)
         try:
-            status, payload, retiring = worker.call(operation, args, progress, cancel)
+            status, payload, retiring = worker.call(operation, args, progress, cancel, key)
         except BaseException:
             worker.stop()
             self._give_back(None)
@@ -84,12 +95,15 @@ class DocumentWorkers:
         for worker in idle:
             worker.stop()
 
-    def _take(self) -> _Worker:
+    def _take(self, key: str | None = None) -> _Worker:
         with self._ready:
             while not self._idle and self._alive >= self.config.size:
                 self._ready.wait()
             if self._idle:
-                return self._idle.pop()
+                holding = [
+                    n for n, worker in enumerate(self._idle) if key is not None and key in worker.holds
+                ]
+                return self._idle.pop(holding[-1] if holding else -1)
             self._alive += 1
             self.started += 1
         try:
@@ -110,6 +124,7 @@ class DocumentWorkers:
 class _Worker:
     def __init__(self, process: subprocess.Popen, conn: Connection):
         self.process, self.conn = process, conn
+        self.holds: OrderedDict[str, None] = OrderedDict()  # keys it has open, as far as we know
 
     @classmethod
     def start(cls, config: PoolConfig) -> _Worker:
@@ -131,9 +146,10 @@ class _Worker:
             theirs.close()
         return cls(process, Connection(ours.detach()))
 
-    def call(self, operation: str, args: tuple, progress: ProgressFn | None, cancel):
+    def call(self, operation: str, args: tuple, progress: ProgressFn | None, cancel, key: str | None = None):
         """(status, payload, retiring) of one operation."""
-        self.conn.send((operation, args))
+        reuse = key is not None and key in self.holds
+        self.conn.send((operation, (None, *args[1:]) if reuse else args, key))
         cancelled = False
         while True:
             if cancel is not None and not cancelled and cancel.is_set():
@@ -148,10 +164,20 @@ class _Worker:
             if message[0] == "progress":
                 if progress is not None and not cancelled:
                     progress(message[1], message[2])
+            elif message[0] == "missing":  # it closed the document since: send the bytes
+                self.conn.send((operation, args, key))
             elif message[0] == "failed":
                 return "error", WorkerFailed(message[1]), True
             else:
+                if key is not None and message[0] == "ok":
+                    self._remember(key)
                 return message
+
+    def _remember(self, key: str) -> None:
+        self.holds[key] = None
+        self.holds.move_to_end(key)
+        while len(self.holds) > HELD_DOCUMENTS:
+            self.holds.popitem(last=False)
 
     def _death(self) -> str:
         try:
@@ -189,7 +215,9 @@ class _PipeCancel:
 def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
     import resource
 
-    from documents.mupdf_pages import OPERATIONS
+    from documents.mupdf_pages import OPEN_DOCUMENTS, OPERATIONS
+
+    OPEN_DOCUMENTS.size = HELD_DOCUMENTS
 
     # Ctrl-C on a terminal reaches the whole process group; Stop arrives on the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -197,22 +225,28 @@ def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         cap = memory_mb << 20 if hard == resource.RLIM_INFINITY else min(memory_mb << 20, hard)
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    for done in range(1, max_tasks + 1):
+    done = 0
+    while done < max_tasks:
         try:
             task = conn.recv()
         except (EOFError, OSError):
             return
         if task == CANCEL:  # a Stop that came after its task ended
             continue
-        operation, args = task
-        reply = _perform(OPERATIONS[operation], operation, args, conn, memory_mb)
+        operation, args, key = task
+        reply = _perform(OPERATIONS[operation], operation, args, key, conn, memory_mb)
+        if reply[0] == "missing":  # not a task: the bytes come next
+            conn.send(reply)
+            continue
+        done += 1
         retiring = done == max_tasks or _resident_mb() > memory_mb // 2
         conn.send((*reply, retiring) if reply[0] != "failed" else reply)
         if retiring or reply[0] == "failed":
             return
 
 
-def _perform(function, operation: str, args: tuple, conn, memory_mb: int) -> tuple:
+def _perform(function, operation: str, args: tuple, key: str | None, conn, memory_mb: int) -> tuple:
+    from documents.mupdf_pages import NotCached
     from engine.types import EngineInputError
 
     out_of_memory = ("failed", f"it needs more than the {memory_mb:,} MB a document reader may take")
@@ -223,7 +257,9 @@ def _perform(function, operation: str, args: tuple, conn, memory_mb: int) -> tup
                 conn.send(("progress", fraction, text))
 
             return "ok", function(*args, progress=progress, cancel=_PipeCancel(conn))
-        return "ok", function(*args)
+        return "ok", function(*args, key=key) if key is not None else function(*args)
+    except NotCached:
+        return ("missing",)
     except EngineInputError as exc:
         if _out_of_memory(exc):
             return out_of_memory

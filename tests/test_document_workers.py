@@ -140,3 +140,28 @@ def test_without_a_pool_documents_are_read_in_this_process(pool_of, short_pdf):
     assert len(parse_document(short_pdf, "short.pdf").pages) == 3
     assert render_page(short_pdf, 1, name="s.pdf").width > 300
     assert worker_pids() == []
+
+
+def test_a_worker_keeps_documents_open_and_resends_when_it_closed_one(pool_of, short_pdf):
+    """B is drawn, then A fails (its worker holds it all the same), then C: the worker
+    closes B, not A, while the caller still thinks it holds B. Drawing B again must
+    fall back to sending its bytes."""
+    pool_of(1)
+    a_pdf, c_pdf = text_pdf(["a"]), text_pdf(["c", "c"])
+    first = render_page(short_pdf, 1, name="b.pdf")
+    with pytest.raises(DocumentError, match=r"^a.pdf has no page 9 \(it has 1\)$"):
+        render_page(a_pdf, 9, name="a.pdf")
+    render_page(c_pdf, 2, name="c.pdf")
+    assert render_page(short_pdf, 1, name="b.pdf").data == first.data
+    assert render_page(short_pdf, 2, name="b.pdf").data != first.data
+
+
+def test_a_document_kept_open_with_its_password_does_not_open_without_it(pool_of):
+    from documents.reader import PasswordRequired
+    from tests.fixtures.bad_documents import encrypted_pdf
+
+    pool_of(1)
+    locked = encrypted_pdf()
+    assert render_page(locked, 1, name="locked.pdf", password="s3cret").width > 300
+    with pytest.raises(PasswordRequired, match=r"^locked.pdf is encrypted; give its password$"):
+        render_page(locked, 1, name="locked.pdf")
