@@ -5,11 +5,15 @@ one user's 2,000-page ingest held every other user's page render. Each worker he
 is a process running one operation at a time, so a long ingest takes one worker and
 renders go to the others.
 
-Across the process boundary, over one pipe per worker:
-- the caller sends (operation, args); the worker answers ("progress", fraction, text)
-  as it goes and ends with ("ok", value, retiring), ("error", exception, retiring) for
-  the one-line refusals, or ("failed", reason) when something else broke;
-- Stop sends "cancel"; the worker sees it between pages and ends with IngestCancelled.
+Across the process boundary, over one socket per worker:
+- the caller sends (operation, args, key); the worker answers ("progress", fraction,
+  text) as it goes and ends with ("ok", value, retiring), ("error", exception,
+  retiring) for the one-line refusals, or ("failed", reason) when something else broke;
+- Stop sends "cancel"; the worker sees it between pages and ends with IngestCancelled;
+- a render names its document by a key: the worker keeps the last HELD_DOCUMENTS open
+  (an EPUB is laid out once, not for every page), the caller prefers a worker that
+  holds it and then sends None for the bytes; a worker that closed it since answers
+  ("missing",) and gets the bytes.
 
 Workers stay bounded: each gets an address-space cap (a bomb that slips past the
 checks fails to allocate instead of taking the machine), and retires after
@@ -61,6 +65,7 @@ class DocumentWorkers:
         self._alive = 0
         self.started = 0  # workers started so far (each retired one is replaced)
         self._ready = threading.Condition()
+        self._closed = False
 
     def run(
         self,
@@ -89,7 +94,9 @@ class DocumentWorkers:
         return payload
 
     def close(self) -> None:
+        """Stop the idle workers now, and each busy one as its task ends."""
         with self._ready:
+            self._closed = True
             idle, self._idle = self._idle, []
             self._alive -= len(idle)
         for worker in idle:
@@ -114,11 +121,14 @@ class DocumentWorkers:
 
     def _give_back(self, worker: _Worker | None) -> None:
         with self._ready:
-            if worker is None:
+            closed = worker is not None and self._closed
+            if worker is None or closed:
                 self._alive -= 1
             else:
                 self._idle.append(worker)
             self._ready.notify()
+        if closed:
+            worker.stop()
 
 
 class _Worker:
