@@ -229,7 +229,7 @@ def _kind_from_bytes(data: bytes, name: str) -> tuple[str | None, str]:
 
 
 def _zip_kind(data: bytes, name: str) -> tuple[str | None, str]:
-    # Bounds first (archives.py): the entry count and declared sizes come from the
+    # Bounds first (bounds.py): the entry count and declared sizes come from the
     # central directory, and `mimetype` is read only when it declares a few bytes.
     try:
         entries = check_declared(data, name)
