@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal, Protocol
 
 from documents.parts import ChatPart, DocumentPart, documents_of
@@ -137,7 +137,7 @@ def stand_in_image(width: int, height: int) -> ImagePart:
     from PIL import Image
 
     out = io.BytesIO()
-    Image.new("L", (width, height), 255).save(out, format="PNG", compress_level=1)
+    Image.new("RGB", (width, height), "white").save(out, format="PNG", compress_level=1)
     return ImagePart(out.getvalue(), "image/png", "page", width, height)
 
 
@@ -151,16 +151,15 @@ def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool 
     images = set(doc.image_pages)
     for number in doc.pages:
         if number in images:
-            image = (page_image_for_counting if for_counting else _page_image)(source, doc.sha256, number)
+            if for_counting:
+                image = page_image_for_counting(source, doc.sha256, number)
+            else:
+                image = source.page_image(doc.sha256, number)
             parts += [TextPart(f"[p. {number}]\n"), image, TextPart("\n")]
         else:
             parts.append(TextPart(f"[p. {number}]\n{pages[number].text.strip()}\n\n"))
     parts.append(TextPart("</document>\n"))
     return _merge_text(parts)
-
-
-def _page_image(source: PageSource, sha256: str, number: int) -> ImagePart:
-    return source.page_image(sha256, number)
 
 
 def _merge_text(parts: list[ChatPart]) -> list[ChatPart]:
@@ -343,7 +342,6 @@ class _PageCosts:
 
     def __init__(self, engine: Engine, source: PageSource):
         self.engine, self.source = engine, source
-        self.overhead = engine.count_tokens([Message.text("user", "x")])
         self.by_size: dict[tuple[int, int], int] = {}
         self.texts: dict[str, dict[int, str]] = {}
         self.smallest = 1
@@ -370,6 +368,10 @@ class _PageCosts:
     def image_floor(self, message: Message) -> int:
         """Tokens the message's page images take at least (text pages not counted)."""
         return sum(self.image_cost(d.sha256, n) - 8 for d in documents_of(message) for n in d.image_pages)
+
+    @cached_property
+    def overhead(self) -> int:
+        return self.engine.count_tokens([Message.text("user", "x")])
 
     def _measure(self, message: Message) -> int:
         return max(1, self.engine.count_tokens([message]) - self.overhead)
