@@ -74,12 +74,21 @@ def test_the_stored_size_costs_what_the_rendered_image_costs(tmp_path, dpi, max_
         assert len({size for size in planned}) >= 4, "the sizes really differ"
 
 
-def test_fitting_a_long_scan_draws_only_the_pages_sent(tiny_engine, library, tmp_path):
+def test_fitting_a_long_scan_draws_only_the_pages_sent(tiny_engine, library, tmp_path, monkeypatch):
     doc = read(library, tmp_path, sized_scan([(612, 792)] * 60 + [(842, 595)] * 30))
     assert len(doc.image_pages) == 90
     messages = [Message("user", (doc, TextPart("What do the pages show?")))]
+    counted = []
+    count_tokens = tiny_engine.count_tokens
+    monkeypatch.setattr(
+        tiny_engine,
+        "count_tokens",
+        lambda ms: counted.append(sum(len(m.images) for m in ms)) or count_tokens(ms),
+    )
     fitted, report = fit_context(tiny_engine, messages, library, "relevant")
+    monkeypatch.undo()
     assert library.drawn == [], "costing drew no page"
+    assert max(counted) < 90, "a scan too long for the context is not counted whole"
     sent = fitted[-1].parts[0].image_pages
     assert 0 < len(sent) < 90, "a long scan does not fit whole (else this test proves nothing)"
     expanded = expand_documents(fitted, library)
