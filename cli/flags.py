@@ -69,6 +69,11 @@ MODEL_FLAGS = (
     ),
     Flag("n_threads", ("-t", "--threads"), "CPU threads"),
     Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
+    Flag(
+        "doc_workers",
+        ("--doc-workers",),
+        "processes that read and draw documents (default: up to 4 CPUs; 0 = in this process)",
+    ),
     Flag("data_dir", ("--data-dir",), "where sessions, uploads and models live"),
     Flag("models_dir", ("--models-dir",), "where preset GGUF files are looked for"),
 )

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     max_doc_pages: int = 2000
     page_dpi: int = 144
     page_max_side_px: int = 1008
+    # Documents are read and drawn in worker processes (PyMuPDF is not thread-safe), so
+    # one long ingest does not hold another user's page render. None = min(4, CPUs);
+    # 0 = in this process, one document at a time. Each worker is capped in address
+    # space and replaced after so many tasks, so none grows without bound.
+    doc_workers: int | None = Field(default=None, ge=0)
+    doc_worker_memory_mb: int = Field(default=4096, ge=256)
+    doc_worker_tasks: int = Field(default=200, ge=1)
     # Saved KV state of chats (<data_dir>/kv), least recently used deleted past this; 0 = off.
     kv_cache_gb: float = Field(default=8.0, ge=0)
     # Image embeddings kept in memory so a regenerated or edited turn skips the encoder.

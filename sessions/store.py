@@ -284,20 +284,23 @@ class Store:
             session, self.branch(session_id, leaf_id), Path(directory), self.blobs.read
         )
 
-    def import_json(self, doc: dict[str, Any] | str | bytes, owner: str = "") -> str:
-        """A new session equal to the exported one (new ids); returns its id."""
+    def import_json(
+        self, doc: dict[str, Any] | str | bytes, owner: str = "", max_image_pixels: int = 40_000_000
+    ) -> str:
+        """A new session equal to the exported one (new ids); returns its id. Images
+        and documents are checked as uploads are."""
         if isinstance(doc, str | bytes):
             try:
                 doc = json.loads(doc)
             except ValueError:
                 raise EngineInputError("This file is not a chat export (not JSON).") from None
-        imported = transfer.session_from_json(doc)
+        imported = transfer.session_from_json(doc, max_image_pixels)
         # Documents are read into the store first (outside the write lock: parsing is
         # slow); an unlocked PDF stored from an encrypted one gets a new sha256.
-        renamed = {
-            sha: self.ingest_document(data, name).sha256 for sha, (name, data) in imported.documents.items()
-        }
-        imported = transfer.rename_documents(imported, renamed)
+        stored = {sha: self.ingest_document(data, name) for sha, (name, data) in imported.documents.items()}
+        renamed = {sha: row.sha256 for sha, row in stored.items()}
+        pages = {row.sha256: row.pages for row in stored.values()}
+        imported = transfer.rename_documents(imported, renamed, pages)
         return self._conn.write(lambda: table.insert_imported(self._conn, self.blobs, imported, owner))
 
     # Search
