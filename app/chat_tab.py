@@ -301,6 +301,7 @@ def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, r
                 saved=saved,
                 strategy=ask.strategy,
                 page_range=ask.page_range,
+                cache_scope=history.user_of(request),
             )
             prepared = next(events)
             last = turns[-1]

@@ -213,12 +213,19 @@ class KVContext:
         self.store = store
         self.spans: list[ImageSpan] = []
         self.session: str | None = None  # whose turns the KV cache holds
+        self.scope = ""  # the login those turns came from: only its requests reuse them
         self.unsaved = False
         self._writer: threading.Thread | None = None
 
-    def enter(self, llm, session: str | None) -> None:
+    def enter(self, llm, session: str | None, scope: str = "") -> None:
         """Make `session` resident: save the outgoing chat, restore the incoming one's
-        saved state if it has one (else its prompt reuses whatever prefix matches)."""
+        saved state if it has one (else its prompt reuses whatever prefix matches,
+        but only a prefix left by the same `scope`: another login's context is
+        emptied first, so its tokens are neither reused nor counted as cached)."""
+        if scope != self.scope:
+            self.save(llm)
+            self.forget(llm)
+            self.scope = scope
         if session == self.session:
             return
         self.save(llm)
