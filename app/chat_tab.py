@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import history, models_tab, page_viewer
+from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
@@ -191,6 +192,7 @@ def _sender(runtime: Runtime):
                     label=spec.label,
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
+                    show_blob=blob_link(request),
                 )
             saved = runtime.service.save_question(
                 turn.message,

@@ -18,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from app import history, leaderboard, measure_panel, models_tab
+from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from app.runtime import Runtime
@@ -162,7 +163,7 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     return new, max_tokens
 
 
-def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
+def _question(runtime: Runtime, text: str, paths: list[str], request, progress, cancel):
     """The prompt with its images and documents; each model gets the pages it can take
     (text or page images) fitted to its own context when it answers."""
     images, documents = split_uploads(paths)
@@ -180,6 +181,7 @@ def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
         max_chars=limits.max_text_chars,
         progress=lambda fraction, what: progress(fraction, desc=what),
         cancel=cancel,
+        show_blob=blob_link(request),
     )
 
 
@@ -210,7 +212,7 @@ def _runner(runtime: Runtime):
             else:
                 comparison = state
             paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
-            question = _question(runtime, text, paths, progress, cancel)
+            question = _question(runtime, text, paths, request, progress, cancel)
             turns = run_turn(
                 comparison,
                 question,

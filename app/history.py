@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
@@ -110,7 +111,7 @@ def _opener(runtime: Runtime):
         try:
             row = owned(runtime, session_id, request)
             turns = mark_branches(
-                runtime, turns_from_rows(runtime.store.branch(session_id), runtime.store.blob_path)
+                runtime, turns_from_rows(runtime.store.branch(session_id), blob_link(request))
             )
         except EngineInputError as exc:
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
@@ -145,7 +146,9 @@ def _deleter(runtime: Runtime):
         try:
             if session:
                 owned(runtime, session, request)
+                copies = gradio_copies(runtime.store, runtime.store.session_blobs(session))
                 runtime.store.delete_session(session)
+                remove_gradio_copies(runtime.store, copies)
         except EngineInputError as exc:
             notice = f"⚠️ {exc}"
         chats = gr.Radio(choices=chat_choices(runtime, user_of(request)), value=None)
@@ -208,7 +211,7 @@ def branch_mover(runtime: Runtime, step: int):
             rows = runtime.store.branch(session, leaf)
         except EngineInputError as exc:
             return turns, to_chatbot(turns), f"⚠️ {exc}"
-        turns = mark_branches(runtime, turns_from_rows(rows, runtime.store.blob_path))
+        turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
         return turns, to_chatbot(turns), ""
 
     return move

@@ -60,6 +60,16 @@ def fingerprint(model_path: Path, mmproj_path: Path | None, n_ctx: int) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
+def _session_stem(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()[:24]
+
+
+def session_files(directory: Path, session_key: str) -> list[Path]:
+    """Every file holding this chat's KV state, for any model (with a write's
+    temporary file): a deleted chat's token ids must not stay on disk."""
+    return sorted(directory.glob(f"{_session_stem(session_key)}-*"))
+
+
 @dataclass
 class SavedState:
     ledger: Ledger
@@ -76,9 +86,8 @@ class StateStore:
         self.max_bytes = max_bytes
 
     def path(self, session_key: str) -> Path:
-        session = hashlib.sha256(session_key.encode()).hexdigest()[:24]
         model = hashlib.sha256(self.model_name.encode()).hexdigest()[:8]
-        return self.directory / f"{session}-{model}{SUFFIX}"
+        return self.directory / f"{_session_stem(session_key)}-{model}{SUFFIX}"
 
     def save(self, session_key: str, ledger: Ledger, data) -> bool:
         """Writes atomically (temp file + rename); False when it cannot fit the cap."""

@@ -101,10 +101,18 @@ class Store:
 
     def delete_session(self, session_id: str) -> None:
         """All rows go in one transaction; then, in a second one, the blob files that
-        no other message uses."""
+        no other message uses; then the chat's saved KV state (its token ids)."""
+        from engine.kv_state import session_files
+
         used = self._conn.write(lambda: table.delete_session_rows(self._conn, session_id))
         if used:
             self._conn.write(lambda: table.remove_unused_blobs(self._conn, self.blobs, used))
+        for path in session_files(self.data_dir / "kv", session_id):
+            path.unlink(missing_ok=True)
+
+    def session_blobs(self, session_id: str) -> list[str]:
+        """The sha256s of the images and documents this session's messages hold."""
+        return table.session_blobs(self._conn, session_id)
 
     # Messages
 
@@ -219,6 +227,24 @@ class Store:
 
     def blob_path(self, sha256: str) -> Path:
         return self.blobs.path(sha256)
+
+    def readable_blob(self, sha256: str, owner: str) -> tuple[Path, str] | None:
+        """(file, MIME type) of a stored image or document that a chat of `owner`
+        holds; None otherwise, whether it exists or not (so nobody can probe which
+        bytes others sent)."""
+        found = self._conn.one(
+            """
+            SELECT a.mime FROM attachments a WHERE a.sha256 = ? AND EXISTS (
+                SELECT 1 FROM message_attachments l
+                JOIN messages m ON m.id = l.message_id
+                JOIN sessions s ON s.id = m.session_id
+                WHERE l.sha256 = a.sha256 AND s.owner = ?
+            )
+            """,
+            (sha256, owner),
+        )
+        path = self.blobs.path(sha256)
+        return (path, found["mime"]) if found and path.is_file() else None
 
     def engine_messages(self, rows: list[MessageRow]) -> list[Message]:
         return engine_messages(rows)

