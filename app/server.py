@@ -29,6 +29,8 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         print(SHARE_WARNING, file=sys.stderr)
     runtime = build_runtime(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if swept := runtime.store.sweep().line():
+        print(swept, file=sys.stderr)
     demo = build_app(runtime)
     demo.queue(default_concurrency_limit=16)  # per callback; generation has its lanes
     login = f", {len(users)} login(s)" if users else ""

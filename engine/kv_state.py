@@ -70,6 +70,20 @@ def session_files(directory: Path, session_key: str) -> list[Path]:
     return sorted(directory.glob(f"{_session_stem(session_key)}-*"))
 
 
+def saved_session(path: Path) -> str | None:
+    """The session a state file was saved for (from its header); None for a file
+    that is not one."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(len(MAGIC)) != MAGIC:
+                return None
+            (header_len,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+            session = json.loads(handle.read(min(header_len, HEAD_BYTES))).get("session")
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
+    return session if isinstance(session, str) else None
+
+
 @dataclass
 class SavedState:
     ledger: Ledger

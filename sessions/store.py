@@ -28,6 +28,7 @@ from .ids import now
 from .parts import blob_sha256, encode_parts
 from .rows import MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow
 from .schema import migrations
+from .sweep import STALE_AFTER_S, Swept, sweep
 
 DB_NAME = "playground.db"
 
@@ -109,6 +110,11 @@ class Store:
             self._conn.write(lambda: table.remove_unused_blobs(self._conn, self.blobs, used))
         for path in session_files(self.data_dir / "kv", session_id):
             path.unlink(missing_ok=True)
+
+    def sweep(self, stale_after_s: float = STALE_AFTER_S) -> Swept:
+        """Removes what crashes and deleted chats left: stale temporary files, documents
+        and blobs no message holds, KV state of chats that are gone (sessions/sweep.py)."""
+        return sweep(self._conn, self.blobs, self.data_dir, stale_after_s)
 
     def session_blobs(self, session_id: str) -> list[str]:
         """The sha256s of the images and documents this session's messages hold."""

@@ -17,7 +17,9 @@ from engine import Message, SamplingParams, TextPart, create_engine
 from engine.config import Settings
 from engine.kv_state import session_files
 from engine.registry import user_model
+from engine.types import EngineInputError
 from sessions import Store
+from sessions.blobs import sha256_of
 from sessions.library import DocumentLibrary
 from tests.conftest import png_bytes, start_app, stop_app
 
@@ -217,3 +219,54 @@ def test_images_in_model_output_become_links_never_img_tags():
     assert "![" not in text.replace("vec![1, 2]", "") and "<img" not in text.lower()
     assert "[🖼 chart](https://evil.example/leak.png?chat=secret)" in text  # still there, as a link
     assert "[🖼 ref][1]" in text and "&lt;img src=" in text and "vec![1, 2]" in text
+
+
+# -- the sweep at start ----------------------------------------------------------------
+
+
+def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_hold(tmp_path):
+    import os
+
+    from documents.parts import DocumentPart
+    from engine import ImagePart
+    from engine.kv_state import StateStore
+    from engine.prefix import Ledger
+
+    with Store(tmp_path) as store:
+        photo = ImagePart(png_bytes(color="olive"), "image/png", "kept.png", 56, 56)
+        ann_chat = store.create_session(owner=ANN)
+        store.add_user_message(ann_chat, None, Message("user", (photo, TextPart("hi"))))
+        kept_doc = store.ingest_document(b"Chapter one. The tide came in.", "kept.txt")
+        bob_chat = store.create_session(owner=BOB)
+        part = DocumentPart(kept_doc.sha256, "kept.txt", 1, (1,), ())
+        store.add_user_message(bob_chat, None, Message("user", (part, TextPart("summarise"))))
+        unused_doc = store.ingest_document(b"Nobody ever asked about this text.", "unused.txt")
+        recent_doc = store.ingest_document(b"Read a moment ago, not sent yet.", "recent.txt")
+        store.db.execute(
+            "UPDATE documents SET created = '2000-01-01' WHERE sha256 != ?", (recent_doc.sha256,)
+        )
+        orphan = store.blob_path("ab" * 32)
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_bytes(b"left by a crash between file and row")
+        stale, fresh = orphan.parent / ".tmp-stale", orphan.parent / ".tmp-fresh"
+        for path in (stale, fresh):
+            path.write_bytes(b"half a write")
+        os.utime(stale, (0, 0))
+        states = StateStore(tmp_path / "kv", "model", "print", max_bytes=10**6)
+        for session in (ann_chat, "deleted-chat"):
+            assert states.save(session, Ledger([1, 2, 3]), bytes(10))
+
+        swept = store.sweep()
+
+        assert (swept.temporary, swept.documents, swept.blobs, swept.kv_states) == (1, 1, 1, 1)
+        assert swept.line().startswith(
+            "swept 1 stale temporary file, 1 unused document, 1 unreferenced blob, "
+        )
+        assert not stale.exists() and fresh.exists() and not orphan.exists()
+        assert not states.path("deleted-chat").exists() and states.path(ann_chat).exists()
+        assert store.blob_path(sha256_of(photo.data)).exists()  # Ann's chat holds it
+        assert store.document(kept_doc.sha256) and store.document(recent_doc.sha256)  # Bob's; too recent
+        assert not store.blob_path(unused_doc.sha256).exists()
+        with pytest.raises(EngineInputError):
+            store.document(unused_doc.sha256)
+        assert store.sweep().line() == ""  # nothing more to do
