@@ -80,12 +80,13 @@ def build_tab(runtime: Runtime) -> None:
         with gr.Column(scale=1, min_width=240):
             new, max_tokens = _settings(runtime, view)
     with gr.Accordion("Leaderboard", open=False, elem_id="leaderboard-panel"):
+        whose = "everyone's votes" if runtime.settings.global_leaderboard else "your votes"
         board = gr.Dataframe(
-            value=lambda: _board(runtime),
+            value=_board_of(runtime),
             headers=leaderboard.COLUMNS,
             interactive=False,
             elem_id="leaderboard",
-            label="From your votes, best Bradley–Terry rating first; speeds are means over compared answers",
+            label=f"From {whose}, best Bradley–Terry rating first; speeds are means over compared answers",
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
     measure_panel.build_panel(runtime, view.models)
@@ -105,7 +106,7 @@ def build_tab(runtime: Runtime) -> None:
         )
     new.click(lambda: (None, *_draw(None)), None, [state, *view.outputs], api_name="new_comparison")
     stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
-    refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
+    refresh.click(_board_of(runtime), None, board, api_name="leaderboard")
     view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
 
 
@@ -246,9 +247,9 @@ def _place(runtime: Runtime, name: str, place: int) -> str:
 
 
 def _voter(runtime: Runtime):
-    def vote(state: Comparison | None, choice: str):
+    def vote(state: Comparison | None, choice: str, request: gr.Request):
         def answer(notice: str):
-            return state, *_draw(state, notice), _board(runtime)
+            return state, *_draw(state, notice), _board(runtime, history.user_of(request))
 
         if state is None or state.comparison_id is None or state.pending is not None:
             return answer("Vote once the answers are in.")
@@ -359,9 +360,20 @@ def _plots(comparison: Comparison | None) -> list:
     return [gr.BarPlot(ttft, visible=bool(finished)), gr.BarPlot(speed, visible=bool(finished))]
 
 
-def _board(runtime: Runtime) -> list[list]:
+def _board(runtime: Runtime, user: str) -> list[list]:
+    """The leaderboard `user` may see: their own votes, unless the server was started
+    with --global-leaderboard."""
+    owner = None if runtime.settings.global_leaderboard else user
     store = runtime.store.comparisons
-    return leaderboard.table(leaderboard.standings(store.votes(), store.speeds()))
+    return leaderboard.table(leaderboard.standings(store.votes(owner), store.speeds(owner)))
+
+
+def _board_of(runtime: Runtime):
+    def board(request: gr.Request = None) -> list[list]:
+        # Gradio also calls it once while building the page, for no one: show nothing.
+        return _board(runtime, history.user_of(request)) if request is not None else []
+
+    return board
 
 
 def plan_text(runtime: Runtime, names: list[str]) -> str:

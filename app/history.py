@@ -218,8 +218,13 @@ def branch_mover(runtime: Runtime, step: int):
 
 
 def mark_branches(runtime: Runtime, turns: list[Turn]) -> list[Turn]:
-    """Label answers that have siblings "2/3" so users know there is more to see."""
+    """Label answers that have siblings "2/3" so users know there is more to see.
+    Answers of a blind comparison not voted on yet show no figures: speeds would
+    tell the models apart."""
+    hidden = runtime.store.comparisons.hidden_answers([t.id for t in turns if t.id is not None])
     for turn in turns:
+        if turn.id in hidden:
+            turn.footer = ""
         if turn.message.role == "assistant" and turn.id is not None:
             siblings = runtime.store.siblings(turn.id)
             if len(siblings) > 1:

@@ -85,6 +85,11 @@ SERVER_FLAGS = (
     ),
     Flag("api_key_file", ("--api-key-file",), "API keys, one [USER:]KEY per line (# comments)"),
     Flag("share", ("--share",), "public gradio.live link (needs --auth)"),
+    Flag(
+        "global_leaderboard",
+        ("--global-leaderboard",),
+        "the compare leaderboard counts every login's votes (default: each user sees their own)",
+    ),
 )
 DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
 

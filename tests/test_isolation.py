@@ -270,3 +270,85 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
         with pytest.raises(EngineInputError):
             store.document(unused_doc.sha256)
         assert store.sweep().line() == ""  # nothing more to do
+
+
+# -- votes -------------------------------------------------------------------------------
+
+
+def compared(store: Store, owner: str, engines: list[str], tps: list[float], blind=False) -> int:
+    """A finished comparison of `owner`'s, not voted on yet; answers decode at `tps`."""
+    from engine.types import Final, Usage
+
+    session = store.create_session(owner=owner, model="compare")
+    question = store.add_user_message(session, None, Message.text("user", "Which is better?"))
+    started = store.comparisons.start(session, [question] * len(engines), engines, [{}] * len(engines), blind)
+    for writer, speed in zip(started.writers, tps, strict=True):
+        writer.append("an answer")
+        usage = Usage(prompt_tokens=5, completion_tokens=3, ttft_s=0.1, decode_tps=speed)
+        writer.finish(Final("stop", usage))
+    return started.id
+
+
+def test_each_login_sees_a_leaderboard_of_their_own_votes_unless_the_server_says_global(two_logins):
+    from gradio_client import Client
+
+    url, data_dir = two_logins
+    with Store(data_dir) as store:
+        ann_vote = compared(store, ANN, ["model-x", "model-y"], [50.0, 10.0])
+        store.comparisons.vote(ann_vote, "best", 0)
+        bob_vote = compared(store, BOB, ["model-y", "model-z"], [10.0, 99.0])
+        store.comparisons.vote(bob_vote, "best", 1)
+        assert [v.comparison_id for v in store.comparisons.votes(ANN)] == [ann_vote]
+        assert len(store.comparisons.votes()) == 2  # everyone's, for --global-leaderboard
+
+    def board(login) -> dict[str, int]:
+        table = Client(url, auth=login, verbose=False).predict(api_name="/leaderboard")
+        return {row[0]: row[3] for row in table["data"]}  # model -> wins
+
+    assert board(ANN_LOGIN) == {"model-x": 1, "model-y": 0}
+    assert board(BOB_LOGIN) == {"model-z": 1, "model-y": 0}
+
+
+def test_a_global_leaderboard_only_where_the_server_says_so(tmp_path):
+    from app import compare_tab
+    from app.runtime import build_runtime
+    from cli.flags import settings_from
+    from cli.main import build_parser
+
+    flags = build_parser().parse_args
+    assert settings_from(flags(["--data-dir", str(tmp_path)])).global_leaderboard is False
+    assert settings_from(flags(["--global-leaderboard"])).global_leaderboard is True
+    runtime = build_runtime(Settings(data_dir=tmp_path))
+    try:
+        for owner, engines in ((ANN, ["model-x", "model-y"]), (BOB, ["model-y", "model-z"])):
+            comparison = compared(runtime.store, owner, engines, [1.0, 2.0])
+            runtime.store.comparisons.vote(comparison, "tie")
+        assert {row[0] for row in compare_tab._board(runtime, ANN)} == {"model-x", "model-y"}
+        runtime.settings.global_leaderboard = True
+        assert {row[0] for row in compare_tab._board(runtime, ANN)} == {"model-x", "model-y", "model-z"}
+    finally:
+        runtime.store.close()
+
+
+def test_a_blind_comparison_shows_no_speeds_in_the_chat_tab_before_its_vote(tmp_path):
+    import gradio as gr
+
+    from app import history
+    from app.runtime import build_runtime
+
+    runtime = build_runtime(Settings(data_dir=tmp_path))
+    try:
+        comparison = compared(runtime.store, ANN, ["model-x", "model-y"], [50.0, 10.0], blind=True)
+        session = runtime.store.comparisons.get(comparison).session_id
+        assert runtime.store.comparisons.speeds(ANN) == []  # not even in the leaderboard's means
+
+        def footers() -> list[str]:
+            turns, *_ = history._opener(runtime)(session, gr.Request(username=ANN))
+            return [t.footer for t in turns if t.message.role == "assistant"]
+
+        assert footers() == [""]
+        runtime.store.comparisons.vote(comparison, "best", 1)
+        assert "tok/s" in footers()[0]
+        assert [row.engine_id for row in runtime.store.comparisons.speeds(ANN)] == ["model-x", "model-y"]
+    finally:
+        runtime.store.close()
