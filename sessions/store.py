@@ -268,13 +268,18 @@ class Store:
         cancel=None,
     ) -> docs.DocumentRow:
         """Parse a document once per sha256 and keep its pages; later calls with the
-        same bytes return the stored one at once. Raises DocumentError (one line)."""
+        same bytes return the stored one at once, under the caller's `name` (the
+        name another uploader gave it stays theirs), and an encrypted one only with
+        its password: its pages are stored unlocked, so each reader proves they can
+        open it. Raises DocumentError (one line)."""
         from documents.reader import decrypted_pdf, parse_document
 
         sha256 = sha256_of(data)
         found = docs.find(self._conn, sha256)
         if found is not None:
-            return found
+            if b"/Encrypt" in data:  # every encrypted PDF says so in plain text; others rarely
+                decrypted_pdf(data, password, name)  # PasswordRequired / WrongPassword
+            return dataclasses.replace(found, name=name)
         parsed = parse_document(
             data, name, password=password, max_pages=max_pages, progress=progress, cancel=cancel
         )
@@ -286,7 +291,7 @@ class Store:
                 docs.insert(self._conn, self.blobs, parsed, stored)
 
         self._conn.write(write)
-        return docs.find(self._conn, sha256)
+        return dataclasses.replace(docs.find(self._conn, sha256), name=name)
 
     def document(self, sha256: str) -> docs.DocumentRow:
         found = docs.find(self._conn, sha256)

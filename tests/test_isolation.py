@@ -352,3 +352,48 @@ def test_a_blind_comparison_shows_no_speeds_in_the_chat_tab_before_its_vote(tmp_
         assert [row.engine_id for row in runtime.store.comparisons.speeds(ANN)] == ["model-x", "model-y"]
     finally:
         runtime.store.close()
+
+
+# -- documents ---------------------------------------------------------------------------
+
+
+def test_an_encrypted_document_asks_each_reader_for_its_password(tmp_path):
+    from documents.reader import PasswordRequired, WrongPassword
+    from tests.fixtures.bad_documents import encrypted_pdf
+
+    data = encrypted_pdf("ann-knows")
+    with Store(tmp_path) as store:
+        ann_row = store.ingest_document(data, "ann's contract.pdf", password="ann-knows")
+        # Bob uploads the very same bytes: the unlocked copy is not his without the password.
+        with pytest.raises(PasswordRequired, match=r"bob\.pdf is encrypted; give its password"):
+            store.ingest_document(data, "bob.pdf")
+        with pytest.raises(WrongPassword, match=r"bob\.pdf: wrong password"):
+            store.ingest_document(data, "bob.pdf", password="a guess")
+        bob_row = store.ingest_document(data, "bob.pdf", password="ann-knows")
+        assert bob_row.sha256 == ann_row.sha256  # parsed and stored once
+        assert (ann_row.name, bob_row.name) == ("ann's contract.pdf", "bob.pdf")  # each keeps their name
+        plain = store.ingest_document(b"Just a note.", "first.txt")
+        assert store.ingest_document(b"Just a note.", "second.txt").name == "second.txt"
+        assert plain.name == "first.txt"
+
+
+def test_the_page_asks_bob_for_the_password_ann_already_gave(two_logins, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from tests.fixtures.bad_documents import encrypted_pdf
+
+    url, data_dir = two_logins
+    path = tmp_path / "locked.pdf"
+    path.write_bytes(encrypted_pdf("open-sesame"))
+
+    def send(login, password: str) -> str:
+        client = Client(url, auth=login, verbose=False, download_files=False)
+        message = {"text": "what does it say?", "files": [handle_file(str(path))]}
+        *_, notice = client.predict(message, "tiny-llama4", "auto", password, api_name="/send")
+        return notice
+
+    assert send(ANN_LOGIN, "open-sesame") == ""
+    assert send(BOB_LOGIN, "") == "⚠️ locked.pdf is encrypted; give its password"
+    assert send(BOB_LOGIN, "guess") == "⚠️ locked.pdf: wrong password"
+    with Store(data_dir) as store:  # Bob's refused questions were not saved
+        assert not [s for s in store.list_sessions(owner=BOB) if s.title.startswith("what does it say")]
