@@ -397,3 +397,39 @@ def test_the_page_asks_bob_for_the_password_ann_already_gave(two_logins, tmp_pat
     assert send(BOB_LOGIN, "guess") == "⚠️ locked.pdf: wrong password"
     with Store(data_dir) as store:  # Bob's refused questions were not saved
         assert not [s for s in store.list_sessions(owner=BOB) if s.title.startswith("what does it say")]
+
+
+# -- in a real browser -------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium not installed")
+def test_in_the_browser_a_saved_image_shows_from_its_route_under_the_policy(two_logins, write_png):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM, FLAGS, ask, shot
+
+    url, _ = two_logins
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        refused = []  # what the Content-Security-Policy blocked, as the console reports it
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+        page.goto(url)
+        page.get_by_label("username").fill(ANN)
+        page.get_by_label("password").fill(ANN_LOGIN[1])
+        page.get_by_role("button", name="Login").click()
+        page.locator("#input input[type=file]").set_input_files([str(write_png("browser.png", color="navy"))])
+        page.locator("#input img").first.wait_for(timeout=30_000)
+        ask(page, "describe <image> please")
+        page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+        page.reload()
+        entry = page.locator("#chats label").filter(has_text="describe").first
+        entry.wait_for(timeout=30_000)
+        entry.click()
+        image = page.locator("#chat img").first
+        image.wait_for(timeout=30_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+        assert image.get_attribute("src").startswith(f"{url}blobs/")
+        shot(page, "saved-image-from-blob-route")
+        browser.close()
+    assert refused == []  # the page itself loads everything it needs under the policy
