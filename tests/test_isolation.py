@@ -289,7 +289,7 @@ def compared(store: Store, owner: str, engines: list[str], tps: list[float], bli
     return started.id
 
 
-def test_each_login_sees_a_leaderboard_of_their_own_votes_unless_the_server_says_global(two_logins):
+def test_each_login_sees_a_leaderboard_of_their_own_votes(two_logins):
     from gradio_client import Client
 
     url, data_dir = two_logins
