@@ -134,6 +134,7 @@ class Completion:
             raise ApiError(
                 400, f"max_tokens must be under the {self.spec.n_ctx:,}-token context", param="max_tokens"
             )
+        self.owner = owner
         self.saved = self._save(messages, owner)
         # As on the page and the CLI: a conversation without its own system prompt gets the model's.
         if self.spec.system_prompt.strip() and not any(m.role == "system" for m in messages):
@@ -190,7 +191,13 @@ class Completion:
                         runtime.service.record_failure(self.saved, self.spec.name, str(exc))
                         raise
                     answer = runtime.service.answer(
-                        engine, self.messages, self.params, self.cancel, saved=self.saved, stop=self.stops
+                        engine,
+                        self.messages,
+                        self.params,
+                        self.cancel,
+                        saved=self.saved,
+                        stop=self.stops,
+                        cache_scope=self.owner,
                     )
                     for event in answer:
                         events.put(event)

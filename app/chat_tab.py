@@ -12,6 +12,7 @@ import gradio as gr
 
 from app import history, models_tab, page_viewer
 from app.access import is_shared
+from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
@@ -239,6 +240,7 @@ def _sender(runtime: Runtime):
                     label=spec.label,
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
+                    show_blob=blob_link(request),
                 )
             saved = runtime.service.save_question(
                 turn.message,
@@ -358,6 +360,7 @@ def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, r
                 saved=saved,
                 strategy=ask.strategy,
                 page_range=ask.page_range,
+                cache_scope=history.user_of(request),
             )
             prepared = next(events)
             last = turns[-1]

@@ -18,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from app import history, leaderboard, measure_panel, models_tab
+from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from app.runtime import Runtime
@@ -81,12 +82,13 @@ def build_tab(runtime: Runtime) -> list:
         with gr.Column(scale=1, min_width=240):
             new, max_tokens = _settings(runtime, view)
     with gr.Accordion("Leaderboard", open=False, elem_id="leaderboard-panel"):
+        whose = "everyone's votes" if runtime.settings.global_leaderboard else "your votes"
         board = gr.Dataframe(
-            value=lambda: _board(runtime),
+            value=_board_of(runtime),
             headers=leaderboard.COLUMNS,
             interactive=False,
             elem_id="leaderboard",
-            label="From your votes, best Bradley–Terry rating first; speeds are means over compared answers",
+            label=f"From {whose}, best Bradley–Terry rating first; speeds are means over compared answers",
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
     measure_panel.build_panel(runtime, view.models)
@@ -113,7 +115,7 @@ def build_tab(runtime: Runtime) -> list:
         )
     new.click(lambda: (None, *_draw(None)), None, [state, *view.outputs], api_name="new_comparison")
     stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
-    refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
+    refresh.click(_board_of(runtime), None, board, api_name="leaderboard")
     view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
     return [view.models, view.more]
 
@@ -175,7 +177,7 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     return new, max_tokens
 
 
-def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
+def _question(runtime: Runtime, text: str, paths: list[str], request, progress, cancel):
     """The prompt with its images and documents; each model gets the pages it can take
     (text or page images) fitted to its own context when it answers."""
     images, documents = split_uploads(paths)
@@ -193,6 +195,7 @@ def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
         max_chars=limits.max_text_chars,
         progress=lambda fraction, what: progress(fraction, desc=what),
         cancel=cancel,
+        show_blob=blob_link(request),
     )
 
 
@@ -223,7 +226,7 @@ def _runner(runtime: Runtime):
             else:
                 comparison = state
             paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
-            question = _question(runtime, text, paths, progress, cancel)
+            question = _question(runtime, text, paths, request, progress, cancel)
             turns = run_turn(
                 comparison,
                 question,
@@ -257,9 +260,9 @@ def _place(runtime: Runtime, name: str, place: int) -> str:
 
 
 def _voter(runtime: Runtime):
-    def vote(state: Comparison | None, choice: str):
+    def vote(state: Comparison | None, choice: str, request: gr.Request):
         def answer(notice: str):
-            return state, *_draw(state, notice), _board(runtime)
+            return state, *_draw(state, notice), _board(runtime, history.user_of(request))
 
         if state is None or state.comparison_id is None or state.pending is not None:
             return answer("Vote once the answers are in.")
@@ -370,9 +373,20 @@ def _plots(comparison: Comparison | None) -> list:
     return [gr.BarPlot(ttft, visible=bool(finished)), gr.BarPlot(speed, visible=bool(finished))]
 
 
-def _board(runtime: Runtime) -> list[list]:
+def _board(runtime: Runtime, user: str) -> list[list]:
+    """The leaderboard `user` may see: their own votes, unless the server was started
+    with --global-leaderboard."""
+    owner = None if runtime.settings.global_leaderboard else user
     store = runtime.store.comparisons
-    return leaderboard.table(leaderboard.standings(store.votes(), store.speeds()))
+    return leaderboard.table(leaderboard.standings(store.votes(owner), store.speeds(owner)))
+
+
+def _board_of(runtime: Runtime):
+    def board(request: gr.Request = None) -> list[list]:
+        # Gradio also calls it once while building the page, for no one: show nothing.
+        return _board(runtime, history.user_of(request)) if request is not None else []
+
+    return board
 
 
 def plan_text(runtime: Runtime, names: list[str]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app.access import is_shared
+from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
@@ -118,7 +119,7 @@ def _opener(runtime: Runtime):
         try:
             row = owned(runtime, session_id, request)
             turns = mark_branches(
-                runtime, turns_from_rows(runtime.store.branch(session_id), runtime.store.blob_path)
+                runtime, turns_from_rows(runtime.store.branch(session_id), blob_link(request))
             )
         except EngineInputError as exc:
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
@@ -156,7 +157,9 @@ def _deleter(runtime: Runtime):
         try:
             if session:
                 owned(runtime, session, request)
+                copies = gradio_copies(runtime.store, runtime.store.session_blobs(session))
                 runtime.store.delete_session(session)
+                remove_gradio_copies(runtime.store, copies)
         except EngineInputError as exc:
             notice = f"⚠️ {exc}"
         chats = gr.Radio(choices=chat_choices(runtime, user_of(request)), value=None)
@@ -219,15 +222,20 @@ def branch_mover(runtime: Runtime, step: int):
             rows = runtime.store.branch(session, leaf)
         except EngineInputError as exc:
             return turns, to_chatbot(turns), f"⚠️ {exc}"
-        turns = mark_branches(runtime, turns_from_rows(rows, runtime.store.blob_path))
+        turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
         return turns, to_chatbot(turns), ""
 
     return move
 
 
 def mark_branches(runtime: Runtime, turns: list[Turn]) -> list[Turn]:
-    """Label answers that have siblings "2/3" so users know there is more to see."""
+    """Label answers that have siblings "2/3" so users know there is more to see.
+    Answers of a blind comparison not voted on yet show no figures: speeds would
+    tell the models apart."""
+    hidden = runtime.store.comparisons.hidden_answers([t.id for t in turns if t.id is not None])
     for turn in turns:
+        if turn.id in hidden:
+            turn.footer = ""
         if turn.message.role == "assistant" and turn.id is not None:
             siblings = runtime.store.siblings(turn.id)
             if len(siblings) > 1:

@@ -93,6 +93,11 @@ SERVER_FLAGS = (
     Flag("max_request_mb", ("--max-request-mb",), "refuse request bodies past this, uploads aside"),
     Flag("max_text_chars", ("--max-text-chars",), "refuse a message or system prompt longer than this"),
     Flag("max_field_chars", ("--max-field-chars",), "refuse a title, search, page range... longer"),
+    Flag(
+        "global_leaderboard",
+        ("--global-leaderboard",),
+        "the compare leaderboard counts every login's votes (default: each user sees their own)",
+    ),
 )
 DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
 

@@ -29,6 +29,7 @@ class CompareJob:
     # Turns documents into pages fitted to this model once it is loaded (its context
     # and whether it sees decide which pages go); None when there are none.
     prepare: Callable[[Engine, Sequence[Message]], Sequence[Message]] | None = None
+    cache_scope: str = ""  # whose request: reuse stays within it (see Engine.stream)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
             engine.share_cpu(sharing)
         messages = job.prepare(engine, job.messages) if job.prepare else job.messages
         check_messages(engine, messages)
-        for event in engine.stream(messages, job.params, cancel):
+        for event in engine.stream(messages, job.params, cancel, cache_scope=job.cache_scope):
             ended = ended or isinstance(event, Final)
             events.put(ModelEvent(index, event))
     except (EngineInputError, EngineLoadError) as exc:  # before anything streamed

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # chats a key makes belong to USER); see api/keys.py. Env L4P_API_KEYS takes a JSON list.
     api_keys: list[str] = Field(default_factory=list)
     api_key_file: Path | None = None  # one key entry per line
+    # The compare tab's leaderboard: each login's own votes, or everyone's together.
+    global_leaderboard: bool = False
 
     # Extra local models for the model pickers: "PATH.gguf" or "PATH.gguf:MMPROJ.gguf";
     # env L4P_EXTRA_MODELS takes a JSON list.
