@@ -85,6 +85,21 @@ def parse_request(body: Any) -> ChatRequest:
         raise ApiError(400, f"{where}: {first['msg']}", param=where or None) from None
 
 
+def check_sizes(request: ChatRequest, max_field_chars: int, max_messages: int) -> None:
+    """Refuse fields past the server's limits before any is looked up or echoed back
+    (texts and images are checked as they are read, in `to_messages`)."""
+    if len(request.messages) > max_messages:
+        raise ApiError(
+            400, f"{len(request.messages):,} messages, over the limit of {max_messages:,}", param="messages"
+        )
+    fields = [("model", request.model or "")] + [("stop", stop) for stop in request.stops]
+    for name, value in fields:
+        if len(value) > max_field_chars:
+            raise ApiError(
+                400, f"{name} is {len(value):,} characters, over the limit of {max_field_chars:,}", param=name
+            )
+
+
 def to_messages(request: ChatRequest, max_pixels: int, max_chars: int) -> list[Message]:
     """Engine messages in the request's order; raises ApiError on a bad part."""
     messages = []

@@ -9,6 +9,7 @@ run's cancel token and the model stops within a token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -23,7 +24,7 @@ from chat.service import Answered, SavedQuestion
 from engine.types import EngineInputError, EngineLoadError, Final, Message, TextDelta
 
 from .keys import ApiAccess
-from .requests import ApiError, ChatRequest, parse_request, to_messages
+from .requests import ApiError, ChatRequest, check_sizes, parse_request, to_messages
 
 DISCONNECT_POLL_S = 0.25
 OWNED_BY = "llama4-playground"
@@ -45,7 +46,7 @@ def api_routes(runtime, access: ApiAccess) -> list:
     async def chat_completions(request: Request):
         try:
             owner = _authorize(request, access)
-            body = await _read_json(request, runtime.settings.max_file_mb * 2 * 2**20)
+            body = await _read_json(request, runtime.settings.max_request_mb)
             # Decoding images and saving the question: off the event loop.
             completion = await asyncio.to_thread(Completion, runtime, parse_request(body), owner)
             return await completion.respond(request)
@@ -78,16 +79,20 @@ def _authorize(request: Request, access: ApiAccess) -> str:
     return owner
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    """The body, never more than `limit` bytes of it held in memory."""
+async def _read_json(request: Request, limit_mb: int) -> Any:
+    """The body, never more than `limit_mb` of it held in memory: a declared length
+    past it is refused unread, a chunked body as soon as it passes it."""
+    limit = limit_mb * 2**20
+    line = f"the request body is over the {limit_mb} MB limit (L4P_MAX_REQUEST_MB)"
+    too_large = ApiError(413, line, code="request_too_large")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the request is over {limit // 2**20} MB")
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"the request is over {limit // 2**20} MB")
+            raise too_large
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks))
@@ -96,7 +101,9 @@ async def _read_json(request: Request, limit: int) -> Any:
 
 
 def _error(exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    # A body refused half-read: close rather than read and drop the rest of it.
+    headers = {"connection": "close"} if exc.status == 413 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 class Completion:
@@ -105,6 +112,7 @@ class Completion:
     def __init__(self, runtime, request: ChatRequest, owner: str):
         self.runtime, self.request = runtime, request
         settings = runtime.settings
+        check_sizes(request, settings.max_field_chars, settings.max_messages)
         try:
             self.spec = runtime.spec(request.model or runtime.default_model)
         except EngineInputError as exc:
@@ -126,6 +134,7 @@ class Completion:
             raise ApiError(
                 400, f"max_tokens must be under the {self.spec.n_ctx:,}-token context", param="max_tokens"
             )
+        self.owner = owner
         self.saved = self._save(messages, owner)
         # As on the page and the CLI: a conversation without its own system prompt gets the model's.
         if self.spec.system_prompt.strip() and not any(m.role == "system" for m in messages):
@@ -171,19 +180,27 @@ class Completion:
     def _work(self, events: _Events) -> None:
         runtime = self.runtime
         try:
-            with runtime.generation:
-                if self.cancel.is_set():  # the client left while waiting its turn
+            with runtime.lanes.hold([self.spec.name], self.cancel) as admitted:
+                if not admitted:  # the client left while waiting its turn
                     return
-                try:
-                    engine = runtime.models.activate_name(self.spec.name)
-                except EngineLoadError as exc:
-                    runtime.service.record_failure(self.saved, self.spec.name, str(exc))
-                    raise
-                answer = runtime.service.answer(
-                    engine, self.messages, self.params, self.cancel, saved=self.saved, stop=self.stops
-                )
-                for event in answer:
-                    events.put(event)
+                with contextlib.ExitStack() as lease:
+                    try:
+                        (engine,) = lease.enter_context(runtime.models.leased_name(self.spec.name))
+                        runtime.share_cpu()
+                    except EngineLoadError as exc:
+                        runtime.service.record_failure(self.saved, self.spec.name, str(exc))
+                        raise
+                    answer = runtime.service.answer(
+                        engine,
+                        self.messages,
+                        self.params,
+                        self.cancel,
+                        saved=self.saved,
+                        stop=self.stops,
+                        cache_scope=self.owner,
+                    )
+                    for event in answer:
+                        events.put(event)
         except BaseException as exc:
             events.put(exc)
         finally:

@@ -83,6 +83,13 @@ def check_exposure(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
+def is_shared(settings: Settings) -> bool:
+    """Whether several people may use this server: logins are on, or other machines
+    can reach it. Then what every user shares (the loaded model's context size) is
+    set by the server's flags alone."""
+    return bool(settings.auth or settings.auth_file or settings.share or not is_loopback(settings.host))
+
+
 def _redacted(entry: str) -> str:
     # A malformed line may still be someone's password: show its shape, not its text.
     return entry if len(entry) <= 3 else entry[:2] + "…"

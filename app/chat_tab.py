@@ -4,20 +4,27 @@ chat service (chat/), rendering is app.render, saved chats are app.history."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import dataclass
 
 import gradio as gr
 
 from app import history, models_tab, page_viewer
+from app.access import is_shared
+from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
+from chat.lanes import place_line
 from chat.metrics import metrics_footer, reading_line
 from chat.question import read_question, split_uploads
 from chat.service import Answered, SavedQuestion
 from chat.turns import Turn, answer_status, assistant_turn, engine_messages
 from documents.context import PAGE_MODES, STRATEGIES
 from documents.reader import DOCUMENT_EXTENSIONS
+from engine.fit import check_context
+from engine.limits import check_field, check_text
 from engine.registry import LLAMA_LICENCE_URL, ModelSpec
 from engine.types import EngineInputError, EngineLoadError, PromptProgress, TextDelta
 
@@ -25,14 +32,20 @@ REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
 
 
-def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Dropdown:
+def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[gr.Dropdown, gr.Markdown]:
     """The tab's content; call inside `with gr.Tab(...)`. `footer` (the page's licence
-    line) follows the chosen model. Returns the model picker."""
+    line) follows the chosen model. Returns the model picker and its "get more" fold.
+
+    On a narrow screen the chat comes first and the saved chats and settings fold
+    away (assets/style.css orders the columns, assets/citations.js folds them)."""
     turns, session = gr.State([]), gr.State("")
-    with gr.Row():
-        with gr.Column(scale=1, min_width=260):
+    with gr.Row(elem_id="chat-layout"):
+        with (
+            gr.Column(scale=1, min_width=260, elem_id="chat-list-column"),
+            gr.Accordion("Saved chats", open=True, elem_id="chats-drawer"),
+        ):
             panel = history.build_panel()
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="chat-column"):
             notice = gr.Markdown("", elem_id="notice")
             chatbot = gr.Chatbot(elem_id="chat", height=560, buttons=["copy"], label="Chat", editable="user")
             box = gr.MultimodalTextbox(
@@ -42,22 +55,24 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Drop
                 show_label=False,
                 elem_id="input",
             )
-            with gr.Row():
-                stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                regenerate = gr.Button("Regenerate", elem_id="regenerate")
+            with gr.Row(elem_id="chat-controls"):
+                # Each shows only when it can do something (see _controls).
+                stop = gr.Button("■ Stop", variant="stop", size="sm", visible=False, elem_id="stop")
+                regenerate = gr.Button("↻ Regenerate", size="sm", visible=False, elem_id="regenerate")
                 # Move between answers that Regenerate and edits leave side by side.
-                previous = gr.Button("◀", elem_id="previous-answer", scale=0, min_width=56)
-                following = gr.Button("▶", elem_id="next-answer", scale=0, min_width=56)
-        with gr.Column(scale=1, min_width=260):
-            model, model_info, settings = _settings_panel(runtime)
+                previous = gr.Button("◀", size="sm", visible=False, elem_id="previous-answer", min_width=48)
+                following = gr.Button("▶", size="sm", visible=False, elem_id="next-answer", min_width=48)
+        with gr.Column(scale=1, min_width=260, elem_id="chat-settings-column"):
+            model, model_info, more, settings = _settings_panel(runtime)
             page_mode, strategy, page_range, password = _documents_panel()
-            viewer = page_viewer.build()
-
+    viewer = page_viewer.build()
     chat_outputs = [turns, chatbot, notice]
+    controls = [stop, regenerate, previous, following]
     run = ENGINE_RUN
     respond = _responder(runtime)
     gen_inputs = [turns, session, model, strategy, page_range, *settings]
-
+    private = {"api_visibility": "private"}
+    box.submit(_running_controls, None, controls, queue=False, **private)
     sent = box.submit(
         _sender(runtime),
         [box, turns, session, model, page_mode, password, *settings],
@@ -65,23 +80,29 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Drop
         api_name="send",
     )
     sent.then(respond, gen_inputs, chat_outputs, api_name="respond", **run).then(
-        lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private"
-    ).then(history.refresher(runtime), [session], panel.chats, api_visibility="private")
-    regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
-        respond, gen_inputs, chat_outputs, api_visibility="private", **run
+        lambda: gr.MultimodalTextbox(interactive=True), None, box, **private
+    ).then(_controls, turns, controls, **private).then(
+        history.refresher(runtime), [session], panel.chats, **private
     )
-    chatbot.edit(
-        history.editor(runtime), [turns, session], [turns, chatbot, notice], api_visibility="private"
-    ).then(respond, gen_inputs, chat_outputs, api_visibility="private", **run)
+    regenerate.click(_running_controls, None, controls, queue=False, **private)
+    regenerate.click(_drop_last_answer, turns, [turns, chatbot], api_name="drop_last_answer").then(
+        respond, gen_inputs, chat_outputs, **private, **run
+    ).then(_controls, turns, controls, **private)
+    chatbot.edit(_running_controls, None, controls, queue=False, **private)
+    chatbot.edit(history.editor(runtime), [turns, session], [turns, chatbot, notice], **private).then(
+        respond, gen_inputs, chat_outputs, **private, **run
+    ).then(_controls, turns, controls, **private)
     for button, step in ((previous, -1), (following, 1)):
         button.click(
             history.branch_mover(runtime, step),
             [turns, session],
             [turns, chatbot, notice],
             api_name="next_answer" if step > 0 else "previous_answer",
-        )
+        ).then(_controls, turns, controls, **private)
     stop.click(_stopper(runtime), None, notice, queue=False, api_name="stop")
-    chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], api_visibility="private")
+    chatbot.clear(lambda: ([], "", ""), None, [turns, session, notice], **private).then(
+        _controls, turns, controls, **private
+    )
     system, temperature, top_p, _, n_ctx, _ = settings
     model.change(
         _loader(runtime),
@@ -90,25 +111,55 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> gr.Drop
         api_name="load_model",
         **run,
     )
-    history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
-    viewer.target.change(page_viewer.opener(runtime), [viewer.target, turns], viewer.outputs, queue=False)
-    return model
+    for event in history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings):
+        event.then(_controls, turns, controls, **private)
+    page_viewer.wire(viewer, runtime, turns)
+    return model, more
+
+
+def _running_controls():
+    """While an answer runs: Stop, and nothing that would start another."""
+    return gr.Button(visible=True), *(gr.Button(visible=False) for _ in range(3))
+
+
+def _controls(turns: list[Turn]):
+    """Idle: Regenerate once there is a question; ◀ ▶ only when the last answer has
+    siblings (a regeneration or an edit left another one)."""
+    last = turns[-1] if turns else None
+    branched = last is not None and last.message.role == "assistant" and bool(last.branch)
+    return (
+        gr.Button(visible=False),
+        gr.Button(visible=bool(turns)),
+        gr.Button(visible=branched),
+        gr.Button(visible=branched),
+    )
 
 
 def _settings_panel(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
-    choices = models_tab.picker_choices(list(runtime.registry.specs.values()))
-    model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
+    specs = list(runtime.registry.specs.values())
+    model = gr.Dropdown(models_tab.picker_choices(specs), value=spec.name, label="Model", elem_id="model")
     model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
-    with gr.Accordion("Settings", open=True):
+    with gr.Accordion("Get more models", open=False, elem_id="chat-get-more"):
+        more = gr.Markdown(models_tab.get_more(specs), elem_classes="get-more")
+    with gr.Accordion("Settings", open=True, elem_id="settings-drawer"):
         defaults = spec.sampling_params()
         system = gr.Textbox(spec.system_prompt, label="System prompt", lines=3)
         temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
         top_p = gr.Slider(0.05, 1, value=defaults.top_p, step=0.01, label="top_p")
         max_tokens = gr.Slider(16, 8192, value=defaults.max_tokens, step=16, label="Max new tokens")
-        n_ctx = gr.Number(spec.n_ctx, label="Context size (tokens)", precision=0, minimum=256)
+        # One loaded model serves every user of a shared server: only its flags resize it.
+        shared = is_shared(runtime.settings)
+        n_ctx = gr.Number(
+            spec.n_ctx,
+            label="Context size (tokens)",
+            info="set by the server (-c/--ctx)" if shared else None,
+            precision=0,
+            minimum=256,
+            interactive=not shared,
+        )
         seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
-    return model, model_info, [system, temperature, top_p, max_tokens, n_ctx, seed]
+    return model, model_info, more, [system, temperature, top_p, max_tokens, n_ctx, seed]
 
 
 def _documents_panel():
@@ -173,6 +224,7 @@ def _sender(runtime: Runtime):
         images, documents = split_uploads([_file_path(f) for f in files])
         limits = runtime.settings
         try:
+            _check_settings(limits, system, password=password or "")
             with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop ends the reading too
                 turn = read_question(
                     runtime.library,
@@ -188,6 +240,7 @@ def _sender(runtime: Runtime):
                     label=spec.label,
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
+                    show_blob=blob_link(request),
                 )
             saved = runtime.service.save_question(
                 turn.message,
@@ -239,45 +292,105 @@ def _responder(runtime: Runtime):
             yield turns, to_chatbot(turns), ""
             return
         saved = SavedQuestion(session, turns[-1].id) if session and turns[-1].id is not None else None
-        params = runtime.spec(model_name).sampling_params(
+        spec = runtime.spec(model_name)
+        try:
+            _check_settings(runtime.settings, system, page_range=page_range or "")
+            context, ignored = _context_size(runtime, spec, n_ctx)
+        except EngineInputError as exc:
+            yield turns, to_chatbot(turns), f"⚠️ {exc}"
+            return
+        params = spec.sampling_params(
             temperature=temperature,
             top_p=top_p,
             max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
-        with runtime.generation, runtime.runs.run(run_scope(request, "chat")) as cancel:
+        with runtime.runs.run(run_scope(request, "chat")) as cancel:
+            seat = runtime.lanes.seat([model_name], cancel)
             try:
-                if session:
-                    history.owned(runtime, session, request)
-                engine = runtime.models.activate_name(
-                    model_name,
-                    int(n_ctx) if n_ctx else None,
-                    progress=lambda fraction, what: progress(fraction, desc=what),
-                )
-                events = runtime.service.answer(
-                    engine,
-                    engine_messages(turns, system or ""),
-                    params,
-                    cancel,
-                    saved=saved,
-                    strategy=strategy or "relevant",
-                    page_range=page_range or "",
-                )
-                prepared = next(events)
-            except EngineLoadError as exc:
-                yield _failed_answer(runtime, saved, turns, model_name, str(exc))
-                return
-            except EngineInputError as exc:
-                yield turns, to_chatbot(turns), f"⚠️ {exc}"
-                return
+                for _, place in seat.places():  # Stop works while waiting too
+                    yield turns, to_chatbot(turns), place_line(runtime.spec(model_name).label, place)
+                if not seat.admitted:
+                    yield turns, to_chatbot(turns), "Stopped before the model started."
+                    return
+                texts = (system or "", strategy or "relevant", page_range or "")
+                ask = _Ask(session, model_name, context, *texts, notice=ignored)
+                yield from _answer_in_lane(runtime, ask, turns, saved, params, cancel, request, progress)
+            finally:
+                seat.release()
+
+    return respond
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What the page's settings say about one answer."""
+
+    session: str
+    model: str
+    n_ctx: int | None
+    system: str
+    strategy: str
+    page_range: str
+    notice: str = ""  # shown with the budget line (a context size the server ignored)
+
+
+def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, request, progress):
+    """The answer, once this request holds its model's lane."""
+    with contextlib.ExitStack() as lease:
+        try:
+            if ask.session:
+                history.owned(runtime, ask.session, request)
+            n_ctx = int(ask.n_ctx) if ask.n_ctx else None
+            report = lambda fraction, what: progress(fraction, desc=what)  # noqa: E731
+            (engine,) = lease.enter_context(runtime.models.leased_name(ask.model, n_ctx, report))
+            runtime.share_cpu()
+        except EngineLoadError as exc:
+            yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
+            return
+        except EngineInputError as exc:
+            yield turns, to_chatbot(turns), f"⚠️ {exc}"
+            return
+        try:
+            events = runtime.service.answer(
+                engine,
+                engine_messages(turns, ask.system),
+                params,
+                cancel,
+                saved=saved,
+                strategy=ask.strategy,
+                page_range=ask.page_range,
+                cache_scope=history.user_of(request),
+            )
+            prepared = next(events)
             last = turns[-1]
             if prepared.question != last.message:  # the pages chosen for it
                 turns = [*turns[:-1], Turn(prepared.question, files=last.files, id=last.id)]
             # The budget shows before the first token: what goes in, and what was left out.
-            yield turns, to_chatbot(turns), prepared.report.line()
+            yield turns, to_chatbot(turns), " · ".join(filter(None, [ask.notice, prepared.report.line()]))
             yield from _stream_answer(runtime, events, turns)
+        except EngineLoadError as exc:
+            yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
+        except EngineInputError as exc:
+            yield turns, to_chatbot(turns), f"⚠️ {exc}"
 
-    return respond
+
+def _check_settings(limits, system, page_range: str = "", password: str = "") -> None:
+    check_text(system or "", limits.max_text_chars, "the system prompt")
+    check_field(page_range, limits.max_field_chars, "the page range")
+    check_field(password, limits.max_field_chars, "the password")
+
+
+def _context_size(runtime: Runtime, spec: ModelSpec, requested) -> tuple[int | None, str]:
+    """The context to load `spec` with (None: its own) and a notice when the page's
+    value is ignored: a shared server's model is everyone's, so only its flags size it;
+    a local user may pick any size the model and the memory take."""
+    if not requested or int(requested) == spec.n_ctx:
+        return None, ""
+    if is_shared(runtime.settings):
+        return None, f"⚠️ context size {int(requested):,} ignored: this server's is {spec.n_ctx:,} (-c/--ctx)"
+    check_context(spec, runtime.settings, int(requested), runtime.models.budget())
+    return int(requested), ""
 
 
 def _stream_answer(runtime: Runtime, events, turns: list[Turn]):
@@ -337,9 +450,8 @@ def _loader(runtime: Runtime):
         defaults = spec.sampling_params()
         shown = [_model_info(spec), licence_footer(spec)]
         preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
-        try:
-            with runtime.generation:  # not while another request streams on the current model
-                runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
+        try:  # a model answering someone else stays as it is (the manager waits for it)
+            runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
         except (EngineInputError, EngineLoadError) as exc:
             return *shown, f"⚠️ {exc}", *preferences
         return *shown, "", *preferences

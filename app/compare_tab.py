@@ -18,10 +18,12 @@ import gradio as gr
 import pandas as pd
 
 from app import history, leaderboard, measure_panel, models_tab
+from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from app.runtime import Runtime
 from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
+from chat.lanes import place_line
 from chat.question import read_question, split_uploads
 from chat.turns import assistant_turn
 from documents.reader import DOCUMENT_EXTENSIONS
@@ -50,6 +52,7 @@ class View:
     speed_plot: gr.BarPlot
     models: gr.CheckboxGroup | None = None  # set with the settings panel
     blind: gr.Checkbox | None = None
+    more: gr.Markdown | None = None  # the models not here yet, folded under the picker
 
     @property
     def outputs(self) -> list:
@@ -68,8 +71,9 @@ class View:
         ]
 
 
-def build_tab(runtime: Runtime) -> None:
-    """The tab's content; call inside `with gr.Tab(...)`."""
+def build_tab(runtime: Runtime) -> list:
+    """The tab's content; call inside `with gr.Tab(...)`. Returns the model picker and
+    its "get more" fold, for the Models tab to refresh."""
 
     state = gr.State(None)
     with gr.Row():
@@ -78,22 +82,30 @@ def build_tab(runtime: Runtime) -> None:
         with gr.Column(scale=1, min_width=240):
             new, max_tokens = _settings(runtime, view)
     with gr.Accordion("Leaderboard", open=False, elem_id="leaderboard-panel"):
+        whose = "everyone's votes" if runtime.settings.global_leaderboard else "your votes"
         board = gr.Dataframe(
-            value=lambda: _board(runtime),
+            value=_board_of(runtime),
             headers=leaderboard.COLUMNS,
             interactive=False,
             elem_id="leaderboard",
-            label="From your votes, best Bradley–Terry rating first; speeds are means over compared answers",
+            label=f"From {whose}, best Bradley–Terry rating first; speeds are means over compared answers",
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
     measure_panel.build_panel(runtime, view.models)
+    # Stop shows only while the models answer.
+    box.submit(lambda: gr.Button(visible=True), None, stop, queue=False, api_visibility="private")
     box.submit(
         _runner(runtime),
         [box, state, view.models, view.blind, max_tokens],
         [state, box, *view.outputs],
         api_name="compare",
         **ENGINE_RUN,
-    ).then(lambda: gr.MultimodalTextbox(interactive=True), None, box, api_visibility="private")
+    ).then(
+        lambda: (gr.MultimodalTextbox(interactive=True), gr.Button(visible=False)),
+        None,
+        [box, stop],
+        api_visibility="private",
+    )
     for index, button in enumerate(view.vote_buttons):
         button.click(
             _voter(runtime),
@@ -103,14 +115,15 @@ def build_tab(runtime: Runtime) -> None:
         )
     new.click(lambda: (None, *_draw(None)), None, [state, *view.outputs], api_name="new_comparison")
     stop.click(_stopper(runtime), None, None, queue=False, api_name="stop_comparison")
-    refresh.click(lambda: _board(runtime), None, board, api_name="leaderboard")
+    refresh.click(_board_of(runtime), None, board, api_name="leaderboard")
     view.models.input(lambda names: plan_text(runtime, names), view.models, view.notice, queue=False)
+    return [view.models, view.more]
 
 
 def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
     notice = gr.Markdown("", elem_id="compare-notice")
     columns, titles, chats, metrics = [], [], [], []
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="compare-columns"):
         for index in range(MAX_MODELS):
             with gr.Column(visible=index < 2, min_width=220, elem_classes="compare-column") as column:
                 titles.append(gr.Markdown(f"**Model {LETTERS[index]}**", elem_id=f"compare-title-{index}"))
@@ -135,7 +148,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
         buttons = [
             gr.Button(label, visible=i != 2 and i != 3, elem_id=f"vote-{i}") for i, label in enumerate(labels)
         ]
-    stop = gr.Button("Stop", variant="stop", size="sm", elem_id="compare-stop")
+    stop = gr.Button("■ Stop", variant="stop", size="sm", visible=False, elem_id="compare-stop")
     with gr.Row():
         ttft_plot = gr.BarPlot(
             x="model", y="seconds", title="Time to first token (s)", visible=False, elem_id="ttft-plot"
@@ -148,10 +161,13 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
 
 def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     specs = list(runtime.registry.specs.values())
-    choices = models_tab.picker_choices(specs)
     available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
     preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
-    view.models = gr.CheckboxGroup(choices, value=preselected, label="Models (2–4)", elem_id="compare-models")
+    view.models = gr.CheckboxGroup(
+        models_tab.ready_choices(specs), value=preselected, label="Models (2–4)", elem_id="compare-models"
+    )
+    with gr.Accordion("Get more models", open=False, elem_id="compare-get-more"):
+        view.more = gr.Markdown(models_tab.get_more(specs), elem_classes="get-more")
     view.blind = gr.Checkbox(
         False, label="Blind: hide names and shuffle until I vote", elem_id="compare-blind"
     )
@@ -161,7 +177,7 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     return new, max_tokens
 
 
-def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
+def _question(runtime: Runtime, text: str, paths: list[str], request, progress, cancel):
     """The prompt with its images and documents; each model gets the pages it can take
     (text or page images) fitted to its own context when it answers."""
     images, documents = split_uploads(paths)
@@ -179,13 +195,24 @@ def _question(runtime: Runtime, text: str, paths: list[str], progress, cancel):
         max_chars=limits.max_text_chars,
         progress=lambda fraction, what: progress(fraction, desc=what),
         cancel=cancel,
+        show_blob=blob_link(request),
     )
 
 
 def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
-        with runtime.generation, runtime.runs.run(run_scope(request, "compare")) as cancel:
-            yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
+        with runtime.runs.run(run_scope(request, "compare")) as cancel:
+            seat = runtime.lanes.seat(list(names or ()), cancel)  # every model it uses
+            try:
+                box = gr.MultimodalTextbox(value=message)
+                for name, place in seat.places():
+                    yield state, box, *_draw(state, _place(runtime, name, place))
+                if seat.admitted:
+                    yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
+                else:
+                    yield state, box, *_draw(state, "Stopped before the models started.")
+            finally:
+                seat.release()
 
     def _compare(message, state, names, blind, max_tokens, request, progress, cancel):
         text, files = message.get("text", "") or "", message.get("files", []) or []
@@ -199,7 +226,7 @@ def _runner(runtime: Runtime):
             else:
                 comparison = state
             paths = [f if isinstance(f, str) else f.get("path", "") for f in files]
-            question = _question(runtime, text, paths, progress, cancel)
+            question = _question(runtime, text, paths, request, progress, cancel)
             turns = run_turn(
                 comparison,
                 question,
@@ -227,10 +254,15 @@ def _runner(runtime: Runtime):
     return compare
 
 
+def _place(runtime: Runtime, name: str, place: int) -> str:
+    spec = runtime.registry.specs.get(name)
+    return place_line(spec.label if spec else name, place)
+
+
 def _voter(runtime: Runtime):
-    def vote(state: Comparison | None, choice: str):
+    def vote(state: Comparison | None, choice: str, request: gr.Request):
         def answer(notice: str):
-            return state, *_draw(state, notice), _board(runtime)
+            return state, *_draw(state, notice), _board(runtime, history.user_of(request))
 
         if state is None or state.comparison_id is None or state.pending is not None:
             return answer("Vote once the answers are in.")
@@ -343,9 +375,20 @@ def _plots(comparison: Comparison | None) -> list:
     return [gr.BarPlot(ttft, visible=bool(finished)), gr.BarPlot(speed, visible=bool(finished))]
 
 
-def _board(runtime: Runtime) -> list[list]:
+def _board(runtime: Runtime, user: str) -> list[list]:
+    """The leaderboard `user` may see: their own votes, unless the server was started
+    with --global-leaderboard."""
+    owner = None if runtime.settings.global_leaderboard else user
     store = runtime.store.comparisons
-    return leaderboard.table(leaderboard.standings(store.votes(), store.speeds()))
+    return leaderboard.table(leaderboard.standings(store.votes(owner), store.speeds(owner)))
+
+
+def _board_of(runtime: Runtime):
+    def board(request: gr.Request = None) -> list[list]:
+        # Gradio also calls it once while building the page, for no one: show nothing.
+        return _board(runtime, history.user_of(request)) if request is not None else []
+
+    return board
 
 
 def plan_text(runtime: Runtime, names: list[str]) -> str:

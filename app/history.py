@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app.access import is_shared
+from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
 from app.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
-from engine.limits import check_text
+from engine.limits import check_field, check_text
 from engine.types import EngineInputError, Message, TextPart
 
 LIST_LIMIT = 50
@@ -66,14 +68,15 @@ def refresher(runtime: Runtime):
     return refresh
 
 
-def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings) -> None:
+def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings) -> list:
+    """The panel's events; returns those that put another chat on screen."""
     chat_view = [turns, session, chatbot, notice]
     demo.load(refresher(runtime), [session], panel.chats, api_name="list_chats")
-    panel.new.click(
+    new = panel.new.click(
         lambda: ([], "", [], "", gr.Radio(value=None)), None, [*chat_view, panel.chats], api_name="new_chat"
     )
     panel.search.submit(_searcher(runtime), panel.search, panel.chats, api_name="search")
-    panel.chats.input(
+    opened = panel.chats.input(
         _opener(runtime), panel.chats, [*chat_view, panel.title, model, *settings], api_name="open_chat"
     )
     panel.rename.click(_renamer(runtime), [session, panel.title], [panel.chats, notice], api_name="rename")
@@ -82,9 +85,10 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
     panel.cancel.click(
         lambda: [gr.Button(visible=False)] * 2, None, confirm_buttons, api_visibility="private"
     )
-    panel.confirm.click(
+    deleted = panel.confirm.click(
         _deleter(runtime), session, [*chat_view, panel.chats, *confirm_buttons], api_name="delete_chat"
     )
+    return [new, opened, deleted]
 
 
 def _searcher(runtime: Runtime):
@@ -92,6 +96,11 @@ def _searcher(runtime: Runtime):
         owner = user_of(request)
         if not query.strip():
             return gr.Radio(choices=chat_choices(runtime, owner), label="Chats")
+        try:
+            check_field(query, runtime.settings.max_field_chars, "the search")
+        except EngineInputError as exc:
+            gr.Warning(str(exc))
+            return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
         hits = runtime.store.search(query, owner=owner)
         seen, choices = set(), []
         for hit in hits:
@@ -110,13 +119,15 @@ def _opener(runtime: Runtime):
         try:
             row = owned(runtime, session_id, request)
             turns = mark_branches(
-                runtime, turns_from_rows(runtime.store.branch(session_id), runtime.store.blob_path)
+                runtime, turns_from_rows(runtime.store.branch(session_id), blob_link(request))
             )
         except EngineInputError as exc:
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         saved = row.settings or {}
         model = row.model if row.model in runtime.registry.specs else gr.update()
-        restored = [saved.get(name, gr.update()) for name in SETTING_NAMES]
+        # A shared server's context size is its own, whatever the chat was saved with.
+        kept = {"n_ctx"} if is_shared(runtime.settings) else set()
+        restored = [gr.update() if name in kept else saved.get(name, gr.update()) for name in SETTING_NAMES]
         return turns, session_id, to_chatbot(turns), "", row.title, model, *restored
 
     return open_chat
@@ -129,6 +140,7 @@ def _renamer(runtime: Runtime):
         if not title.strip():
             return gr.Radio(), "⚠️ A title cannot be empty."
         try:
+            check_field(title, runtime.settings.max_field_chars, "the title")
             owned(runtime, session, request)
             runtime.store.rename_session(session, " ".join(title.split()))
         except EngineInputError as exc:
@@ -145,7 +157,9 @@ def _deleter(runtime: Runtime):
         try:
             if session:
                 owned(runtime, session, request)
+                copies = gradio_copies(runtime.store, runtime.store.session_blobs(session))
                 runtime.store.delete_session(session)
+                remove_gradio_copies(runtime.store, copies)
         except EngineInputError as exc:
             notice = f"⚠️ {exc}"
         chats = gr.Radio(choices=chat_choices(runtime, user_of(request)), value=None)
@@ -208,15 +222,20 @@ def branch_mover(runtime: Runtime, step: int):
             rows = runtime.store.branch(session, leaf)
         except EngineInputError as exc:
             return turns, to_chatbot(turns), f"⚠️ {exc}"
-        turns = mark_branches(runtime, turns_from_rows(rows, runtime.store.blob_path))
+        turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
         return turns, to_chatbot(turns), ""
 
     return move
 
 
 def mark_branches(runtime: Runtime, turns: list[Turn]) -> list[Turn]:
-    """Label answers that have siblings "2/3" so users know there is more to see."""
+    """Label answers that have siblings "2/3" so users know there is more to see.
+    Answers of a blind comparison not voted on yet show no figures: speeds would
+    tell the models apart."""
+    hidden = runtime.store.comparisons.hidden_answers([t.id for t in turns if t.id is not None])
     for turn in turns:
+        if turn.id in hidden:
+            turn.footer = ""
         if turn.message.role == "assistant" and turn.id is not None:
             siblings = runtime.store.siblings(turn.id)
             if len(siblings) > 1:

@@ -7,7 +7,11 @@ evals/, runs are saved by sessions/ (resume and CSV export from `launch.py eval`
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -83,9 +87,9 @@ def _fidelity(runtime: Runtime):
             data = Path(path).read_bytes()
             doc = parse_document(data, Path(path).name, max_pages=runtime.settings.max_doc_pages)
             pages = [(p.number if doc.kind != "text" else None, p.text) for p in doc.pages]
-            with runtime.generation, runtime.runs.run(run_scope(request, "compare")):
+            with _lanes(runtime, names, request) as pinned:
                 found = run_fidelity(
-                    lambda name: runtime.models.activate(runtime.spec(name)), lambda engine: None,
+                    lambda name: _pinned(runtime, name, pinned), lambda engine: None,
                     names[0], names[1:], pages, int(window), lambda f, what: progress(f, desc=what),
                 )  # fmt: skip
         except (FidelityError, EngineInputError, EngineLoadError) as exc:
@@ -94,6 +98,33 @@ def _fidelity(runtime: Runtime):
         return "", _fidelity_table(found), gr.LinePlot(_kl_frame(found), visible=True), _passages(found)
 
     return measure
+
+
+@dataclass
+class _Pinned:
+    cancel: threading.Event
+    names: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _lanes(runtime: Runtime, names, request) -> Iterator[_Pinned]:
+    """A measurement holds the lanes of every model it runs, and keeps the models it
+    loads from being unloaded under it, until it is done."""
+    scope = run_scope(request, "compare")
+    with runtime.runs.run(scope) as cancel, runtime.lanes.hold(names, cancel) as admitted:
+        if not admitted:
+            raise EngineInputError("Stopped before the models started.")
+        pinned = _Pinned(cancel)
+        try:
+            yield pinned
+        finally:
+            runtime.models.unpin(pinned.names)
+
+
+def _pinned(runtime: Runtime, name: str, pinned: _Pinned):
+    engine = runtime.models.acquire([runtime.spec(name)], pin=True)[0]
+    pinned.names.append(name)
+    return engine
 
 
 def _fidelity_table(found) -> pd.DataFrame:
@@ -137,10 +168,11 @@ def _suite(runtime: Runtime):
                 {"max_tokens": int(max_tokens), "limit": int(limit or 0)}, owner=owner,
             )  # fmt: skip
             params = SamplingParams(temperature=0.0, max_tokens=int(max_tokens))
-            with runtime.generation, runtime.runs.run(run_scope(request, "compare")) as cancel:
+            with _lanes(runtime, names, request) as pinned:
+                cancel = pinned.cancel
                 for name in names:
                     spec = runtime.spec(name)
-                    engine = runtime.models.activate(spec)
+                    engine = _pinned(runtime, name, pinned)
                     report = lambda f, what: progress(f, desc=what)  # noqa: E731
                     run_suite(
                         runtime.store,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from app.runtime import Runtime
+from engine.limits import check_field
 from engine.registry import ModelSpec, load_registry
 from engine.types import EngineInputError
 
@@ -26,14 +27,75 @@ class _Pulls:
 
 
 def picker_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
-    """Model pickers list what can run first, then the rest under 'get more'."""
-    ready = [(s.label, s.name) for s in specs if s.available]
-    more = [(f"get more: {s.label} (Models tab)", s.name) for s in specs if not s.available]
-    return ready + more
+    """The chat's model picker: what can run first, with what it can do, then the rest
+    as "get more: ..." (the page folds those away, see assets/style.css; the API still
+    takes their names and says what each one lacks)."""
+    more = [(f"get more: {s.label}", s.name) for s in specs if not s.available]
+    return ready_choices(specs) + more
 
 
-def build_tab(runtime: Runtime, pickers: list[gr.Dropdown]) -> None:
-    """The tab's content; call inside `with gr.Tab(...)`. `pickers` are refreshed
+def ready_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
+    """The models that can run: on this machine first, then endpoints, then hosted."""
+    ready = sorted((s for s in specs if s.available), key=lambda s: WHERE.index(where_it_runs(s)))
+    return [(f"{s.label} · {abilities(s)}", s.name) for s in ready]
+
+
+WHERE = ("local", "endpoint", "hosted")
+
+
+def where_it_runs(spec: ModelSpec) -> str:
+    if spec.provider:
+        return "hosted"
+    return "endpoint" if spec.is_remote else "local"
+
+
+def abilities(spec: ModelSpec) -> str:
+    """'sees images · 32K context · local'"""
+    vision = "sees images" if spec.vision else "text only"
+    return f"{vision} · {_tokens(spec.n_ctx)} context · {where_it_runs(spec)}"
+
+
+def _tokens(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:g}M"
+    return f"{n // 1024}K" if n % 1024 == 0 else f"{round(n / 1000)}K"
+
+
+def get_more(specs: list[ModelSpec]) -> str:
+    """The fold under a picker: the models not here yet and what each one needs."""
+    missing = [s for s in specs if not s.available]
+    if not missing:
+        return "Every model in the list is here."
+    lines = [f"{len(missing)} more: pull one in the **Models** tab, or `launch.py pull NAME`."]
+    for spec in missing:
+        size = spec.file_bytes()
+        if spec.hf_repo:
+            need = f"{size / 1e9:.0f} GB" if size else "pull it"
+        elif spec.backend == "transformers":
+            need = "its checkpoint folder in the models dir"
+        else:
+            need = spec.missing()[0]
+        lines.append(f"- `{spec.name}` · {need}")
+    return "\n".join(lines)
+
+
+def picker_updates(runtime: Runtime, components: list) -> list:
+    """Fresh choices for every picker and fold on the page after a pull or a delete."""
+    specs = list(runtime.registry.specs.values())
+    updates = []
+    for component in components:
+        if isinstance(component, gr.CheckboxGroup):
+            updates.append(gr.CheckboxGroup(choices=ready_choices(specs)))
+        elif isinstance(component, gr.Dropdown):
+            updates.append(gr.Dropdown(choices=picker_choices(specs)))
+        else:
+            updates.append(get_more(specs))
+    return updates
+
+
+def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None = None) -> None:
+    """The tab's content; call inside `with gr.Tab(...)`. `pickers` (the outputs of
+    /pull_model) and `others` (more pickers and their "get more" folds) are refreshed
     after a pull or a delete."""
     pulls = _Pulls()
     table = gr.Dataframe(
@@ -57,7 +119,7 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown]) -> None:
         confirm = gr.Checkbox(False, label="yes, delete its files", elem_id="models-confirm")
     status = gr.Markdown("", elem_id="models-status")
     outputs = [status, table, name, *pickers]
-    pull.click(
+    pulled = pull.click(
         _puller(runtime, pulls, len(pickers)),
         [name, repo],
         outputs,
@@ -67,9 +129,11 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown]) -> None:
     )
     cancel.click(_canceller(pulls), None, status, queue=False, api_name="cancel_pull")
     refresh.click(lambda: rows(runtime, pulls), None, table, api_name="models_table")
-    delete.click(
+    deleted = delete.click(
         _deleter(runtime, pulls, len(pickers)), [name, confirm], [*outputs, confirm], api_name="delete_model"
     )
+    for event in (pulled, deleted) if others else ():
+        event.then(lambda: picker_updates(runtime, others), None, others, api_visibility="private")
 
 
 def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
@@ -138,7 +202,7 @@ def _refreshed(runtime: Runtime, pulls: _Pulls, status: str, pickers: int):
         current = runtime.registry.specs.get(spec.name)
         if current is None or not current.is_remote:  # endpoints keep what the server said
             runtime.registry.add(spec if current is None else _keep_context(spec, current))
-    choices = picker_choices(list(runtime.registry.specs.values()))
+    choices = picker_choices(list(runtime.registry.specs.values()))  # the chat's; `others` follow
     return (
         status,
         rows(runtime, pulls),
@@ -160,6 +224,10 @@ def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
         from hub.pull import parse_hf_ref, plan_hf, plan_preset, run
 
         models_dir = runtime.settings.resolved_models_dir
+        try:
+            check_field(repo or "", runtime.settings.max_field_chars, "the repo")
+        except EngineInputError as exc:
+            return _refreshed(runtime, pulls, f"⚠️ {exc}", pickers)
         label = (repo or "").strip() or name
         if not label:
             return _refreshed(runtime, pulls, "Choose a model or type a Hugging Face repo.", pickers)

@@ -17,10 +17,10 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         )
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Chat", id="chat"):
-                model = chat_tab.build_tab(runtime, demo, footer)
+                model, chat_more = chat_tab.build_tab(runtime, demo, footer)
             with gr.Tab("Compare", id="compare"):
-                compare_tab.build_tab(runtime)
+                compare_pickers = compare_tab.build_tab(runtime)
             with gr.Tab("Models", id="models"):
-                models_tab.build_tab(runtime, pickers=[model])
+                models_tab.build_tab(runtime, pickers=[model], others=[chat_more, *compare_pickers])
         footer.render()
     return demo

@@ -4,6 +4,8 @@ wiring only. The turns themselves live in chat.turns."""
 
 from __future__ import annotations
 
+import re
+
 from chat.turns import Turn
 from documents.context import CITATION
 from documents.parts import DocumentPart, documents_of
@@ -11,6 +13,13 @@ from engine.types import ImagePart, TextPart
 
 # The settings panel's fields, in order, as saved with a session and restored from it.
 SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
+# An image in model output: markdown ![alt](url) or ![alt][ref], and HTML tags that
+# load something (an image, media, a frame).
+MARKDOWN_IMAGE = re.compile(r"!\[([^\]\n]*)\](?=[(\[])")
+HTML_FETCHING = re.compile(
+    r"<(\s*(?:img|image|picture|source|video|audio|iframe|object|embed|svg|link|input|track)\b)",
+    re.IGNORECASE,
+)
 
 
 def to_chatbot(turns: list[Turn]) -> list[dict]:
@@ -33,7 +42,7 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
             line = turn.message.plain_text
             shown.append({"role": "assistant", "content": f"<span class='reading'>{line}</span>"})
         else:
-            text = link_citations(turn.message.plain_text, documents) or (
+            text = link_citations(unfetched_images(turn.message.plain_text), documents) or (
                 "…" if turn.status == "streaming" else ""
             )
             footer = " · ".join(
@@ -64,11 +73,27 @@ def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:
     return CITATION.sub(link, text)
 
 
+def unfetched_images(text: str) -> str:
+    """Model output never makes the reader's browser fetch anything: an image it
+    writes (which could carry what the chat holds to an outside server in its URL)
+    becomes a plain link, an <img> tag shows as text. The page's Content-Security-
+    Policy (app/server.py) backs this up."""
+
+    return HTML_FETCHING.sub(r"&lt;\1", MARKDOWN_IMAGE.sub(r"[🖼 \1]", text))
+
+
 def _document_content(part: DocumentPart, path: str) -> dict:
     label = f"{part.name} · {part.total_pages} pages"
-    return {"file": {"path": path, "mime_type": "application/pdf", "orig_name": part.name}, "alt_text": label}
+    return {"file": _file(path, "application/pdf", part.name), "alt_text": label}
 
 
 def _image_content(part: ImagePart, path: str) -> dict:
     # Stored blobs have no file extension: the MIME type tells the page it is an image.
-    return {"file": {"path": path, "mime_type": part.mime, "orig_name": part.name}, "alt_text": part.name}
+    return {"file": _file(path, part.mime, part.name), "alt_text": part.name}
+
+
+def _file(path: str, mime: str, name: str) -> dict:
+    """A chat file; a stored one comes as its blob route's URL (app/blob_route.py),
+    which the page fetches as it is instead of Gradio copying a file."""
+    found = {"path": path, "mime_type": mime, "orig_name": name}
+    return {**found, "url": path} if path.startswith(("http://", "https://")) else found

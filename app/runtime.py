@@ -1,11 +1,12 @@
 """What one running server shares between the page and the API: settings, the model
-registry, the loaded models, the chat service, and a Stop switch per run."""
+registry, the loaded models, the chat service, a lane per model (who answers now, who
+waits), and a Stop switch per run."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
+from chat.lanes import LaneLimit, Lanes
 from chat.runs import Runs
 from chat.service import ChatService
 from engine.config import Settings
@@ -26,11 +27,31 @@ class Runtime:
     library: DocumentLibrary
     service: ChatService
     runs: Runs = field(default_factory=Runs)
-    # One model answers one request at a time, whether it came from the page or the API.
-    generation: threading.Lock = field(default_factory=threading.Lock)
+    # Requests from the page and the API alike wait in their model's lane.
+    lanes: Lanes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lanes = Lanes(self.lane_limit, self._share_cpu)
 
     def spec(self, name: str) -> ModelSpec:
         return self.registry.get(name)
+
+    def lane_limit(self, name: str) -> LaneLimit:
+        spec = self.registry.specs.get(name)
+        if spec is not None and spec.is_remote:
+            return LaneLimit(spec.max_concurrency or self.settings.endpoint_concurrency, local=False)
+        return LaneLimit(1, local=True)
+
+    def share_cpu(self) -> None:
+        """Again, once a model that just took its lane is loaded."""
+        self._share_cpu(self.lanes.busy_local())
+
+    def _share_cpu(self, busy: list[str]) -> None:
+        """Local models answering at the same time split the CPU threads evenly."""
+        for name in busy:
+            engine = self.models.loaded_engine(name)
+            if engine is not None and hasattr(engine, "share_cpu"):
+                engine.share_cpu(len(busy))
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import sys
 
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+
 from api.keys import api_access
 from api.routes import api_routes
 from app.access import SHARE_WARNING, check_exposure
+from app.blob_route import blob_routes
+from app.limits import body_limit
+from app.queues import WORKER_THREADS
 from app.runtime import build_runtime
 from engine.config import ASSETS_DIR, Settings
+
+# Images and media only from the app itself (and what the page makes in memory): an
+# image a model writes, or any other outside URL, is never fetched by the browser.
+CONTENT_SECURITY_POLICY = "img-src 'self' data: blob:; media-src 'self' data: blob:"
 
 
 def serve(settings: Settings, block: bool = True, open_browser: bool = False):
@@ -20,8 +30,10 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         print(SHARE_WARNING, file=sys.stderr)
     runtime = build_runtime(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if swept := runtime.store.sweep().line():
+        print(swept, file=sys.stderr)
     demo = build_app(runtime)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=16)  # per callback; generation has its lanes
     login = f", {len(users)} login(s)" if users else ""
     print(
         f"Llama 4 Playground on http://{settings.host}:{settings.port} "
@@ -35,20 +47,49 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         max_file_size=f"{settings.max_file_mb}mb",
         show_error=False,
         prevent_thread_lock=not block,
+        max_threads=WORKER_THREADS,
         quiet=True,
         inbrowser=open_browser,
         auth=users or None,
         auth_message="Llama 4 Playground: log in to see your chats." if users else None,
         share=settings.share,
-        allowed_paths=[str(runtime.store.blobs.root.resolve())],  # saved images, nothing else on disk
+        # Saved images and documents are served by their own owner-checked route.
         blocked_paths=_private_paths(settings),
         # The OpenAI-compatible API on the page's own port: its routes come first.
-        app_kwargs={"routes": api_routes(runtime, access)},
+        app_kwargs={
+            "routes": [*api_routes(runtime, access), *blob_routes(runtime)],
+            "middleware": [body_limit(settings), Middleware(ContentSecurityPolicy)],
+        },
     )
     return 0 if block else demo
 
 
 def _private_paths(settings: Settings) -> list[str]:
-    """Never served even if a later allowed path covers them: the database, the models."""
+    """Never served even if an allowed path covers them: the database, the models,
+    the saved images and documents, chats' KV state."""
     data = settings.data_dir.resolve()
-    return [str(data / "playground.db"), str(settings.resolved_models_dir.resolve())]
+    return [
+        str(data / "playground.db"),
+        str(settings.resolved_models_dir.resolve()),
+        str(data / "blobs"),
+        str(settings.kv_dir.resolve()),
+    ]
+
+
+class ContentSecurityPolicy:
+    """ASGI middleware adding CONTENT_SECURITY_POLICY to every HTTP response (pure
+    ASGI, so streamed answers pass through unbuffered)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_policy(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            await send(message)
+
+        return await self.app(scope, receive, send_with_policy)

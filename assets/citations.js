@@ -21,4 +21,36 @@
     },
     true,
   );
+
+  // Esc closes the page viewer if it is open, otherwise stops what runs (the Stop
+  // buttons are on the page only while something runs).
+  const shown = (selector) => {
+    const element = document.querySelector(selector);
+    return element && element.offsetParent !== null ? element : null;
+  };
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    if (event.target.closest && event.target.closest('[role="combobox"]')) return; // closes a list
+    const button = shown("#page-close") || shown("#stop") || shown("#compare-stop");
+    if (button) {
+      event.preventDefault();
+      button.click();
+    }
+  });
+
+  // On a narrow screen the chat comes first: the saved chats and the settings start
+  // folded (the layout itself is in style.css).
+  if (window.matchMedia("(max-width: 768px)").matches) {
+    const drawers = ["#chats-drawer", "#settings-drawer"];
+    let tries = 0;
+    const fold = setInterval(() => {
+      const labels = drawers.map((id) => document.querySelector(`${id} > button.label-wrap`));
+      if (labels.every((label) => label)) {
+        labels.forEach((label) => label.classList.contains("open") && label.click());
+        clearInterval(fold);
+      } else if (++tries > 100) {
+        clearInterval(fold);
+      }
+    }, 100);
+  }
 }

@@ -96,7 +96,8 @@ def run_turn(
 ) -> Iterator[Comparison]:
     """Send `question` to every column; yields the comparison as answers stream.
     Input a model cannot take raises EngineInputError before anything is stored."""
-    jobs = [_job(registry, column, question, max_tokens, library) for column in comparison.columns]
+    owner = comparison.owner
+    jobs = [_job(registry, column, question, max_tokens, library, owner) for column in comparison.columns]
     check_jobs(jobs)
     for column in comparison.columns:
         column.text, column.final, column.refused, column.reading = "", None, "", None
@@ -120,14 +121,19 @@ def run_turn(
 
 
 def _job(
-    registry: Registry, column: Column, question: Turn, max_tokens: int | None, library: PageSource | None
+    registry: Registry,
+    column: Column,
+    question: Turn,
+    max_tokens: int | None,
+    library: PageSource | None,
+    owner: str,
 ) -> CompareJob:
     spec = replace(registry.get(column.model), n_ctx=column.n_ctx)
     messages = engine_messages([*column.turns, question], spec.system_prompt)
     params = spec.sampling_params(max_tokens=max_tokens)
     with_documents = library is not None and any(documents_of(m) for m in messages)
     prepare = document_preparer(library, params.max_tokens) if with_documents else None
-    return CompareJob(spec, messages, params, prepare)
+    return CompareJob(spec, messages, params, prepare, cache_scope=owner)
 
 
 def _start_storing(comparison: Comparison, question: Turn, jobs: list[CompareJob], store: Store) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from documents.context import PageMode
 from engine.images import load_image_file
@@ -50,9 +50,11 @@ def read_question(
     label: str = "this model",
     progress=None,
     cancel: threading.Event | None = None,
+    show_blob: Callable[[str], str] | None = None,
 ) -> Turn:
     """The user's turn from its text, image files and document files. `vision` False
-    refuses images. Raises EngineInputError with one line for any bad input, before
+    refuses images. `show_blob` gives a stored document's display path (the page's
+    blob URL) from its sha256. Raises EngineInputError with one line for any bad input, before
     anything is stored but the documents' own pages (kept once per sha256)."""
     check_text(text, max_chars)
     loaded = [load_image_file(path, max_pixels) for path in images]
@@ -68,7 +70,8 @@ def read_question(
         progress=progress,
         cancel=cancel,
     )
-    shown = [str(library.store.blob_path(d.sha256)) for d in parts]
+    show = show_blob or (lambda sha256: str(library.store.blob_path(sha256)))
+    shown = [show(d.sha256) for d in parts]
     message = Message("user", (*parts, *place_images(text.strip(), loaded)))
     return Turn(message, files=[*shown, *map(str, images)])
 

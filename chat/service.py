@@ -89,13 +89,15 @@ class ChatService:
         strategy: Strategy = "relevant",
         page_range: str = "",
         stop: Sequence[str] = (),
+        cache_scope: str = "",
     ) -> Iterator[TurnEvent]:
         """Prepared, PromptProgress... (the model reading the prompt), TextDelta..., then
         Answered. `messages` end with the question (its documents still as
         DocumentParts). Input the model cannot take raises EngineInputError before
         anything streams or an answer row exists. The answer ends before the first of
         the `stop` strings (finish reason "stop"). Leaving early (closing this iterator)
-        stores the answer as cancelled."""
+        stores the answer as cancelled. `cache_scope` is the asking user (their login):
+        the engine reuses only their own work."""
         fitted, report = fit_context(
             engine, list(messages), self.library, strategy, page_range, params.max_tokens
         )
@@ -109,7 +111,7 @@ class ChatService:
         scanner = StopScanner(stop)
         # The session id names the chat's KV state: its next turn evaluates only new tokens.
         key = saved.session_id if saved else None
-        events = engine.stream(prompt, params, cancel, session_key=key)
+        events = engine.stream(prompt, params, cancel, session_key=key, cache_scope=cache_scope)
         with contextlib.closing(events):
             first = next(events)  # input the model refuses raises here, before anything is stored
             writer = self._writer(saved, engine.name, params, report)

@@ -56,6 +56,11 @@ MODEL_FLAGS = (
         "offer another GGUF in the model pickers (repeatable)",
         "GGUF[:MMPROJ]",
     ),
+    Flag(
+        "endpoint_concurrency",
+        ("--endpoint-concurrency",),
+        "requests an endpoint answers at once (default 16; the rest wait in its lane)",
+    ),
     Flag("n_ctx", ("-c", "--ctx"), "context size in tokens"),
     Flag(
         "n_gpu_layers",
@@ -65,6 +70,11 @@ MODEL_FLAGS = (
     Flag("n_threads", ("-t", "--threads"), "CPU threads"),
     Flag("n_batch", ("-b", "--batch-size"), "prompt tokens read per step; progress shows after each"),
     Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
+    Flag(
+        "doc_workers",
+        ("--doc-workers",),
+        "processes that read and draw documents (default: up to 4 CPUs; 0 = in this process)",
+    ),
     Flag("data_dir", ("--data-dir",), "where sessions, uploads and models live"),
     Flag("models_dir", ("--models-dir",), "where preset GGUF files are looked for"),
 )
@@ -81,6 +91,14 @@ SERVER_FLAGS = (
     ),
     Flag("api_key_file", ("--api-key-file",), "API keys, one [USER:]KEY per line (# comments)"),
     Flag("share", ("--share",), "public gradio.live link (needs --auth)"),
+    Flag("max_request_mb", ("--max-request-mb",), "refuse request bodies past this, uploads aside"),
+    Flag("max_text_chars", ("--max-text-chars",), "refuse a message or system prompt longer than this"),
+    Flag("max_field_chars", ("--max-field-chars",), "refuse a title, search, page range... longer"),
+    Flag(
+        "global_leaderboard",
+        ("--global-leaderboard",),
+        "the compare leaderboard counts every login's votes (default: each user sees their own)",
+    ),
 )
 DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
 

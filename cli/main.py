@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_document_workers(settings) -> None:
+    from documents import workers
+
+    workers.configure(settings.doc_workers, settings.doc_worker_tasks, settings.doc_worker_memory_mb)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from engine.types import EngineInputError, EngineLoadError
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = COMMANDS.get(args.command or "", serve)
         settings = settings_from(args)
+        configure_document_workers(settings)
         if settings.hf and args.command in (None, "ask", "compare"):  # the commands that load it
             from hub.cli import resolve_hf
 

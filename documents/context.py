@@ -9,9 +9,11 @@ the caller's strategy decides what goes and the report says exactly what did:
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from typing import Literal, Protocol
 
 from documents.parts import ChatPart, DocumentPart, documents_of
@@ -29,6 +31,9 @@ STRATEGIES: dict[str, str] = {
 PAGE_MODES = ("auto", "text", "images")
 CITATION = re.compile(r"\[p(?:p)?\.\s*(\d+)(?:\s*[-–]\s*(\d+))?\]")
 MIN_ANSWER_TOKENS = 64
+# A page range is typed by a person; these bound what a pasted or scripted one costs.
+MAX_RANGE_CHARS = 1000
+MAX_RANGE_PAGES = 100_000
 
 
 class PageSource(Protocol):
@@ -39,6 +44,10 @@ class PageSource(Protocol):
     def rank_pages(self, sha256: str, query: str) -> list[int]: ...
 
     def page_image(self, sha256: str, number: int) -> ImagePart: ...
+
+    # The pixel size page_image will have, from the page size stored at ingest (None
+    # when unknown): prompts are costed with it, and only pages sent are drawn.
+    def page_image_size(self, sha256: str, number: int) -> tuple[int, int] | None: ...
 
 
 @dataclass
@@ -95,8 +104,12 @@ def choose_pages(
     return replace(doc, text_pages=tuple(as_text), image_pages=tuple(as_image))
 
 
-def expand_documents(messages: Sequence[Message], source: PageSource) -> list[Message]:
-    """Messages a backend can take: each document becomes its page parts, in place."""
+def expand_documents(
+    messages: Sequence[Message], source: PageSource, *, for_counting: bool = False
+) -> list[Message]:
+    """Messages a backend can take: each document becomes its page parts, in place.
+    `for_counting`: page images are blank stand-ins of the size each page renders at
+    (a prompt's cost depends on the sizes only), so nothing is drawn to be counted."""
     expanded = []
     for message in messages:
         if not documents_of(message):
@@ -104,12 +117,31 @@ def expand_documents(messages: Sequence[Message], source: PageSource) -> list[Me
             continue
         parts: list[ChatPart] = []
         for part in message.parts:
-            parts.extend(document_parts(part, source) if isinstance(part, DocumentPart) else [part])
+            if isinstance(part, DocumentPart):
+                parts.extend(document_parts(part, source, for_counting=for_counting))
+            else:
+                parts.append(part)
         expanded.append(Message(message.role, tuple(parts)))
     return expanded
 
 
-def document_parts(doc: DocumentPart, source: PageSource) -> list[ChatPart]:
+def page_image_for_counting(source: PageSource, sha256: str, number: int) -> ImagePart:
+    """A blank image the size the page renders at (from its stored size), or the page
+    itself drawn when its size was never stored."""
+    size = source.page_image_size(sha256, number)
+    return stand_in_image(*size) if size else source.page_image(sha256, number)
+
+
+@lru_cache(maxsize=32)
+def stand_in_image(width: int, height: int) -> ImagePart:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(out, format="PNG", compress_level=1)
+    return ImagePart(out.getvalue(), "image/png", "page", width, height)
+
+
+def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool = False) -> list[ChatPart]:
     pages = {p.number: p for p in source.document_pages(doc.sha256)}
     header = (
         f"<document name={doc.name!r} pages={doc.total_pages}>\n"
@@ -119,7 +151,11 @@ def document_parts(doc: DocumentPart, source: PageSource) -> list[ChatPart]:
     images = set(doc.image_pages)
     for number in doc.pages:
         if number in images:
-            parts += [TextPart(f"[p. {number}]\n"), source.page_image(doc.sha256, number), TextPart("\n")]
+            if for_counting:
+                image = page_image_for_counting(source, doc.sha256, number)
+            else:
+                image = source.page_image(doc.sha256, number)
+            parts += [TextPart(f"[p. {number}]\n"), image, TextPart("\n")]
         else:
             parts.append(TextPart(f"[p. {number}]\n{pages[number].text.strip()}\n\n"))
     parts.append(TextPart("</document>\n"))
@@ -176,32 +212,37 @@ def fit_context(
     limit = n_ctx - reserved
 
     def count(candidate: list[Message]) -> int:
-        return engine.count_tokens(expand_documents(candidate, source))
+        return engine.count_tokens(expand_documents(candidate, source, for_counting=True))
 
     if strategy == "range" and page_range.strip():
         messages = _restrict_last_turn(messages, parse_page_range(page_range))
-    used = count(messages)
+    costs = _PageCosts(engine, source)
+    # The last turn's page images alone, each costed once per size: when they cannot
+    # fit, a 2,000-page scan is not expanded whole just to learn that it does not.
+    floor = costs.image_floor(messages[-1])
+    used = floor if floor > limit else count(messages)
     report = ContextReport(used, n_ctx, reserved)
     if used > limit:
-        if strategy == "drop_oldest":
+        if strategy == "drop_oldest" and floor <= limit:
             messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
         elif strategy == "relevant" and documents_of(messages[-1]):
-            messages, used = _most_relevant(engine, messages, limit, source, count)
+            messages, used = _most_relevant(messages, limit, source, count, costs)
         else:
-            raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy))
+            raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy, at_least=floor > limit))
         report.context_used, report.fitted_by = used, strategy
     report.pages_sent = {d.name: list(d.pages) for m in messages for d in documents_of(m)}
     return messages, report
 
 
-def _too_long(used: int, limit: int, n_ctx: int, reserved: int, strategy: str) -> str:
+def _too_long(used: int, limit: int, n_ctx: int, reserved: int, strategy: str, at_least: bool = False) -> str:
     hint = {
         "range": "choose fewer pages",
         "relevant": "choose 'drop oldest turns' or start a new chat",
         "drop_oldest": "choose 'most relevant pages' or a page range",
     }[strategy]
     return (
-        f"the prompt needs {used:,} tokens but {limit:,} fit ({n_ctx:,}-token context, "
+        f"the prompt needs {'at least ' if at_least else ''}{used:,} tokens but {limit:,} fit "
+        f"({n_ctx:,}-token context, "
         f"{reserved:,} kept for the answer); {hint}, or raise the context size"
     )
 
@@ -243,7 +284,7 @@ def _drop_oldest(messages: list[Message], limit: int, count) -> tuple[list[Messa
     )
 
 
-def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message], int]:
+def _most_relevant(messages, limit, source, count, costs: _PageCosts) -> tuple[list[Message], int]:
     last = messages[-1]
     without_pages = [*messages[:-1], _with_pages(last, lambda doc: ((), ()))]
     room = limit - count(without_pages)
@@ -252,7 +293,6 @@ def _most_relevant(engine, messages, limit, source, count) -> tuple[list[Message
             f"the conversation alone fills the context ({limit:,} tokens); "
             "choose 'drop oldest turns' or start a new chat"
         )
-    costs = _PageCosts(engine, source)
     chosen: dict[str, set[int]] = {}
     ranked: list[tuple[DocumentPart, int]] = []
     for doc in documents_of(last):
@@ -302,24 +342,36 @@ class _PageCosts:
 
     def __init__(self, engine: Engine, source: PageSource):
         self.engine, self.source = engine, source
-        self.overhead = engine.count_tokens([Message.text("user", "x")])
         self.by_size: dict[tuple[int, int], int] = {}
         self.texts: dict[str, dict[int, str]] = {}
         self.smallest = 1
 
     def of(self, doc: DocumentPart, number: int) -> int:
         if number in doc.image_pages:
-            image = self.source.page_image(doc.sha256, number)
-            size = (image.width, image.height)
-            if size not in self.by_size:
-                self.by_size[size] = self._measure(Message("user", (image, TextPart("x"))))
-            return self.by_size[size] + 8
+            return self.image_cost(doc.sha256, number)
         if doc.sha256 not in self.texts:
             self.texts[doc.sha256] = {p.number: p.text for p in self.source.document_pages(doc.sha256)}
         text = f"[p. {number}]\n{self.texts[doc.sha256][number].strip()}\n\n"
         cost = self._measure(Message.text("user", text + "x"))
         self.smallest = cost if self.smallest == 1 else min(self.smallest, cost)
         return cost
+
+    def image_cost(self, sha256: str, number: int) -> int:
+        """A page image's tokens from the size it renders at (stored at ingest); the
+        engine measures each size once, on a blank image, and no page is drawn."""
+        image = page_image_for_counting(self.source, sha256, number)
+        size = (image.width, image.height)
+        if size not in self.by_size:
+            self.by_size[size] = self._measure(Message("user", (stand_in_image(*size), TextPart("x"))))
+        return self.by_size[size] + 8
+
+    def image_floor(self, message: Message) -> int:
+        """Tokens the message's page images take at least (text pages not counted)."""
+        return sum(self.image_cost(d.sha256, n) - 8 for d in documents_of(message) for n in d.image_pages)
+
+    @cached_property
+    def overhead(self) -> int:
+        return self.engine.count_tokens([Message.text("user", "x")])
 
     def _measure(self, message: Message) -> int:
         return max(1, self.engine.count_tokens([message]) - self.overhead)
@@ -329,23 +381,34 @@ class _PageCosts:
 
 
 def parse_page_range(text: str) -> set[int]:
-    """ "1-20, 31" -> {1..20, 31}. Raises EngineInputError on anything else."""
-    pages: set[int] = set()
+    """ "1-20, 31" -> {1..20, 31}. Raises EngineInputError on anything else, and on a
+    range too long to be a request for pages (its length and its page count are capped
+    before any page set is built)."""
+    if len(text) > MAX_RANGE_CHARS:
+        raise EngineInputError(
+            f"the page range is {len(text):,} characters; the limit is {MAX_RANGE_CHARS:,}"
+        )
+    spans: list[tuple[int, int]] = []
     for piece in re.split(r"[,\s]+", text.strip()):
         if not piece:
             continue
-        match = re.fullmatch(r"(\d+)(?:[-–](\d+))?", piece)
+        match = re.fullmatch(r"(\d{1,9})(?:[-–](\d{1,9}))?", piece)
         if not match:
-            raise EngineInputError(f"page range {text!r} is not like 1-20, 31")
+            raise EngineInputError(f"page range {_shown(text)} is not like 1-20, 31")
         first, last = int(match[1]), int(match[2] or match[1])
         if first < 1 or last < first:
             raise EngineInputError(f"page range {piece!r} is backwards or starts below 1")
-        if last - first > 100_000:
-            raise EngineInputError(f"page range {piece!r} is too long")
-        pages.update(range(first, last + 1))
-    if not pages:
+        spans.append((first, last))
+    if not spans:
         raise EngineInputError("the page range is empty; write pages like 1-20, 31")
-    return pages
+    total = sum(last - first + 1 for first, last in spans)  # overlaps counted twice: a bound
+    if total > MAX_RANGE_PAGES:
+        raise EngineInputError(f"the page range names {total:,} pages; the limit is {MAX_RANGE_PAGES:,}")
+    return {n for first, last in spans for n in range(first, last + 1)}
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40] + "…")
 
 
 def page_ranges(pages) -> str:

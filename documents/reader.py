@@ -5,18 +5,21 @@ a download can be cut short, a PDF can be encrypted or declare a 100k x 100k pix
 image. Each of those becomes a one-line DocumentError, never a traceback.
 
 PyMuPDF does the reading (PDF, XPS, EPUB, MOBI, FB2, CBZ, SVG); plain text and
-Markdown are paged here. PyMuPDF is imported lazily: importing this module is free."""
+Markdown are paged here. MuPDF runs in worker processes (documents/workers.py, the
+operations in documents/mupdf_pages.py): PyMuPDF is not thread-safe, and one user's
+long ingest must not hold another's page render. Importing this module is free."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from documents.bounds import ArchiveError, check_declared, read_small
 from engine.image_plan import LLAMA_CPP, TILE, image_tokens
 from engine.types import EngineInputError, ImagePart
 
@@ -174,6 +177,7 @@ OTHER_SIGNATURES = (
     (b"SQLite format 3\x00", "SQLite database"),
 )
 DAMAGED_ZIP = "a damaged ZIP archive"
+ZIP_KINDS = ("epub", "cbz", "xps")
 COMIC_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -181,7 +185,7 @@ def sniff_kind(data: bytes, name: str) -> str:
     """The document kind the bytes hold, or a DocumentError saying what they are."""
     if not data:
         raise DocumentError(f"{name} is empty (0 bytes)")
-    kind, looks_like = _kind_from_bytes(data)
+    kind, looks_like = _kind_from_bytes(data, name)
     if kind is not None:
         return kind
     if looks_like == DAMAGED_ZIP:  # an EPUB, CBZ or XPS cut short lands here
@@ -195,13 +199,13 @@ def sniff_kind(data: bytes, name: str) -> str:
     raise DocumentError(f"{name} is not a document this app can read (looks like {looks_like})")
 
 
-def _kind_from_bytes(data: bytes) -> tuple[str | None, str]:
+def _kind_from_bytes(data: bytes, name: str) -> tuple[str | None, str]:
     """(kind, "") for a readable document, else (None, a description of the bytes)."""
     head = data[:1024]
     if b"%PDF-" in head:
         return "pdf", ""
     if data.startswith(b"PK\x03\x04"):
-        return _zip_kind(data)
+        return _zip_kind(data, name)
     if data[60:68] == b"BOOKMOBI":
         return "mobi", ""
     for signature, label in IMAGE_SIGNATURES:
@@ -224,14 +228,19 @@ def _kind_from_bytes(data: bytes) -> tuple[str | None, str]:
     return "text", ""
 
 
-def _zip_kind(data: bytes) -> tuple[str | None, str]:
+def _zip_kind(data: bytes, name: str) -> tuple[str | None, str]:
+    # Bounds first (bounds.py): the entry count and declared sizes come from the
+    # central directory, and `mimetype` is read only when it declares a few bytes.
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = archive.namelist()
-            if "mimetype" in names and archive.read("mimetype").strip() == b"application/epub+zip":
-                return "epub", ""
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        entries = check_declared(data, name)
+        names = [entry.filename for entry in entries]
+        mimetype = read_small(data, entries, "mimetype")
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, zlib.error):
         return None, DAMAGED_ZIP
+    if mimetype is not None and mimetype.strip() == b"application/epub+zip":
+        return "epub", ""
     lowered = [n.lower() for n in names]
     if "[content_types].xml" in lowered:
         if any(n.endswith(".fdseq") for n in lowered):
@@ -287,10 +296,26 @@ def parse_document(
         if progress is not None:
             progress(1.0, f"reading {name}: page {len(pages):,} of {len(pages):,}")
     else:
-        with _OpenDocument(data, name, kind, password) as doc:
-            _check_page_count(doc.page_count, name, max_pages)
-            pages = _read_pages(doc, name, progress, cancel)
+        pages = _in_worker("read_pages", name, (data, name, kind, password, max_pages), progress, cancel)
+        if cancel is not None and cancel.is_set():  # Stop came as the last page was read
+            raise IngestCancelled(f"reading {name} was cancelled")
     return ParsedDocument(hashlib.sha256(data).hexdigest(), name, kind, _mime(kind, name), pages)
+
+
+def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=None, key: str | None = None):
+    """Run a MuPDF operation (documents/mupdf_pages.py) in the worker pool, or here,
+    one document at a time, when the pool is off."""
+    from documents import workers
+
+    pool = workers.shared()
+    if pool is None:
+        from documents.mupdf_pages import run_here
+
+        return run_here(operation, args, progress, cancel)
+    try:
+        return pool.run(operation, args, progress, cancel, key)
+    except workers.WorkerFailed as exc:
+        raise DocumentError(f"{name} cannot be read: {exc}") from None
 
 
 def _check_page_count(count: int, name: str, max_pages: int) -> None:
@@ -298,63 +323,6 @@ def _check_page_count(count: int, name: str, max_pages: int) -> None:
         raise DocumentError(f"{name} has no pages")
     if count > max_pages:
         raise DocumentError(f"{name} has {count:,} pages; the limit is {max_pages:,} (L4P_MAX_DOC_PAGES)")
-
-
-def _read_pages(doc, name: str, progress: ProgressFn | None, cancel: threading.Event | None):
-    count = doc.page_count
-    step = max(1, count // 100)
-    pages = []
-    for index in range(count):
-        if cancel is not None and cancel.is_set():
-            raise IngestCancelled(f"reading {name} was cancelled")
-        pages.append(_page_text(doc, index, name))
-        done = index + 1
-        if progress is not None and (done % step == 0 or done == count):
-            progress(done / count, f"reading {name}: page {done:,} of {count:,}")
-    return tuple(pages)
-
-
-def _page_text(doc, index: int, name: str) -> PageText:
-    try:
-        page = doc.load_page(index)
-        text = page.get_text("text")
-        rect = page.rect
-        visible = _visible_chars(text)
-        image_boxes = _image_boxes(page, doc.is_pdf)
-        drawing_boxes = _figure_drawing_boxes(page) if visible < FIGURE_CHECK_MAX_CHARS else []
-    except Exception as exc:  # MuPDF raises plain RuntimeErrors for broken page content
-        raise DocumentError(f"{name} is damaged or truncated (page {index + 1} cannot be read)") from exc
-    image_cells = _covered_cells(image_boxes, rect, touched=False)
-    figure_cells = image_cells | _covered_cells(drawing_boxes, rect, touched=True)
-    # A blank page or a bare heading has nothing to look at; a few words over a
-    # picture or a drawing (a scan, a diagram) do.
-    sparse_with_figures = visible < MIN_TEXT_CHARS and bool(image_boxes or drawing_boxes)
-    needs_vision = sparse_with_figures or len(figure_cells) / COVERAGE_GRID**2 > FIGURE_FRACTION
-    image_fraction = len(image_cells) / COVERAGE_GRID**2
-    return PageText(index + 1, text, needs_vision, image_fraction, rect.width, rect.height)
-
-
-def _image_boxes(page, is_pdf: bool) -> list:
-    # In a PDF, get_images only reads the page's resources; placing the images costs a
-    # second pass over the content, so only pages that have images pay for it.
-    if is_pdf and not page.get_images():
-        return []
-    return [info["bbox"] for info in page.get_image_info()]
-
-
-def _figure_drawing_boxes(page) -> list:
-    """Boxes of vector drawings that can make a figure: filled shapes and strokes, less
-    hairlines (rules, table borders) and frames around the whole page."""
-    page_area = page.rect.width * page.rect.height
-    boxes = []
-    for drawing in page.get_cdrawings():
-        x0, y0, x1, y1 = drawing["rect"]
-        if min(x1 - x0, y1 - y0) < HAIRLINE_PT:
-            continue
-        if drawing["type"] == "s" and (x1 - x0) * (y1 - y0) > 0.8 * page_area:
-            continue
-        boxes.append((x0, y0, x1, y1))
-    return boxes
 
 
 # Every character str.isspace() accepts (all lie below U+3001).
@@ -365,29 +333,6 @@ def _visible_chars(text: str) -> int:
     # str.count runs in C over the text once per space character: several times faster
     # than splitting, and a Python loop per character costs as much as the extraction.
     return len(text) - sum(text.count(c) for c in WHITESPACE if c in text)
-
-
-def _covered_cells(boxes, rect, *, touched: bool) -> set[tuple[int, int]]:
-    """Grid cells of the page under the boxes (so overlaps count once). Images count a
-    cell when they cover its centre; drawings when they touch it, because a chart's
-    bars and the gaps between them make one figure."""
-    cells: set[tuple[int, int]] = set()
-    if rect.width <= 0 or rect.height <= 0:
-        return cells
-    cell_w, cell_h = rect.width / COVERAGE_GRID, rect.height / COVERAGE_GRID
-    for x0, y0, x1, y1 in (tuple(b) for b in boxes):
-        x0, x1 = max(x0, rect.x0) - rect.x0, min(x1, rect.x1) - rect.x0
-        y0, y1 = max(y0, rect.y0) - rect.y0, min(y1, rect.y1) - rect.y0
-        if x1 > x0 and y1 > y0:
-            cols, rows = _cell_span(x0, x1, cell_w, touched), _cell_span(y0, y1, cell_h, touched)
-            cells.update((c, r) for c in cols for r in rows)
-    return cells
-
-
-def _cell_span(low: float, high: float, cell: float, touched: bool) -> range:
-    if touched:  # cells [c, c+1) that overlap [low, high]
-        return range(math.floor(low / cell), math.ceil(high / cell))
-    return range(math.ceil(low / cell - 0.5), math.floor(high / cell - 0.5) + 1)  # centres inside
 
 
 def _text_pages(data: bytes, name: str, max_pages: int) -> tuple[PageText, ...]:
@@ -412,76 +357,14 @@ def _split_text(text: str, size: int):
         start = end
 
 
-class _OpenDocument:
-    """A PyMuPDF document opened from bytes, authenticated, closed on exit."""
-
-    def __init__(self, data: bytes, name: str, kind: str, password: str | None):
-        self.data, self.name, self.kind, self.password = data, name, kind, password
-
-    def __enter__(self):
-        pymupdf = _pymupdf()
-        # PyMuPDF is not thread-safe, and the app reads one upload while it renders
-        # pages of another: one document open at a time.
-        MUPDF_LOCK.acquire()
-        try:
-            self.doc = pymupdf.open(stream=self.data, filetype=self.kind)
-        except Exception:  # FileDataError, RuntimeError: MuPDF gave up on the bytes
-            MUPDF_LOCK.release()
-            raise DocumentError(f"{self.name} is damaged or truncated (it cannot be opened)") from None
-        try:
-            self._check_intact()
-            self._authenticate()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self.doc
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.doc.close()
-        finally:
-            MUPDF_LOCK.release()
-
-    def _check_intact(self) -> None:
-        # MuPDF silently rebuilds a PDF whose end is missing, and the lost pages come
-        # back empty; a repaired file without its %%EOF marker was cut short.
-        if self.kind == "pdf" and self.doc.is_repaired and b"%%EOF" not in self.data[-2048:]:
-            raise DocumentError(f"{self.name} is damaged or truncated (its end is missing)")
-
-    def _authenticate(self) -> None:
-        if not self.doc.needs_pass:
-            return
-        if not self.password:
-            raise PasswordRequired(f"{self.name} is encrypted; give its password")
-        if not self.doc.authenticate(self.password):
-            raise WrongPassword(f"{self.name}: wrong password")
-
-
-MUPDF_LOCK = threading.RLock()
-
-
-def _pymupdf():
-    import pymupdf
-
-    # MuPDF prints every repair and warning to stderr; the messages that matter are ours.
-    pymupdf.TOOLS.mupdf_display_errors(False)
-    pymupdf.TOOLS.mupdf_display_warnings(False)
-    return pymupdf
-
-
 def decrypted_pdf(data: bytes, password: str | None, name: str = "document") -> bytes:
     """An encrypted PDF saved without its password, so its pages can be drawn later
     without asking again; any other document comes back as it is."""
     kind = sniff_kind(data, name)
     if kind != "pdf":
         return data
-    with _OpenDocument(data, name, kind, password) as doc:
-        if not (doc.metadata or {}).get("encryption"):  # after authenticate, only metadata tells
-            return data
-        try:
-            return doc.tobytes(encryption=_pymupdf().PDF_ENCRYPT_NONE, garbage=1)
-        except Exception as exc:
-            raise DocumentError(f"{name} is damaged or truncated (it cannot be unlocked)") from exc
+    unlocked = _in_worker("decrypt", name, (data, name, password))
+    return data if unlocked is None else unlocked
 
 
 # --- pages as images ----------------------------------------------------------------
@@ -529,32 +412,8 @@ def render_page(
     kind = sniff_kind(data, name)
     if kind == "text":
         raise DocumentError(f"{name} is a text file; it has no page images")
-    with _OpenDocument(data, name, kind, password) as doc:
-        if not 1 <= number <= doc.page_count:
-            raise DocumentError(f"{name} has no page {number} (it has {doc.page_count:,})")
-        try:
-            page = doc.load_page(number - 1)
-            _refuse_huge_images(page, name, number, max_pixels)
-            rect = page.rect
-            zoom = _zoom(rect.width, rect.height, dpi, max_side_px, max_pixels)
-            pixmap = page.get_pixmap(matrix=_pymupdf().Matrix(zoom, zoom), alpha=False)
-            png = pixmap.tobytes("png")
-        except DocumentError:
-            raise
-        except Exception as exc:
-            raise DocumentError(f"{name} is damaged or truncated (page {number} cannot be drawn)") from exc
-    return ImagePart(png, "image/png", f"{name} p. {number}", pixmap.width, pixmap.height)
-
-
-def _refuse_huge_images(page, name: str, number: int, max_pixels: int) -> None:
-    """Decompression bombs: a tiny stream can declare 100k x 100k pixels, and MuPDF
-    would allocate them all while drawing. Judge the declared size before drawing."""
-    for info in page.get_images(full=True):
-        width, height = info[2], info[3]
-        if width * height > max_pixels:
-            raise DocumentError(
-                f"{name} p. {number} holds an image of {width:,}x{height:,} pixels, "
-                f"over the {max_pixels:,} pixel limit"
-            )
-    if page.rect.width <= 0 or page.rect.height <= 0:
-        raise DocumentError(f"{name} p. {number} is damaged (it has no area to draw)")
+    # The key lets a worker keep the document open for its next page.
+    digest = hashlib.sha256(data)
+    digest.update(b"\0" + (password or "").encode() + b"\0" + str(max_pixels).encode())
+    args = (data, number, name, kind, password, dpi, max_side_px, max_pixels)
+    return _in_worker("render", name, args, key=digest.hexdigest())

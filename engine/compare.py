@@ -37,6 +37,7 @@ class CompareJob:
     # Turns documents into pages fitted to this model once it is loaded (its context
     # and whether it sees decide which pages go); None when there are none.
     prepare: Callable[[Engine, Sequence[Message]], Sequence[Message]] | None = None
+    cache_scope: str = ""  # whose request: reuse stays within it (see Engine.stream)
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,19 @@ def run_comparison(
             yield from (ModelEvent(i, Final("cancelled")) for i in group)
             continue
         together = [jobs[i].spec for i in group]
-        starts = {i: functools.partial(_start, manager, jobs[i], together, progress) for i in group}
-        yield from stream_together({i: (starts[i], jobs[i]) for i in group}, cancel)
+        pinned: list[str] = []  # the group's models stay loaded until all of it is done
+        starts = {i: functools.partial(_start, manager, jobs[i], together, progress, pinned) for i in group}
+        try:
+            yield from stream_together({i: (starts[i], jobs[i]) for i in group}, cancel)
+        finally:
+            manager.unpin(pinned)
 
 
-def _start(manager: ModelManager, job: CompareJob, together, progress) -> Engine:
+def _start(manager: ModelManager, job: CompareJob, together, progress, pinned: list[str]) -> Engine:
     """In the model's own thread: load it (room kept for the rest of its group), then
     check the input against the loaded engine."""
-    engine = manager.acquire([job.spec], progress, keep=together)[0]
+    engine = manager.acquire([job.spec], progress, keep=together, pin=True)[0]
+    pinned.append(job.spec.name)
     if not job.prepare:  # with documents, the prepared (expanded) messages are checked
         check_messages(engine, job.messages)
     return engine
@@ -150,7 +156,7 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
             engine.share_cpu(sharing)
         messages = job.prepare(engine, job.messages) if job.prepare else job.messages
         check_messages(engine, messages)
-        for event in engine.stream(messages, job.params, cancel):
+        for event in engine.stream(messages, job.params, cancel, cache_scope=job.cache_scope):
             ended = ended or isinstance(event, Final)
             events.put(ModelEvent(index, event))
     except (EngineInputError, EngineLoadError) as exc:  # before anything streamed

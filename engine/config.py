@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_images: int | None = None  # images per request the endpoint accepts
     # Tile grids the endpoint's Llama 4 takes: "meta" (vLLM) or "llama.cpp" (llama-server).
     endpoint_tiles: Literal["meta", "llama.cpp"] | None = None
+    # Requests an OpenAI-compatible endpoint gets at once (a preset's max_concurrency wins);
+    # the rest wait in that model's lane. Local models answer one at a time.
+    endpoint_concurrency: int = Field(default=16, ge=1, le=1024)
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int | Literal["auto"] = 0  # "auto": as many layers as the free VRAM holds
     n_threads: int | None = None
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
     # chats a key makes belong to USER); see api/keys.py. Env L4P_API_KEYS takes a JSON list.
     api_keys: list[str] = Field(default_factory=list)
     api_key_file: Path | None = None  # one key entry per line
+    # The compare tab's leaderboard: each login's own votes, or everyone's together.
+    global_leaderboard: bool = False
 
     # Extra local models for the model pickers: "PATH.gguf" or "PATH.gguf:MMPROJ.gguf";
     # env L4P_EXTRA_MODELS takes a JSON list.
@@ -72,12 +77,25 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
     max_file_mb: int = 200
     max_text_chars: int = 1_000_000  # one message's text (~250k tokens); long text goes in a document
+    # One-line fields (chat titles, searches, page ranges, passwords, model names, stop
+    # strings); the system prompt counts as a message.
+    max_field_chars: int = Field(default=1_000, ge=1)
+    max_messages: int = Field(default=1_000, ge=1)  # messages in one /v1 request
+    # Request bodies, the API's and the page's (uploads aside: max_file_mb bounds them).
+    max_request_mb: int = Field(default=64, ge=1)
     # Documents: pages beyond this are refused, not silently cut; pages go to vision
     # models as images rendered at this DPI, the longer side capped at 3 Llama 4 tiles
     # (llama.cpp tiles at most 3x3; a bigger render is only scaled down again).
     max_doc_pages: int = 2000
     page_dpi: int = 144
     page_max_side_px: int = 1008
+    # Documents are read and drawn in worker processes (PyMuPDF is not thread-safe), so
+    # one long ingest does not hold another user's page render. None = min(4, CPUs);
+    # 0 = in this process, one document at a time. Each worker is capped in address
+    # space and replaced after so many tasks, so none grows without bound.
+    doc_workers: int | None = Field(default=None, ge=0)
+    doc_worker_memory_mb: int = Field(default=4096, ge=256)
+    doc_worker_tasks: int = Field(default=200, ge=1)
     # Saved KV state of chats (<data_dir>/kv), least recently used deleted past this; 0 = off.
     kv_cache_gb: float = Field(default=8.0, ge=0)
     # Image embeddings kept in memory so a regenerated or edited turn skips the encoder.

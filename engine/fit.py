@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.config import Settings
 from engine.memory import COMPUTE_SHARE, free_ram_bytes, free_vram_bytes
 from engine.registry import GB, ModelSpec, gguf_kv_bytes_per_token, gguf_parts
+from engine.types import EngineInputError
 
 CTX_STEP = 256  # contexts are offered in steps llama.cpp's allocator likes
 ALL_LAYERS = -1
@@ -156,3 +157,22 @@ def gpu_layers_for(spec: ModelSpec, settings: Settings) -> int:
     """`-ngl auto`: as many layers as the free VRAM holds (0 without a GPU)."""
     layers = fit(spec, settings).n_gpu_layers
     return layers if layers is not None else 0
+
+
+def check_context(spec: ModelSpec, settings: Settings, n_ctx: int, budget: int | None) -> None:
+    """Refuse a context `spec` cannot take: past what it was trained on, or, raising it
+    past the server's size, more than the memory `budget` holds beside its weights."""
+    if n_ctx < CTX_STEP:
+        raise EngineInputError(f"a context of {n_ctx:,} tokens is too small; the least is {CTX_STEP}")
+    if n_ctx > spec.max_context:
+        raise EngineInputError(
+            f"a context of {n_ctx:,} tokens is over {spec.label}'s maximum of {spec.max_context:,}"
+        )
+    if n_ctx <= spec.n_ctx or spec.is_remote or budget is None:
+        return  # the server's own size, or a server that holds its own memory
+    largest = fit(spec, settings, n_ctx, budget=budget, vram=0).max_ctx_that_fits
+    if largest is not None and n_ctx > max(largest, spec.n_ctx):
+        raise EngineInputError(
+            f"a context of {n_ctx:,} tokens does not fit in memory here beside {spec.label}'s weights; "
+            f"at most {max(largest, spec.n_ctx):,} fits"
+        )

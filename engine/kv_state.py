@@ -60,6 +60,30 @@ def fingerprint(model_path: Path, mmproj_path: Path | None, n_ctx: int) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
+def _session_stem(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()[:24]
+
+
+def session_files(directory: Path, session_key: str) -> list[Path]:
+    """Every file holding this chat's KV state, for any model (with a write's
+    temporary file): a deleted chat's token ids must not stay on disk."""
+    return sorted(directory.glob(f"{_session_stem(session_key)}-*"))
+
+
+def saved_session(path: Path) -> str | None:
+    """The session a state file was saved for (from its header); None for a file
+    that is not one."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(len(MAGIC)) != MAGIC:
+                return None
+            (header_len,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+            session = json.loads(handle.read(min(header_len, HEAD_BYTES))).get("session")
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
+    return session if isinstance(session, str) else None
+
+
 @dataclass
 class SavedState:
     ledger: Ledger
@@ -76,9 +100,8 @@ class StateStore:
         self.max_bytes = max_bytes
 
     def path(self, session_key: str) -> Path:
-        session = hashlib.sha256(session_key.encode()).hexdigest()[:24]
         model = hashlib.sha256(self.model_name.encode()).hexdigest()[:8]
-        return self.directory / f"{session}-{model}{SUFFIX}"
+        return self.directory / f"{_session_stem(session_key)}-{model}{SUFFIX}"
 
     def save(self, session_key: str, ledger: Ledger, data) -> bool:
         """Writes atomically (temp file + rename); False when it cannot fit the cap."""
@@ -213,12 +236,19 @@ class KVContext:
         self.store = store
         self.spans: list[ImageSpan] = []
         self.session: str | None = None  # whose turns the KV cache holds
+        self.scope = ""  # the login those turns came from: only its requests reuse them
         self.unsaved = False
         self._writer: threading.Thread | None = None
 
-    def enter(self, llm, session: str | None) -> None:
+    def enter(self, llm, session: str | None, scope: str = "") -> None:
         """Make `session` resident: save the outgoing chat, restore the incoming one's
-        saved state if it has one (else its prompt reuses whatever prefix matches)."""
+        saved state if it has one (else its prompt reuses whatever prefix matches,
+        but only a prefix left by the same `scope`: another login's context is
+        emptied first, so its tokens are neither reused nor counted as cached)."""
+        if scope != self.scope:
+            self.save(llm)
+            self.forget(llm)
+            self.scope = scope
         if session == self.session:
             return
         self.save(llm)

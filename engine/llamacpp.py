@@ -5,7 +5,9 @@ with images, mtmd's chunks keyed by image hash). Only the part after the longest
 prefix already in the KV cache is evaluated, so a follow-up turn costs its new
 tokens, and an image already in the context is never encoded again. With a
 `session_key`, the context is saved after each turn and restored when that chat
-comes back (after another chat, or after a restart): see engine/kv_state.py."""
+comes back (after another chat, or after a restart): see engine/kv_state.py. Both
+kinds of reuse stay within a `cache_scope` (one login): another user's request
+starts cold, so the "cached" count says nothing about what others sent."""
 
 from __future__ import annotations
 
@@ -382,6 +384,7 @@ class LlamaCppEngine(BaseEngine):
         cancel: threading.Event | None = None,
         *,
         session_key: str | None = None,
+        cache_scope: str = "",
     ) -> Iterator[StreamEvent]:
         self._require_loaded()
         cancel = cancel or threading.Event()
@@ -394,7 +397,7 @@ class LlamaCppEngine(BaseEngine):
                     f"{n_ctx:,}-token context; shorten it or raise -c/--ctx"
                 )
             self.last_plan = plan
-            self._context.enter(self._llm, session_key)
+            self._context.enter(self._llm, session_key, cache_scope)
             counter = TokenCounter(started, plan.n_tokens)
             try:
                 yield from self._generate(plan, chunks, params, cancel, counter)
@@ -443,7 +446,7 @@ class LlamaCppEngine(BaseEngine):
             if not key:
                 yield from self._eval_text(plan.ledger.tokens[max(start, n_keep) : end], cancel)
                 continue
-            llm.n_tokens = self._images.decode(llm, chunk, key)
+            llm.n_tokens = self._images.decode(llm, chunk, key, context.scope)
             llm.input_ids[start : llm.n_tokens] = IMAGE_POSITION
             context.spans.append(ImageSpan(start, llm.n_tokens - start, key))
             yield llm.n_tokens

@@ -3,12 +3,18 @@
 Models stay loaded while they fit in memory together (engine.memory); loading one
 that does not fit unloads the least recently used others first, so the chat switches
 models as before and a comparison never stacks more than memory holds. The UI and
-the CLI both go through this, so "which models are live" has one owner."""
+the CLI both go through this, so "which models are live" has one owner.
+
+With several people on one server, a model that is answering someone is pinned
+(`leased`): a load that needs its memory waits until it is done instead of pulling it
+out from under them, and loading one model never holds up requests on another."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from engine import create_engine
@@ -27,6 +33,9 @@ class ModelManager:
         self._loaded: dict[str, tuple[ModelSpec, Engine]] = {}
         self._current: str | None = None
         self._lock = threading.RLock()
+        self._pins: Counter[str] = Counter()  # requests answering with each model now
+        self._unpinned = threading.Condition(self._lock)
+        self._load_locks: dict[str, threading.Lock] = {}
 
     @property
     def current(self) -> Engine | None:
@@ -41,10 +50,9 @@ class ModelManager:
     def activate(self, spec: ModelSpec, progress: ProgressFn | None = None) -> Engine:
         """The engine for `spec`, loaded; models that would not fit beside it are
         unloaded first, so two big models never sit in memory together."""
-        with self._lock:
-            engine = self.acquire([spec], progress)[0]
-            self._current = spec.name
-            return engine
+        engine = self.acquire([spec], progress)[0]
+        self._current = spec.name
+        return engine
 
     def activate_name(
         self, name: str, n_ctx: int | None = None, progress: ProgressFn | None = None
@@ -53,6 +61,21 @@ class ModelManager:
         if n_ctx:
             spec = replace(spec, n_ctx=n_ctx)
         return self.activate(spec, progress)
+
+    def leased_name(
+        self, name: str, n_ctx: int | None = None, progress: ProgressFn | None = None
+    ) -> contextlib.AbstractContextManager[list[Engine]]:
+        spec = self.registry.get(name)
+        return self.leased([replace(spec, n_ctx=n_ctx) if n_ctx else spec], progress)
+
+    def loaded_engine(self, name: str) -> Engine | None:
+        entry = self._loaded.get(name)
+        return entry[1] if entry else None
+
+    def budget(self) -> int | None:
+        """Bytes models may take now, counting what the loaded ones hold."""
+        with self._lock:
+            return self.guard.budget(resident=self._resident_bytes(self._loaded))
 
     def plan(self, specs: Sequence[ModelSpec]) -> Plan:
         """How `specs` would run: together, or in groups one after another."""
@@ -64,11 +87,13 @@ class ModelManager:
         specs: Sequence[ModelSpec],
         progress: ProgressFn | None = None,
         keep: Sequence[ModelSpec] = (),
+        pin: bool = False,
     ) -> list[Engine]:
         """Engines for `specs`, loaded, with room kept for `keep` (the rest of a group
         answering together; the caller checked with `plan` that they fit). Others are
-        unloaded, least recently used first, to make room. A remote model connects
-        without holding the lock, so a slow server never delays local models."""
+        unloaded, least recently used first, to make room; a pinned one is waited for.
+        The loading itself happens outside the manager's lock, so requests on models
+        already loaded go on meanwhile. With `pin`, the caller must `unpin` them."""
         together = list({spec.name: spec for spec in [*keep, *specs]}.values())
         engines: dict[str, Engine] = {}
         with self._lock:
@@ -76,16 +101,59 @@ class ModelManager:
                 self._drop_if_stale(spec)
             self._make_room(together, {spec.name for spec in together})
             for spec in specs:
-                if not spec.is_remote:
-                    engines[spec.name] = self._load(spec, progress)
-        for spec in specs:
-            if spec.is_remote:
-                engines[spec.name] = self._connect(spec, progress)
+                entry = self._loaded.pop(spec.name, None)
+                engine = entry[1] if entry else create_engine(spec, self.settings)
+                self._loaded[spec.name] = (spec, engine)  # counted as resident from now on; most recent
+                self._pins[spec.name] += 1  # nobody unloads it while it loads
+                engines[spec.name] = engine
+        try:
+            for spec in specs:
+                with self._load_lock(spec.name):
+                    engines[spec.name].load(progress)  # a no-op when loaded; raises EngineLoadError
+        except BaseException:
+            with self._lock:
+                for spec in specs:
+                    self._unpin(spec.name)
+                    failed = not engines[spec.name].loaded and not self._pins[spec.name]
+                    if failed and spec.name in self._loaded:
+                        del self._loaded[spec.name]  # nothing kept of a load that failed
+            raise
+        if not pin:
+            self.unpin([spec.name for spec in specs])
         return [engines[spec.name] for spec in specs]
 
-    def release(self, name: str) -> None:
-        """Unload `name` if it is loaded (its files are about to be deleted)."""
+    @contextlib.contextmanager
+    def leased(
+        self, specs: Sequence[ModelSpec], progress: ProgressFn | None = None
+    ) -> Iterator[list[Engine]]:
+        """`acquire`d and pinned for the block: what a request answers with."""
+        engines = self.acquire(specs, progress, pin=True)
+        try:
+            yield engines
+        finally:
+            self.unpin([spec.name for spec in specs])
+
+    def unpin(self, names: Sequence[str]) -> None:
         with self._lock:
+            for name in names:
+                self._unpin(name)
+
+    def _unpin(self, name: str) -> None:
+        self._pins[name] -= 1
+        if self._pins[name] <= 0:
+            del self._pins[name]
+            self._unpinned.notify_all()
+
+    def _load_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._load_locks.setdefault(name, threading.Lock())
+
+    def release(self, name: str) -> None:
+        """Unload `name` if it is loaded (its files are about to be deleted), once no
+        request answers with it."""
+        with self._lock:
+            while self._pins[name]:
+                self._unpinned.wait()
             if name in self._loaded:
                 self._unload(name)
 
@@ -94,36 +162,29 @@ class ModelManager:
             for name in list(self._loaded):
                 self._unload(name)
 
-    def _load(self, spec: ModelSpec, progress: ProgressFn | None) -> Engine:
-        entry = self._loaded.pop(spec.name, None)
-        engine = entry[1] if entry else create_engine(spec, self.settings)
-        engine.load(progress)  # a no-op when loaded; raises EngineLoadError (nothing kept)
-        self._loaded[spec.name] = (spec, engine)  # now the most recently used
-        return engine
-
-    def _connect(self, spec: ModelSpec, progress: ProgressFn | None) -> Engine:
-        with self._lock:
-            entry = self._loaded.pop(spec.name, None)
-        engine = entry[1] if entry else create_engine(spec, self.settings)
-        engine.load(progress)  # the network round trip, outside the lock
-        with self._lock:
-            self._loaded[spec.name] = (spec, engine)
-        return engine
-
     def _drop_if_stale(self, spec: ModelSpec) -> None:
         entry = self._loaded.get(spec.name)
         if entry is not None and entry[1].capabilities.max_context != spec.n_ctx:
-            self._unload(spec.name)  # another context size: a different load
+            while self._pins[spec.name]:  # another context size: a different load, once it is free
+                self._unpinned.wait()
+            if spec.name in self._loaded:
+                self._unload(spec.name)
 
     def _make_room(self, specs: Sequence[ModelSpec], wanted: set[str]) -> None:
-        budget = self.guard.budget(resident=self._resident_bytes(self._loaded))
         costs = [model_cost(spec) for spec in specs]
         needed = sum(c for c in costs if c is not None)
-        for name in [n for n in self._loaded if n not in wanted]:
+        while True:
             others = {n: e for n, e in self._loaded.items() if n not in wanted}
+            budget = self.guard.budget(resident=self._resident_bytes(self._loaded))
             if budget is not None and None not in costs and needed + self._resident_bytes(others) <= budget:
                 return
-            self._unload(name)
+            idle = [n for n in others if not self._pins[n]]
+            if idle:
+                self._unload(idle[0])  # the least recently used first
+                continue
+            if not any(model_cost(spec) != 0 for spec, _ in others.values()):
+                return  # nothing left that frees memory: the load itself finds out
+            self._unpinned.wait()  # a model answering someone else: its memory comes when it is done
 
     def _unload(self, name: str) -> None:
         _, engine = self._loaded.pop(name)

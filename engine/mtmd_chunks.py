@@ -61,6 +61,11 @@ def chunks_ledger(mtmd, chunks: Sequence, keys: Sequence[str]) -> tuple[Ledger, 
     return ledger, starts
 
 
+def scoped_key(scope: str, key: str) -> str:
+    """An embedding cache key that only requests of `scope` share."""
+    return f"{hashlib.sha256(scope.encode()).hexdigest()[:16]}:{key}" if scope else key
+
+
 class ImageEvaluator:
     """Puts image chunks into the KV cache, running the vision encoder only for chunks
     whose embeddings are not cached. `encodes` counts encoder runs (for tests and
@@ -92,11 +97,13 @@ class ImageEvaluator:
         self.cache.put(key, embedding)
         return embedding
 
-    def decode(self, llm, chunk, key: str) -> int:
-        """Decodes the chunk's embeddings at llm.n_tokens; returns the new position."""
+    def decode(self, llm, chunk, key: str, scope: str = "") -> int:
+        """Decodes the chunk's embeddings at llm.n_tokens; returns the new position.
+        Embeddings are cached per `scope`: an encoder run skipped (a faster answer)
+        would tell one user that another sent the same image."""
         import llama_cpp
 
-        embedding = self.embeddings(llm, chunk, key)
+        embedding = self.embeddings(llm, chunk, scoped_key(scope, key))
         n_past = llm.n_tokens
         new_n_past = llama_cpp.llama_pos(0)
         status = self._mtmd.mtmd_helper_decode_image_chunk(

@@ -199,6 +199,7 @@ class OpenAIEngine(BaseEngine):
         params: SamplingParams,
         cancel: threading.Event | None = None,
         session_key: str | None = None,  # the server keeps its own prefix cache
+        cache_scope: str = "",  # ours holds nothing to reuse; the server's cache is its own
     ) -> Iterator[StreamEvent]:
         self._require_loaded()
         cancel = cancel or threading.Event()

@@ -37,6 +37,7 @@ class Engine(Protocol):
         cancel: threading.Event | None = None,
         *,
         session_key: str | None = None,
+        cache_scope: str = "",
     ) -> Iterator[StreamEvent]:
         """Yield PromptProgress while the prompt is read (`done` rising to `total`, Stop
         honoured between reports), then TextDelta events, then exactly one Final. Input
@@ -44,7 +45,10 @@ class Engine(Protocol):
         failures after that end the stream with Final(finish_reason="error"). Consumers
         that show no progress skip PromptProgress. `session_key` names the chat
         (the store's session id) so a backend can keep or restore its KV state;
-        backends without such state ignore it."""
+        backends without such state ignore it. `cache_scope` names whose request this
+        is (the login): a backend reuses work (a KV prefix, image embeddings) only
+        between requests of the same scope, so neither its answers nor its counts or
+        timings tell one user what another sent."""
 
 
 def check_messages(engine: Engine, messages: Sequence[Message]) -> None:

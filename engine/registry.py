@@ -51,6 +51,9 @@ class ModelSpec:
     remote_model: str = ""  # the model name the server knows
     api_key_env: str = ""  # environment variable holding the API key ("" = none needed)
     max_images: int | None = None  # images per request the server accepts (None = no limit)
+    # Requests the server answers at once (its lane's width, chat/lanes.py); None: the
+    # --endpoint-concurrency setting. Local models always take one at a time.
+    max_concurrency: int | None = None
     # Hosted providers (assets/models.toml): who serves it (`--provider NAME`), and what
     # one request may carry beyond the context: all its images as base64 data URLs
     # together, in bytes, and each image as sent (on its planned canvas), in pixels.
@@ -274,6 +277,7 @@ def _preset(name: str, entry: dict, models_dir: Path) -> ModelSpec:
         remote_model=entry.get("remote_model", ""),
         api_key_env=entry.get("api_key_env", ""),
         max_images=entry.get("max_images"),
+        max_concurrency=entry.get("max_concurrency"),
         tiles=_tiles(name, entry.get("tiles", "meta")),
         hf_repo=entry.get("hf_repo", ""),
         hf_file=entry.get("hf_file", ""),

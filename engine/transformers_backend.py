@@ -173,6 +173,7 @@ class TransformersEngine(BaseEngine):
         params: SamplingParams,
         cancel: threading.Event | None = None,
         session_key: str | None = None,  # KV reuse across turns is llama.cpp's; accepted for the protocol
+        cache_scope: str = "",  # nothing is reused between requests here
     ) -> Iterator[StreamEvent]:
         self._require_loaded()
         cancel = cancel or threading.Event()

@@ -149,16 +149,19 @@ class Comparisons:
         self._conn.write(write)
         return self.get(comparison_id)
 
-    def votes(self) -> list[VoteRow]:
-        """Every vote, oldest first (the order online Elo replays them in)."""
+    def votes(self, owner: str | None = None) -> list[VoteRow]:
+        """Every vote of `owner`'s comparisons (None: everyone's), oldest first (the
+        order online Elo replays them in)."""
         found = self._conn.rows(
-            """
+            f"""
             SELECT v.comparison_id, v.outcome, v.winner_position, m.engine_id
             FROM comparison_votes AS v
             JOIN comparison_answers AS a ON a.comparison_id = v.comparison_id
             JOIN messages AS m ON m.id = a.message_id
+            {_OWNED}
             ORDER BY v.created, v.comparison_id, a.position
-            """
+            """,
+            _owner_params(owner),
         )
         grouped: dict[int, list[dict[str, Any]]] = {}
         for record in found:
@@ -171,18 +174,48 @@ class Comparisons:
             rows.append(VoteRow(comparison_id, engines, answers[0]["outcome"], winner))
         return rows
 
-    def speeds(self) -> list[SpeedRow]:
-        """Mean speed per model over its finished comparison answers."""
+    def speeds(self, owner: str | None = None) -> list[SpeedRow]:
+        """Mean speed per model over the finished answers of `owner`'s comparisons
+        (None: everyone's). A blind comparison not voted on yet counts only once its
+        vote is in, so the figures never give its models away."""
         found = self._conn.rows(
-            """
+            f"""
             SELECT m.engine_id, count(*) AS answers, avg(m.ttft_s) AS ttft_s,
                    avg(m.prompt_tps) AS prompt_tps, avg(m.decode_tps) AS decode_tps
             FROM comparison_answers AS a JOIN messages AS m ON m.id = a.message_id
-            WHERE m.status = 'complete'
+            {_OWNED}
+            AND m.status = 'complete' AND a.comparison_id NOT IN ({_HIDDEN})
             GROUP BY m.engine_id ORDER BY m.engine_id
-            """
+            """,
+            _owner_params(owner),
         )
         return [SpeedRow(**record) for record in found]
+
+    def hidden_answers(self, message_ids: Sequence[int]) -> set[int]:
+        """Those of these answers that belong to a blind comparison still waiting for
+        its vote: their models and speed figures must not show anywhere yet."""
+        found = self._conn.rows(
+            f"""
+            SELECT message_id FROM comparison_answers
+            WHERE message_id IN (SELECT value FROM json_each(?)) AND comparison_id IN ({_HIDDEN})
+            """,
+            (json.dumps(list(message_ids)),),
+        )
+        return {row["message_id"] for row in found}
+
+
+# Rows of one owner's comparisons, or everyone's when the owner parameter is NULL.
+_OWNED = """
+    WHERE (? IS NULL OR (SELECT s.owner FROM sessions AS s WHERE s.id = m.session_id) = ?)
+"""
+_HIDDEN = """
+    SELECT c.id FROM comparisons AS c WHERE c.blind
+    AND NOT EXISTS (SELECT 1 FROM comparison_votes AS v WHERE v.comparison_id = c.id)
+"""
+
+
+def _owner_params(owner: str | None) -> tuple:
+    return (owner, owner)
 
 
 def _answer_fields(

@@ -57,6 +57,8 @@ class PageRow:
     text: str
     needs_vision: bool
     image_fraction: float
+    width: float = 0.0  # points; 0 when unknown (text files, pages stored before sizes)
+    height: float = 0.0
 
 
 def find(conn: Connection, sha256: str) -> DocumentRow | None:
@@ -99,10 +101,10 @@ def insert(conn: Connection, blobs: Blobs, parsed, data: bytes) -> None:
         ),
     )
     conn.db.conn.executemany(
-        "INSERT INTO document_pages (sha256, number, text, needs_vision, image_fraction)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO document_pages (sha256, number, text, needs_vision, image_fraction, width, height)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            (parsed.sha256, p.number, p.text, int(p.needs_vision), float(p.image_fraction))
+            (parsed.sha256, p.number, p.text, int(p.needs_vision), float(p.image_fraction), p.width, p.height)
             for p in parsed.pages
         ],
     )
@@ -110,9 +112,9 @@ def insert(conn: Connection, blobs: Blobs, parsed, data: bytes) -> None:
 
 def pages(conn: Connection, sha256: str) -> list[PageRow]:
     return [
-        PageRow(r["number"], r["text"], bool(r["needs_vision"]), r["image_fraction"])
+        PageRow(r["number"], r["text"], bool(r["needs_vision"]), r["image_fraction"], r["width"], r["height"])
         for r in conn.rows(
-            "SELECT number, text, needs_vision, image_fraction FROM document_pages"
+            "SELECT number, text, needs_vision, image_fraction, width, height FROM document_pages"
             " WHERE sha256 = ? ORDER BY number",
             (sha256,),
         )

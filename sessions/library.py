@@ -86,6 +86,17 @@ class DocumentLibrary:
             self._images, (sha256, number), CACHED_PAGE_IMAGES, lambda: self._render(sha256, number)
         )
 
+    def page_image_size(self, sha256: str, number: int) -> tuple[int, int] | None:
+        """(width, height) in pixels page_image will have, from the page size stored at
+        ingest: a page is costed without drawing it. None when the size is unknown."""
+        from documents.reader import render_size
+
+        pages = self.document_pages(sha256)  # numbered 1..n, in order
+        page = pages[number - 1] if 0 < number <= len(pages) else None
+        if page is None or page.number != number or page.width <= 0 or page.height <= 0:
+            return None
+        return render_size(page.width, page.height, self.dpi, self.max_side_px, self.max_pixels)
+
     def _render(self, sha256: str, number: int) -> ImagePart:
         from documents.reader import render_page
 

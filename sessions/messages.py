@@ -5,6 +5,7 @@ Functions taking `conn` and writing must run inside `Connection.write`."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from documents.parts import ChatPart, DocumentPart
@@ -200,6 +201,20 @@ def _to_row(record: dict[str, Any], images: dict[int, AttachmentRow], blobs: Blo
         prompt_info=json.loads(record.get("prompt_info") or "{}"),
         **{name: record[name] for name in METRIC_COLUMNS},
     )
+
+
+# A "quoted phrase" (newlines and all), else a run of non-space characters.
+_FTS_TERM = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def literal_fts_query(text: str) -> str:
+    """`text` as an FTS5 query that takes it literally: each word, or each "quoted
+    phrase", becomes an FTS5 string with its own quotes doubled, so NEAR, OR, *, ^,
+    column: and brackets are only text, and all of them must occur. NUL would end the
+    string inside SQLite's FTS5 parser: it separates words like a space."""
+    found = _FTS_TERM.findall(text.replace("\x00", " "))
+    terms = [phrase if phrase.strip() else word for phrase, word in found]
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms if term.strip())
 
 
 def search_records(conn: Connection, fts_query: str, owner: str, limit: int) -> list[dict[str, Any]]:

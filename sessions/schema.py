@@ -204,3 +204,11 @@ def m006_evals(db: Database) -> None:
             PRIMARY KEY (run_id, model, item, turn)
         )"""
     )
+
+
+@migrations(name="m007_page_sizes")
+def m007_page_sizes(db: Database) -> None:
+    # Each page's size in points (1/72 in), so a page image is costed from the size it
+    # will render at without drawing it; 0 for text files and pages stored before this.
+    db.execute("ALTER TABLE document_pages ADD COLUMN width REAL NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE document_pages ADD COLUMN height REAL NOT NULL DEFAULT 0")

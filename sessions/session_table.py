@@ -96,16 +96,23 @@ def title_from(message: Message) -> str:
     return line[:TITLE_CHARS].rstrip() + "…"
 
 
+IN_SESSION = "SELECT id FROM messages WHERE session_id = ?"
+
+
+def session_blobs(conn: Connection, session_id: str) -> list[str]:
+    used = conn.rows(
+        f"SELECT DISTINCT sha256 FROM message_attachments WHERE message_id IN ({IN_SESSION})",
+        (session_id,),
+    )
+    return [row["sha256"] for row in used]
+
+
 def delete_session_rows(conn: Connection, session_id: str) -> list[str]:
     """Deletes the session, its messages and links, and attachment rows no other
     message uses. Returns the sha256s the session used, for `remove_unused_blobs`."""
     require_session(conn, session_id)
-    in_session = "SELECT id FROM messages WHERE session_id = ?"
-    used = conn.rows(
-        f"SELECT DISTINCT sha256 FROM message_attachments WHERE message_id IN ({in_session})",
-        (session_id,),
-    )
-    shas = [row["sha256"] for row in used]
+    in_session = IN_SESSION
+    shas = session_blobs(conn, session_id)
     conn.execute(f"DELETE FROM message_attachments WHERE message_id IN ({in_session})", (session_id,))
     conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))

@@ -28,6 +28,7 @@ from .ids import now
 from .parts import blob_sha256, encode_parts
 from .rows import MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow
 from .schema import migrations
+from .sweep import STALE_AFTER_S, Swept, sweep
 
 DB_NAME = "playground.db"
 
@@ -101,10 +102,23 @@ class Store:
 
     def delete_session(self, session_id: str) -> None:
         """All rows go in one transaction; then, in a second one, the blob files that
-        no other message uses."""
+        no other message uses; then the chat's saved KV state (its token ids)."""
+        from engine.kv_state import session_files
+
         used = self._conn.write(lambda: table.delete_session_rows(self._conn, session_id))
         if used:
             self._conn.write(lambda: table.remove_unused_blobs(self._conn, self.blobs, used))
+        for path in session_files(self.data_dir / "kv", session_id):
+            path.unlink(missing_ok=True)
+
+    def sweep(self, stale_after_s: float = STALE_AFTER_S) -> Swept:
+        """Removes what crashes and deleted chats left: stale temporary files, documents
+        and blobs no message holds, KV state of chats that are gone (sessions/sweep.py)."""
+        return sweep(self._conn, self.blobs, self.data_dir, stale_after_s)
+
+    def session_blobs(self, session_id: str) -> list[str]:
+        """The sha256s of the images and documents this session's messages hold."""
+        return table.session_blobs(self._conn, session_id)
 
     # Messages
 
@@ -220,6 +234,24 @@ class Store:
     def blob_path(self, sha256: str) -> Path:
         return self.blobs.path(sha256)
 
+    def readable_blob(self, sha256: str, owner: str) -> tuple[Path, str] | None:
+        """(file, MIME type) of a stored image or document that a chat of `owner`
+        holds; None otherwise, whether it exists or not (so nobody can probe which
+        bytes others sent)."""
+        found = self._conn.one(
+            """
+            SELECT a.mime FROM attachments a WHERE a.sha256 = ? AND EXISTS (
+                SELECT 1 FROM message_attachments l
+                JOIN messages m ON m.id = l.message_id
+                JOIN sessions s ON s.id = m.session_id
+                WHERE l.sha256 = a.sha256 AND s.owner = ?
+            )
+            """,
+            (sha256, owner),
+        )
+        path = self.blobs.path(sha256)
+        return (path, found["mime"]) if found and path.is_file() else None
+
     def engine_messages(self, rows: list[MessageRow]) -> list[Message]:
         return engine_messages(rows)
 
@@ -236,13 +268,18 @@ class Store:
         cancel=None,
     ) -> docs.DocumentRow:
         """Parse a document once per sha256 and keep its pages; later calls with the
-        same bytes return the stored one at once. Raises DocumentError (one line)."""
+        same bytes return the stored one at once, under the caller's `name` (the
+        name another uploader gave it stays theirs), and an encrypted one only with
+        its password: its pages are stored unlocked, so each reader proves they can
+        open it. Raises DocumentError (one line)."""
         from documents.reader import decrypted_pdf, parse_document
 
         sha256 = sha256_of(data)
         found = docs.find(self._conn, sha256)
         if found is not None:
-            return found
+            if b"/Encrypt" in data:  # every encrypted PDF says so in plain text; others rarely
+                decrypted_pdf(data, password, name)  # PasswordRequired / WrongPassword
+            return dataclasses.replace(found, name=name)
         parsed = parse_document(
             data, name, password=password, max_pages=max_pages, progress=progress, cancel=cancel
         )
@@ -254,7 +291,7 @@ class Store:
                 docs.insert(self._conn, self.blobs, parsed, stored)
 
         self._conn.write(write)
-        return docs.find(self._conn, sha256)
+        return dataclasses.replace(docs.find(self._conn, sha256), name=name)
 
     def document(self, sha256: str) -> docs.DocumentRow:
         found = docs.find(self._conn, sha256)
@@ -284,20 +321,23 @@ class Store:
             session, self.branch(session_id, leaf_id), Path(directory), self.blobs.read
         )
 
-    def import_json(self, doc: dict[str, Any] | str | bytes, owner: str = "") -> str:
-        """A new session equal to the exported one (new ids); returns its id."""
+    def import_json(
+        self, doc: dict[str, Any] | str | bytes, owner: str = "", max_image_pixels: int = 40_000_000
+    ) -> str:
+        """A new session equal to the exported one (new ids); returns its id. Images
+        and documents are checked as uploads are."""
         if isinstance(doc, str | bytes):
             try:
                 doc = json.loads(doc)
             except ValueError:
                 raise EngineInputError("This file is not a chat export (not JSON).") from None
-        imported = transfer.session_from_json(doc)
+        imported = transfer.session_from_json(doc, max_image_pixels)
         # Documents are read into the store first (outside the write lock: parsing is
         # slow); an unlocked PDF stored from an encrypted one gets a new sha256.
-        renamed = {
-            sha: self.ingest_document(data, name).sha256 for sha, (name, data) in imported.documents.items()
-        }
-        imported = transfer.rename_documents(imported, renamed)
+        stored = {sha: self.ingest_document(data, name) for sha, (name, data) in imported.documents.items()}
+        renamed = {sha: row.sha256 for sha, row in stored.items()}
+        pages = {row.sha256: row.pages for row in stored.values()}
+        imported = transfer.rename_documents(imported, renamed, pages)
         return self._conn.write(lambda: table.insert_imported(self._conn, self.blobs, imported, owner))
 
     # Search
@@ -305,7 +345,7 @@ class Store:
     def search(self, query: str, limit: int = 20, owner: str = "") -> list[SearchHit]:
         """Full-text search over message text, newest match first. The query is taken
         as plain words (FTS operators are quoted away), all of which must occur."""
-        quoted = self._conn.db.quote_fts(query)
+        quoted = msgs.literal_fts_query(query)
         if not quoted:
             return []
         found = msgs.search_records(self._conn, quoted, owner, limit)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from documents.parts import ChatPart, DocumentPart
+from engine.images import DEFAULT_MAX_PIXELS, image_from_bytes
 from engine.types import EngineInputError, ImagePart, TextPart
 
 from .blobs import sha256_of
@@ -103,7 +104,7 @@ def _part_to_json(
     return record
 
 
-def session_from_json(doc: Any) -> ImportedSession:
+def session_from_json(doc: Any, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> ImportedSession:
     """Checks the document as it reads it; raises EngineInputError with one line."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise EngineInputError("This file is not a chat exported from the playground.")
@@ -112,7 +113,9 @@ def session_from_json(doc: Any) -> ImportedSession:
     try:
         attachments = doc.get("attachments", {})
         images = {
-            sha: _image_from_json(sha, meta) for sha, meta in attachments.items() if "document" not in meta
+            sha: _image_from_json(sha, meta, max_image_pixels)
+            for sha, meta in attachments.items()
+            if "document" not in meta
         }
         documents = {
             sha: (str(meta["document"]), _base64(meta["data"], sha))
@@ -128,18 +131,33 @@ def session_from_json(doc: Any) -> ImportedSession:
     return ImportedSession(fields, messages, documents)
 
 
-def rename_documents(imported: ImportedSession, renamed: dict[str, str]) -> ImportedSession:
-    """The same session with document parts pointing at the sha256s the store holds."""
+def rename_documents(
+    imported: ImportedSession, renamed: dict[str, str], page_counts: dict[str, int] | None = None
+) -> ImportedSession:
+    """The same session with document parts pointing at the sha256s the store holds;
+    with `page_counts` (by stored sha256), each part's pages are checked against the
+    document the store read, not taken from the export's word."""
 
     def part(p: ChatPart) -> ChatPart:
         if not isinstance(p, DocumentPart):
             return p
         if p.sha256 not in renamed:
             raise EngineInputError(f"The chat export is damaged: document {p.name!r} is missing.")
-        return dataclasses.replace(p, sha256=renamed[p.sha256])
+        stored = dataclasses.replace(p, sha256=renamed[p.sha256])
+        if page_counts is not None:
+            _check_pages(stored, page_counts[stored.sha256])
+        return stored
 
     messages = [dataclasses.replace(m, parts=tuple(part(p) for p in m.parts)) for m in imported.messages]
     return dataclasses.replace(imported, messages=messages)
+
+
+def _check_pages(part: DocumentPart, pages: int) -> None:
+    if part.total_pages != pages or any(not 1 <= n <= pages for n in part.pages):
+        raise EngineInputError(
+            f"The chat export is damaged: document {part.name!r} has {pages:,} pages, "
+            "not the pages its message names."
+        )
 
 
 def _base64(text: str, sha256: str) -> bytes:
@@ -149,11 +167,16 @@ def _base64(text: str, sha256: str) -> bytes:
         raise EngineInputError(f"Attachment {sha256[:12]} in the chat export is not valid base64.") from None
 
 
-def _image_from_json(sha256: str, meta: dict[str, Any]) -> ImagePart:
+def _image_from_json(sha256: str, meta: dict[str, Any], max_pixels: int) -> ImagePart:
+    """Checked like an upload (engine/images.py: format, pixel limit, a full decode),
+    its size and type taken from the pixels, not from the export's word."""
     data = _base64(meta["data"], sha256)
     if sha256_of(data) != sha256:
         raise EngineInputError(f"Image {sha256[:12]} in the chat export is damaged (checksum differs).")
-    return ImagePart(data, meta["mime"], "image", int(meta["width"]), int(meta["height"]))
+    image = image_from_bytes(data, f"Image {sha256[:12]} in the chat export", max_pixels)
+    if image.data != data:  # re-encoded: not the PNG or JPEG an upload is stored as
+        raise EngineInputError(f"Image {sha256[:12]} in the chat export is not a PNG or JPEG.")
+    return dataclasses.replace(image, name="image")
 
 
 def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) -> ImportedMessage:
@@ -163,14 +186,30 @@ def _message_from_json(message: dict[str, Any], images: dict[str, ImagePart]) ->
 
     parts = decode_parts(message["parts"], load_image)
     fields = {name: message.get(name) for name in MESSAGE_FIELDS}
+    fields["engine_id"] = fields["engine_id"] or ""
     if fields["role"] not in ROLES or not isinstance(fields["created"], str):
         raise ValueError(f"message {message['id']} has no valid role or time")
+    _check_field_types(message["id"], fields)
     if fields["status"] not in STATUSES:
         raise ValueError(f"message {message['id']} has an unknown status")
     if fields["status"] == "streaming":
         # Nothing is writing it any more.
         fields["status"] = "interrupted"
     return ImportedMessage(int(message["id"]), message.get("parent_id"), fields, parts)
+
+
+def _check_field_types(message_id: Any, fields: dict[str, Any]) -> None:
+    """Columns get what they hold: a nested object in a metric would reach SQLite."""
+    for name in ("engine_id", "finish_reason", "error"):
+        if fields[name] is not None and not isinstance(fields[name], str):
+            raise ValueError(f"message {message_id} has a {name} that is not text")
+    for name in METRIC_COLUMNS:
+        value = fields.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"message {message_id} has a {name} that is not a number")
+    for name in ("params", "prompt_info"):
+        if fields[name] is not None and not isinstance(fields[name], dict):
+            raise ValueError(f"message {message_id} has {name} that is not an object")
 
 
 def _check_parents_come_first(messages: list[ImportedMessage]) -> None:

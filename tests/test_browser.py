@@ -162,7 +162,7 @@ def test_compare_two_models_side_by_side_and_vote(page, compare_app_url):
     page.goto(compare_app_url)
     page.get_by_role("tab", name="Compare").click()
     picker = page.locator("#compare-models")
-    picker.get_by_label("tiny-llama4", exact=True).check()  # beside the preselected SmolLM2
+    picker.locator("input[name='tiny-llama4']").check()  # beside the preselected SmolLM2
     box = page.locator("#compare-input textarea")
     box.fill("What is the capital of France?")
     box.press("Enter")

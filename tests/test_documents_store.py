@@ -34,7 +34,7 @@ def test_a_document_is_parsed_once_per_sha256(store, monkeypatch):
     assert first.kind == "pdf" and first.name == "report.pdf"
     monkeypatch.setattr(documents, "parse_document", lambda *a, **k: pytest.fail("parsed twice"))
     again = store.ingest_document(data, "copy of report.pdf")
-    assert again == first
+    assert again.sha256 == first.sha256 and again.name == "copy of report.pdf"  # the uploader's own name
     assert [p.number for p in store.document_pages(first.sha256)] == [1, 2, 3, 4]
     assert "fatigue cracks" in store.document_pages(first.sha256)[2].text
 

@@ -1,15 +1,14 @@
 """Several people at once: 8 gradio_client users each hold a 3-turn chat on the embedded
-model. One engine answers one request at a time (the ENGINE_QUEUE concurrency group),
-so the others wait in Gradio's queue and are told their place in it."""
+model. A local model answers one request at a time (its lane, chat/lanes.py), so the
+others wait in its line and are told their place in it."""
 
 from __future__ import annotations
 
-import time
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client import Client
-from gradio_client.utils import Status
 
 from sessions import Store
 from tests.conftest import QUICK_RESPOND as QUICK
@@ -27,7 +26,8 @@ def answer_of(chat: list[dict]) -> str:
 
 
 def chat_as_one_user(url: str, index: int) -> dict:
-    """Three turns; returns the answers shown and every queue place the client was told."""
+    """Three turns; returns the answers shown and every place in line the client was
+    told (how many requests were ahead of it: 0 = next)."""
     client = Client(url, verbose=False)
     answers, places = [], []
     for turn in range(TURNS):
@@ -36,11 +36,11 @@ def chat_as_one_user(url: str, index: int) -> dict:
         )
         assert notice == ""
         job = client.submit(**QUICK, api_name="/respond")
-        while not job.done():
-            status = job.status()
-            if status.code == Status.IN_QUEUE and status.rank is not None:
-                places.append((status.rank, status.queue_size))
-            time.sleep(0.02)
+        for _, shown in job:
+            if "waiting for" in shown:
+                ahead = re.search(r"(\d+) requests? ahead of you", shown)
+                places.append(int(ahead.group(1)) if ahead else 0)
+                assert ahead or "you are next" in shown, shown
         chat, notice = job.result()
         assert notice == "", notice
         answers.append(answer_of(chat))
@@ -76,5 +76,5 @@ def test_eight_users_chat_at_once_and_keep_their_own_answers(tmp_path):
     places = [place for result in results for place in result["places"]]
     waited = [result for result in results if result["places"]]
     assert len(waited) >= CLIENTS // 2, "most users should have waited in line"
-    assert max(rank for rank, _ in places) >= 2  # told "two ahead of you" or further back
-    assert all(size is not None and rank < size for rank, size in places)
+    assert max(places) >= 2  # told "2 requests ahead of you" or further back
+    assert all(0 <= ahead < CLIENTS for ahead in places)

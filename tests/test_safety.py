@@ -182,7 +182,7 @@ def test_one_user_cannot_reach_another_users_chats(auth_app):
         assert len(store.branch(ann_chat.id)) == 2
 
 
-def test_files_are_served_from_the_blob_store_only(auth_app, write_png):
+def test_files_are_served_from_the_blob_route_only(auth_app, write_png):
     url, data_dir = auth_app
     ann = Client(url, auth=ANN, verbose=False)
     chat_as(ann, "look <image>", [write_png("holiday photo.png")])
@@ -202,7 +202,8 @@ def test_files_are_served_from_the_blob_store_only(auth_app, write_png):
         def fetch(path) -> int:
             return web.get(f"gradio_api/file={path}").status_code
 
-        assert fetch(blobs[0].resolve()) == 200
+        assert fetch(blobs[0].resolve()) == 403  # saved files only through /blobs/, owner-checked
+        assert web.get(f"blobs/{attachment.sha256}").content == blobs[0].read_bytes()
         assert fetch("/etc/passwd") == 403
         assert fetch(REPO / "launch.py") == 403
         assert fetch((data_dir / "playground.db").resolve()) == 403

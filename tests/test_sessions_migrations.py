@@ -18,6 +18,7 @@ SHIPPED = [
     "m004_comparisons",
     "m005_cached_tokens",
     "m006_evals",
+    "m007_page_sizes",
 ]
 
 

@@ -45,7 +45,7 @@ def last_text(chat) -> str:
 def test_a_300_page_pdf_is_asked_about_with_the_budget_shown(app_url, tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(long_report(300))
-    client = Client(app_url, verbose=False)
+    client = Client(app_url, verbose=False, download_files=False)
     _, chat, notice = send(client, "What is the launch code for the falcon project?", [path])
     assert notice == ""
     assert chat[-1]["content"][0]["alt_text"] == "report.pdf · 300 pages"
@@ -66,7 +66,7 @@ def test_a_300_page_pdf_is_asked_about_with_the_budget_shown(app_url, tmp_path):
 def test_an_encrypted_pdf_asks_for_its_password(app_url, tmp_path):
     path = tmp_path / "locked.pdf"
     path.write_bytes(encrypted_pdf("s3cret"))
-    client = Client(app_url, verbose=False)
+    client = Client(app_url, verbose=False, download_files=False)
     box, chat, notice = send(client, "What does it say?", [path])
     assert "locked.pdf is encrypted; give its password" in notice and chat == []
     assert box["value"]["text"] == "What does it say?"  # kept, to send again with the password
@@ -87,7 +87,7 @@ def test_a_bad_document_gets_one_clear_line_and_the_app_serves_on(app_url, tmp_p
     name, data, expected = BAD[label]
     path = tmp_path / name
     path.write_bytes(data)
-    client = Client(app_url, verbose=False)
+    client = Client(app_url, verbose=False, download_files=False)
     if Path(name).suffix not in DOCUMENT_EXTENSIONS:
         # The upload itself is refused (the file picker does not even offer these).
         with pytest.raises(AppError, match="Invalid file type"):
@@ -103,7 +103,7 @@ def test_a_page_image_bomb_is_refused_before_rendering(vision_app_url, tmp_path)
     name, data, expected = BAD["decompression-bomb"]
     path = tmp_path / name
     path.write_bytes(data)
-    client = Client(vision_app_url, verbose=False)
+    client = Client(vision_app_url, verbose=False, download_files=False)
     _, chat, notice = client.predict(
         {"text": "What is this?", "files": [handle_file(str(path))]}, api_name="/send"
     )
@@ -120,7 +120,7 @@ def test_scanned_pages_to_the_text_only_model_are_refused_clearly(app_url, tmp_p
 
     path = tmp_path / "scan.pdf"
     path.write_bytes(scanned_pdf(2))
-    _, chat, notice = send(Client(app_url, verbose=False), "What is this?", [path])
+    _, chat, notice = send(Client(app_url, verbose=False, download_files=False), "What is this?", [path])
     assert "scanned pages need a vision model" in notice and chat == []
 
 
@@ -129,7 +129,7 @@ def test_the_vision_model_gets_scanned_pages_as_images(vision_app_url, tmp_path)
 
     path = tmp_path / "scan.pdf"
     path.write_bytes(scanned_pdf(2))
-    client = Client(vision_app_url, verbose=False)
+    client = Client(vision_app_url, verbose=False, download_files=False)
     message = {"text": "What is on these pages?", "files": [handle_file(str(path))]}
     _, _, notice = client.predict(message, api_name="/send")
     assert notice == ""

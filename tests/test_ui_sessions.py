@@ -64,7 +64,9 @@ def test_resume_after_restart_with_images_and_settings(tiny_llama4, data_dir, wr
     session, _ = only_session(data_dir)
     proc, url = start_app(*args)
     try:
-        client = Client(url, verbose=False)
+        # Saved images come as /blobs/ URLs, which the Python client cannot download
+        # (it asks Gradio for them by path); the page's browser fetches them itself.
+        client = Client(url, verbose=False, download_files=False)
         listed = client.predict("", api_name="/list_chats")
         assert [value for _, value in listed["choices"]] == [session.id]
         opened = client.predict(session.id, api_name="/open_chat")
@@ -73,6 +75,7 @@ def test_resume_after_restart_with_images_and_settings(tiny_llama4, data_dir, wr
     chat, notice, title, model_name, system, temperature, *_ = opened
     assert notice == "" and title == session.title and model_name == "tiny-llama4"
     assert [p["type"] for p in chat[0]["content"]] == ["text", "file", "text", "file"]
+    assert all(p["file"]["url"].startswith(f"{url}blobs/") for p in chat[0]["content"] if p["type"] == "file")
     assert texts(chat) == texts(first)  # the same answer and metrics line come back
     assert temperature == 0.6 and system == ""
 
