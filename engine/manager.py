@@ -36,6 +36,9 @@ class ModelManager:
         self._pins: Counter[str] = Counter()  # requests answering with each model now
         self._unpinned = threading.Condition(self._lock)
         self._load_locks: dict[str, threading.Lock] = {}
+        # llama.cpp (and torch) loads are not safe to run two at once in one process: two
+        # local models loading in two threads at the same moment can end the process.
+        self._local_load = threading.Lock()
 
     @property
     def current(self) -> Engine | None:
@@ -108,8 +111,10 @@ class ModelManager:
                 engines[spec.name] = engine
         try:
             for spec in specs:
-                with self._load_lock(spec.name):
-                    engines[spec.name].load(progress)  # a no-op when loaded; raises EngineLoadError
+                if engines[spec.name].loaded:
+                    continue  # a loaded model never waits for another one's load
+                with self._load_lock(spec):
+                    engines[spec.name].load(progress)  # no-op if loaded meanwhile; raises EngineLoadError
         except BaseException:
             with self._lock:
                 for spec in specs:
@@ -144,9 +149,12 @@ class ModelManager:
             del self._pins[name]
             self._unpinned.notify_all()
 
-    def _load_lock(self, name: str) -> threading.Lock:
+    def _load_lock(self, spec: ModelSpec) -> threading.Lock:
+        """One local load at a time; an endpoint's connect waits only for its own."""
+        if not spec.is_remote:
+            return self._local_load
         with self._lock:
-            return self._load_locks.setdefault(name, threading.Lock())
+            return self._load_locks.setdefault(spec.name, threading.Lock())
 
     def release(self, name: str) -> None:
         """Unload `name` if it is loaded (its files are about to be deleted), once no
