@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 
 from documents.bounds import check_archived_svgs, check_data_uri_images, check_declared, check_inflated
-from documents.reader import (
+from documents.pages import (
     DEFAULT_MAX_PIXELS,
     MIN_TEXT_CHARS,
     ZIP_KINDS,
@@ -23,9 +23,9 @@ from documents.reader import (
     PasswordRequired,
     ProgressFn,
     WrongPassword,
-    _check_page_count,
-    _visible_chars,
-    _zoom,
+    check_page_count,
+    visible_chars,
+    zoom_for,
 )
 from engine.types import ImagePart
 
@@ -58,7 +58,7 @@ def read_pages(
         check_inflated(data, name, entries)
         check_archived_svgs(data, name, entries, DEFAULT_MAX_PIXELS)
     with _OpenDocument(data, name, kind, password) as doc:
-        _check_page_count(doc.page_count, name, max_pages)
+        check_page_count(doc.page_count, name, max_pages)
         return _read_pages(doc, name, progress, cancel)
 
 
@@ -91,7 +91,7 @@ def _draw(doc, number: int, name: str, dpi: int, max_side_px: int, max_pixels: i
         page = doc.load_page(number - 1)
         _refuse_huge_images(page, doc.is_pdf, name, number, max_pixels)
         rect = page.rect
-        zoom = _zoom(rect.width, rect.height, dpi, max_side_px, max_pixels)
+        zoom = zoom_for(rect.width, rect.height, dpi, max_side_px, max_pixels)
         pixmap = page.get_pixmap(matrix=_pymupdf().Matrix(zoom, zoom), alpha=False)
         png = pixmap.tobytes("png")
     except DocumentError:
@@ -176,7 +176,7 @@ def _page_text(doc, index: int, name: str) -> PageText:
         page = doc.load_page(index)
         text = page.get_text("text")
         rect = page.rect
-        visible = _visible_chars(text)
+        visible = visible_chars(text)
         image_boxes = _image_boxes(page, doc.is_pdf)
         drawing_boxes = _figure_drawing_boxes(page) if visible < FIGURE_CHECK_MAX_CHARS else []
     except Exception as exc:  # MuPDF raises plain RuntimeErrors for broken page content

@@ -12,16 +12,43 @@ long ingest must not hold another's page render. Importing this module is free."
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from documents.bounds import ArchiveError, check_declared, read_small
-from engine.image_plan import LLAMA_CPP, TILE, image_tokens
-from engine.types import EngineInputError, ImagePart
+from documents.pages import (
+    DEFAULT_DPI,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SIDE_PX,
+    DocumentError,
+    IngestCancelled,
+    PageText,
+    PasswordRequired,
+    ProgressFn,
+    WrongPassword,
+    check_page_count,
+    render_size,
+)
+from engine.types import ImagePart
+
+# The errors and the page measure live in documents/pages.py (the worker processes use
+# them too); callers keep importing them from here.
+__all__ = [
+    "DOCUMENT_EXTENSIONS",
+    "DocumentError",
+    "IngestCancelled",
+    "PageText",
+    "ParsedDocument",
+    "PasswordRequired",
+    "WrongPassword",
+    "decrypted_pdf",
+    "parse_document",
+    "render_page",
+    "render_size",
+    "sniff_kind",
+]
 
 DOCUMENT_EXTENSIONS: tuple[str, ...] = (
     ".pdf",
@@ -63,7 +90,6 @@ MIME_BY_KIND = {
     "text": "text/plain",
 }
 
-MIN_TEXT_CHARS = 80  # fewer non-space characters than a short paragraph: a scan or a figure
 FIGURE_FRACTION = 0.5  # images/drawings covering more of the page than this need vision
 # Vector drawings are only measured on pages with little text: the measurement costs as
 # much as the text extraction itself, and a page this full of text reads fine as text.
@@ -71,61 +97,6 @@ FIGURE_CHECK_MAX_CHARS = 1200
 TEXT_PAGE_CHARS = 3000  # a text file is cut into pages of about this size, at line ends
 COVERAGE_GRID = 32  # cells per side when measuring the union of image/drawing boxes
 HAIRLINE_PT = 3  # drawings thinner than this are rules and borders, not figures
-
-# Llama 4 vision as llama.cpp's mtmd runs it (clip.cpp, PROJECTOR_TYPE_LLAMA4).
-DEFAULT_DPI = 144
-LETTER_PT = (612.0, 792.0)
-DEFAULT_MAX_SIDE_PX = 4 * TILE
-DEFAULT_MAX_PIXELS = 40_000_000
-
-ProgressFn = Callable[[float, str], None]
-
-
-class DocumentError(EngineInputError):
-    """A document that cannot be read; the message is one line for the UI and CLI."""
-
-
-class PasswordRequired(DocumentError):
-    """The document is encrypted and no password was given."""
-
-
-class WrongPassword(DocumentError):
-    """The given password does not open the document."""
-
-
-class IngestCancelled(DocumentError):
-    """The user cancelled reading the document."""
-
-
-@dataclass(frozen=True)
-class PageText:
-    number: int  # 1-based
-    text: str
-    needs_vision: bool  # scanned or mostly figures: send it as an image to a vision model
-    image_fraction: float  # share of the page area under images (0..1)
-    width: float = 0.0  # page size in points (1/72 in); 0 for text files
-    height: float = 0.0
-
-    @property
-    def chars(self) -> int:
-        return len(self.text)
-
-    @property
-    def has_text(self) -> bool:
-        """Real text: a vision page counts only when it also carries a paragraph or more."""
-        visible = _visible_chars(self.text)
-        return visible >= MIN_TEXT_CHARS or (visible > 0 and not self.needs_vision)
-
-    @property
-    def text_tokens(self) -> int:
-        return math.ceil(len(self.text) / 4)  # ~4 characters a token for English prose
-
-    @property
-    def image_tokens(self) -> int:
-        """What this page costs Llama 4 on llama.cpp rendered at the default DPI and size
-        cap (a page of unknown size is costed as US Letter, so it never looks free)."""
-        width, height = render_size(self.width or LETTER_PT[0], self.height or LETTER_PT[1])
-        return image_tokens(width, height, LLAMA_CPP)
 
 
 @dataclass(frozen=True)
@@ -177,7 +148,6 @@ OTHER_SIGNATURES = (
     (b"SQLite format 3\x00", "SQLite database"),
 )
 DAMAGED_ZIP = "a damaged ZIP archive"
-ZIP_KINDS = ("epub", "cbz", "xps")
 COMIC_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -318,29 +288,12 @@ def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=Non
         raise DocumentError(f"{name} cannot be read: {exc}") from None
 
 
-def _check_page_count(count: int, name: str, max_pages: int) -> None:
-    if count == 0:
-        raise DocumentError(f"{name} has no pages")
-    if count > max_pages:
-        raise DocumentError(f"{name} has {count:,} pages; the limit is {max_pages:,} (L4P_MAX_DOC_PAGES)")
-
-
-# Every character str.isspace() accepts (all lie below U+3001).
-WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-
-
-def _visible_chars(text: str) -> int:
-    # str.count runs in C over the text once per space character: several times faster
-    # than splitting, and a Python loop per character costs as much as the extraction.
-    return len(text) - sum(text.count(c) for c in WHITESPACE if c in text)
-
-
 def _text_pages(data: bytes, name: str, max_pages: int) -> tuple[PageText, ...]:
     text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DocumentError(f"{name} has no text")
     chunks = list(_split_text(text, TEXT_PAGE_CHARS))
-    _check_page_count(len(chunks), name, max_pages)
+    check_page_count(len(chunks), name, max_pages)
     return tuple(PageText(n, chunk, False, 0.0) for n, chunk in enumerate(chunks, start=1))
 
 
@@ -368,34 +321,6 @@ def decrypted_pdf(data: bytes, password: str | None, name: str = "document") -> 
 
 
 # --- pages as images ----------------------------------------------------------------
-
-
-def render_size(
-    width_pt: float,
-    height_pt: float,
-    dpi: int = DEFAULT_DPI,
-    max_side_px: int = DEFAULT_MAX_SIDE_PX,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[int, int]:
-    """Pixel size a page of this size in points renders at: dpi first, then scaled down
-    so the longer side fits max_side_px and the area fits max_pixels."""
-    if width_pt <= 0 or height_pt <= 0:
-        return 0, 0
-    zoom = _zoom(width_pt, height_pt, dpi, max_side_px, max_pixels)
-    return _pixels(width_pt * zoom), _pixels(height_pt * zoom)
-
-
-def _pixels(length: float) -> int:
-    # MuPDF rounds a pixmap's edges outwards, forgiving 0.001 px of float noise.
-    return max(1, math.ceil(length - 0.001))
-
-
-def _zoom(width_pt: float, height_pt: float, dpi: int, max_side_px: int, max_pixels: int) -> float:
-    zoom = min(dpi / 72, (max_side_px - 0.002) / max(width_pt, height_pt))
-    # Largest zoom whose outward-rounded pixmap, (w*z + 1) * (h*z + 1) at worst, fits.
-    area, perimeter = width_pt * height_pt, width_pt + height_pt
-    bound = (-perimeter + math.sqrt(perimeter**2 + 4 * area * (max_pixels - 1))) / (2 * area)
-    return min(zoom, bound)
 
 
 def render_page(
