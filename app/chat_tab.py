@@ -305,19 +305,16 @@ def _responder(runtime: Runtime):
             max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
-        with runtime.runs.run(run_scope(request, "chat")) as cancel:
-            seat = runtime.lanes.seat([model_name], cancel)
-            try:
-                for _, place in seat.places():  # Stop works while waiting too
-                    yield turns, to_chatbot(turns), place_line(runtime.spec(model_name).label, place)
-                if not seat.admitted:
-                    yield turns, to_chatbot(turns), "Stopped before the model started."
-                    return
-                texts = (system or "", strategy or "relevant", page_range or "")
-                ask = _Ask(session, model_name, context, *texts, notice=ignored)
-                yield from _answer_in_lane(runtime, ask, turns, saved, params, cancel, request, progress)
-            finally:
-                seat.release()
+        scope = run_scope(request, "chat")
+        with runtime.runs.run(scope) as cancel, runtime.lanes.seat([model_name], cancel) as seat:
+            for _, place in seat.places():  # Stop works while waiting too
+                yield turns, to_chatbot(turns), place_line(spec.label, place)
+            if not seat.admitted:
+                yield turns, to_chatbot(turns), "Stopped before the model started."
+                return
+            texts = (system or "", strategy or "relevant", page_range or "")
+            ask = _Ask(session, model_name, context, *texts, notice=ignored)
+            yield from _answer_in_lane(runtime, ask, turns, saved, params, cancel, request, progress)
 
     return respond
 

@@ -201,18 +201,15 @@ def _question(runtime: Runtime, text: str, paths: list[str], request, progress, 
 
 def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
-        with runtime.runs.run(run_scope(request, "compare")) as cancel:
-            seat = runtime.lanes.seat(list(names or ()), cancel)  # every model it uses
-            try:
-                box = gr.MultimodalTextbox(value=message)
-                for name, place in seat.places():
-                    yield state, box, *_draw(state, _place(runtime, name, place))
-                if seat.admitted:
-                    yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
-                else:
-                    yield state, box, *_draw(state, "Stopped before the models started.")
-            finally:
-                seat.release()
+        scope, models = run_scope(request, "compare"), list(names or ())  # a seat in every lane it uses
+        with runtime.runs.run(scope) as cancel, runtime.lanes.seat(models, cancel) as seat:
+            box = gr.MultimodalTextbox(value=message)
+            for name, place in seat.places():
+                yield state, box, *_draw(state, _place(runtime, name, place))
+            if seat.admitted:
+                yield from _compare(message, state, names, blind, max_tokens, request, progress, cancel)
+            else:
+                yield state, box, *_draw(state, "Stopped before the models started.")
 
     def _compare(message, state, names, blind, max_tokens, request, progress, cancel):
         text, files = message.get("text", "") or "", message.get("files", []) or []

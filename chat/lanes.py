@@ -67,7 +67,7 @@ class Seat:
         """Blocks until admitted (True) or cancelled (False)."""
         for _ in self.places():
             pass
-        return len(self.held) == len(self.names)
+        return self.admitted
 
     @property
     def admitted(self) -> bool:
@@ -76,6 +76,12 @@ class Seat:
     def release(self) -> None:
         self.lanes._release(self._ticket, self.names, self.held)
         self.held = []
+
+    def __enter__(self) -> Seat:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()  # out of every line, and the lanes it held are free
 
 
 class Lanes:
@@ -90,18 +96,16 @@ class Lanes:
         self._changed = threading.Condition()
 
     def seat(self, names: Sequence[str], cancel: threading.Event | None = None) -> Seat:
-        """A claim on the lanes of `names` (each once, taken in name order)."""
+        """A claim on the lanes of `names` (each once, taken in name order); as a
+        context manager, released when the block ends."""
         return Seat(self, sorted(set(names)), cancel or threading.Event())
 
     @contextlib.contextmanager
     def hold(self, names: Sequence[str], cancel: threading.Event | None = None) -> Iterator[bool]:
         """Waits for the lanes, holds them inside the block; yields False (holding none)
         when cancelled while waiting."""
-        seat = self.seat(names, cancel)
-        try:
+        with self.seat(names, cancel) as seat:
             yield seat.wait()
-        finally:
-            seat.release()
 
     def busy(self, name: str) -> int:
         with self._changed:

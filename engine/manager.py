@@ -35,9 +35,9 @@ class ModelManager:
         self._lock = threading.RLock()
         self._pins: Counter[str] = Counter()  # requests answering with each model now
         self._unpinned = threading.Condition(self._lock)
-        self._load_locks: dict[str, threading.Lock] = {}
         # llama.cpp (and torch) loads are not safe to run two at once in one process: two
         # local models loading in two threads at the same moment can end the process.
+        # An endpoint's connect (a round trip) takes no lock.
         self._local_load = threading.Lock()
 
     @property
@@ -113,7 +113,7 @@ class ModelManager:
             for spec in specs:
                 if engines[spec.name].loaded:
                     continue  # a loaded model never waits for another one's load
-                with self._load_lock(spec):
+                with self._local_load if not spec.is_remote else contextlib.nullcontext():
                     engines[spec.name].load(progress)  # no-op if loaded meanwhile; raises EngineLoadError
         except BaseException:
             with self._lock:
@@ -148,13 +148,6 @@ class ModelManager:
         if self._pins[name] <= 0:
             del self._pins[name]
             self._unpinned.notify_all()
-
-    def _load_lock(self, spec: ModelSpec) -> threading.Lock:
-        """One local load at a time; an endpoint's connect waits only for its own."""
-        if not spec.is_remote:
-            return self._local_load
-        with self._lock:
-            return self._load_locks.setdefault(spec.name, threading.Lock())
 
     def release(self, name: str) -> None:
         """Unload `name` if it is loaded (its files are about to be deleted), once no
