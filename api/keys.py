@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import Settings
+from config import Settings
 from engine.types import EngineInputError
 
 MIN_KEY_CHARS = 8

@@ -1,15 +1,13 @@
 """`GET /v1/models` and `POST /v1/chat/completions`, streaming (SSE) or not.
 
-A completion is a chat turn like the page's: the conversation is saved as a new chat
-of the key's user (question first), the answer streams from the chat service and is
-saved as it streams. The model runs in a worker thread under the same lock as the
-page's answers (one model, one answer at a time); a client that goes away sets the
-run's cancel token and the model stops within a token."""
+A completion is a chat turn like the page's, run by the chat service: it waits in the
+model's lane, and once the model accepts it the conversation is saved as a new chat of
+the key's user, the answer saved as it streams. The turn runs in a worker thread; a
+client that goes away sets the run's cancel token and the model stops within a token."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -20,13 +18,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from chat.service import Answered, SavedQuestion
-from engine.types import EngineInputError, EngineLoadError, Final, Message, TextDelta
+from chat.conversation import TurnRequest
+from chat.service import Answered
+from engine.types import Final, TextDelta
+from errors import Fault, UserError
 
 from .keys import ApiAccess
 from .requests import ApiError, ChatRequest, check_sizes, parse_request, to_messages
 
-DISCONNECT_POLL_S = 0.25
 OWNED_BY = "llama4-playground"
 
 
@@ -107,7 +106,8 @@ def _error(exc: ApiError) -> JSONResponse:
 
 
 class Completion:
-    """One request: checked and saved on creation, answered by `respond`."""
+    """One request: checked on creation, answered (and saved once the model takes
+    it) by `respond`."""
 
     def __init__(self, runtime, request: ChatRequest, owner: str):
         self.runtime, self.request = runtime, request
@@ -115,15 +115,14 @@ class Completion:
         check_sizes(request, settings.max_field_chars, settings.max_messages)
         try:
             self.spec = runtime.spec(request.model or runtime.default_model)
-        except EngineInputError as exc:
+        except UserError as exc:
             raise ApiError(404, str(exc), param="model", code="model_not_found") from None
         try:
             messages = to_messages(request, settings.max_image_pixels, settings.max_text_chars)
-        except EngineInputError as exc:
+        except UserError as exc:
             raise ApiError(400, str(exc), param="messages") from None
         if not self.spec.vision and any(m.images for m in messages):
             raise ApiError(400, f"{self.spec.label} cannot see images", param="messages")
-        self.stops = request.stops
         self.params = self.spec.sampling_params(
             max_tokens=request.max_completion_tokens or request.max_tokens,
             temperature=request.temperature,
@@ -134,83 +133,53 @@ class Completion:
             raise ApiError(
                 400, f"max_tokens must be under the {self.spec.n_ctx:,}-token context", param="max_tokens"
             )
-        self.owner = owner
-        self.saved = self._save(messages, owner)
-        # As on the page and the CLI: a conversation without its own system prompt gets the model's.
-        if self.spec.system_prompt.strip() and not any(m.role == "system" for m in messages):
-            messages = [Message.text("system", self.spec.system_prompt.strip()), *messages]
-        self.messages = messages
+        self.turn = TurnRequest(
+            model=self.spec.name,
+            question=messages[-1],
+            history=messages[:-1],
+            params=self.params,
+            owner=owner,
+            stop=request.stops,
+            settings={
+                "api": True,
+                **{k: getattr(self.params, k) for k in ("temperature", "top_p", "max_tokens")},
+            },
+        )
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.cancel = threading.Event()
 
-    def _save(self, messages: list[Message], owner: str) -> SavedQuestion:
-        """The conversation as a new chat of `owner`, the question last: on disk before
-        the model starts."""
-        store, parent, session = self.runtime.store, None, None
-        settings = {
-            "api": True,
-            **{k: getattr(self.params, k) for k in ("temperature", "top_p", "max_tokens")},
-        }
-        for message in messages[:-1]:
-            if session is None:
-                session = store.create_session(model=self.spec.name, settings=settings, owner=owner)
-            parent = store.add_user_message(session, parent, message)
-        return self.runtime.service.save_question(
-            messages[-1],
-            session_id=session,
-            parent_id=parent,
-            owner=owner,
-            model=self.spec.name,
-            settings=settings,
-        )
-
     async def respond(self, request: Request):
         events = _Events(asyncio.get_running_loop())
+        events.watch(request, self.cancel)
         threading.Thread(target=self._work, args=(events,), daemon=True, name=self.id).start()
         try:
-            first = await events.next_output(request, self.cancel)  # errors come before any output
+            first = await events.next_output()  # errors come before any output
         except BaseException:
             self.cancel.set()
+            events.close()
             raise
         if self.request.stream:
-            return StreamingResponse(self._sse(first, events, request), media_type="text/event-stream")
-        return await self._whole(first, events, request)
+            return StreamingResponse(self._sse(first, events), media_type="text/event-stream")
+        try:
+            return await self._whole(first, events)
+        finally:
+            events.close()
 
     def _work(self, events: _Events) -> None:
-        runtime = self.runtime
         try:
-            with runtime.lanes.hold([self.spec.name], self.cancel) as admitted:
-                if not admitted:  # the client left while waiting its turn
-                    return
-                with contextlib.ExitStack() as lease:
-                    try:
-                        (engine,) = lease.enter_context(runtime.models.leased_name(self.spec.name))
-                        runtime.share_cpu()
-                    except EngineLoadError as exc:
-                        runtime.service.record_failure(self.saved, self.spec.name, str(exc))
-                        raise
-                    answer = runtime.service.answer(
-                        engine,
-                        self.messages,
-                        self.params,
-                        self.cancel,
-                        saved=self.saved,
-                        stop=self.stops,
-                        cache_scope=self.owner,
-                    )
-                    for event in answer:
-                        events.put(event)
+            for event in self.runtime.service.respond(self.turn, self.cancel):
+                events.put(event)
         except BaseException as exc:
             events.put(exc)
         finally:
             events.put(None)
 
-    async def _whole(self, first, events: _Events, request: Request) -> JSONResponse:
+    async def _whole(self, first, events: _Events) -> JSONResponse:
         text, event = [], first
         while not isinstance(event, Answered):
             text.append(event.text)
-            event = await events.next_output(request, self.cancel)
+            event = await events.next_output()
         final = event.final
         if final.finish_reason == "error":
             raise ApiError(500, final.error or "the model failed", kind="server_error")
@@ -225,13 +194,13 @@ class Completion:
             }
         )
 
-    async def _sse(self, first, events: _Events, request: Request) -> AsyncIterator[str]:
+    async def _sse(self, first, events: _Events) -> AsyncIterator[str]:
         try:
             yield _data(self._chunk({"role": "assistant", "content": ""}))
             event = first
             while not isinstance(event, Answered):
                 yield _data(self._chunk({"content": event.text}))
-                event = await events.next_output(request, self.cancel)
+                event = await events.next_output()
             final = event.final
             if final.finish_reason == "error":
                 yield _data(ApiError(500, final.error or "the model failed", kind="server_error").body())
@@ -246,6 +215,7 @@ class Completion:
             yield _data(exc.body())
         finally:
             self.cancel.set()  # the client went away (or the answer is done): stop the model
+            events.close()
 
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.spec.name}
@@ -255,49 +225,56 @@ class Completion:
         return {**self._head("chat.completion.chunk"), "choices": [choice]}
 
 
+_GONE = object()  # the client closed the connection
+
+
 class _Events:
-    """Events from the worker thread to the request's event loop."""
+    """Events from the worker thread to the request's event loop, and the client's
+    disconnect: ASGI tells us (an `http.disconnect` message), so nothing polls."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.queue: asyncio.Queue = asyncio.Queue()
-        self._getter: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
 
     def put(self, item) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
-    async def next_output(self, request: Request, cancel: threading.Event):
-        """The next TextDelta or Answered; raises ApiError for what went wrong. A client
-        that disconnects while this waits cancels the run."""
+    def watch(self, request: Request, cancel: threading.Event) -> None:
+        """Cancels the run as soon as the client goes away."""
+
+        async def wait_for_disconnect() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            cancel.set()
+            self.queue.put_nowait(_GONE)
+
+        self._watcher = asyncio.ensure_future(wait_for_disconnect())
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def next_output(self):
+        """The next TextDelta or Answered; raises ApiError for what went wrong."""
         while True:
-            item = await self._get(request, cancel)
+            item = await self.queue.get()
             if isinstance(item, TextDelta | Answered):
                 return item
+            if item is _GONE:
+                raise ApiError(499, "the client closed the request")
             if item is None:
                 raise ApiError(499, "the request was cancelled")
             if isinstance(item, BaseException):
                 raise _api_error(item)
 
-    async def _get(self, request: Request, cancel: threading.Event):
-        # One getter task kept across polls: cancelling a get that just won could lose an item.
-        while True:
-            self._getter = self._getter or asyncio.ensure_future(self.queue.get())
-            done, _ = await asyncio.wait({self._getter}, timeout=DISCONNECT_POLL_S)
-            if done:
-                getter, self._getter = self._getter, None
-                return getter.result()
-            if await request.is_disconnected():
-                cancel.set()
-                self._getter.cancel()
-                raise ApiError(499, "the client closed the request")
-
 
 def _api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, EngineLoadError):
+    if isinstance(exc, Fault):
         return ApiError(503, str(exc), kind="server_error", code="model_not_available")
-    if isinstance(exc, EngineInputError):
+    if isinstance(exc, UserError):
         return ApiError(400, str(exc), param="messages")
     return ApiError(500, f"{type(exc).__name__}: {exc}", kind="server_error")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from engine.config import Settings
+from config import Settings
 from engine.types import EngineInputError
 
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

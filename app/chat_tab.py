@@ -4,9 +4,8 @@ chat service (chat/), rendering is app.render, saved chats are app.history."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
 import gradio as gr
 
@@ -15,18 +14,20 @@ from app.access import is_shared
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
-from app.runtime import Runtime
-from chat.lanes import place_line
+from chat.conversation import TurnRequest, Waiting
 from chat.metrics import metrics_footer, reading_line
 from chat.question import read_question, split_uploads
-from chat.service import Answered, SavedQuestion
-from chat.turns import Turn, answer_status, assistant_turn, engine_messages
+from chat.runtime import Runtime
+from chat.service import Answered, Prepared
+from chat.turns import Turn, answer_status, assistant_turn
 from documents.context import PAGE_MODES, STRATEGIES
 from documents.reader import DOCUMENT_EXTENSIONS
-from engine.fit import check_context
 from engine.limits import check_field, check_text
-from engine.registry import LLAMA_LICENCE_URL, ModelSpec
-from engine.types import EngineInputError, EngineLoadError, PromptProgress, TextDelta
+from engine.spec import ModelSpec
+from engine.types import PromptProgress, TextDelta
+from errors import Fault, UserError
+from models.catalogue import LLAMA_LICENCE_URL
+from models.fit import check_context
 
 REFRESH_S = 0.05  # stream to the browser at most 20 times a second
 PLACEHOLDER = "Ask about text, images or documents (PDF, EPUB, ...). Write <image> to place an image."
@@ -66,7 +67,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
             model, model_info, more, settings = _settings_panel(runtime)
             page_mode, strategy, page_range, password = _documents_panel()
     viewer = page_viewer.build()
-    chat_outputs = [turns, chatbot, notice]
+    chat_outputs = [turns, session, chatbot, notice]
     controls = [stop, regenerate, previous, following]
     run = ENGINE_RUN
     respond = _responder(runtime)
@@ -186,7 +187,7 @@ def _model_info(spec: ModelSpec) -> str:
     vision = "sees images" if spec.vision else "text only"
     status = spec.status if spec.available else f"missing: `{spec.missing()[0]}`"
     if spec.is_remote:  # a hosted provider's limits differ from the model card's
-        from engine.hosted import limits_line
+        from models.hosted import limits_line
 
         return f"**{spec.label}**  \n{vision} · {limits_line(spec)} · {status}"
     return f"**{spec.label}**  \n{vision} · context {spec.n_ctx:,} tokens · {status}"
@@ -215,7 +216,6 @@ def _sender(runtime: Runtime):
         request: gr.Request,
         progress=gr.Progress(),
     ):
-        settings = (system, temperature, top_p, max_tokens, n_ctx, seed)
         text, files = message.get("text", "") or "", message.get("files", []) or []
         keep = (gr.MultimodalTextbox(value=message), turns, session, to_chatbot(turns))
         if not text.strip() and not files:
@@ -242,28 +242,13 @@ def _sender(runtime: Runtime):
                     cancel=cancel,
                     show_blob=blob_link(request),
                 )
-            saved = runtime.service.save_question(
-                turn.message,
-                session_id=session or None,
-                parent_id=turns[-1].id if turns else None,
-                owner=history.user_of(request),
-                model=model_name,
-                settings=dict(zip(SETTING_NAMES, settings, strict=True)),
-            )
-        except EngineInputError as exc:
+        except UserError as exc:
             gr.Warning(str(exc))
             if len(text) > limits.max_text_chars:
                 keep = (gr.MultimodalTextbox(), *keep[1:])  # leave the page's box as is, not echo 50 MB
             return *keep, f"⚠️ {exc}"
-        turn.id = saved.message_id
-        turns = [*turns, turn]
-        return (
-            gr.MultimodalTextbox(value=None, interactive=False),
-            turns,
-            saved.session_id,
-            to_chatbot(turns),
-            "",
-        )
+        turns = [*turns, turn]  # not stored yet: the chat service stores it once the model takes it
+        return gr.MultimodalTextbox(value=None, interactive=False), turns, session, to_chatbot(turns), ""
 
     return send
 
@@ -289,15 +274,14 @@ def _responder(runtime: Runtime):
         progress=gr.Progress(),
     ):
         if not turns or turns[-1].message.role != "user":
-            yield turns, to_chatbot(turns), ""
+            yield turns, session, to_chatbot(turns), ""
             return
-        saved = SavedQuestion(session, turns[-1].id) if session and turns[-1].id is not None else None
         spec = runtime.spec(model_name)
         try:
             _check_settings(runtime.settings, system, page_range=page_range or "")
             context, ignored = _context_size(runtime, spec, n_ctx)
-        except EngineInputError as exc:
-            yield turns, to_chatbot(turns), f"⚠️ {exc}"
+        except UserError as exc:
+            yield turns, session, to_chatbot(turns), f"⚠️ {exc}"
             return
         params = spec.sampling_params(
             temperature=temperature,
@@ -305,71 +289,29 @@ def _responder(runtime: Runtime):
             max_tokens=int(max_tokens),
             seed=int(seed) if seed is not None and seed >= 0 else None,
         )
-        scope = run_scope(request, "chat")
-        with runtime.runs.run(scope) as cancel, runtime.lanes.seat([model_name], cancel) as seat:
-            for _, place in seat.places():  # Stop works while waiting too
-                yield turns, to_chatbot(turns), place_line(spec.label, place)
-            if not seat.admitted:
-                yield turns, to_chatbot(turns), "Stopped before the model started."
-                return
-            texts = (system or "", strategy or "relevant", page_range or "")
-            ask = _Ask(session, model_name, context, *texts, notice=ignored)
-            yield from _answer_in_lane(runtime, ask, turns, saved, params, cancel, request, progress)
+        last = turns[-1]
+        ask = TurnRequest(
+            model=model_name,
+            question=None if last.id is not None else last.message,
+            question_id=last.id,
+            params=params,
+            session_id=session or None,
+            parent_id=turns[-2].id if len(turns) > 1 else None,
+            system=system or "",
+            owner=history.user_of(request),
+            strategy=strategy or "relevant",
+            page_range=page_range or "",
+            n_ctx=context,
+            settings=dict(
+                zip(SETTING_NAMES, (system, temperature, top_p, max_tokens, n_ctx, seed), strict=True)
+            ),
+        )
+        with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop works while waiting too
+            report = lambda fraction, what: progress(fraction, desc=what)  # noqa: E731
+            events = runtime.service.respond(ask, cancel, report)
+            yield from _stream_answer(runtime, events, turns, session, ignored)
 
     return respond
-
-
-@dataclass(frozen=True)
-class _Ask:
-    """What the page's settings say about one answer."""
-
-    session: str
-    model: str
-    n_ctx: int | None
-    system: str
-    strategy: str
-    page_range: str
-    notice: str = ""  # shown with the budget line (a context size the server ignored)
-
-
-def _answer_in_lane(runtime: Runtime, ask: _Ask, turns, saved, params, cancel, request, progress):
-    """The answer, once this request holds its model's lane."""
-    with contextlib.ExitStack() as lease:
-        try:
-            if ask.session:
-                history.owned(runtime, ask.session, request)
-            n_ctx = int(ask.n_ctx) if ask.n_ctx else None
-            report = lambda fraction, what: progress(fraction, desc=what)  # noqa: E731
-            (engine,) = lease.enter_context(runtime.models.leased_name(ask.model, n_ctx, report))
-            runtime.share_cpu()
-        except EngineLoadError as exc:
-            yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
-            return
-        except EngineInputError as exc:
-            yield turns, to_chatbot(turns), f"⚠️ {exc}"
-            return
-        try:
-            events = runtime.service.answer(
-                engine,
-                engine_messages(turns, ask.system),
-                params,
-                cancel,
-                saved=saved,
-                strategy=ask.strategy,
-                page_range=ask.page_range,
-                cache_scope=history.user_of(request),
-            )
-            prepared = next(events)
-            last = turns[-1]
-            if prepared.question != last.message:  # the pages chosen for it
-                turns = [*turns[:-1], Turn(prepared.question, files=last.files, id=last.id)]
-            # The budget shows before the first token: what goes in, and what was left out.
-            yield turns, to_chatbot(turns), " · ".join(filter(None, [ask.notice, prepared.report.line()]))
-            yield from _stream_answer(runtime, events, turns)
-        except EngineLoadError as exc:
-            yield _failed_answer(runtime, saved, turns, ask.model, str(exc))
-        except EngineInputError as exc:
-            yield turns, to_chatbot(turns), f"⚠️ {exc}"
 
 
 def _check_settings(limits, system, page_range: str = "", password: str = "") -> None:
@@ -390,40 +332,48 @@ def _context_size(runtime: Runtime, spec: ModelSpec, requested) -> tuple[int | N
     return int(requested), ""
 
 
-def _stream_answer(runtime: Runtime, events, turns: list[Turn]):
-    text, shown_at, answer = "", 0.0, assistant_turn("", "cancelled")
+def _stream_answer(runtime: Runtime, events, turns: list[Turn], session: str, notice: str):
+    """The turn's events as the page shows them: the place in line, the budget line
+    before the first token, how far the prompt is read, the answer as it streams."""
+    text, shown_at, answer = "", 0.0, None
     try:
         for event in events:
-            if isinstance(event, PromptProgress):
+            if isinstance(event, Waiting):
+                yield turns, session, to_chatbot(turns), event.line()
+            elif isinstance(event, Prepared):
+                last = turns[-1]
+                if event.question != last.message:  # the pages chosen for it
+                    turns = [*turns[:-1], Turn(event.question, files=last.files, id=last.id)]
+                line = " · ".join(filter(None, [notice, event.report.line()]))
+                yield turns, session, to_chatbot(turns), line
+            elif isinstance(event, PromptProgress):
                 # Until the first token the bubble says how far the prompt is read.
                 if time.monotonic() - shown_at >= REFRESH_S or event.done == event.total:
                     shown_at = time.monotonic()
-                    yield turns, to_chatbot([*turns, assistant_turn(reading_line(event), "reading")]), ""
+                    reading = assistant_turn(reading_line(event), "reading")
+                    yield turns, session, to_chatbot([*turns, reading]), ""
             elif isinstance(event, TextDelta):
                 text += event.text
                 if time.monotonic() - shown_at >= REFRESH_S:
                     shown_at = time.monotonic()
-                    yield turns, to_chatbot([*turns, assistant_turn(text, "streaming")]), ""
+                    yield turns, session, to_chatbot([*turns, assistant_turn(text, "streaming")]), ""
             elif isinstance(event, Answered):
                 footer = metrics_footer(event.final, event.report.as_dict())
                 answer = assistant_turn(text, answer_status(event.final), footer)
                 answer.id = event.answer_id
-    except EngineInputError as exc:  # refused by the model before anything streamed
-        yield turns, to_chatbot(turns), f"⚠️ {exc}"
+                if event.question is not None:
+                    session = event.question.session_id
+                    turns = [*turns[:-1], replace(turns[-1], id=event.question.message_id)]
+    except (UserError, Fault) as exc:  # refused, or no model: nothing was stored
+        yield turns, session, to_chatbot(turns), f"⚠️ {exc}"
+        return
+    if answer is None:  # stopped before the model started
+        yield turns, session, to_chatbot(turns), "Stopped before the model started."
         return
     turns = [*turns, answer]
     if answer.id is not None:
         turns = history.mark_branches(runtime, turns)
-    yield turns, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
-
-
-def _failed_answer(runtime: Runtime, saved, turns: list[Turn], model_name: str, error: str):
-    """A model that cannot load (its file deleted, say) still ends the turn: the chat
-    and the store both record an answer with status 'error' saying why."""
-    answer = assistant_turn("", "error", f"error: {error}")
-    answer.id = runtime.service.record_failure(saved, model_name, error)
-    turns = [*turns, answer]
-    return turns, to_chatbot(turns), f"⚠️ {error}"
+    yield turns, session, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
 
 
 def _drop_last_answer(turns: list[Turn]):
@@ -449,7 +399,7 @@ def _loader(runtime: Runtime):
         preferences = [spec.system_prompt, defaults.temperature, defaults.top_p, spec.n_ctx]
         try:  # a model answering someone else stays as it is (the manager waits for it)
             runtime.models.activate(spec, lambda fraction, what: progress(fraction, desc=what))
-        except (EngineInputError, EngineLoadError) as exc:
+        except (UserError, Fault) as exc:
             return *shown, f"⚠️ {exc}", *preferences
         return *shown, "", *preferences
 

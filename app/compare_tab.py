@@ -21,16 +21,17 @@ from app import history, leaderboard, measure_panel, models_tab
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
-from app.runtime import Runtime
 from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
-from chat.lanes import place_line
+from chat.conversation import Waiting
 from chat.question import read_question, split_uploads
+from chat.runtime import Runtime
 from chat.turns import assistant_turn
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.limits import check_text
-from engine.memory import model_cost
-from engine.registry import GB
-from engine.types import EngineInputError, EngineLoadError
+from engine.spec import GB
+from engine.types import EngineInputError
+from errors import Fault, UserError
+from models.memory import model_cost
 
 REFRESH_S = 0.1  # four columns: at most ten page updates a second
 PLACEHOLDER = "One prompt for every model. Drop images to send them to all."
@@ -202,7 +203,7 @@ def _question(runtime: Runtime, text: str, paths: list[str], request, progress, 
 def _runner(runtime: Runtime):
     def compare(message: dict, state, names, blind, max_tokens, request: gr.Request, progress=gr.Progress()):
         scope, models = run_scope(request, "compare"), list(names or ())  # a seat in every lane it uses
-        with runtime.runs.run(scope) as cancel, runtime.lanes.seat(models, cancel) as seat:
+        with runtime.runs.run(scope) as cancel, runtime.service.seated(models, cancel) as seat:
             box = gr.MultimodalTextbox(value=message)
             for name, place in seat.places():
                 yield state, box, *_draw(state, _place(runtime, name, place))
@@ -236,7 +237,7 @@ def _runner(runtime: Runtime):
                 runtime.library,
             )
             comparison = next(turns)  # bad input raises here, before anything is stored
-        except (EngineInputError, EngineLoadError) as exc:
+        except (UserError, Fault) as exc:
             yield state, gr.MultimodalTextbox(value=message), *_draw(state, f"⚠️ {exc}")
             return
         cleared = gr.MultimodalTextbox(value=None, interactive=False)
@@ -253,7 +254,7 @@ def _runner(runtime: Runtime):
 
 def _place(runtime: Runtime, name: str, place: int) -> str:
     spec = runtime.registry.specs.get(name)
-    return place_line(spec.label if spec else name, place)
+    return Waiting(spec.label if spec else name, place).line()
 
 
 def _voter(runtime: Runtime):
@@ -268,7 +269,7 @@ def _voter(runtime: Runtime):
         try:
             outcome, position = parse_vote(choice, len(state.columns))
             runtime.store.comparisons.vote(state.comparison_id, outcome, position)
-        except EngineInputError as exc:
+        except UserError as exc:
             return answer(f"⚠️ {exc}")
         state.voted, state.revealed = True, True
         return answer("Vote saved." + (" Names revealed." if state.blind else ""))
@@ -394,7 +395,7 @@ def plan_text(runtime: Runtime, names: list[str]) -> str:
         return ""
     try:
         specs = [runtime.registry.get(name) for name in names]
-    except EngineInputError as exc:
+    except UserError as exc:
         return f"⚠️ {exc}"
     plan = runtime.models.plan(specs)
     if plan.serial:

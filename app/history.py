@@ -10,10 +10,11 @@ import gradio as gr
 from app.access import is_shared
 from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
-from app.runtime import Runtime
+from chat.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
 from engine.limits import check_field, check_text
-from engine.types import EngineInputError, Message, TextPart
+from engine.types import Message, TextPart
+from errors import UserError
 
 LIST_LIMIT = 50
 
@@ -98,7 +99,7 @@ def _searcher(runtime: Runtime):
             return gr.Radio(choices=chat_choices(runtime, owner), label="Chats")
         try:
             check_field(query, runtime.settings.max_field_chars, "the search")
-        except EngineInputError as exc:
+        except UserError as exc:
             gr.Warning(str(exc))
             return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
         hits = runtime.store.search(query, owner=owner)
@@ -121,7 +122,7 @@ def _opener(runtime: Runtime):
             turns = mark_branches(
                 runtime, turns_from_rows(runtime.store.branch(session_id), blob_link(request))
             )
-        except EngineInputError as exc:
+        except UserError as exc:
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         saved = row.settings or {}
         model = row.model if row.model in runtime.registry.specs else gr.update()
@@ -143,7 +144,7 @@ def _renamer(runtime: Runtime):
             check_field(title, runtime.settings.max_field_chars, "the title")
             owned(runtime, session, request)
             runtime.store.rename_session(session, " ".join(title.split()))
-        except EngineInputError as exc:
+        except UserError as exc:
             return gr.Radio(), f"⚠️ {exc}"
         return gr.Radio(choices=chat_choices(runtime, user_of(request)), value=session), ""
 
@@ -160,7 +161,7 @@ def _deleter(runtime: Runtime):
                 copies = gradio_copies(runtime.store, runtime.store.session_blobs(session))
                 runtime.store.delete_session(session)
                 remove_gradio_copies(runtime.store, copies)
-        except EngineInputError as exc:
+        except UserError as exc:
             notice = f"⚠️ {exc}"
         chats = gr.Radio(choices=chat_choices(runtime, user_of(request)), value=None)
         return [], "", [], notice, chats, *hidden
@@ -169,7 +170,8 @@ def _deleter(runtime: Runtime):
 
 
 def editor(runtime: Runtime):
-    """An edited user turn becomes a sibling of the original; the answer follows."""
+    """An edited user turn becomes a sibling of the original once the model answers it
+    (the chat service stores it then); the answer follows."""
 
     def edit(turns: list[Turn], session: str, event: gr.EditData, request: gr.Request):
         index = event.index if isinstance(event.index, int) else event.index[0]
@@ -182,9 +184,7 @@ def editor(runtime: Runtime):
             turn = Turn(Message("user", _keep_files(old.message, new_text)), files=old.files)
             if session:
                 owned(runtime, session, request)
-                parent = turns[index - 1].id if index > 0 else None
-                turn.id = runtime.store.add_user_message(session, parent, turn.message)
-        except EngineInputError as exc:
+        except UserError as exc:
             return turns, to_chatbot(turns), f"⚠️ {exc}"
         turns = [*turns[:index], turn]
         return turns, to_chatbot(turns), ""
@@ -220,7 +220,7 @@ def branch_mover(runtime: Runtime, step: int):
                 return turns, to_chatbot(turns), ""
             leaf = runtime.store.latest_leaf(siblings[position])
             rows = runtime.store.branch(session, leaf)
-        except EngineInputError as exc:
+        except UserError as exc:
             return turns, to_chatbot(turns), f"⚠️ {exc}"
         turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
         return turns, to_chatbot(turns), ""

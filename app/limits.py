@@ -14,7 +14,7 @@ import json
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.config import Settings
+from config import Settings
 
 UNCAPPED = ("/v1/", "/gradio_api/upload")  # bounded elsewhere (see above)
 

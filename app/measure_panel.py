@@ -19,8 +19,9 @@ import pandas as pd
 
 from app import history
 from app.queues import ENGINE_RUN, run_scope
-from app.runtime import Runtime
-from engine.types import EngineInputError, EngineLoadError, SamplingParams
+from chat.runtime import Runtime
+from engine.types import EngineInputError, SamplingParams
+from errors import Fault, UserError
 
 FIDELITY_COLUMNS = [
     "model",
@@ -92,7 +93,7 @@ def _fidelity(runtime: Runtime):
                     lambda name: _pinned(runtime, name, pinned), lambda engine: None,
                     names[0], names[1:], pages, int(window), lambda f, what: progress(f, desc=what),
                 )  # fmt: skip
-        except (FidelityError, EngineInputError, EngineLoadError) as exc:
+        except (FidelityError, UserError, Fault) as exc:
             return f"⚠ {exc}", gr.Dataframe(), gr.LinePlot(visible=False), ""
         save_fidelity(runtime.store, Path(path).name, names, int(window), found, history.user_of(request))
         return "", _fidelity_table(found), gr.LinePlot(_kl_frame(found), visible=True), _passages(found)
@@ -111,8 +112,8 @@ def _lanes(runtime: Runtime, names, request) -> Iterator[_Pinned]:
     """A measurement holds the lanes of every model it runs, and keeps the models it
     loads from being unloaded under it, until it is done."""
     scope = run_scope(request, "compare")
-    with runtime.runs.run(scope) as cancel, runtime.lanes.hold(names, cancel) as admitted:
-        if not admitted:
+    with runtime.runs.run(scope) as cancel, runtime.service.seated(names, cancel) as seat:
+        if not seat.wait():
             raise EngineInputError("Stopped before the models started.")
         pinned = _Pinned(cancel)
         try:
@@ -187,7 +188,7 @@ def _suite(runtime: Runtime):
                     )
         except ValueError as exc:  # a bad suite file, EngineInputError included
             return f"⚠ {exc}", gr.Dataframe(), gr.File(visible=False)
-        except EngineLoadError as exc:
+        except Fault as exc:
             return f"⚠ {exc}", gr.Dataframe(), gr.File(visible=False)
         reports = summarize(runtime.store.evals.results(run_id), list(names))
         return f"Run {run_id} saved.", _suite_table(reports), gr.File(_csv(runtime, run_id), visible=True)

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from app.runtime import Runtime
+from chat.runtime import Runtime
 from engine.limits import check_field
-from engine.registry import ModelSpec, load_registry
-from engine.types import EngineInputError
+from engine.spec import ModelSpec
+from errors import UserError
+from models.catalogue import load_registry
 
 COLUMNS = ["model", "status", "size", "needs", "fits here", "vision"]
 PULL_QUEUE = "pull"  # one download at a time, beside the chat's queue
@@ -137,10 +138,10 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
 
 
 def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
-    from engine.fit import fit, memory_budget
-    from engine.memory import free_vram_bytes
+    from models.fit import fit
+    from models.memory import free_vram_bytes, memory_budget
 
-    budget, vram = memory_budget(runtime.settings), free_vram_bytes()
+    budget, vram = memory_budget(runtime.settings, use_gpu=True), free_vram_bytes()
     specs = list(runtime.registry.specs.values())
     fits = {s.name: fit(s, runtime.settings, budget=budget, vram=vram) for s in specs}
     recommended = _recommended(specs, fits)
@@ -212,9 +213,8 @@ def _refreshed(runtime: Runtime, pulls: _Pulls, status: str, pickers: int):
 
 
 def _keep_context(fresh: ModelSpec, current: ModelSpec) -> ModelSpec:
-    from dataclasses import replace
 
-    return replace(fresh, n_ctx=current.n_ctx)  # the server's --ctx override stays
+    return fresh.at_context(current.n_ctx)  # the server's --ctx override stays
 
 
 def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
@@ -226,7 +226,7 @@ def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
         models_dir = runtime.settings.resolved_models_dir
         try:
             check_field(repo or "", runtime.settings.max_field_chars, "the repo")
-        except EngineInputError as exc:
+        except UserError as exc:
             return _refreshed(runtime, pulls, f"⚠️ {exc}", pickers)
         label = (repo or "").strip() or name
         if not label:
@@ -251,7 +251,7 @@ def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
         except PullCancelled:
             message = f"Cancelled {label}; Pull again resumes where it stopped."
             return _refreshed(runtime, pulls, message, pickers)
-        except EngineInputError as exc:
+        except UserError as exc:
             return _refreshed(runtime, pulls, f"⚠️ {exc}", pickers)
         finally:
             pulls.progress.pop(label, None)
@@ -283,7 +283,7 @@ def _deleter(runtime: Runtime, pulls: _Pulls, pickers: int):
             spec = runtime.spec(name)  # a stale page may name a model deleted since
             runtime.models.release(name)
             deleted = delete_model(spec, runtime.registry, runtime.settings.resolved_models_dir)
-        except EngineInputError as exc:
+        except UserError as exc:
             return *_refreshed(runtime, pulls, f"⚠️ {exc}", pickers), False
         if name.count("/") == 1 and ":" in name:  # a --hf pull: gone from the list with its files
             runtime.registry.specs.pop(name, None)

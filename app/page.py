@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import chat_tab, compare_tab, models_tab
-from app.runtime import Runtime
+from chat.runtime import Runtime
 
 
 def build_app(runtime: Runtime) -> gr.Blocks:

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app.runtime import Runtime
+from chat.runtime import Runtime
 from chat.turns import Turn
 from documents.context import CITATION
 from documents.parts import DocumentPart, documents_of
 from engine.limits import check_field
-from engine.types import EngineInputError, ImagePart
+from engine.types import ImagePart
+from errors import UserError
 from sessions.library import DocumentLibrary
 
 VIEWER_CHARS = 20_000  # the viewer shows this much of a page's text
@@ -223,7 +224,7 @@ def _shown(runtime: Runtime, target: str, turns: list[Turn]):
     try:
         check_field(target, runtime.settings.max_field_chars, "the page link")
         view = page_view(runtime.library, docs, target, answers)
-    except EngineInputError as exc:
+    except UserError as exc:
         view = PageView(f"⚠️ {exc}", "", "")
     prefix, _, number = view.target.rpartition("-")
     page = int(number) if number else 0

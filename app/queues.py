@@ -1,6 +1,6 @@
 """What the tabs share about running models: how Gradio runs the callbacks that
 generate, and which runs a Stop button ends. Who answers now and who waits is not
-Gradio's queue but the model's lane (chat/lanes.py): a request on one model never waits
+Gradio's queue but the model's lane (the chat service's): a request on one model never waits
 behind another model's, and a waiting user sees their place in their model's line."""
 
 from __future__ import annotations

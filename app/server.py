@@ -13,8 +13,8 @@ from app.access import SHARE_WARNING, check_exposure
 from app.blob_route import blob_routes
 from app.limits import body_limit
 from app.queues import WORKER_THREADS
-from app.runtime import build_runtime
-from engine.config import ASSETS_DIR, Settings
+from chat.runtime import build_runtime
+from config import ASSETS_DIR, Settings
 
 # Images and media only from the app itself (and what the page makes in memory): an
 # image a model writes, or any other outside URL, is never fetched by the browser.

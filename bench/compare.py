@@ -1,5 +1,5 @@
 """Two models on one prompt: how long until BOTH have streamed their first token when
-they answer together (engine.compare, as the Compare tab runs them), against one
+they answer together (chat.together, as the Compare tab runs them), against one
 model's time to first token alone. Repetitions are interleaved, their order
 alternating, because the host is noisy. Target: ratio <= 1.5 when both fit in memory.
 
@@ -29,8 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Message, Settings, TextDelta, create_engine, load_registry
-from engine.compare import CompareJob, stream_together
+from chat.together import CompareJob, stream_together
+from config import Settings
+from engine import Message, TextDelta
+from models.catalogue import load_registry
+from models.engines import engine_for
 
 PROMPT = (
     "Read this note and summarise it in one sentence. The lighthouse on the northern cape was "
@@ -103,7 +106,7 @@ def main() -> int:
     specs = [registry.get(name) for name in names]
     if specs[0].name == specs[1].name:
         specs[1] = replace(specs[1], name=f"{specs[1].name}-copy")
-    engines = [create_engine(spec, settings) for spec in specs]
+    engines = [engine_for(spec, settings) for spec in specs]
     for engine in engines:
         engine.load()
     single: list[list[float]] = [[], []]

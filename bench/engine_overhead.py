@@ -17,7 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Final, Message, SamplingParams, Settings, create_engine, load_registry
+from config import Settings
+from engine import Final, Message, SamplingParams
+from models.catalogue import load_registry
+from models.engines import engine_for
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a map in a bottle."
 
@@ -49,7 +52,7 @@ def main() -> int:
 
     settings = Settings()
     registry = load_registry(settings)
-    engine = create_engine(registry.get(args.model or registry.default), settings)
+    engine = engine_for(registry.get(args.model or registry.default), settings)
     engine.load()
     messages = [Message.text("user", PROMPT)]
     with engine._prompt(messages) as (plan, _):  # the exact tokens the engine sends

@@ -19,8 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import ImagePart, Message, SamplingParams, Settings, TextDelta, TextPart, create_engine
-from engine.registry import user_model
+from config import Settings
+from engine import ImagePart, Message, SamplingParams, TextDelta, TextPart
+from models.catalogue import user_model
+from models.engines import engine_for
 from tests.fixtures.tiny_llama4 import write_tiny_llama4
 
 COLOURS = ("red", "green", "blue")
@@ -49,7 +51,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="l4p-bench-images-"))  # never the user's data
     model, mmproj = write_tiny_llama4(work)
-    engine = create_engine(user_model(model, mmproj), Settings(data_dir=work / "data"))
+    engine = engine_for(user_model(model, mmproj), Settings(data_dir=work / "data"))
     engine.load()
     params = SamplingParams(temperature=0, max_tokens=8)
     images = [photo(args.size, colour) for colour in COLOURS]

@@ -21,7 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import Final, Message, SamplingParams, Settings, TextDelta, create_engine, load_registry
+from config import Settings
+from engine import Final, Message, SamplingParams, TextDelta
+from models.catalogue import load_registry
+from models.engines import engine_for
 
 QUESTION = "Which town does station 17 serve, and how many boats does it have?"
 FOLLOW_UP = "And what does station 42 carry?"
@@ -49,17 +52,17 @@ def then(messages: list[Message], answer: str, question: str) -> list[Message]:
     return [*messages, Message.text("assistant", answer), Message.text("user", question)]
 
 
-def engine_for(data_dir: Path):
+def loaded_engine(data_dir: Path):
     settings = Settings(data_dir=data_dir)
     registry = load_registry(settings)
-    engine = create_engine(registry.get(registry.default), settings)
+    engine = engine_for(registry.get(registry.default), settings)
     engine.load()
     return engine
 
 
 def child(args) -> int:
     """The restarted process: a fresh engine answers turn 2 of the saved chat."""
-    engine = engine_for(args.data_dir)
+    engine = loaded_engine(args.data_dir)
     messages = [Message.text(m["role"], m["text"]) for m in json.loads(args.messages.read_text())]
     params = SamplingParams(temperature=0, max_tokens=args.max_tokens)
     text, final = turn(engine, messages, params, args.session)
@@ -91,7 +94,7 @@ def main() -> int:
         return child(args)
 
     data_dir = Path(tempfile.mkdtemp(prefix="l4p-bench-prefix-"))  # never the user's data
-    engine = engine_for(data_dir)
+    engine = loaded_engine(data_dir)
     params = SamplingParams(temperature=0, max_tokens=args.max_tokens)
     doc = document(args.tokens, lambda text: engine.count_tokens([Message.text("user", text)]))
     first = [

@@ -12,15 +12,15 @@ import random
 import string
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from chat.together import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from documents.context import PageSource, document_preparer
 from documents.parts import documents_of
-from engine.compare import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
-from engine.manager import ModelManager
 from engine.protocol import ProgressFn
-from engine.registry import Registry
 from engine.types import EngineInputError, Final, PromptProgress, TextDelta
+from models.catalogue import Registry
+from models.manager import ModelManager
 from sessions import Store
 from sessions.figures import format_metrics
 
@@ -128,7 +128,7 @@ def _job(
     library: PageSource | None,
     owner: str,
 ) -> CompareJob:
-    spec = replace(registry.get(column.model), n_ctx=column.n_ctx)
+    spec = registry.get(column.model).at_context(column.n_ctx)
     messages = engine_messages([*column.turns, question], spec.system_prompt)
     params = spec.sampling_params(max_tokens=max_tokens)
     with_documents = library is not None and any(documents_of(m) for m in messages)

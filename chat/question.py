@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from documents.context import PageMode
 from engine.images import load_image_file
 from engine.limits import check_text
-from engine.registry import VISION_HINT
+from engine.spec import VISION_HINT
 from engine.types import EngineInputError, ImagePart, Message, Part, TextPart
 from sessions.library import DocumentLibrary, is_document, read_documents
 

@@ -10,6 +10,7 @@ from sessions.figures import row_metrics
 from sessions.parts import blob_sha256
 from sessions.rows import STATUS_BY_FINISH
 
+from .conversation import model_messages
 from .metrics import context_line
 
 
@@ -34,8 +35,8 @@ def assistant_turn(text: str, status: str, footer: str = "") -> Turn:
 
 def engine_messages(turns: list[Turn], system_prompt: str) -> list[Message]:
     """What the model gets: the system prompt, then every turn but failed answers."""
-    messages = [Message.text("system", system_prompt.strip())] if system_prompt.strip() else []
-    return messages + [t.message for t in turns if t.status != "error" or t.message.role == "user"]
+    kept = [t.message for t in turns if t.status != "error" or t.message.role == "user"]
+    return model_messages(kept, system_prompt)
 
 
 def turns_from_rows(rows, blob_path) -> list[Turn]:

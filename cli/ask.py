@@ -4,6 +4,7 @@ While the model reads the prompt, a progress bar on stderr (on a terminal only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -14,10 +15,8 @@ from typing import Any
 from cli.doc import library_for, terminal_progress
 from cli.flags import MODEL_FLAGS, add_flags
 from documents.parts import documents_of
-from engine.types import Message, PromptProgress, SamplingParams
+from engine.types import PromptProgress, SamplingParams, TextDelta
 from sessions import Store
-from sessions.rows import MessageRow, SessionRow
-from sessions.store import engine_messages
 
 EXIT_INTERRUPTED = 130
 
@@ -46,7 +45,7 @@ def add_parser(commands) -> None:
     ask.add_argument("--pdf-mode", choices=("auto", "text", "images"), default="auto", help="pages as")
     ask.add_argument("--password", help="password of an encrypted PDF")
     ask.add_argument("--system", help="system prompt")
-    ask.add_argument("--max-tokens", type=int, default=512)
+    ask.add_argument("--max-tokens", type=int, help="longest answer in tokens (default: the model's, 1024)")
     ask.add_argument("--temperature", type=float)
     ask.add_argument("--top-p", type=float)
     ask.add_argument("--seed", type=int)
@@ -56,22 +55,19 @@ def add_parser(commands) -> None:
 
 
 def run(settings, args) -> int:
+    from chat.conversation import TurnRequest
     from chat.question import read_question
-    from chat.service import Answered, ChatService, Prepared
-    from engine import TextDelta, create_engine, load_registry
-    from engine.protocol import check_messages
-    from engine.types import EngineLoadError
-    from hub.local import add_pulled
+    from chat.service import ChatService
 
-    spec = add_pulled(load_registry(settings), settings.resolved_models_dir).resolve(settings)
+    registry, spec = _catalogue(settings)
     strategy, page_range = _page_strategy(args.pages)
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops reading or answering
     # Documents are cached in the store by sha256 even when the chat itself is not saved.
-    with Store(settings.data_dir) as store:
+    with Store(settings.data_dir) as store, _models(registry, settings) as models:
         library = library_for(settings, store)
-        service = ChatService(store, library)
-        chat = AskSession(store, args.session, save=not args.no_save)  # unknown id: exit 2
+        service = ChatService(store, library, models)
+        parent = _continued(store, args.session)  # unknown id: exit 2
         question = read_question(
             library,
             args.prompt,
@@ -87,42 +83,98 @@ def run(settings, args) -> int:
             progress=terminal_progress(),
             cancel=cancel,
         )
-        messages = chat.messages(question.message, args.system, spec.system_prompt)
         params = spec.sampling_params(
             max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
         )
-        engine = create_engine(spec, settings)
-        check_messages(engine, [m for m in messages if not documents_of(m)])  # images in the history too
-        saved = chat.save_question(service, question.message, spec.name, params)  # before the model starts
-        text: list[str] = []
-        bar = ReadingBar(sys.stderr)
-        try:
-            try:
-                engine.load()
-            except EngineLoadError as exc:
-                service.record_failure(saved, spec.name, str(exc))
-                raise
-            for event in service.answer(
-                engine, messages, params, cancel, saved=saved, strategy=strategy, page_range=page_range
-            ):
-                if isinstance(event, Prepared) and documents_of(question.message):
-                    print(event.report.line(), file=sys.stderr)
-                elif isinstance(event, PromptProgress):
-                    bar.show(event)
-                elif isinstance(event, TextDelta):
-                    bar.clear()
-                    text.append(event.text)
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-                elif isinstance(event, Answered):
-                    done = event
-        finally:
-            bar.clear()
-            engine.unload()
+        turn = TurnRequest(
+            model=spec.name,
+            question=question.message,
+            params=params,
+            session_id=args.session,
+            parent_id=parent,
+            system=args.system,
+            owner=None,  # the command line is the machine's owner: any chat may be continued
+            strategy=strategy,
+            page_range=page_range,
+            save=not args.no_save,
+            settings=_used_settings(store, args.session, params),
+        )
+        done, text = _stream(service.respond(turn, cancel), bool(documents_of(question.message)))
+    return _finish(done, text, spec.name, args)
+
+
+def _catalogue(settings):
+    from hub.local import add_pulled
+    from models.catalogue import load_registry
+
+    registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
+    spec = registry.resolve(settings)
+    registry.add(spec)  # carries the -c override under its own name
+    return registry, spec
+
+
+@contextlib.contextmanager
+def _models(registry, settings):
+    from models.manager import ModelManager
+
+    models = ModelManager(registry, settings)
+    try:
+        yield models
+    finally:
+        models.close()
+
+
+def _continued(store: Store, session_id: str | None) -> int | None:
+    """The message a continued chat's new turn follows: its current branch's last."""
+    if session_id is None:
+        return None
+    store.get_session(session_id)  # SessionNotFound: exit 2
+    rows = store.branch(session_id)
+    return rows[-1].id if rows else None
+
+
+def _used_settings(store: Store, session_id: str | None, params: SamplingParams) -> dict[str, Any]:
+    """What the session records, as the page does (the system prompt is added by the
+    service: the one used)."""
+    stored = store.get_session(session_id).settings if session_id else {}
+    used = {k: getattr(params, k) for k in ("temperature", "top_p", "max_tokens")}
+    if params.seed is not None:
+        used["seed"] = params.seed
+    return {**stored, **used}
+
+
+def _stream(events, has_documents: bool):
+    from chat.service import Answered, Prepared
+
+    text: list[str] = []
+    done = None
+    bar = ReadingBar(sys.stderr)
+    try:
+        for event in events:
+            if isinstance(event, Prepared) and has_documents:
+                print(event.report.line(), file=sys.stderr)
+            elif isinstance(event, PromptProgress):
+                bar.show(event)
+            elif isinstance(event, TextDelta):
+                bar.clear()
+                text.append(event.text)
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Answered):
+                done = event
+    finally:
+        bar.clear()
+    return done, "".join(text)
+
+
+def _finish(done, text: str, model: str, args) -> int:
+    if done is None:  # stopped before the model started
+        return EXIT_INTERRUPTED
     final, report = done.final, done.report
     sys.stdout.write("\n")
     if final.error:
         print(f"error: {final.error}", file=sys.stderr)
+    saved = done.question
     if saved and not args.json:
         print(f"(saved; continue with --session {saved.session_id})", file=sys.stderr)
     if args.json:
@@ -130,8 +182,8 @@ def run(settings, args) -> int:
         print(
             json.dumps(
                 {
-                    "text": "".join(text),
-                    "model": spec.name,
+                    "text": text,
+                    "model": model,
                     "prompt_tokens": usage.prompt_tokens,
                     "cached_tokens": usage.cached_tokens,
                     "completion_tokens": usage.completion_tokens,
@@ -143,7 +195,9 @@ def run(settings, args) -> int:
                     "n_ctx": report.n_ctx,
                     "pages_sent": report.pages_sent,
                     "dropped_turns": report.dropped_turns,
-                    **chat.summary(done.answer_id),
+                    "session_id": saved.session_id if saved else None,
+                    "user_message_id": saved.message_id if saved else None,
+                    "answer_message_id": done.answer_id,
                 }
             )
         )
@@ -193,62 +247,3 @@ def _page_strategy(pages: str) -> tuple[str, str]:
 
     parse_page_range(pages)  # a malformed range: exit 2 before any work
     return "range", pages
-
-
-class AskSession:
-    """The saved chat one `ask` belongs to: `session_id` continues that session (its
-    current branch is the history), None starts a new one; save=False reads the
-    history but writes nothing."""
-
-    def __init__(self, store: Store, session_id: str | None, save: bool):
-        self.save = save
-        self.session_id = session_id
-        self.user_message_id: int | None = None
-        self.system = ""  # the system prompt used, set by `messages`
-        self._store = store
-        self._session: SessionRow | None = None
-        self._rows: list[MessageRow] = []
-        if session_id is not None:
-            self._session = store.get_session(session_id)  # SessionNotFound: exit 2
-            self._rows = store.branch(session_id)
-
-    def messages(self, user: Message, system: str | None, default_system: str) -> list[Message]:
-        """What the model gets: system prompt, the stored branch, the new turn. The
-        system prompt is --system, else the session's (the UI's "system" setting, ''
-        meaning none), else the model's; none is added when the branch has its own."""
-        history = engine_messages(self._rows)
-        stored = self._session.settings if self._session else {}
-        if system is not None:
-            self.system = system
-        else:
-            self.system = str(stored.get("system", default_system) or "")
-        if any(message.role == "system" for message in history) or not self.system.strip():
-            return [*history, user]
-        return [Message.text("system", self.system.strip()), *history, user]
-
-    def save_question(self, service, user: Message, model: str, params: SamplingParams):
-        """Commits the question (with the model and settings on the session, as the UI
-        records them) before the model starts; None with save=False."""
-        if not self.save:
-            return None
-        used = {"system": self.system, "temperature": params.temperature, "top_p": params.top_p}
-        used["max_tokens"] = params.max_tokens
-        if params.seed is not None:
-            used["seed"] = params.seed
-        saved = service.save_question(
-            user,
-            session_id=self.session_id,
-            parent_id=self._rows[-1].id if self._rows else None,
-            owner=None,  # the command line is the machine's owner: any chat may be continued
-            model=model,
-            settings={**(self._session.settings if self._session else {}), **used},
-        )
-        self.session_id, self.user_message_id = saved.session_id, saved.message_id
-        return saved
-
-    def summary(self, answer_id: int | None) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id if self.save else None,
-            "user_message_id": self.user_message_id,
-            "answer_message_id": answer_id,
-        }

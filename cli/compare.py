@@ -61,8 +61,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(settings, args: argparse.Namespace) -> int:
     from chat.question import read_question
     from cli.doc import library_for, terminal_progress
-    from engine.manager import ModelManager
     from engine.types import EngineInputError
+    from models.manager import ModelManager
 
     if args.max_tokens < 1:
         raise EngineInputError(f"--max-tokens must be at least 1, not {args.max_tokens}")
@@ -122,7 +122,7 @@ def _models(settings, names: list[str], providers: list[str]):
     """The registry and the models to compare: each --model, then each --provider's
     preset, after the one given by --model-path, --hf-path or --endpoint (whose served
     model is the first --provider, else the first --model)."""
-    from engine.registry import hosted_preset, load_registry
+    from models.catalogue import hosted_preset, load_registry
 
     settings = settings.model_copy(update={"provider": None})  # columns are named here only
     if settings.endpoint and not settings.model and providers:

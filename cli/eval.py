@@ -75,9 +75,9 @@ def run(settings, args: argparse.Namespace) -> int:
 
 def _specs(settings, names: list[str]) -> dict:
     """Each --model as a ModelSpec, by preset name or by path."""
-    from engine.registry import hf_model, load_registry, user_model
     from engine.types import EngineInputError
     from hub.local import add_pulled
+    from models.catalogue import hf_model, load_registry, user_model
 
     registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
     specs = {}
@@ -99,10 +99,10 @@ def _specs(settings, names: list[str]) -> dict:
 
 
 def _loader(specs, settings):
-    from engine import create_engine
+    from models.engines import engine_for
 
     def load(name):
-        engine = create_engine(specs[name], settings)
+        engine = engine_for(specs[name], settings)
         engine.load()
         return engine
 
@@ -157,10 +157,10 @@ def _fidelity(settings, args, specs, store) -> int:
 
 
 def _suite(settings, args, specs, store) -> int:
-    from engine import create_engine
     from engine.types import EngineInputError, SamplingParams
     from evals.suite_file import load_suite
     from evals.suite_run import run_suite, summarize
+    from models.engines import engine_for
 
     if not specs and args.resume is None:
         raise EngineInputError("name at least one --model")
@@ -183,7 +183,7 @@ def _suite(settings, args, specs, store) -> int:
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
     params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
     for name, spec in specs.items():
-        engine = create_engine(spec, settings)
+        engine = engine_for(spec, settings)
         engine.load()
         try:
             run_suite(

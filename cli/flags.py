@@ -1,6 +1,7 @@
-"""Every command's flags, generated from the typed settings (engine/config.py) in this
-one table: a flag names a Settings field, and its type, choices and repetition come
-from that field. Every command takes the same model flags.
+"""Every command's flags, made from the typed settings (config/settings.py): a field
+with flags in its metadata is a flag, with the field's help, and its type, choices and
+repetition come from the field's annotation. Every command takes the model flags; the
+server flags belong to `serve`.
 
 No defaults here: `settings_from` keeps only what was given, so `launch.py --data-dir X
 ask` keeps X instead of having the subcommand's default reset it, and the rest comes
@@ -14,7 +15,8 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import Settings
+from config import Settings
+from errors import UserError
 
 
 @dataclass(frozen=True)
@@ -25,81 +27,17 @@ class Flag:
     metavar: str | None = None
 
 
-MODEL_FLAGS = (
-    Flag("model", ("--model",), "preset name (see `launch.py models`); with --endpoint, the served model"),
-    Flag(
-        "provider",
-        ("--provider",),
-        "a hosted Llama 4 provider (groq, together, ...) or one of its presets; the key comes from "
-        "the variable `launch.py models` names",
-    ),
-    Flag("model_path", ("--model-path",), "a GGUF file of your own"),
-    Flag("mmproj", ("--mmproj",), "vision projector GGUF for --model-path"),
-    Flag("hf_path", ("--hf-path",), "a transformers checkpoint directory (runs on torch, GPUs if any)"),
-    Flag("hf", ("--hf",), "a GGUF repo on Hugging Face, pulled if not on disk yet", "REPO[:QUANT]"),
-    Flag("hf_dtype", ("--hf-dtype",), "weights dtype for --hf-path"),
-    Flag(
-        "endpoint",
-        ("--endpoint",),
-        "an OpenAI-compatible server (vLLM, llama-server), e.g. http://host:8000/v1",
-    ),
-    Flag("api_key_env", ("--api-key-env",), "environment variable holding the --endpoint API key"),
-    Flag("max_images", ("--max-images",), "images per request the --endpoint accepts"),
-    Flag(
-        "endpoint_tiles",
-        ("--endpoint-tiles",),
-        "tile grids the --endpoint's Llama 4 takes: meta (vLLM, default) or llama.cpp (llama-server)",
-    ),
-    Flag(
-        "extra_models",
-        ("--extra-model",),
-        "offer another GGUF in the model pickers (repeatable)",
-        "GGUF[:MMPROJ]",
-    ),
-    Flag(
-        "endpoint_concurrency",
-        ("--endpoint-concurrency",),
-        "requests an endpoint answers at once (default 16; the rest wait in its lane)",
-    ),
-    Flag("n_ctx", ("-c", "--ctx"), "context size in tokens"),
-    Flag(
-        "n_gpu_layers",
-        ("-ngl", "--n-gpu-layers"),
-        "layers on the GPU (-1 = all, auto = as many as the free VRAM holds)",
-    ),
-    Flag("n_threads", ("-t", "--threads"), "CPU threads"),
-    Flag("n_batch", ("-b", "--batch-size"), "prompt tokens read per step; progress shows after each"),
-    Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
-    Flag(
-        "doc_workers",
-        ("--doc-workers",),
-        "processes that read and draw documents (default: up to 4 CPUs; 0 = in this process)",
-    ),
-    Flag("data_dir", ("--data-dir",), "where sessions, uploads and models live"),
-    Flag("models_dir", ("--models-dir",), "where preset GGUF files are looked for"),
-)
-SERVER_FLAGS = (
-    Flag("host", ("--host",), "interface to bind (default 127.0.0.1)"),
-    Flag("port", ("--port",), "port (default 7860)"),
-    Flag("auth", ("--auth",), "require this login (repeatable); needed off loopback", "USER:PASS"),
-    Flag("auth_file", ("--auth-file",), "logins, one user:password per line (# comments)"),
-    Flag(
-        "api_keys",
-        ("--api-key",),
-        "a key for the API at /v1 (repeatable); USER:KEY with --auth",
-        "[USER:]KEY",
-    ),
-    Flag("api_key_file", ("--api-key-file",), "API keys, one [USER:]KEY per line (# comments)"),
-    Flag("share", ("--share",), "public gradio.live link (needs --auth)"),
-    Flag("max_request_mb", ("--max-request-mb",), "refuse request bodies past this, uploads aside"),
-    Flag("max_text_chars", ("--max-text-chars",), "refuse a message or system prompt longer than this"),
-    Flag("max_field_chars", ("--max-field-chars",), "refuse a title, search, page range... longer"),
-    Flag(
-        "global_leaderboard",
-        ("--global-leaderboard",),
-        "the compare leaderboard counts every login's votes (default: each user sees their own)",
-    ),
-)
+def _flags(group: str) -> tuple[Flag, ...]:
+    found = []
+    for name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra or {}
+        if extra.get("flags") and extra.get("group") == group:
+            found.append(Flag(name, tuple(extra["flags"]), info.description or "", extra.get("metavar")))
+    return tuple(found)
+
+
+MODEL_FLAGS = _flags("model")
+SERVER_FLAGS = _flags("server")
 DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
 
 
@@ -140,12 +78,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     given = {flag.field: value for flag in flags if (value := getattr(args, flag.field, None)) is not None}
     from pydantic import ValidationError
 
-    from engine.types import EngineInputError
-
     try:
         return Settings(**given)
     except ValidationError as exc:  # a value out of range, from a flag or an L4P_* variable
         problem = exc.errors()[0]
         names = {flag.field: flag.names[-1] for flag in flags}
         field = str(problem["loc"][0]) if problem["loc"] else ""
-        raise EngineInputError(f"{names.get(field, field)}: {problem['msg'].lower()}") from None
+        raise UserError(f"{names.get(field, field)}: {problem['msg'].lower()}") from None

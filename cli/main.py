@@ -9,6 +9,7 @@ import sys
 from cli import ask, compare, doc, doctor, models, pull, serve, sessions
 from cli import eval as evaluate
 from cli.flags import MODEL_FLAGS, SERVER_FLAGS, add_flags, settings_from
+from errors import Cancelled, Fault, UserError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -50,7 +51,6 @@ def configure_document_workers(settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from engine.types import EngineInputError, EngineLoadError
 
     try:
         command = COMMANDS.get(args.command or "", serve)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = resolve_hf(settings)
         return command.run(settings, args)
-    except (EngineInputError, EngineLoadError) as exc:
+    except (UserError, Fault) as exc:
         print(f"error: {exc}", file=sys.stderr)
         # Ctrl-C while a document is being read ends like Ctrl-C during an answer.
-        return EXIT_INTERRUPTED if type(exc).__name__ == "IngestCancelled" else EXIT_BAD_INPUT
+        return EXIT_INTERRUPTED if isinstance(exc, Cancelled) else EXIT_BAD_INPUT

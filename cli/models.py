@@ -16,13 +16,13 @@ def add_parser(commands) -> None:
 
 
 def run(settings, args) -> int:
-    from engine.fit import fit, memory_budget
-    from engine.memory import free_vram_bytes
-    from engine.registry import load_registry
     from hub.local import add_pulled
+    from models.catalogue import load_registry
+    from models.fit import fit
+    from models.memory import free_vram_bytes, memory_budget
 
     registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
-    budget, vram = memory_budget(settings), free_vram_bytes()  # measured once for every row
+    budget, vram = memory_budget(settings, use_gpu=True), free_vram_bytes()  # measured once for every row
     rows = [
         {
             **_model_row(spec, settings.n_ctx),
@@ -69,7 +69,7 @@ def _too_big(row: dict) -> str:
 
 
 def _model_row(spec, n_ctx: int | None) -> dict:
-    from engine.hosted import key_set, limits_line
+    from models.hosted import key_set, limits_line
 
     size = spec.file_bytes()
     memory = spec.estimated_memory(n_ctx)

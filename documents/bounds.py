@@ -29,7 +29,7 @@ import zipfile
 import zlib
 from io import BytesIO
 
-from engine.types import EngineInputError
+from errors import UserError
 
 MAX_ENTRIES = 10_000  # an EPUB of many chapters and images, a CBZ of 2,000 pages
 MAX_UNPACKED_BYTES = 1 << 30  # everything the archive declares, inflated
@@ -43,7 +43,7 @@ LOCAL_HEADER = b"PK\x03\x04"
 STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 
 
-class ArchiveError(EngineInputError):
+class ArchiveError(UserError):
     """A ZIP container over a bound, or one that lies about its sizes."""
 
 

@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from documents.parts import ChatPart, DocumentPart, documents_of
 from engine.protocol import Engine
-from engine.registry import VISION_HINT
+from engine.spec import VISION_HINT
 from engine.types import EngineInputError, ImagePart, Message, TextPart
 
 Strategy = Literal["relevant", "range", "drop_oldest"]
@@ -207,7 +207,7 @@ def fit_context(
     """The messages to send (documents still as DocumentParts, with the pages chosen)
     and the report. Only the last user turn's documents are re-chosen; earlier turns
     keep the pages they were asked with. Raises EngineInputError when nothing fits."""
-    n_ctx = engine.capabilities.max_context
+    n_ctx = engine.capabilities.n_ctx
     reserved = max(MIN_ANSWER_TOKENS, min(max_answer_tokens, n_ctx // 4))
     limit = n_ctx - reserved
 

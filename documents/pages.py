@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.image_plan import LLAMA_CPP, TILE, image_tokens
-from engine.types import EngineInputError
+from errors import Cancelled, UserError
 
 MIN_TEXT_CHARS = 80  # fewer non-space characters than a short paragraph: a scan or a figure
 # Llama 4 vision as llama.cpp's mtmd runs it (clip.cpp, PROJECTOR_TYPE_LLAMA4).
@@ -22,7 +22,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 ProgressFn = Callable[[float, str], None]
 
 
-class DocumentError(EngineInputError):
+class DocumentError(UserError):
     """A document that cannot be read; the message is one line for the UI and CLI."""
 
 
@@ -34,7 +34,7 @@ class WrongPassword(DocumentError):
     """The given password does not open the document."""
 
 
-class IngestCancelled(DocumentError):
+class IngestCancelled(Cancelled, DocumentError):
     """The user cancelled reading the document."""
 
 

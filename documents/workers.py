@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from errors import Fault, UserError
+
 ProgressFn = Callable[[float, str], None]
 CANCEL = "cancel"
 POLL_S = 0.05  # how often a waiting caller looks at its cancel event
@@ -42,7 +44,7 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 HELD_DOCUMENTS = 2  # documents a worker keeps open between renders
 
 
-class WorkerFailed(RuntimeError):
+class WorkerFailed(Fault):
     """The worker broke (ran out of memory, crashed); the reason is one line."""
 
 
@@ -257,7 +259,6 @@ def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
 
 def _perform(function, operation: str, args: tuple, key: str | None, conn, memory_mb: int) -> tuple:
     from documents.mupdf_pages import NotCached
-    from engine.types import EngineInputError
 
     out_of_memory = ("failed", f"it needs more than the {memory_mb:,} MB a document reader may take")
     try:
@@ -270,7 +271,7 @@ def _perform(function, operation: str, args: tuple, key: str | None, conn, memor
         return "ok", function(*args, key=key) if key is not None else function(*args)
     except NotCached:
         return ("missing",)
-    except EngineInputError as exc:
+    except UserError as exc:
         if _out_of_memory(exc):
             return out_of_memory
         return "error", type(exc)(str(exc))  # the message only: tracebacks stay here

@@ -3,9 +3,9 @@ directories on torch) and OpenAI-compatible servers (vLLM, llama-server, hosted)
 Never imports gradio; heavy libraries (llama_cpp, torch, transformers, openai) are
 imported inside the backends, when a model loads."""
 
-from engine.config import Settings
+from engine.config import EngineOptions
 from engine.protocol import Engine
-from engine.registry import ModelSpec, Registry, load_registry
+from engine.spec import ModelSpec
 from engine.types import (
     Capabilities,
     EngineInputError,
@@ -22,29 +22,24 @@ from engine.types import (
 )
 
 
-def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
+def create_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
     """The backend for a model spec, configured but not loaded."""
     if spec.backend == "llama.cpp":
         from engine.llamacpp import LlamaCppEngine
 
-        n_gpu_layers = settings.n_gpu_layers
-        if n_gpu_layers == "auto":
-            from engine.fit import gpu_layers_for
-
-            n_gpu_layers = gpu_layers_for(spec, settings)
         return LlamaCppEngine(
             spec,
-            n_gpu_layers=n_gpu_layers,
-            n_threads=settings.n_threads,
-            state_dir=settings.kv_dir,
-            state_max_bytes=int(settings.kv_cache_gb * 1e9),
-            image_cache_bytes=settings.image_cache_mb * 2**20,
-            n_batch=settings.n_batch,
+            n_gpu_layers=options.n_gpu_layers,
+            n_threads=options.n_threads,
+            state_dir=options.kv_dir,
+            state_max_bytes=options.kv_cache_bytes,
+            image_cache_bytes=options.image_cache_bytes,
+            n_batch=options.n_batch,
         )
     if spec.backend == "transformers":
         from engine.transformers_backend import TransformersEngine
 
-        return TransformersEngine(spec, dtype=settings.hf_dtype, prefill_chunk=settings.n_batch)
+        return TransformersEngine(spec, dtype=options.hf_dtype, prefill_chunk=options.n_batch)
     if spec.backend == "openai":
         from engine.openai_compat import OpenAIEngine
 
@@ -57,18 +52,16 @@ __all__ = [
     "Engine",
     "EngineInputError",
     "EngineLoadError",
+    "EngineOptions",
     "Final",
     "ImagePart",
     "Message",
     "ModelSpec",
     "PromptProgress",
-    "Registry",
     "SamplingParams",
-    "Settings",
     "StreamEvent",
     "TextDelta",
     "TextPart",
     "Usage",
     "create_engine",
-    "load_registry",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from engine.images import IMAGE_MIME_TYPES
 from engine.protocol import ProgressFn
-from engine.registry import ModelSpec
+from engine.spec import ModelSpec
 from engine.types import Capabilities
 
 
@@ -17,7 +17,7 @@ class BaseEngine:
         self.label = spec.label
         self.capabilities = Capabilities(
             vision=spec.vision,
-            max_context=spec.n_ctx,
+            n_ctx=spec.n_ctx,
             accepted_mime=("text/plain", *IMAGE_MIME_TYPES) if spec.vision else ("text/plain",),
         )
 

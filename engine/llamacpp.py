@@ -28,7 +28,7 @@ from engine.kv_state import KVContext, StateStore, file_identity, fingerprint
 from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
 from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches
 from engine.protocol import ProgressFn, check_messages
-from engine.registry import ModelSpec
+from engine.spec import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
     EngineInputError,

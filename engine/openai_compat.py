@@ -26,7 +26,7 @@ from engine.base import BaseEngine
 from engine.image_plan import BUDGETS, TileBudget, image_tokens, plan_messages
 from engine.images import as_jpeg, data_url, data_url_length
 from engine.protocol import ProgressFn, check_messages
-from engine.registry import ModelSpec
+from engine.spec import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
     EngineInputError,
@@ -245,7 +245,7 @@ class OpenAIEngine(BaseEngine):
         if params.top_k > 0:
             extra["top_k"] = params.top_k
         # Always sent, 1.0 included: llama_cpp.server penalises repeats by 1.1 unless told,
-        # which turned even greedy answers into other ones (tests/test_llama4_parity.py).
+        # which turned even greedy answers into other ones (tests/engine/test_llama4_parity.py).
         extra["repetition_penalty"] = params.repeat_penalty  # vLLM's name
         extra["repeat_penalty"] = params.repeat_penalty  # llama.cpp's
         request = {

@@ -53,7 +53,7 @@ class Engine(Protocol):
 
 def check_messages(engine: Engine, messages: Sequence[Message]) -> None:
     """Refuse input this engine cannot take, before any model work (no load needed)."""
-    from engine.registry import VISION_HINT
+    from engine.spec import VISION_HINT
     from engine.types import EngineInputError, ImagePart, TextPart
 
     if not messages:

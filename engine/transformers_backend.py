@@ -22,7 +22,7 @@ from pathlib import Path
 from engine.base import BaseEngine
 from engine.image_plan import META, TileBudget, plan_messages
 from engine.protocol import ProgressFn, check_messages
-from engine.registry import ModelSpec
+from engine.spec import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
     EngineInputError,

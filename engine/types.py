@@ -6,16 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from errors import Fault, UserError
+
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 
-class EngineInputError(ValueError):
+class EngineInputError(UserError):
     """Bad input the user can fix (wrong file, too long a prompt); the message is
     one line meant to be shown as-is in the UI and on the CLI."""
 
 
-class EngineLoadError(RuntimeError):
+class EngineLoadError(Fault):
     """A model could not be loaded (missing file, bad GGUF, not enough memory)."""
 
 
@@ -78,7 +80,7 @@ class SamplingParams:
 @dataclass(frozen=True)
 class Capabilities:
     vision: bool
-    max_context: int
+    n_ctx: int  # the context this deployment loaded (the model card's maximum is ModelSpec.max_context)
     accepted_mime: tuple[str, ...] = ("text/plain",)
 
 

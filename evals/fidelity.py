@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from errors import UserError
+
 TOP_K = 32
 MAX_WINDOW = 1024
 MAX_TOKENS = 200_000  # ~500 pages; the reference's scores take 8 bytes x 33 per token on disk
@@ -30,7 +32,7 @@ PASSAGE_TOKENS = 32
 ProgressFn = Callable[[float, str], None]
 
 
-class FidelityError(ValueError):
+class FidelityError(UserError):
     """A run that cannot be measured (one line for the user)."""
 
 

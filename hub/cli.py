@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from engine.config import Settings
+from config import Settings
 from hub.progress import human_bytes, stderr_bar
 from hub.pull import Plan, PullError, parse_hf_ref, plan_hf, plan_preset, run
 
@@ -23,7 +23,7 @@ def add_pull_parser(commands, model_flags: Callable[[argparse.ArgumentParser], N
 
 
 def run_pull(settings: Settings, args) -> int:
-    from engine.registry import load_registry
+    from models.catalogue import load_registry
 
     if bool(args.name) == bool(settings.hf):
         raise PullError("pull needs a preset NAME or --hf REPO[:QUANT] (one of them)")
@@ -75,6 +75,6 @@ def resolve_hf(settings: Settings) -> Settings:
 
 
 def machine_budget(settings: Settings) -> int | None:
-    from engine.fit import memory_budget
+    from models.memory import memory_budget
 
-    return memory_budget(settings)
+    return memory_budget(settings, use_gpu=True)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.types import EngineInputError
+from errors import UserError
 from hub.quants import RemoteFile
 
 READ_CHUNK = 16 * 2**20
@@ -26,11 +26,11 @@ class PullCancelled(Exception):
     """Stopped on request; the partial file stays for the next pull to resume."""
 
 
-class PullBusy(EngineInputError):
+class PullBusy(UserError):
     """The same file is being downloaded by another pull."""
 
 
-class ChecksumMismatch(EngineInputError):
+class ChecksumMismatch(UserError):
     def __init__(self, file: RemoteFile, actual: str):
         super().__init__(
             f"{file.path} is corrupt (sha256 {actual[:12]}…, the hub says {file.sha256[:12]}…); "

@@ -7,9 +7,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from engine.registry import ModelSpec, Registry, gguf_parts, user_model
-from engine.types import EngineInputError
+from engine.gguf import gguf_parts
+from engine.spec import ModelSpec
+from errors import UserError
 from hub.pull import MANIFEST, PullError, pulled_models, read_manifest
+from models.catalogue import Registry, user_model
 
 
 def pulled_specs(models_dir: Path) -> list[ModelSpec]:
@@ -18,7 +20,7 @@ def pulled_specs(models_dir: Path) -> list[ModelSpec]:
     for repo, quant, model, mmproj in pulled_models(models_dir):
         try:
             spec = user_model(model, mmproj if mmproj is not None and mmproj.is_file() else None)
-        except EngineInputError:
+        except UserError:
             continue  # a part deleted by hand: `models` shows the preset way to get it back
         specs.append(replace(spec, name=f"{repo}:{quant}", label=f"{repo} {quant} (pulled)", hf_repo=repo))
     return specs

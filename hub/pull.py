@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.registry import ModelSpec, split_name
-from engine.types import EngineInputError
+from engine.gguf import split_name
+from engine.spec import ModelSpec
+from errors import UserError
 from hub.download import PullCancelled, fetch
 from hub.progress import Progress
 from hub.quants import Quant, RemoteFile, best_fitting, find_quant, mmproj_for, quant_tag, quants
@@ -34,7 +35,7 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 LOGIN_HINT = "set HF_TOKEN or run `huggingface-cli login`"
 
 
-class PullError(EngineInputError):
+class PullError(UserError):
     """A pull that cannot go on, said in one line."""
 
 
@@ -243,7 +244,7 @@ def run(
                 cancel=cancel,
                 endpoint=endpoint,
             )
-        except (EngineInputError, PullCancelled):  # already one line (corrupt, busy) or a stop
+        except (UserError, PullCancelled):  # already one line (corrupt, busy) or a stop
             raise
         except Exception as exc:
             raise hub_error(exc, plan.repo, endpoint) from None

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from documents.parts import ChatPart
-from engine.types import EngineInputError, Role
+from engine.types import Role
+from errors import NotFound
 
 Status = Literal["streaming", "complete", "cancelled", "error", "interrupted"]
 # The one map from how a stream ended to the status its answer has, stored and shown.
@@ -18,7 +19,7 @@ STATUS_BY_FINISH: dict[str, Status] = {
 }
 
 
-class SessionNotFound(EngineInputError):
+class SessionNotFound(NotFound):
     """The session id is unknown (deleted in another tab, or a stale link)."""
 
     def __init__(self, session_id: str):
@@ -26,7 +27,7 @@ class SessionNotFound(EngineInputError):
         self.session_id = session_id
 
 
-class MessageNotFound(EngineInputError):
+class MessageNotFound(NotFound):
     """The message id is unknown, or belongs to another session."""
 
     def __init__(self, message_id: int):

@@ -24,7 +24,7 @@ WITH_COUNT = "SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = 
 
 
 def insert_session(conn: Connection, fields: dict[str, Any]) -> str:
-    session_id = new_session_id()
+    session_id = fields.get("id") or new_session_id()
     row = {"created": now(), **fields, "id": session_id, "settings": json.dumps(fields["settings"] or {})}
     row.setdefault("updated", row["created"])
     conn.execute(

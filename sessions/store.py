@@ -66,9 +66,14 @@ class Store:
     # Sessions
 
     def create_session(
-        self, title: str = "", model: str = "", settings: dict[str, Any] | None = None, owner: str = ""
+        self,
+        title: str = "",
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        owner: str = "",
+        session_id: str | None = None,  # chosen ahead (a turn's KV state is saved under it)
     ) -> str:
-        fields = {"title": title, "model": model, "settings": settings, "owner": owner}
+        fields = {"title": title, "model": model, "settings": settings, "owner": owner, "id": session_id}
         return self._conn.write(lambda: table.insert_session(self._conn, fields))
 
     def list_sessions(self, limit: int = 50, offset: int = 0, owner: str = "") -> list[SessionRow]:

@@ -81,17 +81,18 @@ def tiny_llama4_seed1(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def settings():
-    from engine.config import Settings
+    from config import Settings
 
     return Settings()
 
 
 @pytest.fixture(scope="session")
 def smollm2(settings):
-    from engine import create_engine, load_registry
+    from models.catalogue import load_registry
+    from models.engines import engine_for
 
     registry = load_registry(settings)
-    engine = create_engine(registry.get(registry.default), settings)
+    engine = engine_for(registry.get(registry.default), settings)
     engine.load()
     yield engine
     engine.unload()
@@ -99,10 +100,10 @@ def smollm2(settings):
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_llama4, settings):
-    from engine import create_engine
-    from engine.registry import user_model
+    from models.catalogue import user_model
+    from models.engines import engine_for
 
-    engine = create_engine(user_model(*tiny_llama4), settings)
+    engine = engine_for(user_model(*tiny_llama4), settings)
     engine.load()
     yield engine
     engine.unload()

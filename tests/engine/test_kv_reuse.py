@@ -1,0 +1,304 @@
+"""Follow-up turns reuse the KV cache (text and images) and a chat's KV state is saved
+with it: same greedy answers as a cold prefill, on the real SmolLM2 and tiny Llama 4."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from chat.metrics import metrics_footer
+from chat.turns import turns_from_rows
+from config import Settings
+from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart, Usage
+from engine.kv_state import StateStore
+from engine.prefix import Ledger, batches, reusable_prefix
+from models.catalogue import user_model
+from models.engines import engine_for
+from sessions import Store
+from tests.conftest import png_bytes
+
+GREEDY = SamplingParams(temperature=0, max_tokens=16, seed=3)
+DOCUMENT = " ".join(
+    f"Station {i} of the coastal railway serves the town of Port {i}, which has {i * 7} fishing boats."
+    for i in range(1, 7)
+)
+
+
+@pytest.fixture
+def kv_settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def smol_spec(kv_settings):
+    from models.catalogue import load_registry
+
+    registry = load_registry(kv_settings)
+    return registry.get(registry.default)
+
+
+@pytest.fixture
+def make_engine(kv_settings):
+    engines = []
+
+    def make(spec, settings: Settings = kv_settings):
+        engine = engine_for(spec, settings)
+        engine.load()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.unload()
+
+
+def answer(engine, messages, session_key=None, params=GREEDY) -> tuple[str, Final]:
+    events = list(engine.stream(messages, params, session_key=session_key))
+    return "".join(e.text for e in events if isinstance(e, TextDelta)), events[-1]
+
+
+def cold_answer(engine, messages) -> tuple[str, Final]:
+    engine.drop_context()
+    return answer(engine, messages)
+
+
+def chat(*turns: str, system: str = "You answer questions about the document.") -> list[Message]:
+    roles = ("user", "assistant")
+    return [Message.text("system", system)] + [
+        Message.text(roles[i % 2], text) for i, text in enumerate(turns)
+    ]
+
+
+def then(messages: list[Message], answer_text: str, question: str) -> list[Message]:
+    return [*messages, Message.text("assistant", answer_text), Message.text("user", question)]
+
+
+def finished(engine) -> None:
+    """What a process ending does: the state write in flight completes."""
+    engine.unload()
+
+
+def state_files(settings: Settings) -> list:
+    return sorted(settings.kv_dir.glob("*.kvstate"))
+
+
+# -- text, on the embedded SmolLM2 ---------------------------------------------------
+
+
+def test_follow_up_turns_reuse_the_prefix_and_answer_as_cold(make_engine, smol_spec):
+    engine = make_engine(smol_spec)
+    first = chat(f"{DOCUMENT}\n\nWhich station serves Port 3?")
+    text1, final1 = answer(engine, first, "chat-a")
+    assert final1.usage.cached_tokens == 0
+    messages = then(first, text1, "How many boats does it have?")
+    text2, final2 = answer(engine, messages, "chat-a")
+    usage = final2.usage
+    # Everything up to the first answer was reused; the answer and the question are new.
+    assert usage.cached_tokens == final1.usage.prompt_tokens
+    assert usage.prompt_tokens - usage.cached_tokens < 60
+    cold_text, cold = cold_answer(engine, messages)
+    assert cold.usage.cached_tokens == 0 and cold.usage.prompt_tokens == usage.prompt_tokens
+    assert text2 == cold_text and final2.finish_reason == cold.finish_reason
+
+    messages += [Message.text("assistant", text2), Message.text("user", "And Port 12?")]
+    text3, final3 = answer(engine, messages, "chat-a")
+    assert final3.usage.cached_tokens == usage.prompt_tokens
+    assert text3 == cold_answer(engine, messages)[0]
+
+
+def test_regenerate_reevaluates_only_the_last_tokens(make_engine, smol_spec):
+    engine = make_engine(smol_spec)
+    messages = chat("Name a colour of the sky.")
+    first, final = answer(engine, messages)
+    again, repeat = answer(engine, messages)
+    assert again == first
+    assert repeat.usage.cached_tokens == final.usage.prompt_tokens - 2  # fresh logits need a batch
+
+
+def test_restart_restores_the_saved_state(make_engine, smol_spec, kv_settings):
+    messages = chat(f"{DOCUMENT}\n\nWhich station serves Port 5?")
+    first_process = make_engine(smol_spec)
+    text1, final1 = answer(first_process, messages, "chat-r")
+    finished(first_process)
+    assert len(state_files(kv_settings)) == 1
+    follow_up = then(messages, text1, "And Port 6?")
+
+    restarted = make_engine(smol_spec)  # a new engine: nothing in its context
+    text2, final2 = answer(restarted, follow_up, "chat-r")
+    assert final2.usage.cached_tokens == final1.usage.prompt_tokens
+    assert text2 == cold_answer(restarted, follow_up)[0]
+
+
+def test_switching_chats_saves_one_and_restores_the_other(make_engine, smol_spec, kv_settings):
+    engine = make_engine(smol_spec)
+    about_a = chat("Tell me about apples.", system="You are a fruit expert.")
+    about_b = chat("Tell me about the moon.", system="You are an astronomer.")
+    text_a, final_a = answer(engine, about_a, "a")
+    answer(engine, about_b, "b")  # chat b is resident now
+    follow_a = then(about_a, text_a, "Are they healthy?")
+    text, final = answer(engine, follow_a, "a")
+    assert final.usage.cached_tokens == final_a.usage.prompt_tokens  # restored, not re-prefilled
+    assert text == cold_answer(engine, follow_a)[0]
+    finished(engine)
+    assert len(state_files(kv_settings)) == 2
+
+
+def test_state_for_another_context_size_is_ignored_and_deleted(make_engine, smol_spec, kv_settings):
+    messages = chat("Name three rivers.")
+    first_process = make_engine(smol_spec)
+    text, _ = answer(first_process, messages, "chat-s")
+    finished(first_process)
+    [saved] = state_files(kv_settings)
+    follow_up = then(messages, text, "Which is longest?")
+
+    other = make_engine(replace(smol_spec, n_ctx=2048))  # same model and session, other n_ctx
+    assert other.state_store.load("chat-s") is None
+    assert not saved.exists()  # deleted, never loaded into the wrong context
+    _, final = answer(other, follow_up, "chat-s")
+    assert final.usage.cached_tokens == 0
+
+
+def test_damaged_state_file_is_ignored_and_deleted(make_engine, smol_spec, kv_settings):
+    messages = chat("Name a planet.")
+    first_process = make_engine(smol_spec)
+    text, _ = answer(first_process, messages, "chat-d")
+    finished(first_process)
+    [saved] = state_files(kv_settings)
+    data = bytearray(saved.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte in the KV data
+    saved.write_bytes(bytes(data))
+    follow_up = then(messages, text, "And another?")
+    restarted = make_engine(smol_spec)
+    text2, final = answer(restarted, follow_up, "chat-d")
+    assert final.usage.cached_tokens == 0
+    assert text2 == cold_answer(restarted, follow_up)[0]
+
+
+def test_a_state_larger_than_the_cap_is_not_written(make_engine, smol_spec, kv_settings):
+    tiny_cap = kv_settings.model_copy(update={"kv_cache_gb": 0.0001})  # 100 kB
+    engine = make_engine(smol_spec, tiny_cap)
+    answer(engine, chat(DOCUMENT), "chat-big")
+    finished(engine)
+    assert state_files(kv_settings) == []
+
+
+def test_size_cap_evicts_the_least_recently_used_state(tmp_path):
+    store = StateStore(tmp_path, "model", "fingerprint", max_bytes=10**6)
+    ledger = Ledger(list(range(100)))
+    for index, session in enumerate(("one", "two", "three")):
+        assert store.save(session, ledger, bytes(1_000))
+        os.utime(store.path(session), ns=(10**18 + index, 10**18 + index))
+    store.max_bytes = 3.5 * store.path("one").stat().st_size  # room for three files
+    assert store.load("one") is not None  # used now: "two" is the least recently used
+    assert store.save("four", ledger, bytes(1_000))
+    kept = {session for session in ("one", "two", "three", "four") if store.path(session).exists()}
+    assert kept == {"one", "three", "four"}
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= store.max_bytes
+
+
+def test_state_of_another_model_file_is_deleted(tmp_path):
+    ledger = Ledger([1, 2, 3])
+    StateStore(tmp_path, "model", "old-file", 10**6).save("s", ledger, b"kv")
+    newer = StateStore(tmp_path, "model", "new-file", 10**6)  # the GGUF was replaced
+    assert newer.load("s") is None
+    assert list(tmp_path.iterdir()) == []
+    newer.save("s", ledger, b"kv")
+    truncated = newer.path("s")
+    truncated.write_bytes(truncated.read_bytes()[:-1])
+    assert newer.load("s") is None and not truncated.exists()
+
+
+# -- images, on the tiny Llama 4 -----------------------------------------------------
+
+
+def image(size: int, color: str) -> ImagePart:
+    return ImagePart(png_bytes(size, size, color), "image/png", f"{color}.png", size, size)
+
+
+THREE = (image(56, "red"), image(200, "blue"), image(120, "green"))  # 1, 10 and 10 tiles
+
+
+def test_image_follow_up_encodes_nothing_and_answers_as_cold(tiny_engine):
+    first = [Message("user", (*THREE, TextPart("compare the three")))]
+    text1, final1 = answer(tiny_engine, first, "vision-a")
+    messages = then(first, text1, "which is largest?")
+    before = tiny_engine.image_encodes
+    text2, final2 = answer(tiny_engine, messages, "vision-a")
+    assert tiny_engine.image_encodes == before  # turn 2: zero image encodes
+    assert final2.usage.cached_tokens == final1.usage.prompt_tokens
+
+    tiny_engine.drop_context()  # KV and image embeddings: a truly cold prefill
+    cold_text, cold = answer(tiny_engine, messages)
+    image_chunks = [kind for kind, _, _ in tiny_engine.last_plan.layout if kind == "image"]
+    assert tiny_engine.image_encodes - before == len(image_chunks) == 21  # every tile, again
+    assert cold.usage.cached_tokens == 0
+    assert text2 == cold_text
+
+
+def test_edited_text_before_the_images_reuses_their_embeddings(tiny_engine):
+    answer(tiny_engine, [Message("user", (TextPart("first look"), *THREE))])
+    edited = [Message("user", (TextPart("second look"), *THREE))]
+    before = tiny_engine.image_encodes
+    text, final = answer(tiny_engine, edited)
+    assert tiny_engine.image_encodes == before  # re-decoded from cached embeddings
+    assert final.usage.cached_tokens < 10  # the edit comes before the images: little to reuse
+    tiny_engine.drop_context()
+    assert text == answer(tiny_engine, edited)[0]
+
+
+def test_image_chat_restored_in_a_new_engine(tiny_llama4, kv_settings, make_engine):
+    spec = user_model(*tiny_llama4)
+    first = [Message("user", (*THREE[:2], TextPart("what differs?")))]
+    first_process = make_engine(spec)
+    text1, final1 = answer(first_process, first, "vision-r")
+    finished(first_process)
+    restarted = make_engine(spec)
+    messages = then(first, text1, "and the colours?")
+    text2, final2 = answer(restarted, messages, "vision-r")
+    assert restarted.image_encodes == 0 and final2.usage.cached_tokens == final1.usage.prompt_tokens
+    restarted.drop_context()
+    assert text2 == answer(restarted, messages)[0]
+
+
+# -- the prefix rules themselves ------------------------------------------------------
+
+
+def test_prefix_never_splits_an_image_nor_leaves_a_lone_token():
+    held = Ledger([5, 6])
+    held.add_image(4, "img-a:0")
+    held.add_text([7, 8, 9])
+    same_image = Ledger([5, 6])
+    same_image.add_image(4, "img-a:0")
+    same_image.add_text([7, 8, 9, 10, 11])
+    assert reusable_prefix(held.tokens, held.spans, same_image) == 9
+    other_image = Ledger([5, 6])
+    other_image.add_image(4, "img-b:0")  # same positions, another picture
+    other_image.add_text([7, 8, 9, 10])
+    assert reusable_prefix(held.tokens, held.spans, other_image) == 2
+    text_after = Ledger([5, 6])
+    text_after.add_image(4, "img-a:0")
+    text_after.add_text([7, 8])
+    assert reusable_prefix(held.tokens, held.spans, text_after) == 6  # the run [7, 8] as one batch
+    assert [b - a for a, b in batches(1025, 512)] == [512, 511, 2]
+    assert batches(1, 512) == [(0, 1)]
+
+
+# -- what the user sees ------------------------------------------------------------------
+
+
+def test_footer_shows_reused_and_new_tokens_live_and_after_reload(tmp_path):
+    usage = Usage(prompt_tokens=3053, cached_tokens=3012, completion_tokens=20, ttft_s=0.2, decode_tps=9)
+    live = metrics_footer(Final("stop", usage))
+    assert "3053 + 20 tokens · cached 3,012 / new 41 · stop" in live
+    assert "cached" not in metrics_footer(Final("stop", replace(usage, cached_tokens=0)))
+    with Store(tmp_path) as store:
+        session = store.create_session(model="m")
+        question = store.add_user_message(session, None, Message.text("user", "and then?"))
+        with store.start_answer(session, question, "m", GREEDY) as writer:
+            writer.append("Then it rained.")
+            writer.finish(Final("stop", usage))
+        rows = store.branch(session)
+        assert rows[-1].cached_tokens == 3012
+        assert turns_from_rows(rows, store.blob_path)[-1].footer == live
