@@ -365,15 +365,22 @@ def _stream_answer(runtime: Runtime, events, turns: list[Turn], session: str, no
                     session = event.question.session_id
                     turns = [*turns[:-1], replace(turns[-1], id=event.question.message_id)]
     except (UserError, Fault) as exc:  # refused, or no model: nothing was stored
+        turns = _without_pending(turns)
         yield turns, session, to_chatbot(turns), f"⚠️ {exc}"
         return
-    if answer is None:  # stopped before the model started
+    if answer is None:  # stopped before the model started: nothing was stored
+        turns = _without_pending(turns)
         yield turns, session, to_chatbot(turns), "Stopped before the model started."
         return
     turns = [*turns, answer]
     if answer.id is not None:
         turns = history.mark_branches(runtime, turns)
     yield turns, session, to_chatbot(turns), f"⚠️ {answer.footer}" if answer.status == "error" else ""
+
+
+def _without_pending(turns: list[Turn]) -> list[Turn]:
+    """The chat as stored: a question the model never took is not part of it."""
+    return turns[:-1] if turns and turns[-1].id is None and turns[-1].message.role == "user" else turns
 
 
 def _drop_last_answer(turns: list[Turn]):

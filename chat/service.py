@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from documents.context import ContextReport, Strategy, expand_documents, fit_context
-from engine.protocol import Engine, ProgressFn, check_messages
+from engine.protocol import Engine, ProgressFn, SharesCpu, check_messages
 from engine.types import Final, Message, PromptProgress, SamplingParams, TextDelta
 from models.manager import ModelManager
 from sessions import Store
@@ -175,7 +175,7 @@ class ChatService:
         """Local models answering at the same time split the CPU threads evenly."""
         for name in busy:
             engine = self.models.loaded_engine(name) if self.models else None
-            if engine is not None and hasattr(engine, "share_cpu"):
+            if isinstance(engine, SharesCpu):
                 engine.share_cpu(len(busy))
 
     def _label(self, name: str) -> str:

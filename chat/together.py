@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from engine.protocol import Engine, ProgressFn, check_messages
+from engine.protocol import Engine, ProgressFn, SharesCpu, check_messages
 from engine.spec import VISION_HINT, ModelSpec
 from engine.types import (
     EngineInputError,
@@ -152,7 +152,7 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
     ended, engine = False, None
     try:
         engine = start()
-        if sharing > 1 and hasattr(engine, "share_cpu"):
+        if sharing > 1 and isinstance(engine, SharesCpu):
             engine.share_cpu(sharing)
         messages = job.prepare(engine, job.messages) if job.prepare else job.messages
         check_messages(engine, messages)
@@ -166,7 +166,7 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
         events.put(ModelEvent(index, Final("error", error=f"{type(exc).__name__}: {exc}")))
         ended = True
     finally:
-        if sharing > 1 and hasattr(engine, "share_cpu"):
+        if sharing > 1 and isinstance(engine, SharesCpu):
             engine.share_cpu(1)
         if not ended:
             events.put(ModelEvent(index, Final("error", error="the stream ended without a result")))

@@ -51,6 +51,22 @@ class Engine(Protocol):
         timings tell one user what another sent."""
 
 
+@runtime_checkable
+class SharesCpu(Protocol):
+    """A backend on this machine's CPU that can give up threads while other local
+    models answer at the same time."""
+
+    def share_cpu(self, engines: int) -> None: ...
+
+
+@runtime_checkable
+class ScoresPrompts(Protocol):
+    """A backend that can give the log-probabilities of every prompt token (what the
+    fidelity measure compares)."""
+
+    def prompt_logprobs(self, tokens: Sequence[int]) -> Iterator: ...
+
+
 def check_messages(engine: Engine, messages: Sequence[Message]) -> None:
     """Refuse input this engine cannot take, before any model work (no load needed)."""
     from engine.spec import VISION_HINT

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.protocol import ScoresPrompts
 from errors import UserError
 
 TOP_K = 32
@@ -252,7 +253,7 @@ def save_fidelity(store, document: str, models: Sequence[str], window: int, resu
 
 def _loaded(load, name: str):
     engine = load(name)
-    if not hasattr(engine, "prompt_logprobs"):
+    if not isinstance(engine, ScoresPrompts):
         engine.unload()
         raise FidelityError(
             f"{name} cannot give next-token log-probs over a prompt (an endpoint): "
