@@ -15,8 +15,8 @@ from tests.conftest import REPO, start_app, stop_app
 from tests.fixtures.model_lists import ModelList, dead_url
 
 
-def launch(*args: str, data_dir) -> subprocess.CompletedProcess:
-    env = {**os.environ, "L4P_DATA_DIR": str(data_dir)}
+def launch(*args: str, data_dir, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "L4P_DATA_DIR": str(data_dir), **env_vars}
     command = [sys.executable, "launch.py", *args]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
 
@@ -51,10 +51,21 @@ def test_ask_a_preset_the_server_does_not_serve_is_one_line_and_no_chat(tmp_path
     assert saved_chats(tmp_path) == []
 
 
+def test_ask_a_hosted_preset_its_provider_no_longer_lists_is_one_line_and_no_chat(tmp_path):
+    with ModelList(["meta-llama/llama-4-maverick"], key="sk-or-t") as provider:
+        result = launch(
+            "ask", "--endpoint", provider.url, "--provider", "openrouter-scout", "hello",
+            data_dir=tmp_path, OPENROUTER_API_KEY="sk-or-t",
+        )  # fmt: skip
+        assert not [path for path in provider.paths if path.endswith("/chat/completions")]
+    assert_one_line(result, "meta-llama/llama-4-maverick")
+    assert saved_chats(tmp_path) == []
+
+
 @pytest.fixture(scope="module")
 def dead_endpoint_app(tmp_path_factory):
     data = tmp_path_factory.mktemp("dead-endpoint")
-    proc, url = start_app("--endpoint", dead_url(), "--model", "llama4", "--data-dir", str(data))
+    proc, url = start_app("--endpoint", dead_url(), "--model", "my-model", "--data-dir", str(data))
     yield url, data
     stop_app(proc)
 
@@ -65,9 +76,9 @@ def test_the_api_at_a_dead_endpoint_answers_an_error_and_stores_nothing(dead_end
     url, data = dead_endpoint_app
     client = openai.OpenAI(base_url=url + "v1", api_key="none", max_retries=0)
     with pytest.raises(openai.APIStatusError) as refused:
-        client.chat.completions.create(model="llama4", messages=[{"role": "user", "content": "hello"}])
+        client.chat.completions.create(model="my-model", messages=[{"role": "user", "content": "hello"}])
     assert refused.value.status_code in (400, 502, 503)
-    assert "\n" not in refused.value.message
+    assert "\n" not in refused.value.message and "cannot reach" in refused.value.message
     assert saved_chats(data) == []
 
 
@@ -76,7 +87,7 @@ def test_the_page_at_a_dead_endpoint_says_why_and_stores_nothing(dead_endpoint_a
 
     url, data = dead_endpoint_app
     client = Client(url, verbose=False)
-    client.predict({"text": "hello", "files": []}, "llama4", api_name="/send")
+    client.predict({"text": "hello", "files": []}, "my-model", api_name="/send")
     _, notice = list(client.submit(api_name="/respond"))[-1]
-    assert notice.startswith("⚠️") and "\n" not in notice.strip()
+    assert notice.startswith("⚠️") and "cannot reach" in notice and "\n" not in notice.strip()
     assert saved_chats(data) == []
