@@ -31,7 +31,11 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         model.change(lambda name: _banner(runtime, name), model, banner, api_visibility="private")
         pickers = [model, chat_more, *compare_pickers]
         demo.load(
-            lambda: models_tab.picker_updates(runtime, pickers), None, pickers, api_visibility="private"
+            lambda: models_tab.picker_updates(runtime, pickers),
+            None,
+            pickers,
+            api_visibility="private",
+            show_progress="hidden",  # the pickers stay usable while servers are asked
         )
     return demo
 

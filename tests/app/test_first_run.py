@@ -31,6 +31,7 @@ def first_run_app(tiny_llama4):
 def test_launch_prints_which_model_runs_and_the_way_to_llama4(first_run_app):
     proc, _ = first_run_app
     lines = [proc.stdout.readline().strip() for _ in range(3)]
+    assert lines[0].startswith("Playground on http://127.0.0.1:")  # not "Llama 4 Playground"
     assert lines[1] == RUNNING
     assert lines[2].startswith(
         "For Llama 4: pull Llama 4 Scout 17B-16E Instruct Q2_K_XL (44.0 GB, fits here): "
