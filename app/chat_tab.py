@@ -143,10 +143,14 @@ def _controls(turns: list[Turn]):
 def _settings_panel(runtime: Runtime):
     spec = runtime.spec(runtime.default_model)
     specs = list(runtime.registry.specs.values())
-    model = gr.Dropdown(models_tab.picker_choices(specs), value=spec.name, label="Model", elem_id="model")
+    checks = models_tab.page_checks(
+        specs, runtime.settings.check_servers
+    )  # the servers of remote models, asked at once
+    choices = models_tab.picker_choices(specs, checks)
+    model = gr.Dropdown(choices, value=spec.name, label="Model", elem_id="model")
     model_info = gr.Markdown(_model_info(spec), elem_id="model-info")
     with gr.Accordion("Get more models", open=False, elem_id="chat-get-more"):
-        more = gr.Markdown(models_tab.get_more(specs), elem_classes="get-more")
+        more = gr.Markdown(models_tab.get_more(specs, checks), elem_classes="get-more")
     with gr.Accordion("Settings", open=True, elem_id="settings-drawer"):
         defaults = spec.sampling_params()
         system = gr.Textbox(spec.system_prompt, label="System prompt", lines=3)

@@ -164,11 +164,15 @@ def _settings(runtime: Runtime, view: View) -> tuple[gr.Button, gr.Slider]:
     specs = list(runtime.registry.specs.values())
     available = [s.name for s in specs if s.available and not s.is_remote]  # a server may be down
     preselected = list(dict.fromkeys([runtime.default_model, *available]))[:2]
+    checks = models_tab.page_checks(specs, runtime.settings.check_servers)
     view.models = gr.CheckboxGroup(
-        models_tab.ready_choices(specs), value=preselected, label="Models (2–4)", elem_id="compare-models"
+        models_tab.ready_choices(specs, checks),
+        value=preselected,
+        label="Models (2–4)",
+        elem_id="compare-models",
     )
     with gr.Accordion("Get more models", open=False, elem_id="compare-get-more"):
-        view.more = gr.Markdown(models_tab.get_more(specs), elem_classes="get-more")
+        view.more = gr.Markdown(models_tab.get_more(specs, checks), elem_classes="get-more")
     view.blind = gr.Checkbox(
         False, label="Blind: hide names and shuffle until I vote", elem_id="compare-blind"
     )

@@ -27,18 +27,40 @@ class _Pulls:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def picker_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
+def picker_choices(specs: list[ModelSpec], checks: dict | None = None) -> list[tuple[str, str]]:
     """The chat's model picker: what can run first, with what it can do, then the rest
     as "get more: ..." (the page folds those away, see assets/style.css; the API still
-    takes their names and says what each one lacks)."""
-    more = [(f"get more: {s.label}", s.name) for s in specs if not s.available]
-    return ready_choices(specs) + more
+    takes their names and says what each one lacks). `checks` (models/availability.py)
+    hold back a remote model its server does not offer now, with why."""
+    checks = checks or {}
+    more = [(f"get more: {s.label}{_why(s, checks)}", s.name) for s in specs if not runnable(s, checks)]
+    return ready_choices(specs, checks) + more
 
 
-def ready_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
+def ready_choices(specs: list[ModelSpec], checks: dict | None = None) -> list[tuple[str, str]]:
     """The models that can run: on this machine first, then endpoints, then hosted."""
-    ready = sorted((s for s in specs if s.available), key=lambda s: WHERE.index(where_it_runs(s)))
+    checks = checks or {}
+    ready = sorted((s for s in specs if runnable(s, checks)), key=lambda s: WHERE.index(where_it_runs(s)))
     return [(f"{s.label} · {abilities(s)}", s.name) for s in ready]
+
+
+def runnable(spec: ModelSpec, checks: dict) -> bool:
+    """On disk, or (remote) set up and, when its server was asked, ready."""
+    check = checks.get(spec.name)
+    return spec.available and (check is None or check.ready)
+
+
+def page_checks(specs: list[ModelSpec], enabled: bool = True) -> dict:
+    """Every remote model's availability now (its server asked at most every few
+    minutes); {} when the settings say no server is asked (check_servers)."""
+    from models.availability import check_all
+
+    return check_all(specs) if enabled else {}
+
+
+def _why(spec: ModelSpec, checks: dict) -> str:
+    check = checks.get(spec.name)
+    return f" ({check.why})" if check is not None and not check.ready and spec.available else ""
 
 
 WHERE = ("local", "endpoint", "hosted")
@@ -62,9 +84,10 @@ def _tokens(n: int) -> str:
     return f"{n // 1024}K" if n % 1024 == 0 else f"{round(n / 1000)}K"
 
 
-def get_more(specs: list[ModelSpec]) -> str:
+def get_more(specs: list[ModelSpec], checks: dict | None = None) -> str:
     """The fold under a picker: the models not here yet and what each one needs."""
-    missing = [s for s in specs if not s.available]
+    checks = checks or {}
+    missing = [s for s in specs if not runnable(s, checks)]
     if not missing:
         return "Every model in the list is here."
     lines = [f"{len(missing)} more: pull one in the **Models** tab, or `launch.py pull NAME`."]
@@ -74,6 +97,8 @@ def get_more(specs: list[ModelSpec]) -> str:
             need = f"{size / 1e9:.0f} GB" if size else "pull it"
         elif spec.backend == "transformers":
             need = "its checkpoint folder in the models dir"
+        elif spec.available:  # set up, but its server does not offer it now
+            need = checks[spec.name].why
         else:
             need = spec.missing()[0]
         lines.append(f"- `{spec.name}` · {need}")
@@ -83,14 +108,15 @@ def get_more(specs: list[ModelSpec]) -> str:
 def picker_updates(runtime: Runtime, components: list) -> list:
     """Fresh choices for every picker and fold on the page after a pull or a delete."""
     specs = list(runtime.registry.specs.values())
+    checks = page_checks(specs, runtime.settings.check_servers)
     updates = []
     for component in components:
         if isinstance(component, gr.CheckboxGroup):
-            updates.append(gr.CheckboxGroup(choices=ready_choices(specs)))
+            updates.append(gr.CheckboxGroup(choices=ready_choices(specs, checks)))
         elif isinstance(component, gr.Dropdown):
-            updates.append(gr.Dropdown(choices=picker_choices(specs)))
+            updates.append(gr.Dropdown(choices=picker_choices(specs, checks)))
         else:
-            updates.append(get_more(specs))
+            updates.append(get_more(specs, checks))
     return updates
 
 
@@ -143,6 +169,7 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
 
     budget, vram = memory_budget(runtime.settings, use_gpu=True), free_vram_bytes()
     specs = list(runtime.registry.specs.values())
+    checks = page_checks(specs, runtime.settings.check_servers)
     fits = {s.name: fit(s, runtime.settings, budget=budget, vram=vram) for s in specs}
     recommended = _recommended(specs, fits)
     table = []
@@ -152,7 +179,7 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
         table.append(
             [
                 spec.name + (" ★ recommended here" if spec.name == recommended else ""),
-                _status(spec, pulls),
+                _status(spec, pulls, checks.get(spec.name)),
                 f"{size / 1e9:.1f} GB" if size else "-",
                 f"{result.needs_bytes / 1e9:.1f} GB" if result.needs_bytes else "-",
                 _fits(result, spec),
@@ -165,9 +192,11 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
     return table
 
 
-def _status(spec: ModelSpec, pulls: _Pulls | None) -> str:
+def _status(spec: ModelSpec, pulls: _Pulls | None, check=None) -> str:
     if pulls is not None and spec.name in pulls.progress:
         return f"downloading {pulls.progress[spec.name]:.0%}"
+    if check is not None:  # a remote model: what its server said (models/availability.py)
+        return f"ready at {spec.endpoint}" if check.ready else check.why
     if spec.is_remote:
         return f"on an endpoint ({spec.endpoint})" if spec.available else "endpoint not set"
     return "on disk" if spec.available else "missing"
@@ -203,7 +232,8 @@ def _refreshed(runtime: Runtime, pulls: _Pulls, status: str, pickers: int):
         current = runtime.registry.specs.get(spec.name)
         if current is None or not current.is_remote:  # endpoints keep what the server said
             runtime.registry.add(spec if current is None else _keep_context(spec, current))
-    choices = picker_choices(list(runtime.registry.specs.values()))  # the chat's; `others` follow
+    specs = list(runtime.registry.specs.values())
+    choices = picker_choices(specs, page_checks(specs, runtime.settings.check_servers))  # `others` follow
     return (
         status,
         rows(runtime, pulls),

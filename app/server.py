@@ -36,9 +36,11 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     demo.queue(default_concurrency_limit=16)  # per callback; generation has its lanes
     login = f", {len(users)} login(s)" if users else ""
     print(
-        f"Llama 4 Playground on http://{settings.host}:{settings.port} "
+        f"{_product(runtime)} on http://{settings.host}:{settings.port} "
         f"(model: {runtime.default_model}{login}; OpenAI-compatible API at /v1)"
     )
+    for line in first_run_lines(runtime):  # which model runs, and the way to Llama 4 here
+        print(line, flush=True)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -62,6 +64,20 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         },
     )
     return 0 if block else demo
+
+
+def _product(runtime) -> str:
+    """The start-up line claims Llama 4 only while a Llama 4 is what runs."""
+    return "Llama 4 Playground" if runtime.spec(runtime.default_model).is_llama else "Playground"
+
+
+def first_run_lines(runtime) -> tuple[str, ...]:
+    """Until a Llama 4 runs: which model does, and how to get Llama 4 (models/guide.py)."""
+    from models.guide import next_step
+
+    running = runtime.spec(runtime.default_model)
+    step = next_step(list(runtime.registry.specs.values()), running, runtime.settings)
+    return step.lines() if step else ()
 
 
 def _private_paths(settings: Settings) -> list[str]:

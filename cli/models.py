@@ -22,11 +22,15 @@ def run(settings, args) -> int:
     from models.memory import free_vram_bytes, memory_budget
 
     registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
+    from models.availability import NOT_CHECKED, check_all
+
     budget, vram = memory_budget(settings, use_gpu=True), free_vram_bytes()  # measured once for every row
+    checks = check_all(list(registry.specs.values())) if settings.check_servers else {}
     rows = [
         {
             **_model_row(spec, settings.n_ctx),
             **fit(spec, settings, settings.n_ctx, budget=budget, vram=vram).as_dict(),
+            **(checks[spec.name].as_dict() if spec.name in checks else NOT_CHECKED),
         }
         for spec in registry.specs.values()
     ]
@@ -39,7 +43,7 @@ def run(settings, args) -> int:
         remote = row["backend"] == "openai"
         size = f"{row['size_gb']:.1f} GB" if row["size_gb"] is not None else "?" if not remote else "-"
         memory = f"{row['memory_gb']:.1f} GB" if row["memory_gb"] is not None else "?"
-        where = ("remote" if remote else "yes") if row["available"] else "missing"
+        where = _where(row)
         fits = {True: "yes", False: "no", None: "?"}[row["fits"]]
         print(
             f"{row['name']:<22} {where:<8} {size:>9} {memory:>9} "
@@ -51,7 +55,8 @@ def run(settings, args) -> int:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
         if remote:
             print(f"{'':<22} limits: {row['limits']}")
-        for what in row["missing"]:
+            print(f"{'':<22} now: {row['why'] or 'ready'}")
+        for what in row["missing"] if not remote else ():
             print(f"{'':<22} {'needs' if remote else 'expected at'} {what}")
         if row["missing"] and row["hf_repo"]:
             print(f"{'':<22} get it with: launch.py pull {row['name']}")
@@ -59,6 +64,12 @@ def run(settings, args) -> int:
 
     print(f"\n{check_llama4_layout().message}")
     return 0
+
+
+def _where(row: dict) -> str:
+    if row["backend"] != "openai":
+        return "yes" if row["available"] else "missing"
+    return "ready" if row["availability"] == "ready" else "not now"
 
 
 def _too_big(row: dict) -> str:

@@ -107,6 +107,10 @@ class ModelSettings(BaseModel):
     memory_budget_gb: float | None = setting(
         None, "memory models may take together (default: free RAM)", "--memory-budget-gb"
     )
+    # Env L4P_CHECK_SERVERS=0: no server is asked (remote models are then shown unchecked).
+    check_servers: bool = setting(
+        True, "ask each remote model's server whether it serves the model now (models, the page)"
+    )
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -25,9 +25,11 @@ DEFAULT_ENDPOINT_CTX = 131072  # an ad-hoc --endpoint without -c: the server rej
 
 
 class Registry:
-    def __init__(self, specs: dict[str, ModelSpec], default: str):
+    def __init__(self, specs: dict[str, ModelSpec], default: str, retired: dict | None = None):
         self.specs = specs
         self.default = default
+        # Presets kept in models.toml as documentation only ({name: entry}): never offered.
+        self.retired = retired or {}
 
     def get(self, name: str) -> ModelSpec:
         try:
@@ -41,7 +43,8 @@ class Registry:
         --model, which beats the default."""
         # load_registry made an ad-hoc model the default, so it wins here.
         ad_hoc = settings.model_path or settings.hf_path or settings.endpoint
-        spec = self.get(self.default if ad_hoc else _chosen_name(self.specs, settings) or self.default)
+        chosen = None if ad_hoc else _chosen_name(self.specs, settings, self.retired)
+        spec = self.get(chosen or self.default)
         return spec.at_context(settings.n_ctx)
 
     def add(self, spec: ModelSpec) -> None:
@@ -53,10 +56,13 @@ def load_registry(settings: Settings) -> Registry:
         raw = tomllib.loads(settings.registry_file.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise EngineInputError(f"cannot read model registry {settings.registry_file}: {exc}") from None
+    entries = raw.get("models", {})
+    retired = {name: entry for name, entry in entries.items() if "retired" in entry}
     try:
         specs = {
             name: _preset(name, entry, settings.resolved_models_dir)
-            for name, entry in raw.get("models", {}).items()
+            for name, entry in entries.items()
+            if name not in retired
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise EngineInputError(f"bad entry in model registry {settings.registry_file}: {exc}") from None
@@ -65,7 +71,7 @@ def load_registry(settings: Settings) -> Registry:
     if settings.endpoint:
         mine = endpoint_models(
             settings.endpoint,
-            _chosen_name(specs, settings),
+            _chosen_name(specs, settings, retired),
             specs,
             settings.api_key_env,
             settings.max_images,
@@ -77,34 +83,35 @@ def load_registry(settings: Settings) -> Registry:
         mine = [user_model(settings.model_path, settings.mmproj)]
     for spec in mine:
         specs[spec.name] = spec
+    if settings.provider and not mine:
+        _chosen_name(specs, settings, retired)  # a model it serves without a preset joins `specs`
     default = mine[0].name if mine else default
     for extra in settings.extra_models:
         spec = user_model(*parse_extra_model(extra))
         name = _unique_name(spec.name, specs)
         label = spec.label if name == spec.name else f"{spec.label} ({name})"
         specs[name] = replace(spec, name=name, label=label)
-    return Registry(specs, default)
+    return Registry(specs, default, retired)
 
 
 def hosted_preset(specs: dict[str, ModelSpec], provider: str) -> ModelSpec:
     """What `--provider NAME` means: the hosted preset of that name, or the one preset
-    of that provider."""
-    if provider in specs and specs[provider].provider:
-        return specs[provider]
-    matches = [spec for spec in specs.values() if spec.provider == provider]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        names = ", ".join(spec.name for spec in matches)
-        raise EngineInputError(f"{provider} serves several presets ({names}); name one with --provider")
-    known = ", ".join(sorted({spec.provider for spec in specs.values() if spec.provider}))
-    raise EngineInputError(f"unknown provider {provider!r}; hosted providers: {known} (`launch.py models`)")
+    of that provider (models/providers.py)."""
+    from models.providers import choose
+
+    return choose(specs, provider)
 
 
-def _chosen_name(specs: dict[str, ModelSpec], settings: Settings) -> str | None:
-    if settings.model or not settings.provider:
+def _chosen_name(specs: dict[str, ModelSpec], settings: Settings, retired: dict) -> str | None:
+    """The model the flags name; with --provider and a --model no preset names, the
+    provider's own list is asked and what it serves joins `specs`."""
+    if not settings.provider or (settings.model and settings.model in specs):
         return settings.model
-    return hosted_preset(specs, settings.provider).name
+    from models.providers import choose
+
+    spec = choose(specs, settings.provider, settings.model, settings.endpoint, retired)
+    specs.setdefault(spec.name, spec)
+    return spec.name
 
 
 def parse_extra_model(text: str) -> tuple[Path, Path | None]:

@@ -1,8 +1,9 @@
 """Hosted Llama 4 providers as presets (assets/models.toml): their limits enforced before
 anything is sent, their keys read from the environment and never written anywhere,
 their rate limits and usage figures handled, from the engine, the CLI and the page.
-The provider is scripted on loopback (tests/provider_server.py) with Groq's preset's
-limits; nothing here reaches the internet."""
+The provider is scripted on loopback (tests/provider_server.py) with OpenRouter Scout's
+preset's limits; nothing here reaches the internet (L4P_CHECK_SERVERS=0 where the shipped
+presets' real hosts would be asked, their key variables set)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,13 @@ from tests.conftest import REPO
 from tests.engine.test_engine_vision import image, user
 from tests.provider_server import ANSWER, USAGE, Limits, ProviderServer, Script
 
-PRESET, PROVIDER, KEY_ENV = "groq-scout", "groq", "GROQ_API_KEY"
-SECRET = "gsk_test-secret-7f3a9c1e"  # what no file, log or export may ever hold
+# --provider takes the preset's name: "openrouter" alone has two presets.
+PRESET, PROVIDER, KEY_ENV = "openrouter-scout", "openrouter-scout", "OPENROUTER_API_KEY"
+LABEL = "Llama 4 Scout on OpenRouter"
+SECRET = "sk-or-test-secret-7f3a9c1e"  # what no file, log or export may ever hold
 GREEDY = SamplingParams(temperature=0, max_tokens=16)
-HOSTED_KEYS = ("LLAMA_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY")
+HOSTED_KEYS = ("OPENROUTER_API_KEY", "DEEPINFRA_API_KEY", "SAMBANOVA_API_KEY")
+OFFLINE = {"L4P_CHECK_SERVERS": "0"}  # the real hosts of the shipped presets are never asked
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +58,7 @@ def provider(registry, monkeypatch):
 
 
 def hosted(server, registry, settings, **changes):
-    """The Groq preset, limits and key variable included, pointed at the scripted host."""
+    """The OpenRouter Scout preset, limits and key variable included, pointed at the scripted host."""
     spec = replace(endpoint_model(server.url, PRESET, registry.specs), **changes)
     engine = engine_for(spec, settings)
     engine.load()
@@ -94,7 +98,7 @@ def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess
 
 def test_hosted_presets_name_their_provider_key_and_limits(registry):
     hosted_specs = [spec for spec in registry.specs.values() if spec.provider]
-    assert {"llama-api", "groq", "together", "fireworks"} <= {spec.provider for spec in hosted_specs}
+    assert {"openrouter", "deepinfra", "sambanova"} <= {spec.provider for spec in hosted_specs}
     for spec in hosted_specs:
         assert spec.is_remote and spec.is_llama and spec.vision and spec.endpoint.startswith("https://")
         assert spec.api_key_env.endswith("_API_KEY") and spec.remote_model
@@ -106,11 +110,11 @@ def test_hosted_presets_name_their_provider_key_and_limits(registry):
 
 
 def test_provider_names_its_preset_or_asks_which(registry):
-    assert hosted_preset(registry.specs, "groq").name == "groq-scout"
-    assert hosted_preset(registry.specs, "llama-api-scout").name == "llama-api-scout"
-    with pytest.raises(UserError, match=r"llama-api serves several presets \(llama-api-maverick, "):
-        hosted_preset(registry.specs, "llama-api")
-    with pytest.raises(UserError, match="unknown provider 'nope'; hosted providers: fireworks, groq"):
+    assert hosted_preset(registry.specs, "sambanova").name == "sambanova-maverick"
+    assert hosted_preset(registry.specs, "openrouter-scout").name == "openrouter-scout"
+    with pytest.raises(UserError, match=r"openrouter serves several presets \(openrouter-scout, "):
+        hosted_preset(registry.specs, "openrouter")
+    with pytest.raises(UserError, match="unknown provider 'nope'; hosted providers: deepinfra, openrouter"):
         hosted_preset(registry.specs, "nope")
     with pytest.raises(UserError, match="unknown provider 'smollm2-135m'"):
         hosted_preset(registry.specs, "smollm2-135m")  # a local preset is no provider
@@ -118,29 +122,30 @@ def test_provider_names_its_preset_or_asks_which(registry):
 
 def test_models_lists_hosted_limits_and_whether_each_key_is_set(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in HOSTED_KEYS}
-    env.update({KEY_ENV: SECRET, "L4P_DATA_DIR": str(tmp_path)})
+    env.update({KEY_ENV: SECRET, "L4P_DATA_DIR": str(tmp_path), **OFFLINE})
     listed = cli("models", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     rows = {row["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
-    groq, meta = rows["groq-scout"], rows["llama-api-maverick"]
-    assert (groq["api_key_env"], groq["key_set"], groq["available"]) == ("GROQ_API_KEY", True, True)
-    assert (meta["api_key_env"], meta["key_set"], meta["available"]) == ("LLAMA_API_KEY", False, False)
-    assert (groq["n_ctx"], groq["max_images"], groq["max_image_bytes"]) == (131072, 5, 4_000_000)
-    assert groq["max_image_pixels"] == 33_177_600 and groq["provider"] == "groq"
+    row, meta = rows["openrouter-scout"], rows["deepinfra-maverick"]
+    assert (row["api_key_env"], row["key_set"], row["available"]) == (KEY_ENV, True, True)
+    assert (meta["api_key_env"], meta["key_set"], meta["available"]) == ("DEEPINFRA_API_KEY", False, False)
+    assert (row["n_ctx"], row["max_images"], row["max_image_bytes"]) == (131072, 5, 4_000_000)
+    assert row["max_image_pixels"] == 33_177_600 and row["provider"] == "openrouter"
     assert rows["smollm2-135m"]["key_set"] is True and rows["smollm2-135m"]["api_key_env"] == ""
     table = cli("models", env=env)
     assert "limits: context 131,072 · 5 images a request · 4 MB of images a request" in table.stdout
-    assert "key $GROQ_API_KEY set" in table.stdout and "key $LLAMA_API_KEY not set" in table.stdout
+    assert f"key ${KEY_ENV} set" in table.stdout and "key $DEEPINFRA_API_KEY not set" in table.stdout
     assert SECRET not in listed.stdout + listed.stderr + table.stdout + table.stderr
 
 
 def test_the_page_model_info_shows_a_providers_limits(registry, monkeypatch):
     from app.chat_tab import _model_info
 
-    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
-    info = _model_info(registry.get("fireworks-scout"))
-    assert "context 1,048,576 · 30 images a request · 10 MB of images a request" in info
-    assert "key $FIREWORKS_API_KEY not set" in info and "missing: `an API key in $FIREWORKS_API_KEY`" in info
+    monkeypatch.delenv("DEEPINFRA_API_KEY", raising=False)
+    info = _model_info(registry.get("deepinfra-scout"))
+    assert "context 327,680 · 5 images a request · 4 MB of images a request" in info
+    assert "answers up to 16,384 tokens" in info
+    assert "key $DEEPINFRA_API_KEY not set" in info and "missing: `an API key in $DEEPINFRA_API_KEY`" in info
 
 
 # -- keys ---------------------------------------------------------------------------
@@ -149,15 +154,15 @@ def test_the_page_model_info_shows_a_providers_limits(registry, monkeypatch):
 def test_missing_key_is_one_line_naming_the_variable(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in HOSTED_KEYS}
     env["L4P_DATA_DIR"] = str(tmp_path)
-    result = cli("ask", "--provider", "together", "--no-save", "hello", env=env)
+    result = cli("ask", "--provider", "sambanova", "--no-save", "hello", env=env)
     assert result.returncode == 2
-    label = "Llama 4 Maverick FP8 on Together AI"
-    assert result.stderr == f"error: {label} needs an API key in $TOGETHER_API_KEY\n"
+    label = "Llama 4 Maverick on SambaNova Cloud"
+    assert result.stderr == f"error: {label} needs an API key in $SAMBANOVA_API_KEY\n"
 
 
 def test_a_refused_key_is_one_line_naming_the_variable(provider, registry, settings, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "gsk_wrong")
-    with pytest.raises(EngineLoadError, match=r"refused the API key \(401\); check \$GROQ_API_KEY$"):
+    with pytest.raises(EngineLoadError, match=r"refused the API key \(401\); check \$OPENROUTER_API_KEY$"):
         hosted(provider, registry, settings)
 
 
@@ -221,7 +226,7 @@ def test_an_image_over_the_pixel_limit_as_sent_is_refused_before_sending(provide
 
 def test_a_prompt_over_the_providers_context_is_refused_before_sending(provider, registry, settings):
     engine = hosted(provider, registry, settings)
-    with pytest.raises(UserError, match=r"tokens but Llama 4 Scout on Groq takes 131,072; shorten it"):
+    with pytest.raises(UserError, match=rf"tokens but {LABEL} takes 131,072; shorten it"):
         next(engine.stream([user("word " * 120_000)], GREEDY))
     assert provider.script.chat_requests == []  # no /tokenize either: hosted providers have none
     assert [r["path"] for r in provider.script.requests] == ["/v1/models"]
@@ -289,7 +294,7 @@ def test_the_providers_usage_wins_over_our_estimate(provider, registry, settings
 def test_cli_ask_stores_provider_usage_and_the_key_goes_nowhere(provider, tmp_path):
     from sessions import Store
 
-    env = {**os.environ, "L4P_DATA_DIR": str(tmp_path), KEY_ENV: SECRET}
+    env = {**os.environ, "L4P_DATA_DIR": str(tmp_path), KEY_ENV: SECRET, **OFFLINE}
     asked = cli("ask", "--endpoint", provider.url, "--provider", PROVIDER, "--json", "hello", env=env)
     assert asked.returncode == 0, asked.stderr
     summary = json.loads(asked.stdout.strip().splitlines()[-1])
@@ -316,7 +321,7 @@ def test_cli_over_limit_images_are_one_line_and_never_sent(provider, tmp_path, w
     images = [arg for i in range(6) for arg in ("--image", str(write_png(f"{i}.png")))]
     result = cli("ask", "--endpoint", provider.url, "--provider", PROVIDER, *images, "describe", env=env)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith("error: Llama 4 Scout on Groq takes at most 5 images per request")
+    assert result.stderr.startswith(f"error: {LABEL} takes at most 5 images per request")
     assert provider.script.chat_requests == []
 
 
@@ -326,7 +331,7 @@ def test_cli_over_limit_images_are_one_line_and_never_sent(provider, tmp_path, w
 def test_cli_compare_embedded_model_against_a_hosted_preset(provider, tmp_path):
     from sessions import Store
 
-    env = {**os.environ, "L4P_DATA_DIR": str(tmp_path), KEY_ENV: SECRET}
+    env = {**os.environ, "L4P_DATA_DIR": str(tmp_path), KEY_ENV: SECRET, **OFFLINE}
     args = ("--endpoint", provider.url, "--provider", PROVIDER, "--model", "smollm2-135m")
     args += ("--max-tokens", "24")
     result = cli("compare", *args, "--json", "What is the capital of France?", env=env)
@@ -349,13 +354,14 @@ def test_page_compare_embedded_model_against_a_hosted_preset(provider, monkeypat
     from tests.conftest import start_app, stop_app
 
     monkeypatch.setenv(KEY_ENV, SECRET)
+    monkeypatch.setenv("L4P_CHECK_SERVERS", "0")  # openrouter-maverick's real host is not asked
     proc, url = start_app("--endpoint", provider.url, "--provider", PROVIDER)
     try:
         client = Client(url, verbose=False)
         out = compare(client, "What is the capital of France?", ["smollm2-135m", PRESET])
         assert out[NOTICE] == ""
         titles, chats, metrics = list(out[TITLES]), list(out[CHATS]), list(out[METRICS])
-        assert titles[1] == "**Model B: Llama 4 Scout on Groq**"
+        assert titles[1] == f"**Model B: {LABEL}**"
         assert "Paris" in answer_text(chats[0]) and answer_text(chats[1]) == "".join(ANSWER)
         assert "1234 + 3 tokens" in metrics[1] and "context 1,237/131,072" in metrics[1]
         assert len(provider.script.chat_requests) == 1
