@@ -258,15 +258,21 @@ def parse_document(
     max_pages: int = 2000,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    ocr: bool = True,
 ) -> ParsedDocument:
-    """Every page's text, page numbers from 1, and which pages need to be seen."""
+    """Every page's text, page numbers from 1, and which pages need to be seen. `ocr`:
+    pages without a text layer are read by OCR (documents/ocr.py, as configured there)."""
     kind = sniff_kind(data, name)
     if kind == "text":
         pages = _text_pages(data, name, max_pages)
         if progress is not None:
             progress(1.0, f"reading {name}: page {len(pages):,} of {len(pages):,}")
     else:
-        pages = _in_worker("read_pages", name, (data, name, kind, password, max_pages), progress, cancel)
+        from documents import ocr as page_ocr
+
+        settings = page_ocr.current() if ocr else None
+        args = (data, name, kind, password, max_pages, settings)
+        pages = _in_worker("read_pages", name, args, progress, cancel)
         if cancel is not None and cancel.is_set():  # Stop came as the last page was read
             raise IngestCancelled(f"reading {name} was cancelled")
     return ParsedDocument(hashlib.sha256(data).hexdigest(), name, kind, _mime(kind, name), pages)

