@@ -192,7 +192,8 @@ def _ocr_pages(doc, pages: tuple[PageText, ...], name: str, settings, progress, 
         if cancel is not None and cancel.is_set():
             raise IngestCancelled(f"reading {name} was cancelled")
         if progress is not None:
-            progress(done / len(wanted), f"OCR of {name}: page {page.number:,} ({done + 1:,} of {len(wanted):,})")
+            label = f"OCR of {name}: page {page.number:,} ({done + 1:,} of {len(wanted):,})"
+            progress(done / len(wanted), label)
         text = _ocr_page(doc, page, name, settings, language, folder, cancel)
         if text is not None and visible_chars(text) > visible_chars(page.text):
             result[page.number - 1] = replace(page, text=text, ocr=True)

@@ -63,7 +63,7 @@ def tessdata_folder(settings: OcrSettings) -> str | None:
     packages install them (the environment's share/tessdata, or the user's)."""
     candidates = [settings.tessdata] if settings.tessdata else []
     candidates += [os.path.join(sys.prefix, "share", "tessdata")]
-    candidates += [os.path.join(sysconfig.get_path("data", scheme), "share", "tessdata") for scheme in _schemes()]
+    candidates += [os.path.join(sysconfig.get_path("data", s), "share", "tessdata") for s in _schemes()]
     for folder in candidates:
         if folder and installed_languages(folder):
             return folder
