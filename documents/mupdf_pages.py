@@ -60,7 +60,7 @@ def read_pages(
         entries = check_declared(data, name)
         check_inflated(data, name, entries)
         check_archived_svgs(data, name, entries, DEFAULT_MAX_PIXELS)
-    with _OpenDocument(data, name, kind, password) as doc:
+    with _OpenDocument(data, name, kind, password, max_pages=max_pages) as doc:
         check_page_count(doc.page_count, name, max_pages)
         pages = _read_pages(doc, name, progress, cancel)
         if ocr is not None and ocr.enabled:
@@ -289,17 +289,28 @@ class _OpenDocument:
     """A PyMuPDF document opened from bytes, authenticated, closed on exit."""
 
     def __init__(
-        self, data: bytes, name: str, kind: str, password: str | None, max_pixels: int = DEFAULT_MAX_PIXELS
+        self,
+        data: bytes,
+        name: str,
+        kind: str,
+        password: str | None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pages: int = 2000,
     ):
         self.data, self.name, self.kind, self.password = data, name, kind, password
-        self.max_pixels = max_pixels
+        self.max_pixels, self.max_pages = max_pixels, max_pages
 
     def __enter__(self):
         pymupdf = _pymupdf()
         if self.kind == "svg":  # MuPDF decodes an SVG's embedded images as it opens it
             check_data_uri_images(self.data, self.name, self.max_pixels)
+        data, kind = self.data, self.kind
+        if kind == "image":  # its frames as the pages of a PDF, each judged first
+            from documents.image_pages import image_document_pdf
+
+            data, kind = image_document_pdf(self.data, self.name, self.max_pixels, self.max_pages), "pdf"
         try:
-            self.doc = pymupdf.open(stream=self.data, filetype=self.kind)
+            self.doc = pymupdf.open(stream=data, filetype=kind)
         except Exception:  # FileDataError, RuntimeError: MuPDF gave up on the bytes
             raise DocumentError(f"{self.name} is damaged or truncated (it cannot be opened)") from None
         try:
