@@ -116,6 +116,6 @@ def test_a_multipage_tiff_is_a_document_whose_frames_are_ocr_pages(pool_of):
 
 
 def test_an_image_named_as_another_document_is_still_refused():
-    with pytest.raises(DocumentError, match="report.pdf is not a PDF: its bytes look like PNG image"):
+    with pytest.raises(DocumentError, match=r"report\.pdf is not a PDF: its bytes look like PNG image"):
         sniff_kind(encoded("PNG"), "report.pdf")
     assert sniff_kind(encoded("TGA"), "scan.tga") == "image"

@@ -165,6 +165,9 @@ def test_the_page_viewer_marks_ocr_text(tmp_path, pool_of, poor_scan, english):
         scanned = store.ingest_document(poor_scan, "scan.pdf")
         typed = store.ingest_document(english, "typed.pdf")
         library = DocumentLibrary(store)
-        docs = [DocumentPart(scanned.sha256, "scan.pdf", 2, (1,)), DocumentPart(typed.sha256, "typed.pdf", 2, (1,))]
+        docs = [
+            DocumentPart(scanned.sha256, "scan.pdf", 2, (1,)),
+            DocumentPart(typed.sha256, "typed.pdf", 2, (1,)),
+        ]
         assert OCR_NOTE in page_view(library, docs, f"{scanned.sha256[:16]}-1").text_html
         assert OCR_NOTE not in page_view(library, docs, f"{typed.sha256[:16]}-1").text_html
