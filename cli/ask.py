@@ -13,7 +13,8 @@ from typing import Any
 
 from cli.doc import library_for, terminal_progress
 from cli.flags import MODEL_FLAGS, add_flags
-from documents.parts import documents_of
+from documents.context import selection_line
+from documents.parts import DocumentPart, documents_of
 from engine.types import Message, PromptProgress, SamplingParams
 from sessions import Store
 from sessions.rows import MessageRow, SessionRow
@@ -92,7 +93,8 @@ def run(settings, args) -> int:
             max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
         )
         engine = create_engine(spec, settings)
-        check_messages(engine, [m for m in messages if not documents_of(m)])  # images in the history too
+        # Images in the history too; documents are checked when their pages are read.
+        check_messages(engine, [without_documents(m) for m in messages])
         saved = chat.save_question(service, question.message, spec.name, params)  # before the model starts
         text: list[str] = []
         bar = ReadingBar(sys.stderr)
@@ -123,6 +125,9 @@ def run(settings, args) -> int:
     sys.stdout.write("\n")
     if final.error:
         print(f"error: {final.error}", file=sys.stderr)
+    if not args.json:  # which pages of a long document went, under the answer
+        for entry in report.selection:
+            print(selection_line(entry), file=sys.stderr)
     if saved and not args.json:
         print(f"(saved; continue with --session {saved.session_id})", file=sys.stderr)
     if args.json:
@@ -142,6 +147,7 @@ def run(settings, args) -> int:
                     "context_used": report.context_used,
                     "n_ctx": report.n_ctx,
                     "pages_sent": report.pages_sent,
+                    "pages_chosen": [{**e, "line": selection_line(e)} for e in report.selection],
                     "dropped_turns": report.dropped_turns,
                     **chat.summary(done.answer_id),
                 }
@@ -181,6 +187,12 @@ class ReadingBar:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.shown = False
+
+
+def without_documents(message: Message) -> Message:
+    """The message less its documents (a question that is only a document stays, empty):
+    what check_messages can judge before the pages are read."""
+    return Message(message.role, tuple(p for p in message.parts if not isinstance(p, DocumentPart)))
 
 
 def _page_strategy(pages: str) -> tuple[str, str]:
