@@ -67,7 +67,8 @@ def plain_tesseract(scanned: bytes) -> list[str]:
         for page in doc:
             image = Path(tmp) / "page.png"
             page.get_pixmap(dpi=300).save(image)
-            done = subprocess.run(["tesseract", str(image), "stdout", "-l", "eng"], capture_output=True, text=True)
+            command = ["tesseract", str(image), "stdout", "-l", "eng"]
+            done = subprocess.run(command, capture_output=True, text=True)
             texts.append(done.stdout)
     return texts
 
@@ -103,7 +104,8 @@ def main() -> None:
                         row["precision"].append((precision, words))
                         if language in scans.LATIN:
                             row["latin"].append((recall, words))
-                    print(f"{label} {scan_name} {name}: recall {recall:.3f} {seconds:.2f} s/page", file=sys.stderr)
+                    shown = f"{label} {scan_name} {name}: recall {recall:.3f} {seconds:.2f} s/page"
+                    print(shown, file=sys.stderr)
     workers.configure(None)
     summary = {}
     for name, row in scores.items():

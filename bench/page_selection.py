@@ -42,19 +42,19 @@ QUESTIONS = {
         ("What must I provide when I ship only compiled binaries?", "Conveying Non-Source Forms"),
         ("If I break the rules, can I lose my rights under it?", "You may not propagate or modify a covered"),
         ("Is there anything about DRM and laws against circumventing it?", "Protecting Users' Legal Rights"),
-        ("What install information must a consumer device come with?", '"Installation Information" for a User'),
+        ("What install information must a consumer device come with?", '"Installation Information" for'),
         ("May I add extra permissions on top of the licence?", '"Additional permissions" are terms'),
         ("Do contributors give me rights to their patents?", "Each contributor grants you a non-exclusive"),
         ("Can I link this code with Affero-licensed code?", "Use with the GNU Affero General Public"),
         ("How is source code defined?", 'The "source code" for a work means'),
-        ("Must I agree to these terms just to run the program?", "You are not required to accept this License"),
+        ("Must I agree to these terms just to run the program?", "You are not required to accept this"),
         ("Who can publish newer versions of the licence?", "Revised Versions of this License"),
         ("How should I apply these terms to a new program I write?", "How to Apply These Terms to Your New"),
         ("What if a court order contradicts the licence conditions?", "If conditions are imposed on you"),
     ],
     "Apache-2.0": [
         ("Do contributors give me a license to their patents?", "Grant of Patent License"),
-        ("What happens to my patent rights if I sue over patent infringement?", "institute patent litigation"),
+        ("What happens to my patent rights if I sue over infringement?", "institute patent litigation"),
         ("Do I have to keep the NOTICE file when redistributing?", 'If the Work includes a "NOTICE"'),
         ("Am I allowed to use the licensor's trademarks?", "This License does not grant permission to use"),
         ("Does the software come with any warranty?", "Disclaimer of Warranty"),
@@ -161,7 +161,8 @@ def main() -> None:
     }
     for k in args.k:
         summary[f"recall@{k}"] = {
-            label: round(sum(recall_at(r, w, k) for r, w in rows) / len(rows), 3) for label, rows in results.items()
+            label: round(sum(recall_at(r, w, k) for r, w in rows) / len(rows), 3)
+            for label, rows in results.items()
         }
         print(f"recall@{k}: " + ", ".join(f"{lab} {v}" for lab, v in summary[f"recall@{k}"].items()))
     print(json.dumps(summary))
