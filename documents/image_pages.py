@@ -47,8 +47,8 @@ def _opened(data: bytes, name: str):
         return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise DocumentError(f"{name} declares too many pixels to open safely") from None
-    except Exception:
-        raise DocumentError(f"{name} is not an image this app can read") from None
+    except Exception:  # the sniffer saw an image's signature; its header is broken
+        raise DocumentError(f"{name} is damaged or truncated: its image cannot be decoded") from None
 
 
 def _decoded_png(image, name: str, index: int) -> bytes:
