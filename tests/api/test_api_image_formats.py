@@ -29,7 +29,12 @@ def request_with(url: str):
 
 @pytest.mark.parametrize(
     ("fmt", "mime", "frames"),
-    [("TIFF", "image/tiff", 1), ("TIFF", "image/tiff", 3), ("BMP", "image/bmp", 1), ("TGA", "image/x-tga", 1)],
+    [
+        ("TIFF", "image/tiff", 1),
+        ("TIFF", "image/tiff", 3),
+        ("BMP", "image/bmp", 1),
+        ("TGA", "image/x-tga", 1),
+    ],
     ids=["tiff", "tiff-3-frames", "bmp", "tga"],
 )
 def test_scanner_and_phone_formats_are_accepted(fmt, mime, frames):
