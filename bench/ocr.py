@@ -83,7 +83,10 @@ def main() -> None:
         engines["tesseract"] = plain_tesseract
     else:
         print("tesseract: not installed here, left out", file=sys.stderr)
-    scores = {name: {"all": [], "latin": [], "precision": [], "seconds": []} for name in engines}
+    scores = {
+        name: {"all": [], "latin": [], "precision": [], "precision_latin": [], "seconds": []}
+        for name in engines
+    }
     turn = 0
     for label, language, pdf in corpus():
         truth = scans.pages_text(pdf)
@@ -100,10 +103,12 @@ def main() -> None:
                     row["seconds"].append(seconds)
                     for original, found in zip(truth, texts, strict=True):
                         recall, precision, words = scans.recall_precision(original, found)
+                        read = len(scans.words(found))  # precision is over the words read
                         row["all"].append((recall, words))
-                        row["precision"].append((precision, words))
+                        row["precision"].append((precision, read))
                         if language in scans.LATIN:
                             row["latin"].append((recall, words))
+                            row["precision_latin"].append((precision, read))
                     shown = f"{label} {scan_name} {name}: recall {recall:.3f} {seconds:.2f} s/page"
                     print(shown, file=sys.stderr)
     workers.configure(None)
@@ -113,6 +118,7 @@ def main() -> None:
             "recall": weighted(row["all"]),
             "recall_latin": weighted(row["latin"]),
             "precision": weighted(row["precision"]),
+            "precision_latin": weighted(row["precision_latin"]),
             "s_page": round(statistics.median(row["seconds"]), 2),
         }
         print(f"{name}: {summary[name]}")
