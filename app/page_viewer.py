@@ -21,6 +21,7 @@ from errors import UserError
 from sessions.library import DocumentLibrary
 
 VIEWER_CHARS = 20_000  # the viewer shows this much of a page's text
+OCR_NOTE = "OCR text: read off the page image, words may be misread; the image is the original."
 QUOTE_WORDS = 3  # this many words in a row, in the answer and on the page, count as quoted
 WORD = re.compile(r"\w+")
 ZOOM_STEP = 1.25
@@ -63,6 +64,8 @@ def page_view(library: DocumentLibrary, documents: list[DocumentPart], target: s
     body = quoted_html(text[:VIEWER_CHARS], quoting) if text else "<em>No text on this page (a scan).</em>"
     if len(text) > VIEWER_CHARS:
         body += f"<p><em>… the first {VIEWER_CHARS:,} of {len(text):,} characters.</em></p>"
+    if text and getattr(page, "ocr", False):  # read off the image: it may hold misread words
+        body = f"<p class='ocr-note'><em>{OCR_NOTE}</em></p>" + body
     return PageView(
         f"**{doc.name} — page {page_number} of {doc.total_pages}**",
         sent_line(sent, page_number),

@@ -14,6 +14,7 @@ from typing import Any
 
 from cli.doc import library_for, terminal_progress
 from cli.flags import MODEL_FLAGS, add_flags
+from documents.context import selection_line
 from documents.parts import documents_of
 from engine.types import PromptProgress, SamplingParams, TextDelta
 from sessions import Store
@@ -174,6 +175,9 @@ def _finish(done, text: str, model: str, args) -> int:
     sys.stdout.write("\n")
     if final.error:
         print(f"error: {final.error}", file=sys.stderr)
+    if not args.json:  # which pages of a long document went, under the answer
+        for entry in report.selection:
+            print(selection_line(entry), file=sys.stderr)
     saved = done.question
     if saved and not args.json:
         print(f"(saved; continue with --session {saved.session_id})", file=sys.stderr)
@@ -194,6 +198,7 @@ def _finish(done, text: str, model: str, args) -> int:
                     "context_used": report.context_used,
                     "n_ctx": report.n_ctx,
                     "pages_sent": report.pages_sent,
+                    "pages_chosen": [{**e, "line": selection_line(e)} for e in report.selection],
                     "dropped_turns": report.dropped_turns,
                     "session_id": saved.session_id if saved else None,
                     "user_message_id": saved.message_id if saved else None,

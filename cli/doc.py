@@ -55,7 +55,8 @@ def run(settings: Any, args: argparse.Namespace) -> int:
         except IngestCancelled as exc:
             print(f"\n{exc}", file=sys.stderr)
             return EXIT_INTERRUPTED
-    summary = row.summary()
+        # Pages whose text was read off the image (scans): documents/ocr.py.
+        summary = {**row.summary(), "pages_ocr": sum(page.ocr for page in store.document_pages(row.sha256))}
     if args.json:
         print(json.dumps(summary))
         return 0

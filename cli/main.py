@@ -44,9 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_document_workers(settings) -> None:
-    from documents import workers
+    from documents import ocr, workers
 
     workers.configure(settings.doc_workers, settings.doc_worker_tasks, settings.doc_worker_memory_mb)
+    ocr.configure(
+        ocr.OcrSettings(
+            settings.ocr,
+            settings.ocr_max_pages,
+            settings.ocr_dpi,
+            settings.ocr_max_pixels,
+            settings.ocr_page_seconds,
+            settings.ocr_languages,
+            settings.ocr_tessdata,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

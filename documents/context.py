@@ -60,11 +60,14 @@ class ContextReport:
     pages_sent: dict[str, list[int]] = field(default_factory=dict)
     dropped_turns: int = 0
     fitted_by: str = ""  # "" when everything fit; else the strategy's label
+    # The question's documents that went in part: which pages of how many, and why.
+    selection: list[dict] = field(default_factory=list)
 
     def line(self) -> str:
         parts = [f"context used: {self.context_used:,} of {self.n_ctx:,} tokens"]
+        chosen = {entry["name"]: selection_line(entry) for entry in self.selection}
         for name, pages in self.pages_sent.items():
-            parts.append(f"{name}: p. {page_ranges(pages)}")
+            parts.append(chosen.get(name) or f"{name}: p. {page_ranges(pages)}")
         if self.fitted_by == "drop_oldest":
             parts.append(f"too long: dropped the {self.dropped_turns} oldest turn(s)")
         elif self.fitted_by:
@@ -78,7 +81,35 @@ class ContextReport:
             "pages_sent": self.pages_sent,
             "dropped_turns": self.dropped_turns,
             "fitted_by": self.fitted_by,
+            "selection": self.selection,
         }
+
+
+WHY_CHOSEN = {
+    "relevant": "most relevant to the question",
+    "range": "the pages asked for",
+    "": "the pages with something to send",
+}
+
+
+def selection_line(entry: dict) -> str:
+    """ "report.pdf: sent 24 of 137 pages: 1–3, 40–58, 120, 131 — most relevant to the question"."""
+    pages = entry.get("pages", [])
+    return (
+        f"{entry.get('name', 'document')}: sent {len(pages):,} of {entry.get('total', 0):,} pages: "
+        f"{page_ranges(pages)} — {WHY_CHOSEN.get(entry.get('why', ''), entry.get('why', ''))}"
+    )
+
+
+def selection_of(message: Message, strategy: str, asked_range: bool, fitted_by: str) -> list[dict]:
+    """The question's documents that went in part, for the lasting "sent N of M" line."""
+    why = "relevant" if fitted_by == "relevant" else ""
+    why = "range" if strategy == "range" and asked_range else why
+    return [
+        {"name": doc.name, "pages": list(doc.pages), "total": doc.total_pages, "why": why}
+        for doc in documents_of(message)
+        if len(doc.pages) < doc.total_pages
+    ]
 
 
 # -- choosing and expanding pages ------------------------------------------------
@@ -231,6 +262,7 @@ def fit_context(
             raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy, at_least=floor > limit))
         report.context_used, report.fitted_by = used, strategy
     report.pages_sent = {d.name: list(d.pages) for m in messages for d in documents_of(m)}
+    report.selection = selection_of(messages[-1], strategy, bool(page_range.strip()), report.fitted_by)
     return messages, report
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 from documents.bounds import check_archived_svgs, check_data_uri_images, check_declared, check_inflated
 from documents.pages import (
@@ -49,17 +50,22 @@ def read_pages(
     kind: str,
     password: str | None,
     max_pages: int,
+    ocr=None,
     progress: ProgressFn | None = None,
     cancel=None,
 ) -> tuple[PageText, ...]:
-    """Every page's text and whether it needs to be seen (cancel: anything with is_set)."""
+    """Every page's text and whether it needs to be seen (cancel: anything with is_set);
+    with `ocr` (documents.ocr.OcrSettings), pages without a text layer are then OCR'd."""
     if kind in ZIP_KINDS:  # sniffing checked the declared sizes; now the real ones
         entries = check_declared(data, name)
         check_inflated(data, name, entries)
         check_archived_svgs(data, name, entries, DEFAULT_MAX_PIXELS)
-    with _OpenDocument(data, name, kind, password) as doc:
+    with _OpenDocument(data, name, kind, password, max_pages=max_pages) as doc:
         check_page_count(doc.page_count, name, max_pages)
-        return _read_pages(doc, name, progress, cancel)
+        pages = _read_pages(doc, name, progress, cancel)
+        if ocr is not None and ocr.enabled:
+            pages = _ocr_pages(doc, pages, name, ocr, progress, cancel)
+        return pages
 
 
 def render(
@@ -171,6 +177,48 @@ def _read_pages(doc, name: str, progress: ProgressFn | None, cancel):
     return tuple(pages)
 
 
+def _ocr_pages(doc, pages: tuple[PageText, ...], name: str, settings, progress, cancel):
+    """Pages without a usable text layer, read by OCR, up to settings.max_pages of them;
+    a page's OCR text replaces its text layer only when it holds more."""
+    from documents import ocr
+
+    wanted = [page for page in pages if ocr.needs_ocr(page)][: settings.max_pages]
+    folder = ocr.tessdata_folder(settings) if wanted else None
+    if folder is None:  # nothing to read, or no language data to read with
+        return pages
+    language = ocr.language_spec(settings, folder)
+    result = list(pages)
+    for done, page in enumerate(wanted):
+        if cancel is not None and cancel.is_set():
+            raise IngestCancelled(f"reading {name} was cancelled")
+        if progress is not None:
+            label = f"OCR of {name}: page {page.number:,} ({done + 1:,} of {len(wanted):,})"
+            progress(done / len(wanted), label)
+        text = _ocr_page(doc, page, name, settings, language, folder, cancel)
+        if text is not None and visible_chars(text) > visible_chars(page.text):
+            result[page.number - 1] = replace(page, text=text, ocr=True)
+    if progress is not None:
+        progress(1.0, f"OCR of {name}: {len(wanted):,} page(s) read")
+    return tuple(result)
+
+
+def _ocr_page(doc, page: PageText, name: str, settings, language: str, folder: str, cancel) -> str | None:
+    """The page's OCR text; None when it cannot be had (an image over the pixel limit,
+    past the time a page may take, Tesseract failing): the page keeps what it had."""
+    from documents import ocr
+
+    try:
+        loaded = doc.load_page(page.number - 1)
+        sizes = _declared_image_sizes(loaded, doc.is_pdf)
+        if any(width * height > DEFAULT_MAX_PIXELS for width, height in sizes):
+            return None  # drawing it would decode the bomb
+        return ocr.read_page_bounded(loaded, settings, language, folder, cancel)
+    except IngestCancelled:
+        raise IngestCancelled(f"reading {name} was cancelled") from None
+    except Exception:  # PageTimedOut, a page MuPDF or Tesseract cannot read
+        return None
+
+
 def _page_text(doc, index: int, name: str) -> PageText:
     try:
         page = doc.load_page(index)
@@ -241,17 +289,28 @@ class _OpenDocument:
     """A PyMuPDF document opened from bytes, authenticated, closed on exit."""
 
     def __init__(
-        self, data: bytes, name: str, kind: str, password: str | None, max_pixels: int = DEFAULT_MAX_PIXELS
+        self,
+        data: bytes,
+        name: str,
+        kind: str,
+        password: str | None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pages: int = 2000,
     ):
         self.data, self.name, self.kind, self.password = data, name, kind, password
-        self.max_pixels = max_pixels
+        self.max_pixels, self.max_pages = max_pixels, max_pages
 
     def __enter__(self):
         pymupdf = _pymupdf()
         if self.kind == "svg":  # MuPDF decodes an SVG's embedded images as it opens it
             check_data_uri_images(self.data, self.name, self.max_pixels)
+        data, kind = self.data, self.kind
+        if kind == "image":  # its frames as the pages of a PDF, each judged first
+            from documents.image_pages import image_document_pdf
+
+            data, kind = image_document_pdf(self.data, self.name, self.max_pixels, self.max_pages), "pdf"
         try:
-            self.doc = pymupdf.open(stream=self.data, filetype=self.kind)
+            self.doc = pymupdf.open(stream=data, filetype=kind)
         except Exception:  # FileDataError, RuntimeError: MuPDF gave up on the bytes
             raise DocumentError(f"{self.name} is damaged or truncated (it cannot be opened)") from None
         try:

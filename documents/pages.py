@@ -46,6 +46,7 @@ class PageText:
     image_fraction: float  # share of the page area under images (0..1)
     width: float = 0.0  # page size in points (1/72 in); 0 for text files
     height: float = 0.0
+    ocr: bool = False  # the text was read off the page image (documents/ocr.py)
 
     @property
     def chars(self) -> int:

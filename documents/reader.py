@@ -62,6 +62,8 @@ DOCUMENT_EXTENSIONS: tuple[str, ...] = (
     ".txt",
     ".md",
     ".markdown",
+    ".tif",
+    ".tiff",
 )
 KIND_BY_EXTENSION = {ext: ext[1:] for ext in DOCUMENT_EXTENSIONS[:8]} | {
     ".oxps": "xps",
@@ -78,6 +80,7 @@ KIND_LABEL = {
     "cbz": "a comic book (CBZ)",
     "svg": "an SVG drawing",
     "text": "a text file",
+    "image": "an image",
 }
 MIME_BY_KIND = {
     "pdf": "application/pdf",
@@ -156,16 +159,15 @@ def sniff_kind(data: bytes, name: str) -> str:
     if not data:
         raise DocumentError(f"{name} is empty (0 bytes)")
     kind, looks_like = _kind_from_bytes(data, name)
+    claimed = KIND_BY_EXTENSION.get(_extension(name))
+    if kind == "image" and claimed is not None:  # a PNG named report.pdf: say so
+        kind = None
     if kind is not None:
         return kind
     if looks_like == DAMAGED_ZIP:  # an EPUB, CBZ or XPS cut short lands here
         raise DocumentError(f"{name} is damaged or truncated (its ZIP container is broken)")
-    claimed = KIND_BY_EXTENSION.get(_extension(name))
     if claimed is not None:
         raise DocumentError(f"{name} is not {KIND_LABEL[claimed]}: its bytes look like {looks_like}")
-    if looks_like.endswith(" image"):
-        image_format = looks_like.removesuffix(" image")
-        raise DocumentError(f"{name} is an image ({image_format}), attach it as an image")
     raise DocumentError(f"{name} is not a document this app can read (looks like {looks_like})")
 
 
@@ -178,17 +180,22 @@ def _kind_from_bytes(data: bytes, name: str) -> tuple[str | None, str]:
         return _zip_kind(data, name)
     if data[60:68] == b"BOOKMOBI":
         return "mobi", ""
+    # An image is a document of its frames (a scan, a photo of a page, a multi-page
+    # TIFF): documents/image_pages.py turns it into pages.
     for signature, label in IMAGE_SIGNATURES:
         if data.startswith(signature):
-            return None, f"{label} image"
+            return "image", f"{label} image"
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return None, "WEBP image"
+        return "image", "WEBP image"
     for signature, label in OTHER_SIGNATURES:
         if data.startswith(signature):
             return None, label
     text = _utf8_text(data)
     if text is None:
-        return None, "binary data"
+        from documents.image_pages import image_format
+
+        found = image_format(data)  # formats without a fixed signature: TGA, AVIF, ...
+        return ("image", f"{found} image") if found else (None, "binary data")
     start = text[:4096].lstrip().lower()
     if start.startswith("<?xml") or start.startswith("<"):
         if "<fictionbook" in start:
@@ -241,9 +248,13 @@ def _extension(name: str) -> str:
     return name[dot:].lower() if dot > 0 else ""
 
 
-def _mime(kind: str, name: str) -> str:
+def _mime(kind: str, name: str, data: bytes = b"") -> str:
     if kind == "text" and _extension(name) in (".md", ".markdown"):
         return "text/markdown"
+    if kind == "image":
+        from documents.image_pages import image_mime
+
+        return image_mime(data)
     return MIME_BY_KIND[kind]
 
 
@@ -258,18 +269,24 @@ def parse_document(
     max_pages: int = 2000,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    ocr: bool = True,
 ) -> ParsedDocument:
-    """Every page's text, page numbers from 1, and which pages need to be seen."""
+    """Every page's text, page numbers from 1, and which pages need to be seen. `ocr`:
+    pages without a text layer are read by OCR (documents/ocr.py, as configured there)."""
     kind = sniff_kind(data, name)
     if kind == "text":
         pages = _text_pages(data, name, max_pages)
         if progress is not None:
             progress(1.0, f"reading {name}: page {len(pages):,} of {len(pages):,}")
     else:
-        pages = _in_worker("read_pages", name, (data, name, kind, password, max_pages), progress, cancel)
+        from documents import ocr as page_ocr
+
+        settings = page_ocr.current() if ocr else None
+        args = (data, name, kind, password, max_pages, settings)
+        pages = _in_worker("read_pages", name, args, progress, cancel)
         if cancel is not None and cancel.is_set():  # Stop came as the last page was read
             raise IngestCancelled(f"reading {name} was cancelled")
-    return ParsedDocument(hashlib.sha256(data).hexdigest(), name, kind, _mime(kind, name), pages)
+    return ParsedDocument(hashlib.sha256(data).hexdigest(), name, kind, _mime(kind, name, data), pages)
 
 
 def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=None, key: str | None = None):

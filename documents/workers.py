@@ -227,9 +227,11 @@ class _PipeCancel:
 def worker_main(conn, memory_mb: int, max_tasks: int) -> None:
     import resource
 
+    from documents import ocr
     from documents.mupdf_pages import OPEN_DOCUMENTS, OPERATIONS
 
     OPEN_DOCUMENTS.size = HELD_DOCUMENTS
+    ocr.FORK_PAGES = hasattr(os, "fork")  # one thread here: a page is OCR'd in a child
 
     # Ctrl-C on a terminal reaches the whole process group; Stop arrives on the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -12,10 +12,19 @@ from pathlib import Path
 
 from engine.types import EngineInputError, ImagePart
 
-# Formats llama.cpp's image loader (stb_image) reads directly; others are re-encoded.
+# Formats llama.cpp's image loader (stb_image) reads directly; every other format
+# Pillow decodes (TIFF, BMP, TGA, AVIF, WebP, GIF, ...) is re-encoded as PNG once, here.
 NATIVE_MIME = {"PNG": "image/png", "JPEG": "image/jpeg"}
-ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
-IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp")
+IMAGE_MIME_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/avif",
+    "image/x-tga",
+)
 DEFAULT_MAX_PIXELS = 40_000_000  # a 40 MP photo; far more than Llama 4's 16 tiles use
 
 
@@ -38,27 +47,37 @@ def image_from_bytes(data: bytes, name: str = "image", max_pixels: int = DEFAULT
         raise EngineInputError(f"{name} declares too many pixels to open safely") from None
     except Exception:
         raise EngineInputError(f"{name} is not an image this app can read") from None
-    if fmt not in ACCEPTED_FORMATS:
-        raise EngineInputError(f"{name}: {fmt} images are not supported (use PNG or JPEG)")
     if width * height > max_pixels:
         raise EngineInputError(f"{name} is {width}x{height} pixels, over the {max_pixels:,} pixel limit")
-    # Header checks passed; now decode fully so truncated files fail here, not in C.
+    # Header checks passed; now decode fully (the first frame of a multi-frame file) so
+    # truncated files fail here, not in C.
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            if fmt not in NATIVE_MIME:
-                data, fmt = _to_png(img), "PNG"
+            if fmt not in NATIVE_MIME or getattr(img, "n_frames", 1) > 1:
+                data, fmt = to_png(img), "PNG"
     except Exception:
-        raise EngineInputError(f"{name} is damaged or truncated") from None
+        raise EngineInputError(f"{name} is damaged or truncated (its {fmt} data cannot be decoded)") from None
     return ImagePart(data=data, mime=NATIVE_MIME[fmt], name=name, width=width, height=height)
 
 
-def _to_png(img) -> bytes:
-    if img.mode not in ("RGB", "RGBA", "L"):
-        img = img.convert("RGBA")
+def to_png(img) -> bytes:
+    """The loaded frame as PNG, in a mode PNG holds: 16-bit and float greys are scaled
+    to 8 bits, CMYK, palettes and the rest become RGB(A)."""
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    normalised(img).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def normalised(img):
+    if img.mode in ("RGB", "RGBA", "L"):
+        return img
+    if img.mode.startswith(("I", "F")):  # 16/32-bit or float greys (scientific TIFFs)
+        low, high = img.getextrema()
+        span = (high - low) or 1
+        return img.convert("F").point(lambda v: (v - low) * 255.0 / span).convert("L")
+    has_alpha = "A" in img.mode or "transparency" in img.info
+    return img.convert("RGBA" if has_alpha else "RGB")
 
 
 def as_jpeg(part: ImagePart, quality: int = 90) -> ImagePart:

@@ -59,6 +59,7 @@ class PageRow:
     image_fraction: float
     width: float = 0.0  # points; 0 when unknown (text files, pages stored before sizes)
     height: float = 0.0
+    ocr: bool = False  # the text was read off the page image
 
 
 def find(conn: Connection, sha256: str) -> DocumentRow | None:
@@ -101,10 +102,19 @@ def insert(conn: Connection, blobs: Blobs, parsed, data: bytes) -> None:
         ),
     )
     conn.db.conn.executemany(
-        "INSERT INTO document_pages (sha256, number, text, needs_vision, image_fraction, width, height)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO document_pages (sha256, number, text, needs_vision, image_fraction, width, height, ocr)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (parsed.sha256, p.number, p.text, int(p.needs_vision), float(p.image_fraction), p.width, p.height)
+            (
+                parsed.sha256,
+                p.number,
+                p.text,
+                int(p.needs_vision),
+                float(p.image_fraction),
+                p.width,
+                p.height,
+                int(getattr(p, "ocr", False)),
+            )
             for p in parsed.pages
         ],
     )
@@ -112,9 +122,17 @@ def insert(conn: Connection, blobs: Blobs, parsed, data: bytes) -> None:
 
 def pages(conn: Connection, sha256: str) -> list[PageRow]:
     return [
-        PageRow(r["number"], r["text"], bool(r["needs_vision"]), r["image_fraction"], r["width"], r["height"])
+        PageRow(
+            r["number"],
+            r["text"],
+            bool(r["needs_vision"]),
+            r["image_fraction"],
+            r["width"],
+            r["height"],
+            bool(r["ocr"]),
+        )
         for r in conn.rows(
-            "SELECT number, text, needs_vision, image_fraction, width, height FROM document_pages"
+            "SELECT number, text, needs_vision, image_fraction, width, height, ocr FROM document_pages"
             " WHERE sha256 = ? ORDER BY number",
             (sha256,),
         )

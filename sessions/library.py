@@ -19,7 +19,12 @@ CACHED_PAGE_IMAGES = 64
 CACHED_DOCUMENTS = 8
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+# Sent as images; a TIFF (often many pages) and any other image attached as a
+# document is read as one, its frames the pages (OCR'd).
+IMAGE_EXTENSIONS = (
+    *(".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".avif", ".tga", ".ico", ".qoi"),
+    *(".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".pnm", ".dib", ".pcx", ".sgi", ".psd"),
+)
 
 
 def is_document(path: str) -> bool:

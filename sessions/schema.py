@@ -212,3 +212,10 @@ def m007_page_sizes(db: Database) -> None:
     # will render at without drawing it; 0 for text files and pages stored before this.
     db.execute("ALTER TABLE document_pages ADD COLUMN width REAL NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE document_pages ADD COLUMN height REAL NOT NULL DEFAULT 0")
+
+
+@migrations(name="m008_page_ocr")
+def m008_page_ocr(db: Database) -> None:
+    # 1 when a page's text was read off its image by OCR (a scan, a photo of a page),
+    # so the page viewer and citations can say so; 0 for a text layer.
+    db.execute("ALTER TABLE document_pages ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")

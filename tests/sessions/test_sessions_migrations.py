@@ -19,6 +19,7 @@ SHIPPED = [
     "m005_cached_tokens",
     "m006_evals",
     "m007_page_sizes",
+    "m008_page_ocr",
 ]
 
 
