@@ -9,8 +9,8 @@ import re
 import pytest
 
 from tests.fixtures.scripted_openai import Script, ScriptedServer
-from tests.test_cli import last_json, run
-from tests.test_documents_context import SECRET_PAGE, long_report
+from tests.fixtures.cli import last_json, run
+from tests.documents.test_documents_context import SECRET_PAGE, long_report
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import sys
 
 from tests.conftest import REPO
 from tests.fixtures import scans
-from tests.test_cli import last_json
+from tests.fixtures.cli import last_json
 
 
 def doc(path, data_dir, **env) -> subprocess.CompletedProcess:
