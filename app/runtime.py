@@ -40,6 +40,8 @@ class Runtime:
         spec = self.registry.specs.get(name)
         if spec is not None and spec.is_remote:
             return LaneLimit(spec.max_concurrency or self.settings.endpoint_concurrency, local=False)
+        if spec is not None and spec.backend == "llama.cpp" and self.settings.local_engine == "server":
+            return LaneLimit(self.settings.local_slots, local=True)  # llama-server's slots
         return LaneLimit(1, local=True)
 
     def share_cpu(self) -> None:

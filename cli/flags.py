@@ -68,6 +68,14 @@ MODEL_FLAGS = (
         "layers on the GPU (-1 = all, auto = as many as the free VRAM holds)",
     ),
     Flag("n_threads", ("-t", "--threads"), "CPU threads"),
+    Flag(
+        "local_engine",
+        ("--local-engine",),
+        "how GGUF models run: server (a llama-server child per model, many users at once) or inprocess",
+    ),
+    Flag("local_slots", ("-np", "--parallel"), "requests a local model answers at once (--local-engine server)"),
+    Flag("n_cpu_moe", ("--n-cpu-moe",), "keep the MoE experts of the first N layers in RAM", "N"),
+    Flag("cpu_moe", ("--cpu-moe",), "keep all MoE experts in RAM (attention and shared weights on the GPU)"),
     Flag("n_batch", ("-b", "--batch-size"), "prompt tokens read per step; progress shows after each"),
     Flag("memory_budget_gb", ("--memory-budget-gb",), "memory models may take together (default: free RAM)"),
     Flag(

@@ -32,6 +32,19 @@ def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
             from engine.fit import gpu_layers_for
 
             n_gpu_layers = gpu_layers_for(spec, settings)
+        if settings.local_engine == "server":
+            from engine.llama_server import LlamaServerEngine
+
+            return LlamaServerEngine(
+                spec,
+                log_dir=settings.data_dir / "logs",
+                slots=settings.local_slots,
+                n_gpu_layers=n_gpu_layers,
+                n_cpu_moe=settings.n_cpu_moe,
+                cpu_moe=settings.cpu_moe,
+                n_threads=settings.n_threads,
+                n_batch=settings.n_batch,
+            )
         return LlamaCppEngine(
             spec,
             n_gpu_layers=n_gpu_layers,

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     n_ctx: int | None = None  # None = the preset's deployment context
     n_gpu_layers: int | Literal["auto"] = 0  # "auto": as many layers as the free VRAM holds
     n_threads: int | None = None
+    # Local GGUF models run in a llama-server child per model ("server": parallel slots,
+    # MoE expert offload, a crash that harms no one; engine/llama_server.py) or inside
+    # this process through llama-cpp-python ("inprocess": one request at a time).
+    local_engine: Literal["server", "inprocess"] = "inprocess"
+    local_slots: int = Field(default=8, ge=1, le=256)  # requests one local model serves at once
+    # MoE experts kept in RAM (llama.cpp's --n-cpu-moe N: the first N layers'; --cpu-moe: all).
+    n_cpu_moe: int | None = Field(default=None, ge=0)
+    cpu_moe: bool = False
     # Prompt tokens evaluated per step (llama.cpp's n_batch; transformers' prefill chunk):
     # the page shows how far the prompt is read after each step.
     n_batch: int = Field(default=512, ge=16)
