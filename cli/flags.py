@@ -73,7 +73,7 @@ MODEL_FLAGS = (
         ("--local-engine",),
         "how GGUF models run: server (a llama-server child per model, many users at once) or inprocess",
     ),
-    Flag("local_slots", ("-np", "--parallel"), "requests a local model answers at once (--local-engine server)"),
+    Flag("local_slots", ("-np", "--parallel"), "requests a local model answers at once (with server)"),
     Flag("n_cpu_moe", ("--n-cpu-moe",), "keep the MoE experts of the first N layers in RAM", "N"),
     Flag("cpu_moe", ("--cpu-moe",), "keep all MoE experts in RAM (attention and shared weights on the GPU)"),
     Flag("n_batch", ("-b", "--batch-size"), "prompt tokens read per step; progress shows after each"),

@@ -12,6 +12,7 @@ restarted on the same port and key at once, so the next request is served."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -144,10 +145,8 @@ class LlamaServerEngine(OpenAIEngine):
 
     def _restart_soon(self) -> None:
         def restart() -> None:
-            try:
+            with contextlib.suppress(EngineLoadError):  # the next request tries again, shows why
                 self._ensure_running()
-            except EngineLoadError:
-                pass  # the next request tries again and shows why
 
         threading.Thread(target=restart, name=f"restart-{self.name}", daemon=True).start()
 
