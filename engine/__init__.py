@@ -24,6 +24,10 @@ from engine.types import (
 
 def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
     """The backend for a model spec, configured but not loaded."""
+    if spec.backend == "llama.cpp" and settings.local_engine == "server":
+        from engine.llama_server import server_engine
+
+        return server_engine(spec, settings)
     if spec.backend == "llama.cpp":
         from engine.llamacpp import LlamaCppEngine
 
@@ -32,19 +36,6 @@ def create_engine(spec: ModelSpec, settings: Settings) -> Engine:
             from engine.fit import gpu_layers_for
 
             n_gpu_layers = gpu_layers_for(spec, settings)
-        if settings.local_engine == "server":
-            from engine.llama_server import LlamaServerEngine
-
-            return LlamaServerEngine(
-                spec,
-                log_dir=settings.data_dir / "logs",
-                slots=settings.local_slots,
-                n_gpu_layers=n_gpu_layers,
-                n_cpu_moe=settings.n_cpu_moe,
-                cpu_moe=settings.cpu_moe,
-                n_threads=settings.n_threads,
-                n_batch=settings.n_batch,
-            )
         return LlamaCppEngine(
             spec,
             n_gpu_layers=n_gpu_layers,

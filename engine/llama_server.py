@@ -19,7 +19,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from engine.config import Settings
 from engine.image_plan import BUDGETS
+from engine.moe_plan import MoePlan
 from engine.openai_compat import EndpointError, OpenAIEngine
 from engine.protocol import ProgressFn
 from engine.registry import ModelSpec
@@ -71,6 +73,50 @@ def server_args(
     return args
 
 
+def server_engine(spec: ModelSpec, settings: Settings) -> LlamaServerEngine:
+    """The engine for a local GGUF under --local-engine server. `-ngl auto` on a MoE
+    model with a GPU: the expert split from moe_plan (attention and shared weights on
+    the GPU, as many expert layers as fit); other models: engine/fit.py's layer count."""
+    options = {"n_gpu_layers": settings.n_gpu_layers, "n_cpu_moe": settings.n_cpu_moe}
+    options["cpu_moe"] = settings.cpu_moe
+    plan = None
+    if settings.n_gpu_layers == "auto" and settings.n_cpu_moe is None and not settings.cpu_moe:
+        plan = expert_split(spec, settings.local_slots)
+        if plan is not None:
+            options.update(n_gpu_layers=plan.n_gpu_layers, n_cpu_moe=plan.n_cpu_moe, cpu_moe=plan.cpu_moe)
+        else:
+            from engine.fit import gpu_layers_for
+
+            options["n_gpu_layers"] = gpu_layers_for(spec, settings)
+    engine = LlamaServerEngine(
+        spec,
+        log_dir=settings.data_dir / "logs",
+        slots=settings.local_slots,
+        n_threads=settings.n_threads,
+        n_batch=settings.n_batch,
+        **options,
+    )
+    engine.plan = plan
+    return engine
+
+
+def expert_split(spec: ModelSpec, slots: int) -> MoePlan | None:
+    """The GPU/RAM split of a MoE GGUF on this machine's free memory; None without an
+    NVIDIA GPU to ask, or for a model without experts."""
+    from engine.memory import free_ram_bytes, free_vram_bytes
+    from engine.moe_plan import Machine, plan_moe, split_layers, tensors_from_gguf
+    from engine.registry import gguf_parts
+
+    vram = free_vram_bytes()
+    if not vram or spec.model_path is None or not spec.model_path.is_file():
+        return None
+    tensors = [t for part in gguf_parts(spec.model_path) for t in tensors_from_gguf(part)]
+    if not split_layers(tensors).experts:
+        return None
+    context = (spec.kv_bytes_per_token or 0) * spec.n_ctx * slots
+    return plan_moe(tensors, Machine(vram=vram, ram=free_ram_bytes() or 0), context)
+
+
 class LlamaServerEngine(OpenAIEngine):
     def __init__(
         self,
@@ -95,6 +141,7 @@ class LlamaServerEngine(OpenAIEngine):
             binary=binary,
         )
         self._slot_dir = slot_dir
+        self.plan: MoePlan | None = None  # the expert split chosen for -ngl auto, if any
         self._restart_lock = threading.Lock()
 
     @property

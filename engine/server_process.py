@@ -151,6 +151,9 @@ class ServerProcess:
             )
         self._log_start = self.log_path.stat().st_size
         self.starts += 1
+        if not _live:  # the first child: stop them all when this process exits
+            atexit.unregister(_stop_all)
+            atexit.register(_stop_all)
         _live.add(self)
 
     def _wait_ready(self, report: Callable[[float, str], None]) -> None:
@@ -247,7 +250,6 @@ def _signal_group(child: subprocess.Popen, signum: int) -> None:
             os.killpg(child.pid, signum)
 
 
-@atexit.register
 def _stop_all() -> None:
     for process in list(_live):
         process.stop()
