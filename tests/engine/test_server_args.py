@@ -1,0 +1,50 @@
+"""llama-server's command line as the engine builds it from the settings (no child
+started: tests/engine/test_llama_server.py runs the real one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.flags import MODEL_FLAGS, add_flags, settings_from
+from engine import create_engine
+from engine.llama_server import LlamaServerEngine, server_args
+from engine.registry import ModelSpec
+
+
+def flag_value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+SPEC = ModelSpec(
+    name="m", label="M", model_path=Path("/models/m.gguf"), mmproj_path=Path("/models/p.gguf"), n_ctx=4096
+)
+
+
+def test_each_slot_gets_the_models_whole_context():
+    args = server_args(SPEC, slots=6)
+    assert flag_value(args, "--ctx-size") == str(4096 * 6) and flag_value(args, "--parallel") == "6"
+    assert "--no-kv-unified" in args  # llama-server then splits -c evenly among the slots
+    assert flag_value(args, "--mmproj") == "/models/p.gguf" and flag_value(args, "--alias") == "m"
+
+
+def test_gpu_layers_and_expert_offload_flags():
+    assert flag_value(server_args(SPEC, n_gpu_layers=-1), "--n-gpu-layers") == "all"
+    chosen = server_args(SPEC, n_gpu_layers=20, n_cpu_moe=30)
+    assert flag_value(chosen, "--n-cpu-moe") == "30" and flag_value(chosen, "--fit") == "off"
+    assert "--cpu-moe" in server_args(SPEC, cpu_moe=True, n_cpu_moe=3)
+    assert "--n-cpu-moe" not in server_args(SPEC, cpu_moe=True, n_cpu_moe=3)
+    assert "--fit" not in server_args(SPEC, n_gpu_layers="auto")  # llama.cpp fits what we left open
+
+
+def test_the_flags_choose_the_server_engine(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_flags(parser, MODEL_FLAGS)
+    given = ["--local-engine", "server", "-np", "3", "--n-cpu-moe", "12", "-t", "2"]
+    given += ["--data-dir", str(tmp_path)]
+    settings = settings_from(parser.parse_args(given))
+    assert (settings.local_engine, settings.local_slots, settings.n_cpu_moe) == ("server", 3, 12)
+    engine = create_engine(SPEC, settings)
+    assert isinstance(engine, LlamaServerEngine) and engine.slots == 3
+    assert flag_value(engine.args, "--n-cpu-moe") == "12" and flag_value(engine.args, "--threads") == "2"
+    assert engine.process.log_path.parent == tmp_path / "logs"
