@@ -69,7 +69,9 @@ def server_args(
         args += ["--threads", str(n_threads), "--threads-batch", str(n_threads)]
     if slot_dir is not None:
         args += ["--slot-save-path", str(slot_dir)]
-    args += ["--no-webui", "--metrics", "--log-colors", "off"]
+    # No prompt cache in host RAM: it would hand one login's prefix to another's
+    # request across slots (the slot table keeps reuse within a login).
+    args += ["--cache-ram", "0", "--no-webui", "--metrics", "--log-colors", "off"]
     return args
 
 
@@ -143,6 +145,8 @@ class LlamaServerEngine(OpenAIEngine):
         self._slot_dir = slot_dir
         self.plan: MoePlan | None = None  # the expert split chosen for -ngl auto, if any
         self._restart_lock = threading.Lock()
+        self.slot_table = SlotTable(slots)
+        self._request_slot = threading.local()  # this thread's (slot, reuse) for _request
 
     @property
     def restarts(self) -> int:
@@ -181,6 +185,7 @@ class LlamaServerEngine(OpenAIEngine):
             with self._restart_lock:
                 if not self.process.alive():
                     self.process.start()
+                    self.slot_table.forget()
                     self._follow_port()
 
     def _follow_port(self) -> None:
@@ -224,6 +229,12 @@ class LlamaServerEngine(OpenAIEngine):
 
     # -- generation --------------------------------------------------------------
 
+    def _request(self, wire: list[dict], params: SamplingParams, max_tokens: int) -> dict:
+        request = super()._request(wire, params, max_tokens)
+        slot, reuse = getattr(self._request_slot, "value", (-1, False))
+        request["extra_body"].update(id_slot=slot, cache_prompt=reuse)
+        return request
+
     def stream(
         self,
         messages: Sequence[Message],
@@ -237,7 +248,15 @@ class LlamaServerEngine(OpenAIEngine):
             self._ensure_running()
         except EngineLoadError as exc:
             raise EngineInputError(str(exc)) from None
-        events = super().stream(messages, params, cancel, session_key, cache_scope)
+        slot = self.slot_table.take(cache_scope, session_key)
+        self._request_slot.value = slot
+        try:
+            yield from self._guarded(super().stream(messages, params, cancel, session_key, cache_scope))
+        finally:
+            self.slot_table.give_back(slot[0])
+
+    def _guarded(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+        """The stream, with a dead child's error replaced by one line and a restart."""
         try:
             for event in events:
                 if isinstance(event, Final) and event.finish_reason == "error" and self._died():
@@ -250,6 +269,50 @@ class LlamaServerEngine(OpenAIEngine):
                 self._restart_soon()
                 raise EndpointError(CRASH_LINE) from None
             raise
+
+
+class SlotTable:
+    """Which of the server's slots each request takes, so that a KV prefix is reused
+    only within one login (`cache_scope`), as in-process: a request takes a free slot
+    its own scope used last (the same chat's first), else the least recently used
+    free one, and then asks the server not to reuse what another login left there.
+    Lanes admit at most as many requests as there are slots, so one is always free;
+    past that the server picks, with nothing reused."""
+
+    def __init__(self, slots: int):
+        self._owner: list[tuple[str, str | None] | None] = [None] * slots
+        self._busy = [False] * slots
+        self._used = [0] * slots
+        self._clock = 0
+        self._lock = threading.Lock()
+
+    def take(self, scope: str, session_key: str | None) -> tuple[int, bool]:
+        """(slot id, may the server reuse its cache)."""
+        with self._lock:
+            free = [i for i in range(len(self._busy)) if not self._busy[i]]
+            if not free:
+                return -1, False
+            mine = [i for i in free if self._owner[i] is not None and self._owner[i][0] == scope]
+            same_chat = [i for i in mine if session_key is not None and self._owner[i][1] == session_key]
+            slot = (
+                max(same_chat or mine, key=self._used.__getitem__)
+                if mine
+                else min(free, key=self._used.__getitem__)
+            )
+            reuse = bool(mine)
+            self._clock += 1
+            self._busy[slot], self._used[slot], self._owner[slot] = True, self._clock, (scope, session_key)
+            return slot, reuse
+
+    def give_back(self, slot: int) -> None:
+        if slot >= 0:
+            with self._lock:
+                self._busy[slot] = False
+
+    def forget(self) -> None:
+        """A restarted child holds nothing: no slot's cache is anyone's."""
+        with self._lock:
+            self._owner = [None] * len(self._owner)
 
 
 def _file_safe(name: str) -> str:

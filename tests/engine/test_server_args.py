@@ -48,3 +48,24 @@ def test_the_flags_choose_the_server_engine(tmp_path):
     assert isinstance(engine, LlamaServerEngine) and engine.slots == 3
     assert flag_value(engine.args, "--n-cpu-moe") == "12" and flag_value(engine.args, "--threads") == "2"
     assert engine.process.log_path.parent == tmp_path / "logs"
+
+
+def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
+    from engine.llama_server import SlotTable
+
+    table = SlotTable(3)
+    ann, reuse = table.take("ann", "chat-1")
+    assert not reuse  # a fresh slot holds nothing of anyone's
+    table.give_back(ann)
+    bob, reuse = table.take("bob", None)
+    assert bob != ann and not reuse  # Bob gets another slot, not Ann's
+    again, reuse = table.take("ann", "chat-1")
+    assert (again, reuse) == (ann, True)  # Ann's follow-up comes back to her slot
+    third, reuse = table.take("carol", None)
+    assert not reuse and third not in (ann, bob)
+    assert table.take("dan", None) == (-1, False)  # all busy: the server picks, nothing reused
+    table.give_back(bob)
+    assert table.take("dan", None) == (bob, False)  # Bob's slot, but not Bob's cache
+    table.forget()
+    table.give_back(ann)
+    assert table.take("ann", "chat-1") == (ann, False)  # a restarted server holds nothing
