@@ -180,8 +180,9 @@ class LlamaServerEngine(OpenAIEngine):
         self.process.stop()
 
     def _ensure_running(self) -> None:
-        """A child that died between requests is started again before this one."""
-        if self.loaded and not self.process.alive():
+        """A child that died between requests is started again before this one; a
+        restart under way (the lock's holder) is waited for."""
+        if self.loaded:
             with self._restart_lock:
                 if not self.process.alive():
                     self.process.start()
