@@ -127,6 +127,7 @@ class LlamaServerEngine(OpenAIEngine):
         log_dir: Path,
         slots: int = DEFAULT_SLOTS,
         binary: Path | None = None,
+        address_space: int | None = None,
         **options,
     ):
         # llama-server's mtmd tiles Llama 4 images its way (3x3 grids at most).
@@ -141,6 +142,7 @@ class LlamaServerEngine(OpenAIEngine):
             spec.label,
             memory_needed=lambda: spec.estimated_memory(spec.n_ctx * slots),
             binary=binary,
+            address_space=address_space,
         )
         self._slot_dir = slot_dir
         self.plan: MoePlan | None = None  # the expert split chosen for -ngl auto, if any
@@ -163,6 +165,10 @@ class LlamaServerEngine(OpenAIEngine):
         report = progress or (lambda fraction, what: None)
         report(0.05, f"starting llama-server for {self.label} ({size_gb:.1f} GB, {self.slots} slots)")
         self._slot_dir.mkdir(parents=True, exist_ok=True)
+        if self.tile_budget is not None:  # the projector's own tile and patch size
+            from engine.llamacpp import mmproj_tile_budget
+
+            self.tile_budget = mmproj_tile_budget(self.spec.mmproj_path) or self.tile_budget
         self.process.start(report)
         self.spec = replace(self.spec, endpoint=f"{self.process.url}/v1")
         try:

@@ -85,8 +85,10 @@ class ServerProcess:
         label: str,
         memory_needed: Callable[[], int | None] = lambda: None,
         binary: Path | None = None,
+        address_space: int | None = None,
     ):
         self.args = list(args)
+        self.address_space = address_space  # bytes the child may map (None: no cap)
         self.log_path = log_path
         self.label = label
         self.memory_needed = memory_needed
@@ -148,6 +150,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # its own process group: stop() reaches all of it
+                preexec_fn=self._cap_memory if self.address_space else None,
             )
         self._log_start = self.log_path.stat().st_size
         self.starts += 1
@@ -155,6 +158,13 @@ class ServerProcess:
             atexit.unregister(_stop_all)
             atexit.register(_stop_all)
         _live.add(self)
+
+    def _cap_memory(self) -> None:
+        """In the child: an allocation past the cap fails inside llama.cpp (reported,
+        one line) instead of the kernel's OOM killer choosing some process."""
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
 
     def _wait_ready(self, report: Callable[[float, str], None]) -> None:
         deadline = time.monotonic() + LOAD_TIMEOUT_S
@@ -187,7 +197,8 @@ class ServerProcess:
         lowered = text.lower()
         if any(marker in lowered for marker in BIND_MARKERS):
             return _PortTaken()
-        if any(marker in lowered for marker in OOM_MARKERS):
+        killed = self._child.returncode == -signal.SIGKILL  # the kernel's OOM killer, most likely
+        if killed or any(marker in lowered for marker in OOM_MARKERS):
             return EngineLoadError(out_of_memory_line(self.label, self.memory_needed()))
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]

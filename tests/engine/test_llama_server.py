@@ -143,8 +143,10 @@ def test_unload_stops_the_child(tiny_llama4, tmp_path):
 
 
 def test_out_of_memory_at_load_is_one_line_with_needed_and_free(tiny_llama4, tmp_path):
-    spec = replace(user_model(tiny_llama4[0]), n_ctx=2**31 // 64)  # a KV cache of terabytes
-    engine = LlamaServerEngine(spec, log_dir=tmp_path, slots=64)
+    # 64 slots of 2^20 positions: a KV cache of ~32 GB, in a child allowed 4 GB (capped,
+    # so that the allocation fails inside llama.cpp, never the machine's OOM killer).
+    spec = replace(user_model(tiny_llama4[0]), n_ctx=2**20)
+    engine = LlamaServerEngine(spec, log_dir=tmp_path, slots=64, address_space=4 * 2**30)
     with pytest.raises(EngineLoadError) as error:
         engine.load()
     line = str(error.value)
