@@ -97,9 +97,19 @@ def test_stop_ends_the_answer_and_frees_the_slot_at_once(server_engine):
     cancel.set()
     final = next(e for e in events if isinstance(e, Final))
     assert final.finish_reason == "cancelled"
+    # The server stops within a few tokens (how fast is bench/concurrency.py's to time,
+    # on a quiet machine): far short of the 4000 asked for.
     while any(slot["is_processing"] for slot in slots(server_engine)):
-        assert time.perf_counter() - stopped < 0.5, "a slot still generates after Stop"
+        assert time.perf_counter() - stopped < 30, "a slot still generates after Stop"
         time.sleep(0.02)
+    assert max(decoded(slot) for slot in slots(server_engine)) < 200
+
+
+def decoded(slot: dict) -> int:
+    """Tokens the slot generated for its last task."""
+    state = slot.get("next_token") or {}
+    state = state[0] if isinstance(state, list) else state
+    return int(state.get("n_decoded", 0))
 
 
 def test_kill_9_mid_answer_keeps_the_partial_answer_and_restarts(server_engine):
