@@ -7,8 +7,8 @@ its libraries, so it carries our Llama 4 image fixes and the same CUDA/Metal fla
 The child listens on a free loopback port and takes requests only with a random key
 (passed in its environment, not on its command line, where `ps` would show it). It
 runs in its own process group, is stopped on unload and when this process exits
-(atexit; PR_SET_PDEATHSIG is not used: it fires when the thread that started
-the child ends, and loads run on worker threads), and writes its log into
+(atexit; on Linux also PR_SET_PDEATHSIG, set from one long-lived spawner thread since
+it fires when the thread that started the child ends), and writes its log into
 the data directory. A failed start becomes one line: out of memory says how much was
 needed against how much is free; anything else quotes the log's last error."""
 
@@ -18,10 +18,12 @@ import atexit
 import contextlib
 import importlib.util
 import os
+import queue
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -143,14 +145,16 @@ class ServerProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
             log.flush()
-            self._child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own process group: stop() reaches all of it
-                preexec_fn=self._cap_memory if self.address_space else None,
+            self._child = _spawner().run(
+                lambda: subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # its own process group: stop() reaches all of it
+                    preexec_fn=self._in_child,
+                )
             )
         self._log_start = self.log_path.stat().st_size
         self.starts += 1
@@ -159,12 +163,20 @@ class ServerProcess:
             atexit.register(_stop_all)
         _live.add(self)
 
-    def _cap_memory(self) -> None:
-        """In the child: an allocation past the cap fails inside llama.cpp (reported,
-        one line) instead of the kernel's OOM killer choosing some process."""
-        import resource
+    def _in_child(self) -> None:
+        """Before exec, in the child. With an address-space cap, an allocation past it
+        fails inside llama.cpp (reported, one line) instead of the kernel's OOM killer
+        choosing some process. On Linux the kernel kills the child when the thread that
+        started it ends: that is the spawner thread, which ends only with this process,
+        so a playground stopped by SIGTERM or kill -9 (no atexit) leaves no child."""
+        if self.address_space:
+            import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
+            resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
     def _wait_ready(self, report: Callable[[float, str], None]) -> None:
         deadline = time.monotonic() + LOAD_TIMEOUT_S
@@ -259,6 +271,44 @@ def _signal_group(child: subprocess.Popen, signum: int) -> None:
             child.kill()
         else:
             os.killpg(child.pid, signum)
+
+
+class _Spawner:
+    """One long-lived thread that starts every child (see ServerProcess._in_child)."""
+
+    def __init__(self):
+        self._jobs: queue.Queue = queue.Queue()
+        threading.Thread(target=self._serve, name="llama-server-spawner", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.append(("ok", job()))
+            except BaseException as exc:  # handed back to the caller's thread
+                done.append(("error", exc))
+
+    def run(self, job):
+        done: list = []
+        self._jobs.put((job, done))
+        while not done:
+            time.sleep(0.005)
+        kind, value = done[0]
+        if kind == "error":
+            raise value
+        return value
+
+
+_spawner_instance: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawner() -> _Spawner:
+    global _spawner_instance
+    with _spawner_lock:
+        if _spawner_instance is None:
+            _spawner_instance = _Spawner()
+        return _spawner_instance
 
 
 def _stop_all() -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,46 @@ def test_a_missing_binary_is_one_line(tiny_llama4, tmp_path, monkeypatch):
     engine = LlamaServerEngine(user_model(tiny_llama4[0]), log_dir=tmp_path)
     with pytest.raises(EngineLoadError, match="llama-server is not installed"):
         engine.load()
+
+
+CHILD_OWNER = """
+import sys, threading, time
+from pathlib import Path
+from engine.llama_server import LlamaServerEngine
+from engine.registry import user_model
+
+engine = LlamaServerEngine(user_model(Path(sys.argv[1])), log_dir=Path(sys.argv[2]), slots=1)
+loader = threading.Thread(target=engine.load)  # loads run on worker threads that end
+loader.start()
+loader.join()
+time.sleep(0.5)
+print(engine.process.pid, engine.process.alive(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_child_outlives_the_loading_thread_but_not_the_playground(tiny_llama4, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", CHILD_OWNER, str(tiny_llama4[0]), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    pid, alive = owner.stdout.readline().split()
+    assert alive == "True"  # the thread that loaded it has ended; the child has not
+    owner.send_signal(signal.SIGKILL)  # no atexit runs
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(int(pid), signal.SIGKILL)
+    raise AssertionError("llama-server outlived the process that started it")
