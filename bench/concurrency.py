@@ -9,8 +9,16 @@ and we time their whole answer.
 
     python bench/concurrency.py [--repo DIR]   # DIR: another checkout to measure (before)
 
+Then the local case (`--local-engine server`): 1 and 8 users at once ask the tiny
+Llama 4 for 64 tokens through our /v1, and the same through a raw llama-server (the
+same binary and flags, started by hand) on the same GGUF, interleaved, best of two.
+
+    python bench/concurrency.py --case local   # only the local case
+
 Last line: {"ratio_8": T8/T1 (target <= 1.5), "ratio_16": T16/T1 (target <= 2.0),
-"users_s": {...}, "most_at_server": ..., "other_local_model_s": ..., "long_answer_s": ...}"""
+"users_s": {...}, "most_at_server": ..., "other_local_model_s": ..., "long_answer_s": ...,
+"local": {"ours_ratio_8": T8/T1 through our /v1 (target <= 5 on 2 cores),
+"raw_ratio_8": the same for raw llama-server, "ours_vs_raw_8": our T8 / raw T8, "s": {...}}}"""
 
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.local_users import local_case
 from bench.page_client import PageClient, start_playground
 from tests.fixtures.scripted_openai import Script, ScriptedServer
 
@@ -75,7 +84,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout to measure")
     parser.add_argument("--users", type=int, nargs="*", default=[1, 4, 8, 16])
+    parser.add_argument("--case", choices=("all", "scripted", "local"), default="all")
     args = parser.parse_args()
+    result = scripted_case(args) if args.case != "local" else {}
+    if args.case != "scripted":
+        result["local"] = local_case(args.repo.resolve())
+    print(json.dumps(result))
+    return 0
+
+
+def scripted_case(args) -> dict:
     from tests.fixtures.tiny_llama4 import write_tiny_llama4
 
     script = Script(model=MODEL, first_s=0.2, gap_s=0.09, words=WORDS)
@@ -110,8 +128,7 @@ def main() -> int:
         "other_local_model_s": round(short, 2),
         "long_answer_s": round(long, 2),
     }
-    print(json.dumps(result))
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -169,6 +169,14 @@ class ChatService:
         spec = self.models.registry.specs.get(name) if self.models else None
         if spec is not None and spec.is_remote:
             return LaneLimit(spec.max_concurrency or self._endpoint_concurrency, local=False)
+        settings = self.models.settings if self.models else None
+        if (
+            spec is not None
+            and spec.backend == "llama.cpp"
+            and settings
+            and settings.local_engine == "server"
+        ):
+            return LaneLimit(settings.local_slots, local=True)  # llama-server's slots
         return LaneLimit(1, local=True)
 
     def _share_cpu(self, busy: list[str]) -> None:

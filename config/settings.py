@@ -123,6 +123,26 @@ class EngineSettings(BaseModel):
         0, "layers on the GPU (-1 = all, auto = as many as the free VRAM holds)", "-ngl", "--n-gpu-layers"
     )
     n_threads: int | None = setting(None, "CPU threads", "-t", "--threads")
+    # engine/llama_server.py: a llama-server child per model, built with the wheel.
+    local_engine: Literal["server", "inprocess"] = setting(
+        "inprocess",
+        "how GGUF models run: server (a llama-server child per model, many users at once) or inprocess",
+        "--local-engine",
+    )
+    local_slots: int = setting(
+        8,
+        "requests a local model answers at once (with --local-engine server)",
+        "-np",
+        "--parallel",
+        ge=1,
+        le=256,
+    )
+    n_cpu_moe: int | None = setting(
+        None, "keep the MoE experts of the first N layers in RAM", "--n-cpu-moe", metavar="N", ge=0
+    )
+    cpu_moe: bool = setting(
+        False, "keep all MoE experts in RAM (attention and shared weights on the GPU)", "--cpu-moe"
+    )
     n_batch: int = setting(
         512, "prompt tokens read per step; progress shows after each", "-b", "--batch-size", ge=16
     )

@@ -3,6 +3,8 @@ directories on torch) and OpenAI-compatible servers (vLLM, llama-server, hosted)
 Never imports gradio; heavy libraries (llama_cpp, torch, transformers, openai) are
 imported inside the backends, when a model loads."""
 
+from pathlib import Path
+
 from engine.config import EngineOptions
 from engine.protocol import Engine
 from engine.spec import ModelSpec
@@ -24,6 +26,20 @@ from engine.types import (
 
 def create_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
     """The backend for a model spec, configured but not loaded."""
+    if spec.backend == "llama.cpp" and options.local_engine == "server":
+        from engine.llama_server import LlamaServerEngine
+
+        return LlamaServerEngine(
+            spec,
+            log_dir=options.log_dir or Path("logs"),
+            slots=options.slots,
+            n_threads=options.n_threads,
+            n_batch=options.n_batch,
+            n_gpu_layers=options.n_gpu_layers,
+            n_cpu_moe=options.n_cpu_moe,
+            cpu_moe=options.cpu_moe,
+            plan_line=options.plan_line,
+        )
     if spec.backend == "llama.cpp":
         from engine.llamacpp import LlamaCppEngine
 

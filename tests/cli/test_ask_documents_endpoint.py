@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from tests.fixtures.scripted_openai import Script, ScriptedServer
-from tests.fixtures.cli import last_json, run
 from tests.documents.test_documents_context import SECRET_PAGE, long_report
+from tests.fixtures.cli import last_json, run
+from tests.fixtures.scripted_openai import Script, ScriptedServer
 
 
 @pytest.fixture(scope="module")

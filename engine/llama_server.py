@@ -1,0 +1,281 @@
+"""Local GGUF models through llama-server: one managed child per loaded model
+(engine/server_process.py), spoken to over HTTP by the OpenAI backend.
+
+What the child gives that llama-cpp-python's `Llama` cannot: parallel slots with
+continuous batching (many users on one model at once), MoE experts kept in RAM
+(`--n-cpu-moe`, `--cpu-moe`), a prompt cache per slot that includes images, and
+isolation: a crash or out-of-memory in llama.cpp ends the child, never the web server.
+
+A crash mid-answer ends that answer with one line ("the model process stopped;
+restarting it"), whatever was streamed is kept by the caller, and the child is
+restarted on the same port and key at once, so the next request is served."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from engine.image_plan import BUDGETS
+from engine.openai_compat import EndpointError, OpenAIEngine
+from engine.protocol import ProgressFn
+from engine.server_process import ServerProcess
+from engine.spec import ModelSpec
+from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, StreamEvent
+
+CRASH_LINE = "the model process stopped; restarting it"
+DEATH_WAIT_S = 1.0  # a broken stream and the child's exit status arrive a moment apart
+DEFAULT_SLOTS = 8
+
+
+def server_args(
+    spec: ModelSpec,
+    *,
+    slots: int = DEFAULT_SLOTS,
+    n_gpu_layers: int | str = 0,
+    n_cpu_moe: int | None = None,
+    cpu_moe: bool = False,
+    n_threads: int | None = None,
+    n_batch: int = 512,
+    slot_dir: Path | None = None,
+) -> list[str]:
+    """llama-server's flags for this model (host, port and key are added at start).
+
+    llama-server splits `-c` evenly among its slots (KV not unified), so each slot
+    gets exactly the model's context: -c is n_ctx x slots, and the KV cache costs
+    that many positions."""
+    args = ["--model", str(spec.model_path), "--alias", spec.name]
+    if spec.mmproj_path is not None:
+        args += ["--mmproj", str(spec.mmproj_path)]
+    args += ["--ctx-size", str(spec.n_ctx * slots), "--parallel", str(slots), "--no-kv-unified"]
+    args += ["--cont-batching"]
+    # Sliding-window layers (Llama 4's chunked attention) keep every position, so a
+    # cached prefix can be reused however the conversation went on (as in-process).
+    args += ["--swa-full", "--batch-size", str(n_batch), "--ubatch-size", str(min(n_batch, 512))]
+    ngl = "all" if n_gpu_layers == -1 else str(n_gpu_layers)
+    args += ["--n-gpu-layers", ngl]
+    if ngl != "auto":
+        args += ["--fit", "off"]  # what we chose stands; --fit would change unset flags
+    if cpu_moe:
+        args += ["--cpu-moe"]
+    elif n_cpu_moe:
+        args += ["--n-cpu-moe", str(n_cpu_moe)]
+    if n_threads:
+        args += ["--threads", str(n_threads), "--threads-batch", str(n_threads)]
+    if slot_dir is not None:
+        args += ["--slot-save-path", str(slot_dir)]
+    # No prompt cache in host RAM: it would hand one login's prefix to another's
+    # request across slots (the slot table keeps reuse within a login).
+    args += ["--cache-ram", "0", "--no-webui", "--metrics", "--log-colors", "off"]
+    return args
+
+
+class LlamaServerEngine(OpenAIEngine):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        log_dir: Path,
+        slots: int = DEFAULT_SLOTS,
+        binary: Path | None = None,
+        address_space: int | None = None,
+        plan_line: str = "",
+        **options,
+    ):
+        # llama-server's mtmd tiles Llama 4 images its way (3x3 grids at most).
+        super().__init__(replace(spec, tiles="llama.cpp", remote_model=spec.name))
+        self.tile_budget = BUDGETS["llama.cpp"] if spec.is_llama and spec.vision else None
+        self.slots = slots
+        slot_dir = log_dir.parent / "kv" / "slots" / spec.name
+        self.args = server_args(spec, slots=slots, slot_dir=slot_dir, **options)
+        self.process = ServerProcess(
+            self.args,
+            log_dir / f"llama-server-{_file_safe(spec.name)}.log",
+            spec.label,
+            memory_needed=lambda: spec.estimated_memory(spec.n_ctx * slots),
+            binary=binary,
+            address_space=address_space,
+        )
+        self._slot_dir = slot_dir
+        self.plan_line = plan_line  # the GPU/RAM split models/ chose for -ngl auto, if any
+        self._restart_lock = threading.Lock()
+        self.slot_table = SlotTable(slots)
+        self._request_slot = threading.local()  # this thread's (slot, reuse) for _request
+
+    @property
+    def restarts(self) -> int:
+        return max(self.process.starts - 1, 0)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def load(self, progress: ProgressFn | None = None) -> None:
+        if self.loaded:
+            return
+        if missing := self.spec.missing_files():
+            raise EngineLoadError(f"{self.label}: file not found: {missing[0]}")
+        size_gb = (self.spec.file_bytes() or 0) / 1e9
+        report = progress or (lambda fraction, what: None)
+        report(0.05, f"starting llama-server for {self.label} ({size_gb:.1f} GB, {self.slots} slots)")
+        self._slot_dir.mkdir(parents=True, exist_ok=True)
+        if self.tile_budget is not None:  # the projector's own tile and patch size
+            from engine.llamacpp import mmproj_tile_budget
+
+            self.tile_budget = mmproj_tile_budget(self.spec.mmproj_path) or self.tile_budget
+        self.process.start(report)
+        self.spec = replace(self.spec, endpoint=f"{self.process.url}/v1")
+        try:
+            super().load(None)
+        except EngineLoadError:
+            self.process.stop()
+            raise
+        report(1.0, f"{self.label} ready ({self.slots} at once)")
+
+    def _api_key(self) -> str:
+        return self.process.key
+
+    def unload(self) -> None:
+        super().unload()
+        self.process.stop()
+
+    def _ensure_running(self) -> None:
+        """A child that died between requests is started again before this one; a
+        restart under way (the lock's holder) is waited for."""
+        if self.loaded:
+            with self._restart_lock:
+                if not self.process.alive():
+                    self.process.start()
+                    self.slot_table.forget()
+                    self._follow_port()
+
+    def _follow_port(self) -> None:
+        """The restarted child keeps its port unless another program took it."""
+        endpoint = f"{self.process.url}/v1"
+        if endpoint != self.spec.endpoint:
+            self.spec = replace(self.spec, endpoint=endpoint)
+            self._client = self._client.with_options(base_url=endpoint)
+
+    def _restart_soon(self) -> None:
+        def restart() -> None:
+            with contextlib.suppress(EngineLoadError):  # the next request tries again, shows why
+                self._ensure_running()
+
+        threading.Thread(target=restart, name=f"restart-{self.name}", daemon=True).start()
+
+    def _died(self) -> bool:
+        deadline = time.monotonic() + DEATH_WAIT_S
+        while self.process.alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    # -- prompts -----------------------------------------------------------------
+
+    def _server_count(self, wire: list[dict]) -> int | None:
+        """llama-server's own count for a text prompt: its chat template applied
+        (/apply-template), then tokenized (/tokenize). Images: None (estimated)."""
+        if any(isinstance(m.get("content"), list) for m in wire):
+            return None
+        import openai
+
+        root = self._client.with_options(base_url=self.process.url)
+        try:
+            prompt = root.post("/apply-template", body={"messages": wire}, cast_to=object)["prompt"]
+            body = {"content": prompt, "add_special": True, "parse_special": True}
+            return len(root.post("/tokenize", body=body, cast_to=object)["tokens"])
+        except (openai.APIError, KeyError, TypeError):
+            return None
+
+    # -- generation --------------------------------------------------------------
+
+    def _request(self, wire: list[dict], params: SamplingParams, max_tokens: int) -> dict:
+        request = super()._request(wire, params, max_tokens)
+        slot, reuse = getattr(self._request_slot, "value", (-1, False))
+        request["extra_body"].update(id_slot=slot, cache_prompt=reuse)
+        return request
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+        session_key: str | None = None,
+        cache_scope: str = "",
+    ) -> Iterator[StreamEvent]:
+        self._require_loaded()
+        try:
+            self._ensure_running()
+        except EngineLoadError as exc:
+            raise EngineInputError(str(exc)) from None
+        slot = self.slot_table.take(cache_scope, session_key)
+        self._request_slot.value = slot
+        try:
+            yield from self._guarded(super().stream(messages, params, cancel, session_key, cache_scope))
+        finally:
+            self.slot_table.give_back(slot[0])
+
+    def _guarded(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+        """The stream, with a dead child's error replaced by one line and a restart."""
+        try:
+            for event in events:
+                if isinstance(event, Final) and event.finish_reason == "error" and self._died():
+                    self._restart_soon()
+                    yield replace(event, error=CRASH_LINE)
+                    return
+                yield event
+        except EndpointError:
+            if self._died():  # before the first token: nothing to keep
+                self._restart_soon()
+                raise EndpointError(CRASH_LINE) from None
+            raise
+
+
+class SlotTable:
+    """Which of the server's slots each request takes, so that a KV prefix is reused
+    only within one login (`cache_scope`), as in-process: a request takes a free slot
+    its own scope used last (the same chat's first), else the least recently used
+    free one, and then asks the server not to reuse what another login left there.
+    Lanes admit at most as many requests as there are slots, so one is always free;
+    past that the server picks, with nothing reused."""
+
+    def __init__(self, slots: int):
+        self._owner: list[tuple[str, str | None] | None] = [None] * slots
+        self._busy = [False] * slots
+        self._used = [0] * slots
+        self._clock = 0
+        self._lock = threading.Lock()
+
+    def take(self, scope: str, session_key: str | None) -> tuple[int, bool]:
+        """(slot id, may the server reuse its cache)."""
+        with self._lock:
+            free = [i for i in range(len(self._busy)) if not self._busy[i]]
+            if not free:
+                return -1, False
+            mine = [i for i in free if self._owner[i] is not None and self._owner[i][0] == scope]
+            same_chat = [i for i in mine if session_key is not None and self._owner[i][1] == session_key]
+            slot = (
+                max(same_chat or mine, key=self._used.__getitem__)
+                if mine
+                else min(free, key=self._used.__getitem__)
+            )
+            reuse = bool(mine)
+            self._clock += 1
+            self._busy[slot], self._used[slot], self._owner[slot] = True, self._clock, (scope, session_key)
+            return slot, reuse
+
+    def give_back(self, slot: int) -> None:
+        if slot >= 0:
+            with self._lock:
+                self._busy[slot] = False
+
+    def forget(self) -> None:
+        """A restarted child holds nothing: no slot's cache is anyone's."""
+        with self._lock:
+            self._owner = [None] * len(self._owner)
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,218 @@
+"""Local GGUF through a llama-server child (--local-engine server) on the tiny Llama 4:
+many users at once, a crash mid-answer, Stop, images, a load that runs out of memory.
+Random weights: answers are compared with each other, never with wording."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from engine import Final, Message, PromptProgress, SamplingParams, TextDelta
+from engine.llama_server import CRASH_LINE, LlamaServerEngine
+from engine.server_process import server_binary
+from engine.types import EngineLoadError
+from models.catalogue import user_model
+from models.engines import engine_for
+from tests.test_engine_vision import image, user
+
+pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is not built (make setup)")
+
+GREEDY = SamplingParams(temperature=0, max_tokens=24)
+QUESTIONS = [f"Question {i}: what comes after {i * 7}?" for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def server_engine(tiny_llama4, tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    settings = Settings(local_engine="server", local_slots=8, data_dir=data, n_threads=2)
+    engine = engine_for(user_model(*tiny_llama4), settings)
+    assert isinstance(engine, LlamaServerEngine)
+    engine.load()
+    yield engine
+    engine.unload()
+
+
+def answer(engine, messages, params=GREEDY, cancel=None) -> tuple[str, Final]:
+    text, final = "", None
+    for event in engine.stream(messages, params, cancel):
+        if isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, Final):
+            final = event
+    return text, final
+
+
+def slots(engine) -> list[dict]:
+    request = urllib.request.Request(
+        f"{engine.process.url}/slots", headers={"Authorization": f"Bearer {engine.process.key}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        return json.load(reply)
+
+
+def test_eight_users_at_once_get_the_answers_each_gets_alone(server_engine):
+    alone = [answer(server_engine, [Message.text("user", q)]) for q in QUESTIONS]
+    with concurrent.futures.ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        together = list(pool.map(lambda q: answer(server_engine, [Message.text("user", q)]), QUESTIONS))
+    for (text_alone, final_alone), (text_together, final_together) in zip(alone, together, strict=True):
+        assert final_alone.error is None and final_together.error is None
+        assert final_together.finish_reason in ("stop", "length")
+        assert text_together == text_alone
+    assert len({text for text, _ in alone}) > 1  # the questions do get different answers
+
+
+def test_the_server_holds_the_slots_and_context_it_was_given(server_engine):
+    held = slots(server_engine)
+    assert len(held) == 8
+    assert all(slot["n_ctx"] == server_engine.spec.n_ctx for slot in held)
+
+
+def test_a_follow_up_turn_reuses_the_first_turns_prompt(server_engine):
+    first = [Message.text("user", "Tell me about lighthouses and the sea. " * 20)]
+    text, final = answer(server_engine, first)
+    follow = [*first, Message.text("assistant", text), Message.text("user", "And then?")]
+    _, again = answer(server_engine, follow)
+    assert again.usage.cached_tokens >= final.usage.prompt_tokens - 1
+
+
+def test_the_prompt_reading_is_reported_with_the_servers_figures(server_engine):
+    events = list(server_engine.stream([Message.text("user", "Read all of this. " * 300)], GREEDY))
+    read = [e for e in events if isinstance(e, PromptProgress) and e.done is not None]
+    assert read and read[-1].done == read[-1].total > 900
+
+
+def test_stop_ends_the_answer_and_frees_the_slot_at_once(server_engine):
+    cancel = threading.Event()
+    long = replace(GREEDY, max_tokens=4000)
+    events = server_engine.stream([Message.text("user", "Write forever.")], long, cancel)
+    for event in events:
+        if isinstance(event, TextDelta):
+            break
+    stopped = time.perf_counter()
+    cancel.set()
+    final = next(e for e in events if isinstance(e, Final))
+    assert final.finish_reason == "cancelled"
+    # The server stops within a few tokens (how fast is bench/concurrency.py's to time,
+    # on a quiet machine): far short of the 4000 asked for.
+    while any(slot["is_processing"] for slot in slots(server_engine)):
+        assert time.perf_counter() - stopped < 30, "a slot still generates after Stop"
+        time.sleep(0.02)
+    assert max(decoded(slot) for slot in slots(server_engine)) < 200
+
+
+def decoded(slot: dict) -> int:
+    """Tokens the slot generated for its last task."""
+    state = slot.get("next_token") or {}
+    state = state[0] if isinstance(state, list) else state
+    return int(state.get("n_decoded", 0))
+
+
+def test_kill_9_mid_answer_keeps_the_partial_answer_and_restarts(server_engine):
+    long = replace(GREEDY, max_tokens=4000)
+    events = server_engine.stream([Message.text("user", "Write a very long story.")], long)
+    partial = ""
+    for event in events:
+        if isinstance(event, TextDelta):
+            partial += event.text
+            if len(partial) > 10:
+                break
+    starts = server_engine.process.starts
+    server_engine.process.kill()
+    rest = list(events)
+    final = rest[-1]
+    assert isinstance(final, Final) and final.finish_reason == "error" and final.error == CRASH_LINE
+    assert partial  # what was streamed stays the caller's
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[0])])
+    assert after.error is None and text
+    assert server_engine.process.starts == starts + 1 and server_engine.process.alive()
+
+
+def test_images_reach_the_server_and_cost_what_in_process_counts(server_engine, tiny_engine):
+    for parts in ((image(56, 56), "what is this?"), ("compare", image(200, 200), image(56, 56, "blue"), "!")):
+        messages = [user(*parts)]
+        _, final = answer(server_engine, messages)
+        assert final.error is None
+        # The same patched mtmd lays the image out the same way in both engines.
+        assert final.usage.prompt_tokens == tiny_engine.count_tokens(messages)
+
+
+def test_unload_stops_the_child(tiny_llama4, tmp_path):
+    settings = Settings(local_engine="server", local_slots=1, data_dir=tmp_path)
+    engine = engine_for(user_model(tiny_llama4[0]), settings)
+    engine.load()
+    child = engine.process._child
+    assert engine.process.alive()
+    engine.unload()
+    assert child.poll() is not None and not engine.loaded
+    assert (tmp_path / "logs" / f"llama-server-{engine.name}.log").stat().st_size > 0
+
+
+def test_out_of_memory_at_load_is_one_line_with_needed_and_free(tiny_llama4, tmp_path):
+    # 64 slots of 2^20 positions: a KV cache of ~32 GB, in a child allowed 4 GB (capped,
+    # so that the allocation fails inside llama.cpp, never the machine's OOM killer).
+    spec = replace(user_model(tiny_llama4[0]), n_ctx=2**20)
+    engine = LlamaServerEngine(spec, log_dir=tmp_path, slots=64, address_space=4 * 2**30)
+    with pytest.raises(EngineLoadError) as error:
+        engine.load()
+    line = str(error.value)
+    assert "\n" not in line and line.startswith("not enough memory to load")
+    assert "GB of RAM" in line and "needs about" in line
+    assert not engine.process.alive()
+
+
+def test_a_missing_binary_is_one_line(tiny_llama4, tmp_path, monkeypatch):
+    monkeypatch.setenv("L4P_LLAMA_SERVER", str(tmp_path / "none"))
+    engine = LlamaServerEngine(user_model(tiny_llama4[0]), log_dir=tmp_path)
+    with pytest.raises(EngineLoadError, match="llama-server is not installed"):
+        engine.load()
+
+
+CHILD_OWNER = """
+import sys, threading, time
+from pathlib import Path
+from engine.llama_server import LlamaServerEngine
+from models.catalogue import user_model
+
+engine = LlamaServerEngine(user_model(Path(sys.argv[1])), log_dir=Path(sys.argv[2]), slots=1)
+loader = threading.Thread(target=engine.load)  # loads run on worker threads that end
+loader.start()
+loader.join()
+time.sleep(0.5)
+print(engine.process.pid, engine.process.alive(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_child_outlives_the_loading_thread_but_not_the_playground(tiny_llama4, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", CHILD_OWNER, str(tiny_llama4[0]), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    pid, alive = owner.stdout.readline().split()
+    assert alive == "True"  # the thread that loaded it has ended; the child has not
+    owner.send_signal(signal.SIGKILL)  # no atexit runs
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(int(pid), signal.SIGKILL)
+    raise AssertionError("llama-server outlived the process that started it")

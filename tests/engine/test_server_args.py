@@ -1,0 +1,71 @@
+"""llama-server's command line as the engine builds it from the settings (no child
+started: tests/engine/test_llama_server.py runs the real one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.flags import MODEL_FLAGS, add_flags, settings_from
+from engine.llama_server import LlamaServerEngine, server_args
+from engine.spec import ModelSpec
+from models.engines import engine_for
+
+
+def flag_value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+SPEC = ModelSpec(
+    name="m", label="M", model_path=Path("/models/m.gguf"), mmproj_path=Path("/models/p.gguf"), n_ctx=4096
+)
+
+
+def test_each_slot_gets_the_models_whole_context():
+    args = server_args(SPEC, slots=6)
+    assert flag_value(args, "--ctx-size") == str(4096 * 6) and flag_value(args, "--parallel") == "6"
+    assert "--no-kv-unified" in args  # llama-server then splits -c evenly among the slots
+    assert flag_value(args, "--mmproj") == "/models/p.gguf" and flag_value(args, "--alias") == "m"
+
+
+def test_gpu_layers_and_expert_offload_flags():
+    assert flag_value(server_args(SPEC, n_gpu_layers=-1), "--n-gpu-layers") == "all"
+    chosen = server_args(SPEC, n_gpu_layers=20, n_cpu_moe=30)
+    assert flag_value(chosen, "--n-cpu-moe") == "30" and flag_value(chosen, "--fit") == "off"
+    assert "--cpu-moe" in server_args(SPEC, cpu_moe=True, n_cpu_moe=3)
+    assert "--n-cpu-moe" not in server_args(SPEC, cpu_moe=True, n_cpu_moe=3)
+    assert "--fit" not in server_args(SPEC, n_gpu_layers="auto")  # llama.cpp fits what we left open
+
+
+def test_the_flags_choose_the_server_engine(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_flags(parser, MODEL_FLAGS)
+    given = ["--local-engine", "server", "-np", "3", "--n-cpu-moe", "12", "-t", "2"]
+    given += ["--data-dir", str(tmp_path)]
+    settings = settings_from(parser.parse_args(given))
+    assert (settings.local_engine, settings.local_slots, settings.n_cpu_moe) == ("server", 3, 12)
+    engine = engine_for(SPEC, settings)
+    assert isinstance(engine, LlamaServerEngine) and engine.slots == 3
+    assert flag_value(engine.args, "--n-cpu-moe") == "12" and flag_value(engine.args, "--threads") == "2"
+    assert engine.process.log_path.parent == tmp_path / "logs"
+
+
+def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
+    from engine.llama_server import SlotTable
+
+    table = SlotTable(3)
+    ann, reuse = table.take("ann", "chat-1")
+    assert not reuse  # a fresh slot holds nothing of anyone's
+    table.give_back(ann)
+    bob, reuse = table.take("bob", None)
+    assert bob != ann and not reuse  # Bob gets another slot, not Ann's
+    again, reuse = table.take("ann", "chat-1")
+    assert (again, reuse) == (ann, True)  # Ann's follow-up comes back to her slot
+    third, reuse = table.take("carol", None)
+    assert not reuse and third not in (ann, bob)
+    assert table.take("dan", None) == (-1, False)  # all busy: the server picks, nothing reused
+    table.give_back(bob)
+    assert table.take("dan", None) == (bob, False)  # Bob's slot, but not Bob's cache
+    table.forget()
+    table.give_back(ann)
+    assert table.take("ann", "chat-1") == (ann, False)  # a restarted server holds nothing
