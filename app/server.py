@@ -14,6 +14,7 @@ from app.blob_route import blob_routes
 from app.limits import body_limit
 from app.queues import WORKER_THREADS
 from app.runtime import build_runtime
+from app.web_guard import web_guard
 from engine.config import ASSETS_DIR, Settings
 
 # Images and media only from the app itself (and what the page makes in memory): an
@@ -58,7 +59,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         # The OpenAI-compatible API on the page's own port: its routes come first.
         app_kwargs={
             "routes": [*api_routes(runtime, access), *blob_routes(runtime)],
-            "middleware": [body_limit(settings), Middleware(ContentSecurityPolicy)],
+            "middleware": [web_guard(settings), body_limit(settings), Middleware(ContentSecurityPolicy)],
         },
     )
     return 0 if block else demo

@@ -91,6 +91,20 @@ SERVER_FLAGS = (
     ),
     Flag("api_key_file", ("--api-key-file",), "API keys, one [USER:]KEY per line (# comments)"),
     Flag("share", ("--share",), "public gradio.live link (needs --auth)"),
+    Flag(
+        "allowed_hosts",
+        ("--allowed-host",),
+        "also answer to this Host name (repeatable; *.DOMAIN for a domain, * for any): the name "
+        "a reverse proxy or a LAN address serves the page under; other names get 421",
+        "NAME",
+    ),
+    Flag(
+        "allowed_origins",
+        ("--allowed-origin",),
+        "let pages of this origin POST to the server (repeatable, e.g. https://tool.example); "
+        "other foreign origins get 403",
+        "ORIGIN",
+    ),
     Flag("max_request_mb", ("--max-request-mb",), "refuse request bodies past this, uploads aside"),
     Flag("max_text_chars", ("--max-text-chars",), "refuse a message or system prompt longer than this"),
     Flag("max_field_chars", ("--max-field-chars",), "refuse a title, search, page range... longer"),

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     auth: list[str] = Field(default_factory=list)  # "user:password" entries
     auth_file: Path | None = None  # one "user:password" per line
     share: bool = False  # a public gradio.live link; needs auth too
+    # Host names the server answers to besides loopback and --host ("*.example.com" for
+    # a domain's names, "*" for any: a proxy in front checks Host); others get 421, which
+    # is what stops DNS rebinding. A page served under one of them may also call the
+    # server. Env L4P_ALLOWED_HOSTS takes a JSON list; see app/web_guard.py.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Pages of other origins ("https://tool.example:8443", or "*") that may make
+    # state-changing requests (POST ...) to this server; every other foreign origin: 403.
+    allowed_origins: list[str] = Field(default_factory=list)
     # Keys for the OpenAI-compatible API at /v1: "KEY", or "USER:KEY" with logins (the
     # chats a key makes belong to USER); see api/keys.py. Env L4P_API_KEYS takes a JSON list.
     api_keys: list[str] = Field(default_factory=list)
