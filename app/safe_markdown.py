@@ -40,6 +40,7 @@ CODE_LANGUAGE = re.compile(r"language-[\w+#.-]{1,40}")
 DROPPED_WITH_CONTENT = {"script", "style", "template", "textarea", "select", "option", "title", "noscript"}
 
 
+@functools.lru_cache(maxsize=1024)  # a chat re-renders its older turns on every token
 def safe_html(markdown_text: str) -> str:
     """`markdown_text` rendered and sanitized; its text (never its markup) kept."""
     import nh3

@@ -19,7 +19,22 @@ from engine.config import ASSETS_DIR, Settings
 
 # Images and media only from the app itself (and what the page makes in memory): an
 # image a model writes, or any other outside URL, is never fetched by the browser.
-CONTENT_SECURITY_POLICY = "img-src 'self' data: blob:; media-src 'self' data: blob:"
+# Scripts only from the app (Gradio's page needs its inline config and runs the page's
+# js= through new Function, hence unsafe-inline/eval; what it blocks is script from
+# anywhere else), requests only to it, no plugins, no <base> or form posts elsewhere,
+# and no framing by another site (click-jacking).
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "img-src 'self' data: blob:",
+        "media-src 'self' data: blob:",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    )
+)
 
 
 def serve(settings: Settings, block: bool = True, open_browser: bool = False):
