@@ -20,10 +20,18 @@ class ApiError(Exception):
     """An error the client gets as OpenAI's JSON error object with this status."""
 
     def __init__(
-        self, status: int, message: str, *, kind: str = "invalid_request_error", param=None, code=None
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param=None,
+        code=None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}

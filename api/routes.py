@@ -24,6 +24,7 @@ from chat.service import Answered, SavedQuestion
 from engine.types import EngineInputError, EngineLoadError, Final, Message, TextDelta
 
 from .keys import ApiAccess
+from .login_throttle import too_many
 from .requests import ApiError, ChatRequest, check_sizes, parse_request, to_messages
 
 DISCONNECT_POLL_S = 0.25
@@ -72,8 +73,17 @@ def _model_json(spec) -> dict[str, Any]:
 def _authorize(request: Request, access: ApiAccess) -> str:
     """The user the request acts for; ApiError 401 for a missing or wrong key."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    address = request.client.host if request.client else "?"
+    throttle = None if access.open else access.throttle  # guessing keys: see api/login_throttle.py
+    if throttle and (wait := throttle.wait_s(None, address)):
+        headers = {"Retry-After": str(wait)}
+        raise ApiError(
+            429, too_many(wait), kind="rate_limit_error", code="rate_limit_exceeded", headers=headers
+        )
     owner = access.owner(key.strip() if scheme.lower() == "bearer" else None)
     if owner is None:
+        if throttle and key.strip():
+            throttle.failed(None, address, "API key")
         what = "Incorrect API key provided" if key else "Missing API key (Authorization: Bearer KEY)"
         raise ApiError(401, what, code="invalid_api_key")
     return owner
@@ -102,8 +112,8 @@ async def _read_json(request: Request, limit_mb: int) -> Any:
 
 def _error(exc: ApiError) -> JSONResponse:
     # A body refused half-read: close rather than read and drop the rest of it.
-    headers = {"connection": "close"} if exc.status == 413 else None
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    headers = {"connection": "close"} if exc.status == 413 else {}
+    return JSONResponse(exc.body(), status_code=exc.status, headers={**headers, **exc.headers})
 
 
 class Completion:

@@ -84,6 +84,16 @@ SERVER_FLAGS = (
     Flag("auth", ("--auth",), "require this login (repeatable); needed off loopback", "USER:PASS"),
     Flag("auth_file", ("--auth-file",), "logins, one user:password per line (# comments)"),
     Flag(
+        "login_attempts",
+        ("--login-attempts",),
+        "failed logins per user (4x per address) before a pause (default 5)",
+    ),
+    Flag(
+        "login_backoff_s",
+        ("--login-backoff-s",),
+        "the first pause after too many failed logins, doubling after each further one (default 30)",
+    ),
+    Flag(
         "api_keys",
         ("--api-key",),
         "a key for the API at /v1 (repeatable); USER:KEY with --auth",

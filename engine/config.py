@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # Pages of other origins ("https://tool.example:8443", or "*") that may make
     # state-changing requests (POST ...) to this server; every other foreign origin: 403.
     allowed_origins: list[str] = Field(default_factory=list)
+    # Failed logins (the page's form, wrong API keys) before a pause: a user name gets
+    # `login_attempts`, an address 4x as many; the pause starts at `login_backoff_s` and
+    # doubles with each further failure (api/login_throttle.py).
+    login_attempts: int = Field(default=5, ge=1)
+    login_backoff_s: float = Field(default=30.0, gt=0)
     # Keys for the OpenAI-compatible API at /v1: "KEY", or "USER:KEY" with logins (the
     # chats a key makes belong to USER); see api/keys.py. Env L4P_API_KEYS takes a JSON list.
     api_keys: list[str] = Field(default_factory=list)
