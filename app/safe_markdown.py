@@ -16,6 +16,8 @@ import functools
 import re
 
 BLOB_SRC = re.compile(r"/blobs/[0-9a-f]{64}")
+PRE_BLOCK = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL)
+BLANK_LINES = re.compile(r"\n\s*\n")
 LINK_SCHEMES = {"http", "https", "mailto"}
 TAGS = {
     *("p", "br", "hr", "div", "span", "blockquote", "pre", "code", "kbd", "samp", "var"),
@@ -46,7 +48,7 @@ def safe_html(markdown_text: str) -> str:
     import nh3
 
     html = _markdown().render(markdown_text)
-    return nh3.clean(
+    clean = nh3.clean(
         html,
         tags=TAGS,
         attributes={**ATTRIBUTES, "code": {"class"}, "span": {"class"}},
@@ -56,7 +58,20 @@ def safe_html(markdown_text: str) -> str:
         set_tag_attribute_values={"a": {"target": "_blank"}},
         attribute_filter=_keep_attribute,
         strip_comments=True,
-    ).strip()
+    )
+    return _one_html_block(clean.strip())
+
+
+def _one_html_block(html: str) -> str:
+    """The page's Markdown ends an HTML block at a blank line and reads what follows as
+    Markdown again (a code block with an empty line fell apart): no blank line is
+    left. Inside <pre> newlines become &#10;, which the browser reads back as newlines;
+    elsewhere a run of them is whitespace, so one does."""
+    pieces = PRE_BLOCK.split(html)
+    return "".join(
+        piece.replace("\n", "&#10;") if index % 2 else BLANK_LINES.sub("\n", piece)
+        for index, piece in enumerate(pieces)
+    )
 
 
 def _keep_attribute(tag: str, name: str, value: str) -> str | None:
