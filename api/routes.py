@@ -25,7 +25,7 @@ from engine.types import EngineInputError, EngineLoadError, Final, Message, Text
 
 from .keys import ApiAccess
 from .login_throttle import too_many
-from .requests import ApiError, ChatRequest, check_sizes, parse_request, to_messages
+from .requests import ApiError, ChatRequest, check_sizes, decode_json, parse_request, to_messages
 
 DISCONNECT_POLL_S = 0.25
 OWNED_BY = "llama4-playground"
@@ -104,10 +104,7 @@ async def _read_json(request: Request, limit_mb: int) -> Any:
         if size > limit:
             raise too_large
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        raise ApiError(400, "the request body is not JSON") from None
+    return decode_json(b"".join(chunks))
 
 
 def _error(exc: ApiError) -> JSONResponse:

@@ -329,6 +329,8 @@ class Store:
         if isinstance(doc, str | bytes):
             try:
                 doc = json.loads(doc)
+            except RecursionError:
+                raise EngineInputError("This file is not a chat export (JSON nested too deeply).") from None
             except ValueError:
                 raise EngineInputError("This file is not a chat export (not JSON).") from None
         imported = transfer.session_from_json(doc, max_image_pixels)
