@@ -15,6 +15,7 @@ from app.blob_route import blob_routes
 from app.limits import body_limit
 from app.login_guard import login_guard
 from app.queues import WORKER_THREADS
+from app.roles import admins
 from app.runtime import build_runtime
 from app.web_guard import web_guard
 from engine.config import ASSETS_DIR, Settings
@@ -51,6 +52,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     from app.page import build_app
 
     users = check_exposure(settings)  # before any model work: a refusal is instant
+    admins(settings, [user for user, _ in users])  # an --admin that is no login: refused now
     throttle = LoginThrottle(settings.login_attempts, settings.login_backoff_s)
     access = api_access(settings, [user for user, _ in users], throttle)
     if settings.share:

@@ -84,6 +84,12 @@ SERVER_FLAGS = (
     Flag("auth", ("--auth",), "require this login (repeatable); needed off loopback", "USER:PASS"),
     Flag("auth_file", ("--auth-file",), "logins, one user:password per line (# comments)"),
     Flag(
+        "admins",
+        ("--admin",),
+        "a login that may pull and delete models (repeatable; default: the first login)",
+        "USER",
+    ),
+    Flag(
         "login_attempts",
         ("--login-attempts",),
         "failed logins per user (4x per address) before a pause (default 5)",

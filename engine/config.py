@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Pages of other origins ("https://tool.example:8443", or "*") that may make
     # state-changing requests (POST ...) to this server; every other foreign origin: 403.
     allowed_origins: list[str] = Field(default_factory=list)
+    # Logins that may pull, cancel and delete models (app/roles.py); none named: the first
+    # login. Env L4P_ADMINS takes a JSON list.
+    admins: list[str] = Field(default_factory=list)
     # Failed logins (the page's form, wrong API keys) before a pause: a user name gets
     # `login_attempts`, an address 4x as many; the pause starts at `login_backoff_s` and
     # doubles with each further failure (api/login_throttle.py).
