@@ -69,3 +69,29 @@ def test_who_is_an_admin():
         admins(Settings(admins=["carol"]), ["ann", "bob"])
     with pytest.raises(EngineInputError, match="names a login"):
         admins(Settings(admins=["carol"]), [])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian chromium not installed")
+def test_the_page_shows_the_buttons_to_the_admin_only(server):
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        try:
+            for (user, password), admin in ((BOB, False), (ANN, True)):
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(server.url)
+                page.get_by_label("username").fill(user)
+                page.get_by_label("password").fill(password)
+                page.get_by_role("button", name="Login").click()
+                page.get_by_role("tab", name="Models").click(timeout=30_000)
+                page.locator("#models-table").wait_for(timeout=30_000)
+                page.locator("#models-refresh").wait_for(timeout=30_000)
+                page.wait_for_timeout(1000)  # the load event has set what this login sees
+                assert page.locator("#models-delete").is_visible() is admin
+                assert page.locator("#models-pull").is_visible() is admin
+                assert ("read-only" in page.locator("#models-status").inner_text()) is not admin
+                page.close()
+        finally:
+            browser.close()
