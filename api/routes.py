@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from chat.service import Answered, SavedQuestion
 from engine.types import EngineInputError, EngineLoadError, Final, Message, TextDelta
 
+from .budget import check_budget
 from .keys import ApiAccess
 from .login_throttle import too_many
 from .requests import ApiError, ChatRequest, check_sizes, decode_json, parse_request, to_messages
@@ -124,6 +125,7 @@ class Completion:
             self.spec = runtime.spec(request.model or runtime.default_model)
         except EngineInputError as exc:
             raise ApiError(404, str(exc), param="model", code="model_not_found") from None
+        check_budget(request, settings, self.spec.vision, self.spec.label)  # before any decode
         try:
             messages = to_messages(request, settings.max_image_pixels, settings.max_text_chars)
         except EngineInputError as exc:

@@ -124,6 +124,13 @@ SERVER_FLAGS = (
     Flag("max_request_mb", ("--max-request-mb",), "refuse request bodies past this, uploads aside"),
     Flag("max_text_chars", ("--max-text-chars",), "refuse a message or system prompt longer than this"),
     Flag("max_field_chars", ("--max-field-chars",), "refuse a title, search, page range... longer"),
+    Flag("max_request_chars", ("--max-request-chars",), "refuse an API request with more text in all"),
+    Flag("max_request_images", ("--max-request-images",), "refuse an API request with more images"),
+    Flag(
+        "max_request_pixels",
+        ("--max-request-pixels",),
+        "refuse an API request whose images declare more pixels in all (read from their headers)",
+    ),
     Flag(
         "global_leaderboard",
         ("--global-leaderboard",),

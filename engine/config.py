@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # strings); the system prompt counts as a message.
     max_field_chars: int = Field(default=1_000, ge=1)
     max_messages: int = Field(default=1_000, ge=1)  # messages in one /v1 request
+    # One /v1 request all together, checked before any image is decoded or anything
+    # stored (api/budget.py): text characters, images, and the pixels their headers declare.
+    max_request_chars: int = Field(default=2_000_000, ge=1)
+    max_request_images: int = Field(default=20, ge=1)
+    max_request_pixels: int = Field(default=200_000_000, ge=1)
     # Request bodies, the API's and the page's (uploads aside: max_file_mb bounds them).
     max_request_mb: int = Field(default=64, ge=1)
     # Documents: pages beyond this are refused, not silently cut; pages go to vision
