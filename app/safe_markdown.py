@@ -42,9 +42,22 @@ CODE_LANGUAGE = re.compile(r"language-[\w+#.-]{1,40}")
 DROPPED_WITH_CONTENT = {"script", "style", "template", "textarea", "select", "option", "title", "noscript"}
 
 
-@functools.lru_cache(maxsize=1024)  # a chat re-renders its older turns on every token
+CACHED_CHARS = 100_000  # longer texts are rendered each time, not kept
+
+
 def safe_html(markdown_text: str) -> str:
     """`markdown_text` rendered and sanitized; its text (never its markup) kept."""
+    if len(markdown_text) > CACHED_CHARS:
+        return _safe_html(markdown_text)
+    return _cached_safe_html(markdown_text)
+
+
+@functools.lru_cache(maxsize=512)  # a chat re-renders its older turns on every token
+def _cached_safe_html(markdown_text: str) -> str:
+    return _safe_html(markdown_text)
+
+
+def _safe_html(markdown_text: str) -> str:
     import nh3
 
     html = _markdown().render(markdown_text)
