@@ -15,6 +15,8 @@ from pathlib import Path
 from config import Settings
 from engine.types import EngineInputError
 
+from .login_throttle import LoginThrottle
+
 MIN_KEY_CHARS = 8
 
 
@@ -22,6 +24,7 @@ MIN_KEY_CHARS = 8
 class ApiAccess:
     keys: dict[str, str]  # sha256 of a key -> the user its chats belong to
     open: bool  # no key needed (loopback, no logins, no keys)
+    throttle: LoginThrottle | None = None  # back-off after wrong keys
 
     def owner(self, presented: str | None) -> str | None:
         """The user a presented key acts for; None when it opens nothing."""
@@ -42,7 +45,7 @@ def read_key_file(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def api_access(settings: Settings, users: list[str]) -> ApiAccess:
+def api_access(settings: Settings, users: list[str], throttle: LoginThrottle | None = None) -> ApiAccess:
     """The keys to serve with, checked against the logins; raises EngineInputError
     with one line on a malformed, short, repeated or unknown-user entry."""
     entries = [("--api-key", entry) for entry in settings.api_keys]
@@ -55,7 +58,7 @@ def api_access(settings: Settings, users: list[str]) -> ApiAccess:
         if digest in keys:
             raise EngineInputError(f"{where}: an API key is given more than once")
         keys[digest] = user
-    return ApiAccess(keys, open=not keys and not users)
+    return ApiAccess(keys, open=not keys and not users, throttle=throttle)
 
 
 def _parse(entry: str, where: str, users: list[str]) -> tuple[str, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,16 +16,29 @@ from engine.limits import check_text
 from engine.types import ImagePart, Message, Part, TextPart
 
 MAX_STOPS = 4  # as OpenAI allows
+# Integers a client may send: a seed is 64-bit at most (OpenAI's), a token count 32-bit.
+MAX_SEED = 2**64 - 1
+MAX_TOKENS = 2**31 - 1
+# A \uD800-\uDFFF escape: half of a surrogate pair, checked that its other half is there.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class ApiError(Exception):
     """An error the client gets as OpenAI's JSON error object with this status."""
 
     def __init__(
-        self, status: int, message: str, *, kind: str = "invalid_request_error", param=None, code=None
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param=None,
+        code=None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
@@ -56,11 +71,11 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=MAX_SEED)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
 
@@ -74,6 +89,30 @@ class ChatRequest(BaseModel):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def decode_json(raw: bytes) -> Any:
+    """The body's JSON; ApiError 400 with one line for anything that is not plain JSON
+    text: malformed, NaN/Infinity, nesting past Python's recursion limit, or a lone
+    surrogate (text no file or database can hold: it failed only once half stored)."""
+    try:
+        body = json.loads(raw, parse_constant=_not_json)
+    except RecursionError:
+        raise ApiError(400, "the request body's JSON is nested too deeply") from None
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "the request body holds a lone surrogate (\\ud800-\\udfff)") from None
+        except RecursionError:
+            raise ApiError(400, "the request body's JSON is nested too deeply") from None
+    return body
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def parse_request(body: Any) -> ChatRequest:

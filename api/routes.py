@@ -23,8 +23,10 @@ from chat.service import Answered
 from engine.types import Final, TextDelta
 from errors import Fault, UserError
 
+from .budget import check_budget
 from .keys import ApiAccess
-from .requests import ApiError, ChatRequest, check_sizes, parse_request, to_messages
+from .login_throttle import too_many
+from .requests import ApiError, ChatRequest, check_sizes, decode_json, parse_request, to_messages
 
 OWNED_BY = "llama4-playground"
 
@@ -71,8 +73,17 @@ def _model_json(spec) -> dict[str, Any]:
 def _authorize(request: Request, access: ApiAccess) -> str:
     """The user the request acts for; ApiError 401 for a missing or wrong key."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    address = request.client.host if request.client else "?"
+    throttle = None if access.open else access.throttle  # guessing keys: see api/login_throttle.py
+    if throttle and (wait := throttle.wait_s(None, address)):
+        headers = {"Retry-After": str(wait)}
+        raise ApiError(
+            429, too_many(wait), kind="rate_limit_error", code="rate_limit_exceeded", headers=headers
+        )
     owner = access.owner(key.strip() if scheme.lower() == "bearer" else None)
     if owner is None:
+        if throttle and key.strip():
+            throttle.failed(None, address, "API key")
         what = "Incorrect API key provided" if key else "Missing API key (Authorization: Bearer KEY)"
         raise ApiError(401, what, code="invalid_api_key")
     return owner
@@ -93,16 +104,13 @@ async def _read_json(request: Request, limit_mb: int) -> Any:
         if size > limit:
             raise too_large
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        raise ApiError(400, "the request body is not JSON") from None
+    return decode_json(b"".join(chunks))
 
 
 def _error(exc: ApiError) -> JSONResponse:
     # A body refused half-read: close rather than read and drop the rest of it.
-    headers = {"connection": "close"} if exc.status == 413 else None
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    headers = {"connection": "close"} if exc.status == 413 else {}
+    return JSONResponse(exc.body(), status_code=exc.status, headers={**headers, **exc.headers})
 
 
 class Completion:
@@ -117,6 +125,7 @@ class Completion:
             self.spec = runtime.spec(request.model or runtime.default_model)
         except UserError as exc:
             raise ApiError(404, str(exc), param="model", code="model_not_found") from None
+        check_budget(request, settings, self.spec.vision, self.spec.label)  # before any decode
         try:
             messages = to_messages(request, settings.max_image_pixels, settings.max_text_chars)
         except UserError as exc:

@@ -2,7 +2,10 @@
 serves a file to a logged-in user whose chats hold it and answers 404 to everyone
 else, exactly as for bytes nobody stored. The blobs folder is not among Gradio's
 allowed paths, and chat files get this route's URLs (see `blob_link`), so Gradio
-neither serves the folder nor keeps copies of it in its own cache."""
+neither serves the folder nor keeps copies of it in its own cache.
+
+Only raster images are served inline; every other blob is a sandboxed download, so
+nothing stored (an SVG with a script, an HTML page in an import) runs in this origin."""
 
 from __future__ import annotations
 
@@ -17,6 +20,16 @@ from fastapi.responses import FileResponse, PlainTextResponse
 ROUTE = "/blobs"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 NOT_FOUND = "Not found"
+# Raster images by their first bytes: the only blobs shown inline, under the type the
+# bytes are, whatever type was stored with them (an import names its own).
+RASTER_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+ATTACHMENT_SUFFIX = {"application/pdf": ".pdf", "image/svg+xml": ".svg", "text/plain": ".txt"}
 
 
 def blob_routes(runtime) -> list:
@@ -30,12 +43,34 @@ def blob_routes(runtime) -> list:
             found = runtime.store.readable_blob(sha256, user)
         if found is None:
             return PlainTextResponse(NOT_FOUND, status_code=404)
-        path, mime = found
+        path, _stored_mime = found
         # Another login's browser must not get it from a shared cache either.
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
-        return FileResponse(path, media_type=mime, headers=headers, content_disposition_type="inline")
+        raster = raster_type(path)
+        if raster:
+            return FileResponse(path, media_type=raster, headers=headers, content_disposition_type="inline")
+        # Anything else (SVG, HTML, XML, a PDF, bytes under a crafted MIME type) could run
+        # script in this origin if a browser rendered it: a download, sandboxed even so.
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            headers=headers,
+            filename=f"{sha256[:16]}{ATTACHMENT_SUFFIX.get(_stored_mime, '.bin')}",
+            content_disposition_type="attachment",
+        )
 
     return router.routes
+
+
+def raster_type(path: Path) -> str | None:
+    """The image type of a PNG, JPEG, GIF, WebP or BMP file by its header; None for
+    anything else."""
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in RASTER_MAGIC if head.startswith(magic)), None)
 
 
 def page_user(request: Request) -> str | None:

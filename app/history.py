@@ -99,10 +99,10 @@ def _searcher(runtime: Runtime):
             return gr.Radio(choices=chat_choices(runtime, owner), label="Chats")
         try:
             check_field(query, runtime.settings.max_field_chars, "the search")
+            hits = runtime.store.search(query, owner=owner)  # bounded: see sessions/search.py
         except UserError as exc:
             gr.Warning(str(exc))
             return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
-        hits = runtime.store.search(query, owner=owner)
         seen, choices = set(), []
         for hit in hits:
             if hit.session_id not in seen:

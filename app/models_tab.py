@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from app.history import user_of
+from app.roles import ADMIN_ONLY, may_manage_models
 from chat.runtime import Runtime
 from engine.limits import check_field
 from engine.spec import ModelSpec
@@ -138,13 +140,15 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
             elem_id="models-repo",
             scale=2,
         )
-    with gr.Row():
+    with gr.Row() as manage:
         pull = gr.Button("Pull", variant="primary", elem_id="models-pull")
         cancel = gr.Button("Cancel", variant="stop", elem_id="models-cancel")
-        refresh = gr.Button("Refresh", elem_id="models-refresh")
         delete = gr.Button("Delete", elem_id="models-delete")
         confirm = gr.Checkbox(False, label="yes, delete its files", elem_id="models-confirm")
+    refresh = gr.Button("Refresh", elem_id="models-refresh")
     status = gr.Markdown("", elem_id="models-status")
+    # Everyone sees the catalogue; only an admin gets the buttons that change it.
+    gr.on(None, _role_view(runtime), None, [manage, status], api_visibility="private")
     outputs = [status, table, name, *pickers]
     pulled = pull.click(
         _puller(runtime, pulls, len(pickers)),
@@ -154,7 +158,7 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
         concurrency_id=PULL_QUEUE,
         concurrency_limit=1,
     )
-    cancel.click(_canceller(pulls), None, status, queue=False, api_name="cancel_pull")
+    cancel.click(_canceller(runtime, pulls), None, status, queue=False, api_name="cancel_pull")
     refresh.click(lambda: rows(runtime, pulls), None, table, api_name="models_table")
     deleted = delete.click(
         _deleter(runtime, pulls, len(pickers)), [name, confirm], [*outputs, confirm], api_name="delete_model"
@@ -247,12 +251,23 @@ def _keep_context(fresh: ModelSpec, current: ModelSpec) -> ModelSpec:
     return fresh.at_context(current.n_ctx)  # the server's --ctx override stays
 
 
+def _role_view(runtime: Runtime):
+    def view(request: gr.Request):
+        admin = may_manage_models(runtime.settings, user_of(request))
+        notice = "" if admin else "The catalogue is read-only for you: an admin pulls and deletes models."
+        return gr.Row(visible=admin), notice
+
+    return view
+
+
 def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
-    def pull(name: str, repo: str, progress=gr.Progress()):
+    def pull(name: str, repo: str, request: gr.Request, progress=gr.Progress()):
         from hub.cli import machine_budget
         from hub.download import PullCancelled
         from hub.pull import parse_hf_ref, plan_hf, plan_preset, run
 
+        if not may_manage_models(runtime.settings, user_of(request)):
+            return _refreshed(runtime, pulls, f"⚠️ {ADMIN_ONLY}", pickers)
         models_dir = runtime.settings.resolved_models_dir
         try:
             check_field(repo or "", runtime.settings.max_field_chars, "the repo")
@@ -290,8 +305,10 @@ def _puller(runtime: Runtime, pulls: _Pulls, pickers: int):
     return pull
 
 
-def _canceller(pulls: _Pulls):
-    def cancel() -> str:
+def _canceller(runtime: Runtime, pulls: _Pulls):
+    def cancel(request: gr.Request) -> str:
+        if not may_manage_models(runtime.settings, user_of(request)):
+            return f"⚠️ {ADMIN_ONLY}"
         if not pulls.progress:
             return "Nothing is downloading."
         pulls.cancel.set()
@@ -301,9 +318,11 @@ def _canceller(pulls: _Pulls):
 
 
 def _deleter(runtime: Runtime, pulls: _Pulls, pickers: int):
-    def delete(name: str, confirmed: bool):
+    def delete(name: str, confirmed: bool, request: gr.Request):
         from hub.local import delete_model
 
+        if not may_manage_models(runtime.settings, user_of(request)):
+            return *_refreshed(runtime, pulls, f"⚠️ {ADMIN_ONLY}", pickers), False
         if not name:
             return *_refreshed(runtime, pulls, "Choose a model to delete.", pickers), False
         if not confirmed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from app.safe_markdown import safe_html
 from chat.turns import Turn
 from documents.context import CITATION
 from documents.parts import DocumentPart, documents_of
@@ -15,7 +16,7 @@ from engine.types import ImagePart, TextPart
 SETTING_NAMES = ("system", "temperature", "top_p", "max_tokens", "n_ctx", "seed")
 # An image in model output: markdown ![alt](url) or ![alt][ref], and HTML tags that
 # load something (an image, media, a frame).
-MARKDOWN_IMAGE = re.compile(r"!\[([^\]\n]*)\](?=[(\[])")
+MARKDOWN_IMAGE = re.compile(r"!\[([^\]\n]*)\](?=[(\[])(?!\(/blobs/[0-9a-f]{64}\))")
 HTML_FETCHING = re.compile(
     r"<(\s*(?:img|image|picture|source|video|audio|iframe|object|embed|svg|link|input|track)\b)",
     re.IGNORECASE,
@@ -40,7 +41,7 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
             shown.append({"role": "user", "content": content})
         elif turn.status == "reading":  # the prompt being read: a progress line, no answer yet
             line = turn.message.plain_text
-            shown.append({"role": "assistant", "content": f"<span class='reading'>{line}</span>"})
+            shown.append({"role": "assistant", "content": safe_html(f"<span class='reading'>{line}</span>")})
         else:
             text = link_citations(unfetched_images(turn.message.plain_text), documents) or (
                 "…" if turn.status == "streaming" else ""
@@ -56,7 +57,8 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
             )
             if footer:
                 text += f"\n\n<span class='metrics'>{footer}</span>"
-            shown.append({"role": "assistant", "content": text})
+            # Model output as sanitized HTML: it can show, never act (app/safe_markdown.py).
+            shown.append({"role": "assistant", "content": safe_html(text)})
     return shown
 
 

@@ -8,24 +8,53 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 
 from api.keys import api_access
+from api.login_throttle import LoginThrottle
 from api.routes import api_routes
 from app.access import SHARE_WARNING, check_exposure
 from app.blob_route import blob_routes
 from app.limits import body_limit
+from app.login_guard import login_guard
 from app.queues import WORKER_THREADS
+from app.roles import admins
+from app.web_guard import web_guard
 from chat.runtime import build_runtime
 from config import ASSETS_DIR, Settings
 
 # Images and media only from the app itself (and what the page makes in memory): an
 # image a model writes, or any other outside URL, is never fetched by the browser.
-CONTENT_SECURITY_POLICY = "img-src 'self' data: blob:; media-src 'self' data: blob:"
+# Scripts only from the app (Gradio's page needs its inline config and runs the page's
+# js= through new Function, hence unsafe-inline/eval; what it blocks is script from
+# anywhere else), requests only to it, no plugins, no <base> or form posts elsewhere,
+# and no framing by another site (click-jacking).
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "img-src 'self' data: blob:",
+        "media-src 'self' data: blob:",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    )
+)
+
+
+# Gradio's login form shows only "Incorrect credentials" for any refusal, so the pause
+# after repeated failures is named here, on the form itself.
+LOGIN_MESSAGE = (
+    "Llama 4 Playground: log in to see your chats. After {} failed attempts, logins for that "
+    "name pause for a while (the right password is refused until then)."
+)
 
 
 def serve(settings: Settings, block: bool = True, open_browser: bool = False):
     from app.page import build_app
 
     users = check_exposure(settings)  # before any model work: a refusal is instant
-    access = api_access(settings, [user for user, _ in users])
+    admins(settings, [user for user, _ in users])  # an --admin that is no login: refused now
+    throttle = LoginThrottle(settings.login_attempts, settings.login_backoff_s)
+    access = api_access(settings, [user for user, _ in users], throttle)
     if settings.share:
         print(SHARE_WARNING, file=sys.stderr)
     runtime = build_runtime(settings)
@@ -53,14 +82,19 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
         quiet=True,
         inbrowser=open_browser,
         auth=users or None,
-        auth_message="Llama 4 Playground: log in to see your chats." if users else None,
+        auth_message=LOGIN_MESSAGE.format(settings.login_attempts) if users else None,
         share=settings.share,
         # Saved images and documents are served by their own owner-checked route.
         blocked_paths=_private_paths(settings),
         # The OpenAI-compatible API on the page's own port: its routes come first.
         app_kwargs={
             "routes": [*api_routes(runtime, access), *blob_routes(runtime)],
-            "middleware": [body_limit(settings), Middleware(ContentSecurityPolicy)],
+            "middleware": [
+                web_guard(settings),
+                login_guard(throttle),
+                body_limit(settings),
+                Middleware(ContentSecurityPolicy),
+            ],
         },
     )
     return 0 if block else demo

@@ -214,6 +214,64 @@ class ServerSettings(BaseModel):
         "--global-leaderboard",
         group="server",
     )
+    # Names the server answers to besides loopback and --host ("*.example.com" for a
+    # domain's names, "*" for any: a proxy in front checks Host); others get 421, which is
+    # what stops DNS rebinding (app/web_guard.py). Env L4P_ALLOWED_HOSTS takes a JSON list.
+    allowed_hosts: list[str] = setting(
+        list,
+        "also answer to this Host name (repeatable; *.DOMAIN for a domain, * for any): the name "
+        "a reverse proxy or a LAN address serves the page under; other names get 421",
+        "--allowed-host",
+        group="server",
+        metavar="NAME",
+    )
+    allowed_origins: list[str] = setting(
+        list,
+        "let pages of this origin POST to the server (repeatable, e.g. https://tool.example); "
+        "other foreign origins get 403",
+        "--allowed-origin",
+        group="server",
+        metavar="ORIGIN",
+    )
+    # app/roles.py; none named: the first login. Env L4P_ADMINS takes a JSON list.
+    admins: list[str] = setting(
+        list,
+        "a login that may pull and delete models (repeatable; default: the first login)",
+        "--admin",
+        group="server",
+        metavar="USER",
+    )
+    # The page's form and wrong API keys: a user gets `login_attempts`, an address 4x as
+    # many; the pause doubles with each further failure (api/login_throttle.py).
+    login_attempts: int = setting(
+        5,
+        "failed logins per user (4x per address) before a pause (default 5)",
+        "--login-attempts",
+        group="server",
+        ge=1,
+    )
+    login_backoff_s: float = setting(
+        30.0,
+        "the first pause after too many failed logins, doubling after each further one (default 30)",
+        "--login-backoff-s",
+        group="server",
+        gt=0,
+    )
+    # One /v1 request all together, checked before any image is decoded or anything
+    # stored (api/budget.py): text characters, images, and the pixels their headers declare.
+    max_request_chars: int = setting(
+        2_000_000, "refuse an API request with more text in all", "--max-request-chars", group="server", ge=1
+    )
+    max_request_images: int = setting(
+        20, "refuse an API request with more images", "--max-request-images", group="server", ge=1
+    )
+    max_request_pixels: int = setting(
+        200_000_000,
+        "refuse an API request whose images declare more pixels in all (read from their headers)",
+        "--max-request-pixels",
+        group="server",
+        ge=1,
+    )
     # Upload and input limits: bad or oversized input is refused with one line.
     max_image_pixels: int = setting(40_000_000, "pixels an image may have")
     max_file_mb: int = setting(200, "size of one uploaded file, in MB")

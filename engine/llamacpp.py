@@ -464,7 +464,8 @@ class LlamaCppEngine(BaseEngine):
 
         llm = self._llm
         vocab = llm._model.vocab
-        llm.set_seed(RANDOM_SEED if params.seed is None else params.seed)
+        # Mod 2**32: llama.cpp seeds are 32-bit; a bigger one (the API takes 64-bit) must not overflow.
+        llm.set_seed(RANDOM_SEED if params.seed is None else params.seed % 2**32)
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         # The whole prompt is in the KV cache with fresh logits: generate() samples at once.
         generator = llm.generate(

@@ -1,6 +1,7 @@
-"""One SQLite connection, shared safely by the threads of one process and by other
-processes writing the same file: WAL, a busy timeout, and write transactions that
-take the write lock up front and are retried while the database is locked."""
+"""SQLite connections shared safely by the threads of one process and by other
+processes writing the same file: WAL, a reader connection per thread, a busy timeout,
+and write transactions that take the write lock up front and are retried while the
+database is locked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ BUSY_TIMEOUT_S = 5.0
 # After SQLite's own busy handler gives up, keep retrying the whole transaction for
 # this long; a write is only given up when something holds the lock for minutes.
 RETRY_FOR_S = 60.0
+PROGRESS_STEPS = 10_000  # SQLite VM steps between deadline checks (well under 1 ms)
 
 
 def is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -30,35 +33,75 @@ def is_locked(exc: sqlite3.OperationalError) -> bool:
     return "database is locked" in message or "database is busy" in message
 
 
+class QueryTooSlow(Exception):
+    """A read ran past its deadline and was stopped (see `Connection.rows`)."""
+
+
 class Connection:
+    """One writer connection, used under a lock by every thread, and a reader
+    connection per thread: in WAL mode readers never wait for the writer or for each
+    other, so one user's slow read (a search over a huge message) holds no one else.
+    A read inside `write` goes through the writer, to see that transaction's rows."""
+
     def __init__(self, path: Path):
-        # isolation_level=None: no implicit transactions. Reads then never pin an old
-        # snapshot, and every write transaction is an explicit BEGIN IMMEDIATE below.
-        conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        self.path = path
+        conn = _connect(path)
         self.db = Database(conn, execute_plugins=False)
         self.db.enable_wal()
         # In WAL mode NORMAL survives a killed process; only power loss can cost the
         # last transactions, and never corrupts the file.
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
         self.conn = conn
         self._lock = threading.RLock()
+        self._local = threading.local()  # .reader, .writing (depth of `write` calls)
+        # Each thread's reader, held by that thread's local (closed when the thread
+        # ends and its local goes) and weakly here (closed with the store).
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
+            self._closed = True
+            for reader in list(self._readers):
+                reader.close()
             self.conn.close()
 
-    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            cursor = self.conn.execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    def rows(self, sql: str, params: Any = (), deadline_s: float | None = None) -> list[dict[str, Any]]:
+        """The rows of one read. With `deadline_s`, SQLite stops the query once it has
+        run that long and QueryTooSlow is raised."""
+        if getattr(self._local, "writing", 0):
+            return _fetch(self.conn, sql, params)
+        reader = self._reader()
+        if deadline_s is None:
+            return _fetch(reader, sql, params)
+        stop_at = time.monotonic() + deadline_s
+        # Called every N SQLite VM steps; a true return interrupts the statement.
+        reader.set_progress_handler(lambda: time.monotonic() > stop_at, PROGRESS_STEPS)
+        try:
+            return _fetch(reader, sql, params)
+        except sqlite3.OperationalError as exc:
+            if "interrupt" in str(exc).lower():
+                raise QueryTooSlow(f"the query ran past {deadline_s:g} s") from None
+            raise
+        finally:
+            reader.set_progress_handler(None, PROGRESS_STEPS)
 
     def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         found = self.rows(sql, params)
         return found[0] if found else None
+
+    def _reader(self) -> sqlite3.Connection:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = _Reader(self.path)
+            with self._readers_lock:
+                if self._closed:
+                    reader.close()
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                self._readers.add(reader)
+            self._local.reader = reader
+        return reader.conn
 
     def write(self, work: Callable[[], T]) -> T:
         """Run `work` (which executes through this connection) in one write transaction.
@@ -67,7 +110,7 @@ class Connection:
         delay = 0.005
         while True:
             try:
-                with self._lock, self._immediate_transaction():
+                with self._lock, self._writing(), self._immediate_transaction():
                     return work()
             except sqlite3.OperationalError as exc:
                 if not is_locked(exc) or time.monotonic() > deadline:
@@ -81,6 +124,14 @@ class Connection:
         return self.conn.execute(sql, params)
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        self._local.writing = getattr(self._local, "writing", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.writing -= 1
+
+    @contextmanager
     def _immediate_transaction(self) -> Iterator[None]:
         # IMMEDIATE takes the write lock now, while the busy timeout still applies; a
         # deferred transaction that reads first can fail its upgrade without waiting.
@@ -92,6 +143,30 @@ class Connection:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
+
+
+class _Reader:
+    """A thread's read-only connection, closed when this holder is collected."""
+
+    def __init__(self, path: Path):
+        self.conn = _connect(path)
+        # Only reads: a write through it would bypass the writer's lock.
+        self.conn.execute("PRAGMA query_only = ON")
+        self.close = weakref.finalize(self, self.conn.close)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions. Reads then never pin an old
+    # snapshot, and every write transaction is an explicit BEGIN IMMEDIATE below.
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Any) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def process_identity(pid: int | None = None) -> str | None:

@@ -212,27 +212,14 @@ def literal_fts_query(text: str) -> str:
     phrase", becomes an FTS5 string with its own quotes doubled, so NEAR, OR, *, ^,
     column: and brackets are only text, and all of them must occur. NUL would end the
     string inside SQLite's FTS5 parser: it separates words like a space."""
+    return " ".join('"' + term.replace('"', '""') + '"' for term in literal_terms(text))
+
+
+def literal_terms(text: str) -> list[str]:
+    """The words and "quoted phrases" of a search, as `literal_fts_query` reads them."""
     found = _FTS_TERM.findall(text.replace("\x00", " "))
     terms = [phrase if phrase.strip() else word for phrase, word in found]
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms if term.strip())
-
-
-def search_records(conn: Connection, fts_query: str, owner: str, limit: int) -> list[dict[str, Any]]:
-    # Newest first: FTS5 walks its index in rowid (= message id) order and stops at
-    # LIMIT, where ranking by bm25 would score every match of a common word first.
-    return conn.rows(
-        """
-        SELECT m.id AS message_id, m.session_id, s.title AS session_title, m.role, m.created,
-               snippet(messages_fts, 0, '**', '**', '…', 12) AS snippet
-        FROM messages_fts
-        JOIN messages m ON m.id = messages_fts.rowid
-        JOIN sessions s ON s.id = m.session_id
-        WHERE messages_fts MATCH ? AND s.owner = ?
-        ORDER BY messages_fts.rowid DESC
-        LIMIT ?
-        """,
-        (fts_query, owner, limit),
-    )
+    return [term for term in terms if term.strip()]
 
 
 def mark_dead_streams_interrupted(conn: Connection) -> None:

@@ -17,8 +17,8 @@ from engine.types import EngineInputError, Message, SamplingParams
 
 from . import documents as docs
 from . import messages as msgs
+from . import search, transfer
 from . import session_table as table
-from . import transfer
 from .answer import AnswerWriter
 from .blobs import Blobs, sha256_of
 from .comparisons import Comparisons
@@ -334,6 +334,8 @@ class Store:
         if isinstance(doc, str | bytes):
             try:
                 doc = json.loads(doc)
+            except RecursionError:
+                raise EngineInputError("This file is not a chat export (JSON nested too deeply).") from None
             except ValueError:
                 raise EngineInputError("This file is not a chat export (not JSON).") from None
         imported = transfer.session_from_json(doc, max_image_pixels)
@@ -349,11 +351,12 @@ class Store:
 
     def search(self, query: str, limit: int = 20, owner: str = "") -> list[SearchHit]:
         """Full-text search over message text, newest match first. The query is taken
-        as plain words (FTS operators are quoted away), all of which must occur."""
+        as plain words (FTS operators are quoted away), all of which must occur.
+        EngineInputError when it runs too long (see sessions/search.py)."""
         quoted = msgs.literal_fts_query(query)
         if not quoted:
             return []
-        found = msgs.search_records(self._conn, quoted, owner, limit)
+        found = search.search_records(self._conn, quoted, msgs.literal_terms(query), owner, limit)
         return [SearchHit(**record) for record in found]
 
 

@@ -20,6 +20,7 @@ from engine.types import EngineInputError, ImagePart, TextPart
 
 from .blobs import sha256_of
 from .figures import row_metrics
+from .import_checks import check_export
 from .messages import METRIC_COLUMNS
 from .parts import decode_parts, encode_part
 from .rows import MessageRow, SessionRow
@@ -110,6 +111,7 @@ def session_from_json(doc: Any, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> I
         raise EngineInputError("This file is not a chat exported from the playground.")
     if doc.get("version") != VERSION:
         raise EngineInputError(f"Chat export version {doc.get('version')!r} is not supported.")
+    check_export(doc)  # bounds on every field, before anything is decoded or stored
     try:
         attachments = doc.get("attachments", {})
         images = {

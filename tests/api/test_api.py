@@ -155,7 +155,8 @@ def test_bad_requests_get_openai_shaped_errors(server, body, status, needle):
     assert reply.status_code == status, reply.text
     error = reply.json()["error"]
     assert needle in error["message"] and set(error) == {"message", "type", "param", "code"}
-    broken = httpx.post(server["base"] + "/chat/completions", content=b"{", headers=AUTH)
+    as_json = {**AUTH, "Content-Type": "application/json"}  # any other type is a 415 (app/web_guard.py)
+    broken = httpx.post(server["base"] + "/chat/completions", content=b"{", headers=as_json)
     assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
 
 

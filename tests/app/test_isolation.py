@@ -218,8 +218,10 @@ def test_images_in_model_output_become_links_never_img_tags():
     (shown,) = to_chatbot([assistant_turn(answer, "complete")])
     text = shown["content"]
     assert "![" not in text.replace("vec![1, 2]", "") and "<img" not in text.lower()
-    assert "[🖼 chart](https://evil.example/leak.png?chat=secret)" in text  # still there, as a link
-    assert "[🖼 ref][1]" in text and "&lt;img src=" in text and "vec![1, 2]" in text
+    # Still there, as links that open apart from the page (the answer is sanitized HTML).
+    assert '<a href="https://evil.example/leak.png?chat=secret" target="_blank"' in text
+    assert "🖼 chart</a>" in text and "🖼 ref</a>" in text
+    assert "&lt;img src=" in text and "vec![1, 2]" in text
 
 
 # -- the sweep at start ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from engine.server_process import server_binary
 from engine.types import EngineLoadError
 from models.catalogue import user_model
 from models.engines import engine_for
-from tests.test_engine_vision import image, user
+from tests.engine.test_engine_vision import image, user
 
 pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is not built (make setup)")
 
