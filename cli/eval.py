@@ -1,12 +1,15 @@
 """`launch.py eval fidelity|suite|runs|export`: measure variants, not only vote.
 
     eval fidelity --model REF --model VARIANT [...] --file DOC [--json] [--plot kl.svg]
+    eval fidelity --model REF.gguf:MMPROJ --model VARIANT.gguf:MMPROJ [--image FILE ...] --file DOC
+    eval fidelity --model ... --image-suite builtin [--json]
     eval suite --model A [--model B ...] [--suite builtin|FILE.jsonl] [--json] [--resume RUN]
     eval runs
     eval export RUN --out run.csv
 
-A --model is a preset or extra model name, or the path of a GGUF file or a transformers
-checkpoint directory. Runs are saved (eval_runs, eval_results) under the data dir."""
+A --model is a preset or extra model name, the path of a GGUF file (GGUF:MMPROJ with
+its projector) or a transformers checkpoint directory.
+Runs are saved (eval_runs, eval_results) under the data dir."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from cli.eval_images import add_image_flags, image_fidelity, wants_images
 from cli.flags import DATA_FLAGS, add_flags
 
 
@@ -29,10 +33,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "fidelity", help="KL divergence and agreement of variants against a reference"
     )
     _model_args(fidelity, "the reference first, then each variant")
-    fidelity.add_argument("--file", type=Path, required=True, help="the document every model reads")
+    fidelity.add_argument("--file", type=Path, help="the document every model reads")
     fidelity.add_argument("--password", help="password of an encrypted PDF")
     fidelity.add_argument("--window", type=int, default=512, help="tokens per scored window (max 1024)")
     fidelity.add_argument("--plot", type=Path, help="write KL along the document as an SVG")
+    add_image_flags(fidelity)
     suite = kinds.add_parser("suite", help="multi-turn conversations whose turns carry checks")
     _model_args(suite, "a model to run the suite on")
     suite.add_argument("--suite", default="builtin", help="builtin, or a JSONL file")
@@ -77,14 +82,17 @@ def _specs(settings, names: list[str]) -> dict:
     """Each --model as a ModelSpec, by preset name or by path."""
     from engine.types import EngineInputError
     from hub.local import add_pulled
-    from models.catalogue import hf_model, load_registry, user_model
+    from models.catalogue import hf_model, load_registry, parse_extra_model, user_model
 
     registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
     specs = {}
     for name in names:
-        path = Path(name).expanduser()
+        path, mmproj = parse_extra_model(name)
+        path = path.expanduser()
         if name in registry.specs:
             specs[name] = registry.get(name)
+        elif mmproj is not None:
+            specs[name] = user_model(path, mmproj)
         elif path.is_dir():
             specs[name] = hf_model(path)
         elif path.is_file():
@@ -113,12 +121,23 @@ def _fidelity(settings, args, specs, store) -> int:
     from documents.reader import parse_document
     from engine.types import EngineInputError
     from evals.fidelity import FidelityError, run_fidelity, save_fidelity
+    from evals.fidelity_images import check_comparable
     from evals.plot import kl_svg
 
     if len(specs) < 2:
         raise EngineInputError(
             "fidelity needs a reference and at least one variant: --model REF --model VARIANT"
         )
+    if args.file is not None and not args.file.is_file():
+        raise EngineInputError(f"file not found: {args.file}")
+    try:  # from the headers, before any weights load
+        check_comparable(specs, with_images=wants_images(args))
+    except FidelityError as exc:
+        raise EngineInputError(str(exc)) from None
+    if wants_images(args):
+        return image_fidelity(settings, args, specs, store, _loader(specs, settings), _progress())
+    if args.file is None:
+        raise EngineInputError("name the document every model reads: --file DOC (or --image-suite builtin)")
     if not args.file.is_file():
         raise EngineInputError(f"file not found: {args.file}")
     doc = parse_document(
