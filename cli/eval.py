@@ -5,6 +5,7 @@
     eval fidelity --model ... --image-suite builtin [--json]
     eval suite --model A [--model B ...] [--suite builtin|FILE.jsonl] [--json] [--resume RUN]
     eval runs
+    eval leaderboard [--login NAME] [--json]
     eval export RUN --out run.csv
 
 A --model is a preset or extra model name, the path of a GGUF file (GGUF:MMPROJ with
@@ -44,6 +45,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     suite.add_argument("--limit", type=int, help="only the first N conversations")
     suite.add_argument("--max-tokens", type=int, default=512, help="per answer")
     suite.add_argument("--resume", type=int, metavar="RUN", help="continue a saved run")
+    board = kinds.add_parser("leaderboard", help="compare votes as ratings with 95%% intervals")
+    board.add_argument("--login", help="only this login's votes (default: everyone's)")
+    board.add_argument("--min-votes", type=int, help="votes a model needs to be ranked (default 5)")
+    board.add_argument("--json", action="store_true", help="one JSON object per model")
+    add_flags(board, DATA_FLAGS)
     runs = kinds.add_parser("runs", help="saved evaluation runs")
     add_flags(runs, DATA_FLAGS)
     export = kinds.add_parser("export", help="a run's results as CSV")
@@ -67,6 +73,8 @@ def run(settings, args: argparse.Namespace) -> int:
                 models = ", ".join(found.models)
                 print(f"{found.id:>5}  {found.created[:19]}  {found.kind:<8} {found.name:<24} {models}")
             return 0
+        if args.eval_command == "leaderboard":
+            return _leaderboard(store, args)
         if args.eval_command == "export":
             store.evals.run(args.run)  # a missing run: one line, exit 2
             args.out.write_text(store.evals.to_csv(args.run), encoding="utf-8")
@@ -223,6 +231,38 @@ def _suite(settings, args, specs, store) -> int:
         print(f"  per turn: {turns}; tokens per turn: {tokens}")
         print("  by check: " + ", ".join(f"{k} {v:.0%}" for k, v in report.by_check.items()))
     return 0
+
+
+def _leaderboard(store, args) -> int:
+    """The compare tab's ratings, pooled over every login unless --login is given."""
+    from chat.ratings import MIN_VOTES, json_row, rate
+    from engine.types import EngineInputError
+
+    min_votes = MIN_VOTES if args.min_votes is None else args.min_votes
+    if min_votes < 1:
+        raise EngineInputError(f"--min-votes must be at least 1, not {min_votes}")
+    owner = args.login
+    ratings = rate(store.comparisons.votes(owner), min_votes=min_votes)
+    speeds = {row.engine_id: row for row in store.comparisons.speeds(owner)}
+    if args.json:
+        for rating in ratings.values():
+            print(json.dumps(json_row(rating, speeds.get(rating.model))))
+        return 0
+    if not ratings:
+        print("no votes yet" + (f" from {owner}" if owner else ""))
+        return 0
+    header = ("model", "votes", "wins", "ties", "Bradley–Terry", "95% interval", "tokens/s")
+    cells = [header, *(_board_row(r, speeds.get(r.model)) for r in ratings.values())]
+    widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _board_row(rating, speed) -> tuple:
+    rank = (f"{rating.rating:.0f}", rating.interval) if rating.ranked else ("too few votes to rank", "–")
+    tps = f"{speed.decode_tps:.1f}" if speed and speed.decode_tps else "–"
+    return (rating.model, rating.votes, rating.wins, rating.ties, *rank, tps)
 
 
 def _progress():
