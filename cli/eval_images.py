@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CHARS_PER_TOKEN = 4  # a window's worth of document text, roughly, cut at spaces
-
 
 def add_image_flags(fidelity) -> None:
     fidelity.add_argument(
@@ -74,6 +72,8 @@ def _prompts(settings, args) -> list:
             raise EngineInputError(f"{path}: not an image suite ({exc})") from None
     if args.file is None:
         raise EngineInputError("--image needs --file: the text every model reads after the images")
+    from evals.image_suite import document_prompts
+
     return document_prompts(_images(args.image), _pages(settings, args), args.window)
 
 
@@ -91,24 +91,3 @@ def _pages(settings, args) -> list[tuple[int | None, str]]:
     )
     paged = doc.kind != "text"
     return [(page.number if paged else None, page.text) for page in doc.pages]
-
-
-def document_prompts(images: tuple, pages, window: int) -> list:
-    """The document's text in pieces of about `window` tokens, each read after the images."""
-    from engine.types import EngineInputError
-    from evals.image_suite import ScoredPrompt
-
-    prompts, size = [], max(window, 8) * CHARS_PER_TOKEN
-    for number, text in pages:
-        words, piece = text.split(), []
-        for word in [*words, None]:
-            if word is not None and sum(len(w) + 1 for w in piece) + len(word) < size:
-                piece.append(word)
-                continue
-            if piece:
-                name = f"p. {number}" if number else f"part {len(prompts) + 1}"
-                prompts.append(ScoredPrompt(name, images, "", " ".join(piece)))
-            piece = [word] if word is not None else []
-    if not prompts:
-        raise EngineInputError("the document has no text to score (scanned pages have none: OCR it first)")
-    return prompts

@@ -15,6 +15,7 @@ from engine.types import ImagePart, Message, TextPart
 
 SUITE = Path(__file__).parent / "suites" / "images.jsonl"
 SIZE = (480, 320)
+CHARS_PER_TOKEN = 4  # a window's worth of document text, roughly, cut at spaces
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,23 @@ def _page(lines: list[str]) -> bytes:
         for i, line in enumerate(lines):
             page.insert_text((40, 50 + i * 40), line, fontsize=18 if i else 26)
         return page.get_pixmap(alpha=False).tobytes("png")
+
+
+def document_prompts(images: tuple, pages, window: int) -> list:
+    """The document's text in pieces of about `window` tokens, each read after the images."""
+    from engine.types import EngineInputError
+
+    prompts, size = [], max(window, 8) * CHARS_PER_TOKEN
+    for number, text in pages:
+        words, piece = text.split(), []
+        for word in [*words, None]:
+            if word is not None and sum(len(w) + 1 for w in piece) + len(word) < size:
+                piece.append(word)
+                continue
+            if piece:
+                name = f"p. {number}" if number else f"part {len(prompts) + 1}"
+                prompts.append(ScoredPrompt(name, images, "", " ".join(piece)))
+            piece = [word] if word is not None else []
+    if not prompts:
+        raise EngineInputError("the document has no text to score (scanned pages have none: OCR it first)")
+    return prompts
