@@ -7,6 +7,7 @@ raw bytes of the tokenizer's arrays instead: equal hashes, equal tokenizers."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import struct
@@ -32,12 +33,23 @@ PROJECTOR_FACTS = (
 
 def header_values(path: Path, hashed: tuple[str, ...] = HASHED) -> dict:
     """Scalar and string values by key; arrays named in `hashed` as 'sha256:...' of
-    their raw bytes (other arrays are skipped)."""
+    their raw bytes (other arrays are skipped). One walk per file version: the app's
+    header facts and the fidelity check share it."""
     try:
-        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _walk(data, hashed)
-    except (OSError, ValueError, struct.error, UnicodeDecodeError):
+        stat = Path(path).stat()
+        values = _cached(str(path), stat.st_size, stat.st_mtime_ns)
+    except (OSError, ValueError, KeyError, struct.error, UnicodeDecodeError):
         raise EngineInputError(f"{path} is not a readable GGUF file") from None
+    return {k: v for k, v in values.items() if k in hashed or k not in HASHED}
+
+
+_HASH_MARK = "sha256:"
+
+
+@functools.lru_cache(maxsize=64)
+def _cached(path: str, size: int, mtime_ns: int) -> dict:
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _walk(data, HASHED)
 
 
 def _walk(data, hashed) -> dict:
@@ -53,7 +65,7 @@ def _walk(data, hashed) -> dict:
             start = offset
             offset = _skip_array(data, offset)
             if key in hashed:
-                values[key] = "sha256:" + hashlib.sha256(data[start:offset]).hexdigest()
+                values[key] = _HASH_MARK + hashlib.sha256(data[start:offset]).hexdigest()
         elif kind == STRING:
             values[key], offset = _string(data, offset)
         else:
