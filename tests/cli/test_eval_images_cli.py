@@ -13,7 +13,7 @@ from tests.cli.test_eval_cli import launch
 
 def test_image_fidelity_json_counts_image_tokens(
     tiny_llama4, tiny_llama4_seed1, write_png, tmp_path, settings
-):  # noqa: E501
+):
     (model, mmproj), (other, other_mmproj) = tiny_llama4, tiny_llama4_seed1
     chart = write_png("chart.png", 200, 120, "blue")
     doc = tmp_path / "notes.txt"
