@@ -23,7 +23,9 @@ from app.queues import ENGINE_RUN, run_scope
 from app.render import to_chatbot
 from chat.comparison import LETTERS, MAX_MODELS, Comparison, metrics_line, new_comparison, run_turn
 from chat.conversation import Waiting
+from chat.metrics import TOKEN_NOTE
 from chat.question import read_question, split_uploads
+from chat.ratings import MIN_VOTES
 from chat.runtime import Runtime
 from chat.turns import assistant_turn
 from documents.reader import DOCUMENT_EXTENSIONS
@@ -89,7 +91,11 @@ def build_tab(runtime: Runtime) -> list:
             headers=leaderboard.COLUMNS,
             interactive=False,
             elem_id="leaderboard",
-            label=f"From {whose}, best Bradley–Terry rating first; speeds are means over compared answers",
+            label=(
+                f"From {whose}, best Bradley–Terry rating first, with its 95% interval over resampled "
+                f"votes (ties count half); fewer than {MIN_VOTES} votes: too few to rank; "
+                "speeds are means over compared answers"
+            ),
         )
         refresh = gr.Button("Refresh", size="sm", elem_id="leaderboard-refresh")
     measure_panel.build_panel(runtime, view.models)
@@ -152,11 +158,13 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
     stop = gr.Button("■ Stop", variant="stop", size="sm", visible=False, elem_id="compare-stop")
     with gr.Row():
         ttft_plot = gr.BarPlot(
-            x="model", y="seconds", title="Time to first token (s)", visible=False, elem_id="ttft-plot"
-        )
+            x="model", y="seconds", title="Time to first token", visible=False, elem_id="ttft-plot",
+            x_title="model", y_title="seconds until the first token",
+        )  # fmt: skip
         speed_plot = gr.BarPlot(
-            x="model", y="tok/s", title="Decode speed (tok/s)", visible=False, elem_id="speed-plot"
-        )
+            x="model", y="tok/s", title="Answer speed", visible=False, elem_id="speed-plot",
+            x_title="model", y_title=f"tokens per second ({TOKEN_NOTE})",
+        )  # fmt: skip
     return View(notice, columns, titles, chats, metrics, votes, buttons, ttft_plot, speed_plot), box, stop
 
 
@@ -358,6 +366,8 @@ def _metrics_text(comparison: Comparison, index: int) -> str:
         return "speed figures appear after your vote"  # they would give the model away
     if not comparison.revealed and column.reading and not column.text:
         return "<span class='metrics'>reading the prompt…</span>"  # its pace would too
+    if not comparison.revealed and column.streaming and column.text:
+        return "<span class='metrics'>answering…</span>"  # and so would its live speed
     return (
         f"<span class='metrics'>{metrics_line(column)}</span>" if comparison.pending or column.turns else ""
     )
@@ -374,7 +384,17 @@ def _plots(comparison: Comparison | None) -> list:
     names = [c.model for _, c in finished]  # plots show once names are revealed
     ttft = pd.DataFrame({"model": names, "seconds": [c.final.usage.ttft_s for _, c in finished]})
     speed = pd.DataFrame({"model": names, "tok/s": [c.final.usage.decode_tps for _, c in finished]})
-    return [gr.BarPlot(ttft, visible=bool(finished)), gr.BarPlot(speed, visible=bool(finished))]
+    return [
+        gr.BarPlot(ttft, visible=bool(finished), y_lim=from_zero(ttft["seconds"])),
+        gr.BarPlot(speed, visible=bool(finished), y_lim=from_zero(speed["tok/s"])),
+    ]
+
+
+def from_zero(values) -> list[float]:
+    """A bar chart's value axis from 0 (a cut axis makes a small gap look large) to a
+    little above the tallest bar."""
+    top = max((float(v) for v in values if v == v), default=0.0)  # v == v: not NaN
+    return [0.0, top * 1.1 if top > 0 else 1.0]
 
 
 def _board(runtime: Runtime, user: str) -> list[list]:

@@ -8,9 +8,10 @@ as in LMArena, where "both bad" is a tie."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat.ratings import games
 from sessions import SpeedRow, VoteRow
 
 ELO_K = 32.0
@@ -18,17 +19,7 @@ ELO_START = 1000.0
 BT_PRIOR = 1.0  # virtual drawn games against a 1000-rated reference: keeps undefeated models finite
 
 Game = tuple[str, str, float]  # (model a, model b, a's score: 1 win, 0.5 draw, 0 loss)
-
-
-def games(votes: Iterable[VoteRow]) -> list[Game]:
-    played: list[Game] = []
-    for vote in votes:
-        models = list(dict.fromkeys(vote.engine_ids))  # a model compared with itself plays no game
-        if vote.outcome == "best" and vote.winner is not None:
-            played += [(vote.winner, other, 1.0) for other in models if other != vote.winner]
-        else:
-            played += [(a, b, 0.5) for i, a in enumerate(models) for b in models[i + 1 :]]
-    return played
+__all__ = ["games"]  # moved to chat/ratings.py (the CLI rates votes too); kept importable here
 
 
 def elo(played: Sequence[Game], k: float = ELO_K, start: float = ELO_START) -> dict[str, float]:
@@ -91,12 +82,21 @@ class Standing:
     answers: int  # finished comparison answers, for the speeds
     ttft_s: float | None
     decode_tps: float | None
+    low: float = ELO_START  # Bradley–Terry's bootstrap 95% interval (chat/ratings.py)
+    high: float = ELO_START
+    ranked: bool = False  # enough votes to rank (chat/ratings.py MIN_VOTES)
 
 
-def standings(votes: Sequence[VoteRow], speeds: Sequence[SpeedRow]) -> list[Standing]:
-    """One row per model that was compared, best Bradley–Terry rating first."""
+def standings(
+    votes: Sequence[VoteRow], speeds: Sequence[SpeedRow], min_votes: int | None = None
+) -> list[Standing]:
+    """One row per model that was compared: ranked models (enough votes) first, best
+    Bradley–Terry rating first."""
+    from chat.ratings import MIN_VOTES, rate
+
     played = games(votes)
     elo_ratings, bt_ratings = elo(played), bradley_terry(played)
+    intervals = rate(votes, min_votes=MIN_VOTES if min_votes is None else min_votes)
     speed_of = {row.engine_id: row for row in speeds}
     models = dict.fromkeys([m for v in votes for m in v.engine_ids] + list(speed_of))
     rows = []
@@ -105,6 +105,7 @@ def standings(votes: Sequence[VoteRow], speeds: Sequence[SpeedRow]) -> list[Stan
         wins = sum(1 for v in taken if v.outcome == "best" and v.winner == model)
         draws = sum(1 for v in taken if v.outcome != "best")
         speed = speed_of.get(model)
+        interval = intervals.get(model)
         rows.append(
             Standing(
                 model=model,
@@ -117,15 +118,26 @@ def standings(votes: Sequence[VoteRow], speeds: Sequence[SpeedRow]) -> list[Stan
                 answers=speed.answers if speed else 0,
                 ttft_s=speed.ttft_s if speed else None,
                 decode_tps=speed.decode_tps if speed else None,
+                low=interval.low if interval else ELO_START,
+                high=interval.high if interval else ELO_START,
+                ranked=interval.ranked if interval else False,
             )
         )
-    return sorted(rows, key=lambda row: (-row.bt, -row.votes, row.model))
+    return sorted(rows, key=lambda row: (not row.ranked, -row.bt, -row.votes, row.model))
 
 
+TOO_FEW = "too few votes to rank"
 COLUMNS = [
-    *("model", "votes", "win rate", "wins", "draws", "Bradley–Terry", "Elo"),
+    *("model", "votes", "win rate", "wins", "draws", "Bradley–Terry", "95% interval", "Elo"),
     *("answers", "TTFT s", "decode tok/s"),
 ]
+
+
+def rank_cells(row: Standing) -> tuple:
+    """The rating and its 95% interval, or why there is none."""
+    if not row.ranked:
+        return TOO_FEW, "–"
+    return round(row.bt), f"{row.low:.0f}–{row.high:.0f}"
 
 
 def table(rows: Sequence[Standing]) -> list[list]:
@@ -137,7 +149,7 @@ def table(rows: Sequence[Standing]) -> list[list]:
             f"{row.win_rate:.0%}" if row.votes else "–",
             row.wins,
             row.draws,
-            round(row.bt),
+            *rank_cells(row),
             round(row.elo),
             row.answers,
             round(row.ttft_s, 3) if row.ttft_s is not None else None,

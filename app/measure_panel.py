@@ -50,6 +50,15 @@ def build_panel(runtime: Runtime, models: gr.CheckboxGroup) -> None:
                 label="Document (PDF, EPUB, text, ...)", type="filepath", elem_id="fidelity-file"
             )
             window = gr.Slider(64, 1024, value=512, step=64, label="Tokens per scored window")
+            with gr.Row():
+                images = gr.File(
+                    label="Images every model sees before the document's text (vision models)",
+                    file_count="multiple", type="filepath", file_types=["image"], elem_id="fidelity-images",
+                )  # fmt: skip
+                image_suite = gr.Checkbox(
+                    label="Built-in image prompts (charts, a table, a sign, a page; each with a text twin)",
+                    elem_id="fidelity-image-suite",
+                )
             measure = gr.Button("Measure fidelity", variant="primary", elem_id="fidelity-run")
             table = gr.Dataframe(headers=FIDELITY_COLUMNS, interactive=False, elem_id="fidelity-table")
             curve = gr.LinePlot(
@@ -64,7 +73,7 @@ def build_panel(runtime: Runtime, models: gr.CheckboxGroup) -> None:
             results = gr.Dataframe(headers=SUITE_COLUMNS, interactive=False, elem_id="suite-table")
             export = gr.File(label="Results (CSV)", visible=False)
     measure.click(
-        _fidelity(runtime), [models, document, window], [notice, table, curve, passages],
+        _fidelity(runtime), [models, document, window, images, image_suite], [notice, table, curve, passages],
         api_name="fidelity", **ENGINE_RUN,
     )  # fmt: skip
     run.click(
@@ -74,15 +83,28 @@ def build_panel(runtime: Runtime, models: gr.CheckboxGroup) -> None:
 
 
 def _fidelity(runtime: Runtime):
-    def measure(names, path, window, request: gr.Request, progress=gr.Progress()):
+    def measure(
+        names,
+        path,
+        window,
+        images=None,
+        image_suite=False,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         from documents.reader import parse_document
         from evals.fidelity import FidelityError, run_fidelity, save_fidelity
+        from evals.fidelity_images import check_comparable
 
         try:
             if not names or len(names) < 2:
                 raise EngineInputError(
                     "Pick a reference and at least one variant above (the first is the reference)."
                 )
+            with_images = bool(images or image_suite)
+            check_comparable({name: runtime.spec(name) for name in names}, with_images)  # headers only
+            if with_images:
+                return _image_fidelity(runtime, names, path, int(window), images, request, progress)
             if not path:
                 raise EngineInputError("Attach the document every model reads.")
             data = Path(path).read_bytes()
@@ -99,6 +121,56 @@ def _fidelity(runtime: Runtime):
         return "", _fidelity_table(found), gr.LinePlot(_kl_frame(found), visible=True), _passages(found)
 
     return measure
+
+
+def _image_fidelity(runtime: Runtime, names, path, window: int, images, request, progress):
+    """Fidelity on image prompts: the built-in set, or the document's text after the images."""
+    from evals.fidelity import save_fidelity
+    from evals.fidelity_images import run_image_fidelity
+    from evals.image_suite import load_image_prompts
+
+    if images:
+        if not path:
+            raise EngineInputError("Attach the document every model reads after the images.")
+        prompts = _document_prompts(runtime, path, window, images)
+    else:
+        prompts = load_image_prompts()
+    with _lanes(runtime, names, request) as pinned:
+        found = run_image_fidelity(
+            lambda name: _pinned(runtime, name, pinned), lambda engine: None,
+            names[0], names[1:], prompts, lambda f, what: progress(f, desc=what),
+        )  # fmt: skip
+    label = Path(path).name if images else "images:builtin"
+    save_fidelity(runtime.store, label, names, window, found, history.user_of(request))
+    return "", _fidelity_table(found), gr.LinePlot(visible=False), image_report(found)
+
+
+def _document_prompts(runtime: Runtime, path, window: int, images) -> list:
+    from documents.reader import parse_document
+    from engine.images import load_image_file
+    from evals.image_suite import document_prompts
+
+    doc = parse_document(Path(path).read_bytes(), Path(path).name, max_pages=runtime.settings.max_doc_pages)
+    pages = [(p.number if doc.kind != "text" else None, p.text) for p in doc.pages]
+    return document_prompts(tuple(load_image_file(image) for image in images), pages, window)
+
+
+def image_report(found) -> str:
+    """Image tokens each model read, KL after images vs after text only, and the answer
+    tokens where each variant strays most."""
+    lines = []
+    for r in found:
+        kinds = "; ".join(
+            f"after {'images' if kind == 'image' else 'text only'}: KL {row['kl_mean']:.4f}, "
+            f"top-1 {row['top1_agreement']:.1%} over {row['tokens']} tokens"
+            for kind, row in r.by_kind.items()
+        )
+        read = f"{r.image_tokens:,} image tokens (reference {r.image_tokens_reference:,})"
+        lines.append(f"- **{r.model}**: {read}; {kinds}")
+        gaps = ", ".join(f"“{g.text.strip() or g.text}” in {g.prompt} (KL {g.kl:.3f})" for g in r.worst[:5])
+        if gaps:
+            lines.append(f"  - differs most at {gaps}")
+    return "**Image prompts**\n\n" + "\n".join(lines)
 
 
 @dataclass

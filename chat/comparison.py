@@ -11,6 +11,7 @@ import contextlib
 import random
 import string
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from models.manager import ModelManager
 from sessions import Store
 from sessions.figures import format_metrics
 
-from .metrics import reading_line
+from .metrics import live_speed, reading_line
 from .turns import Turn, answer_status, assistant_turn, engine_messages
 
 MIN_MODELS, MAX_MODELS = 2, 4
@@ -42,6 +43,10 @@ class Column:
     final: Final | None = None
     refused: str = ""  # why this model gave no answer this turn
     prompt_id: int | None = None  # the stored question this turn answers
+    # Live speed while the answer streams (monotonic seconds; pieces ~ tokens).
+    asked_at: float | None = None
+    first_at: float | None = None
+    pieces: int = 0
 
     @property
     def streaming(self) -> bool:
@@ -101,6 +106,7 @@ def run_turn(
     check_jobs(jobs)
     for column in comparison.columns:
         column.text, column.final, column.refused, column.reading = "", None, "", None
+        column.asked_at, column.first_at, column.pieces = time.monotonic(), None, 0
     writers = _start_storing(comparison, question, jobs, store) if store is not None else []
     comparison.voted, comparison.notice, comparison.pending = False, "", question
     with contextlib.ExitStack() as stack:
@@ -167,6 +173,8 @@ def _apply(column: Column, event: ModelEvent, writer) -> None:
         column.reading = happened
     elif isinstance(happened, TextDelta):
         column.text += happened.text
+        column.first_at = column.first_at or time.monotonic()
+        column.pieces += 1
         if writer:
             writer.append(happened.text)
     elif isinstance(happened, Refused):
@@ -191,11 +199,15 @@ def _close_turn(column: Column, question: Turn, answer_id: int | None) -> None:
     column.turns = [*column.turns, asked, answer]
 
 
-def metrics_line(column: Column) -> str:
-    """TTFT, prompt and decode speed, tokens, context used, finish reason."""
+def metrics_line(column: Column, now: float | None = None) -> str:
+    """TTFT, prompt and decode speed, tokens, context used, finish reason; while the
+    answer streams, the time to its first token and its pace so far."""
     if column.refused:
         return f"error: {column.refused}"
     if column.final is None:
+        now = time.monotonic() if now is None else now
+        if column.text and column.asked_at is not None and column.first_at is not None:
+            return live_speed(column.first_at - column.asked_at, column.pieces, now - column.first_at)
         if column.text:
             return "streaming…"
         return reading_line(column.reading) if column.reading else "waiting…"

@@ -53,3 +53,15 @@ def reading_line(progress: PromptProgress) -> str:
     if progress.done >= progress.total:
         return f"{line} · the answer starts"
     return f"{line} · {left:.0f} s left" if left is not None else line
+
+
+TOKEN_NOTE = "a token is a word or a piece of one"
+
+
+def live_speed(first_s: float, tokens: int, since_first_s: float) -> str:
+    """While an answer streams: how long its first token took, and tokens per second
+    since then (the first token starts the clock, so it is not counted)."""
+    line = f"first token after {first_s:.1f} s"
+    if tokens > 1 and since_first_s > 0:
+        line += f" · {(tokens - 1) / since_first_s:.1f} tokens/s so far"
+    return f"{line} ({TOKEN_NOTE}) · streaming…"

@@ -39,8 +39,8 @@ def gguf_parts(path: Path) -> list[Path]:
 
 
 def read_gguf_facts(path: Path) -> dict:
-    """A few header facts of a GGUF file, read without loading weights (once per file
-    version: parsing a 200k-token vocabulary takes seconds)."""
+    """A few header facts of a GGUF file, read without loading weights or decoding the
+    vocabulary (once per file version)."""
     try:
         stat = Path(path).stat()
     except OSError:
@@ -50,16 +50,12 @@ def read_gguf_facts(path: Path) -> dict:
 
 @functools.lru_cache(maxsize=64)
 def _gguf_facts(path: str, size: int, mtime_ns: int) -> dict:
-    from gguf import GGUFReader
+    from engine.gguf_header import header_values
 
-    try:
-        reader = GGUFReader(str(path), "r")
-    except Exception:
-        raise EngineInputError(f"{path} is not a readable GGUF file") from None
+    values = header_values(Path(path), hashed=())  # walks the header; arrays skipped unread
 
     def value(key: str):
-        field = reader.fields.get(key)
-        return field.contents() if field is not None else None
+        return values.get(key)
 
     arch = value("general.architecture") or ""
     facts = {"architecture": arch, "name": value("general.name")}

@@ -296,6 +296,41 @@ class LlamaCppEngine(BaseEngine):
             finally:
                 self._context.forget(llm)
 
+    def answer_logprobs(self, messages: Sequence[Message], answer: Sequence[int]):
+        """Log-probabilities of the next token at each of `answer`'s positions after the
+        prompt `messages` (images on their planned canvases, as a turn sees them), as
+        one float32 array (len(answer), vocab), and the tokens each image took. The
+        context starts empty and is emptied after."""
+        import llama_cpp
+        import numpy as np
+
+        self._require_loaded()
+        with self._lock, self._prompt(messages) as (plan, chunks):
+            llm = self._llm
+            if plan.n_tokens + len(answer) > llm.n_ctx():
+                raise EngineInputError(
+                    f"{plan.n_tokens + len(answer):,} tokens do not fit "
+                    f"{self.label}'s {llm.n_ctx():,} context"
+                )
+            n_vocab = llama_cpp.llama_vocab_n_tokens(llm._model.vocab)
+            self._context.enter(llm, None)  # a resident chat is saved first, as a turn would
+            self._context.forget(llm)
+            try:
+                for _ in self._evaluate(plan, chunks, 0, threading.Event()):
+                    pass
+                first = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+                rows = [log_softmax(np.ctypeslib.as_array(first, shape=(1, n_vocab)))]
+                n_past = llm.n_tokens
+                for start, end in batches(len(answer) - 1, llm.n_batch):
+                    batch = list(answer[start:end])
+                    llm._batch.set_batch(batch=batch, n_past=n_past + start, logits_all=True)
+                    llm._ctx.decode(llm._batch)
+                    out = llama_cpp.llama_get_logits(llm._ctx.ctx)
+                    rows.append(log_softmax(np.ctypeslib.as_array(out, shape=(end - start, n_vocab))))
+                return np.concatenate(rows), plan.image_tokens
+            finally:
+                self._context.forget(llm)
+
     @contextlib.contextmanager
     def _prompt(self, messages: Sequence[Message]) -> Iterator[tuple[PromptPlan, list | None]]:
         """The rendered prompt and, with images, mtmd's chunks (freed on exit)."""
