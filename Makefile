@@ -89,6 +89,10 @@ bench: setup
 	$(PY) bench/compare.py
 	$(PY) bench/pull.py
 	$(PY) bench/first_token.py
+	$(PY) bench/ocr.py
+	$(PY) bench/page_selection.py
+	$(PY) bench/fidelity_images.py
+	$(PY) bench/attack.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
