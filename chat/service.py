@@ -103,7 +103,8 @@ class ChatService:
                     page_range=request.page_range,
                     stop=request.stop,
                     cache_scope=request.owner or "",
-                    session_key=request.session_id or new_session_id(),
+                    # A turn that is not saved neither reads nor writes the chat's KV state.
+                    session_key=(request.session_id or new_session_id()) if request.save else None,
                 )
 
     def seated(self, names: Sequence[str], cancel: threading.Event):

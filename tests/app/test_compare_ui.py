@@ -3,7 +3,9 @@ real models streaming side by side, votes stored, names hidden until the vote.""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 
 import pytest
 
@@ -24,7 +26,9 @@ def compare(client: Client, text: str, models=(), blind=False, files=(), max_tok
 
 
 def answer_text(chat: list[dict]) -> str:
-    return " ".join(part.get("text", "") for part in chat[-1]["content"] if part.get("type") == "text")
+    """The last answer as a reader sees it (answers are sanitized HTML: app/safe_markdown.py)."""
+    shown = " ".join(part.get("text", "") for part in chat[-1]["content"] if part.get("type") == "text")
+    return html.unescape(re.sub(r"<[^>]+>", "", shown)).strip()
 
 
 def leaderboard_rows(board: dict) -> dict[str, tuple[int, int]]:

@@ -64,7 +64,7 @@ def test_rename_and_update_session(store):
 def test_unknown_session_is_a_one_line_input_error(store):
     with pytest.raises(SessionNotFound) as info:
         store.get_session("nope")
-    assert isinstance(info.value, EngineInputError)
+    assert isinstance(info.value, UserError)
     assert "\n" not in str(info.value)
     for call in (
         lambda: store.rename_session("nope", "x"),
