@@ -38,6 +38,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
+def visible_text(shown: str) -> str:
+    """What a reader sees of an answer the page renders (sanitized HTML, app/safe_markdown.py)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", shown)).strip()
+
+
 def png_bytes(width: int = 56, height: int = 56, color: str = "red") -> bytes:
     from PIL import Image
 

@@ -3,9 +3,7 @@ real models streaming side by side, votes stored, names hidden until the vote.""
 
 from __future__ import annotations
 
-import html
 import os
-import re
 
 import pytest
 
@@ -13,6 +11,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from sessions import Store  # noqa: E402
+from tests.conftest import visible_text  # noqa: E402
 
 # What /compare returns (the state stays on the server): the input box, the notice,
 # 4 titles, 4 chats, 4 metrics lines, 2 plots, the model picker and the blind switch.
@@ -28,7 +27,7 @@ def compare(client: Client, text: str, models=(), blind=False, files=(), max_tok
 def answer_text(chat: list[dict]) -> str:
     """The last answer as a reader sees it (answers are sanitized HTML: app/safe_markdown.py)."""
     shown = " ".join(part.get("text", "") for part in chat[-1]["content"] if part.get("type") == "text")
-    return html.unescape(re.sub(r"<[^>]+>", "", shown)).strip()
+    return visible_text(shown)
 
 
 def leaderboard_rows(board: dict) -> dict[str, tuple[int, int]]:

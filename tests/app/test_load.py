@@ -12,7 +12,7 @@ from gradio_client import Client
 
 from sessions import Store
 from tests.conftest import QUICK_RESPOND as QUICK
-from tests.conftest import start_app, stop_app
+from tests.conftest import start_app, stop_app, visible_text
 
 CLIENTS, TURNS = 8, 3
 
@@ -22,7 +22,7 @@ def question(client: int, turn: int) -> str:
 
 
 def answer_of(chat: list[dict]) -> str:
-    return chat[-1]["content"][0]["text"]
+    return visible_text(chat[-1]["content"][0]["text"])
 
 
 def chat_as_one_user(url: str, index: int) -> dict:

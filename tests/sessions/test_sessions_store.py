@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from engine.types import EngineInputError, Final, ImagePart, Message, SamplingParams, TextPart, Usage
+from engine.types import Final, ImagePart, Message, SamplingParams, TextPart, Usage
 from errors import UserError
 from sessions import MessageNotFound, SessionNotFound, Store, engine_messages
 from sessions import answer as answer_module
