@@ -55,7 +55,7 @@ def test_a_300_page_pdf_is_asked_about_with_the_budget_shown(app_url, tmp_path):
     assert f"report.pdf: sent 1 of 300 pages: {SECRET_PAGE}" in first_notice  # the pages chosen, in the open
     assert "most relevant" in first_notice
     footer = last_text(updates[-1][0])
-    assert f"report.pdf p. {SECRET_PAGE}" in footer and "context " in footer
+    assert f"report.pdf: sent 1 of 300 pages: {SECRET_PAGE}" in footer and "context " in footer  # lasting
     with Store(os.environ["L4P_DATA_DIR"]) as store:
         session = store.search("falcon project launch code")[0].session_id
         user, reply = store.branch(session)
