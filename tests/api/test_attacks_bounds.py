@@ -238,14 +238,14 @@ def test_page_answer_title_and_search_past_their_limits(shared):
     chat, notice = ann.predict(**QUICK_RESPOND | {"page_range": "1," * over}, api_name="/respond")
     assert f"the page range is {2 * over} characters" in notice and one_line(notice)
     assert [m["role"] for m in chat] == ["user"]  # nothing answered, the question still there
+    chat, notice = ann.predict(**QUICK_RESPOND, api_name="/respond")  # the same turn, now within limits
+    assert notice == "" and [m["role"] for m in chat] == ["user", "assistant"]
     _, notice = ann.predict("t" * over, api_name="/rename")
     assert f"the title is {over} characters" in notice and one_line(notice)
     found = ann.predict("s" * over, api_name="/search")
     assert f"the search is {over} characters" in found["label"] and found["choices"] == []
     status = ann.predict(None, "r" * over, api_name="/pull_model")[0]
     assert f"the repo is {over} characters" in status and one_line(status)
-    chat, notice = ann.predict(**QUICK_RESPOND, api_name="/respond")  # the same turn, now within limits
-    assert notice == "" and [m["role"] for m in chat] == ["user", "assistant"]
     with Store(shared.data) as store:
         titles = [s.title for s in store.list_sessions(owner="ann")]
     assert "the quokka lives on Rottnest island" in titles and "t" * over not in titles
@@ -255,6 +255,7 @@ def test_page_answer_title_and_search_past_their_limits(shared):
 def test_page_search_takes_any_text_literally(shared):
     ann = Client(shared.url, auth=ANN, verbose=False)
     send(ann, "quokka facts for the search test")
+    ann.predict(**QUICK_RESPOND, api_name="/respond")  # a chat is stored once it is answered
     for query in NASTY_QUERIES:
         found = ann.predict(query[:FIELD_CHARS], api_name="/search")
         assert "⚠️" not in found["label"] and "chats match" in found["label"], query
