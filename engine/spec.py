@@ -42,7 +42,7 @@ class ModelSpec:
     # Requests the server answers at once (its lane's width, chat/lanes.py); None: the
     # --endpoint-concurrency setting. Local models always take one at a time.
     max_concurrency: int | None = None
-    # Hosted providers (assets/models.toml): who serves it (`--provider NAME`), and what
+    # Hosted providers (the catalogue, models/): who serves it (`--provider NAME`), and what
     # one request may carry beyond the context: all its images as base64 data URLs
     # together, in bytes, and each image as sent (on its planned canvas), in pixels.
     provider: str = ""
