@@ -50,7 +50,7 @@ class BodyLimit:
                 return
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(messages, receive), send)
+        await self.app(scope, replay_body(messages, receive), send)
 
     async def _refuse(self, send: Send) -> None:
         line = f"the request body is over the {self.limit_mb} MB limit (L4P_MAX_REQUEST_MB)"
@@ -64,7 +64,7 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay_body(messages: list[Message], receive: Receive) -> Receive:
     """The body already read, then whatever comes next (a disconnect) from the client."""
     pending = list(messages)
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.login_throttle import LoginThrottle, too_many
+from app.limits import replay_body
 
 LOGIN_PATHS = ("/login", "/login/")
 MAX_FORM_BYTES = 64 * 1024  # a user name and a password
@@ -48,7 +49,7 @@ class LoginGuard:
                 status["code"] = message["status"]
             await send(message)
 
-        await self.app(scope, _replay(messages, receive), watch)
+        await self.app(scope, replay_body(messages, receive), watch)
         if status.get("code") == 200:
             self.throttle.succeeded(user)
         elif status.get("code") == 400:  # Gradio's "Incorrect credentials."
@@ -69,7 +70,7 @@ async def _read_body(receive: Receive) -> list[Message] | None:
 
 async def _user_name(scope: Scope, messages: list[Message]) -> str | None:
     """The form's username (urlencoded or multipart, as Gradio's page sends it)."""
-    request = Request(scope, _replay(messages, _never))
+    request = Request(scope, replay_body(messages, _never))
     try:
         form = await request.form(max_files=0, max_fields=10)
         name = form.get("username")
@@ -85,15 +86,6 @@ async def _answer(send: Send, status: int, line: str, retry_after: int | None = 
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replay
 
 
 async def _never() -> Message:
