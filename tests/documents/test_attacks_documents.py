@@ -155,7 +155,7 @@ def test_a_long_page_range_is_refused_at_once(good_pdf):
     result = script(
         f"""
         from documents.context import parse_page_range
-        from engine.types import EngineInputError
+        from errors import UserError
         for text in ({long_range!r}, "1-99999,100001-199999", "1-20, 31"):
             try:
                 print(len(parse_page_range(text)))

@@ -27,8 +27,9 @@ from documents.reader import (
     render_size,
     sniff_kind,
 )
-from engine import EngineInputError, ImagePart, Message, TextPart
+from engine import ImagePart, Message, TextPart
 from engine.image_plan import LLAMA_CPP, TileBudget, image_tokens
+from errors import UserError
 from tests.conftest import REPO, png_bytes
 from tests.fixtures import documents as make
 from tests.fixtures.bad_documents import PASSWORDS, bad_documents, encrypted_pdf
@@ -313,7 +314,7 @@ def test_bad_documents_give_one_clear_line(label, capfd):
             render_page(data, page.number, name=name, password=password)
     message = str(caught.value)
     assert expected in message and "\n" not in message
-    assert isinstance(caught.value, EngineInputError)
+    assert isinstance(caught.value, UserError)  # one line, exit 2, a 400
     assert capfd.readouterr().err == ""  # MuPDF's own complaints stay off the terminal
 
 
