@@ -26,7 +26,12 @@ COMMANDS = {
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Usage mistakes, like other bad input: one `error:` line, exit 2."""
+    """Usage mistakes, like other bad input: one `error:` line, exit 2. No abbreviated
+    flags: a subcommand's `--login` must not read as the server's `--login-attempts`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
