@@ -112,12 +112,8 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
         api_name="load_model",
         **run,
     )
-    shown = history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings)
-    new, opened, deleted = shown
-    for event in (new, opened, deleted):
+    for event in history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings, box):
         event.then(_controls, turns, controls, **private)
-    for event in (new, deleted):  # a new chat starts empty: no draft, no files waiting to be sent
-        event.then(lambda: gr.MultimodalTextbox(value=None, interactive=True), None, box, **private)
     page_viewer.wire(viewer, runtime, turns)
     return model, more
 

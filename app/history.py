@@ -69,12 +69,16 @@ def refresher(runtime: Runtime):
     return refresh
 
 
-def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings) -> list:
-    """The panel's events; returns those that put another chat on screen."""
+def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, model, settings, box) -> list:
+    """The panel's events; returns those that put another chat on screen. A new chat
+    is new: the input `box` is emptied in the same event, draft and files alike."""
     chat_view = [turns, session, chatbot, notice]
     demo.load(refresher(runtime), [session], panel.chats, api_name="list_chats")
     new = panel.new.click(
-        lambda: ([], "", [], "", gr.Radio(value=None)), None, [*chat_view, panel.chats], api_name="new_chat"
+        lambda: ([], "", [], "", gr.Radio(value=None), gr.MultimodalTextbox(value=None, interactive=True)),
+        None,
+        [*chat_view, panel.chats, box],
+        api_name="new_chat",
     )
     panel.search.submit(_searcher(runtime), panel.search, panel.chats, api_name="search")
     opened = panel.chats.input(
