@@ -38,6 +38,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
+def chats_stored(data_dir) -> int:
+    """Chats in a data dir's store, read without the app (0 before it ever wrote)."""
+    import sqlite3
+
+    db = data_dir / "playground.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+
+
 def visible_text(shown: str) -> str:
     """What a reader sees of an answer the page renders (sanitized HTML, app/safe_markdown.py)."""
     import html

@@ -5,13 +5,12 @@ is stored (not even an empty one), and the server goes on serving."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from tests.conftest import start_app, stop_app
+from tests.conftest import chats_stored, start_app, stop_app
 
 GOOD = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
@@ -46,14 +45,6 @@ def app(tmp_path_factory):
     proc, url = start_app("--data-dir", str(data))
     yield SimpleNamespace(url=url.rstrip("/"), data=data)
     stop_app(proc)
-
-
-def chats_stored(data) -> int:
-    db = data / "playground.db"
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
 
 
 @pytest.mark.parametrize("name", list(BAD))

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import base64
 import io
-import sqlite3
 import time
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from tests.conftest import png_bytes, start_app, stop_app
+from tests.conftest import chats_stored, png_bytes, start_app, stop_app
 
 SIDE = 6320  # a 40-megapixel GIF: ~30 KB on the wire, 40M pixels to decode
 
@@ -42,14 +41,6 @@ def app(tmp_path_factory, tiny_llama4):
     )  # fmt: skip
     yield SimpleNamespace(url=url.rstrip("/"), data=data)
     stop_app(proc)
-
-
-def chats_stored(data) -> int:
-    db = data / "playground.db"
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
 
 
 def ask(app, model: str, content) -> httpx.Response:
