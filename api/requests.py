@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from documents.parts import ChatMessage
 from engine.images import image_from_bytes
 from engine.limits import check_text
-from engine.types import ImagePart, Message, Part, TextPart
+from engine.types import ImagePart, Part, TextPart
 
 MAX_STOPS = 4  # as OpenAI allows
 # Integers a client may send: a seed is 64-bit at most (OpenAI's), a token count 32-bit.
@@ -55,7 +56,7 @@ class ContentPart(BaseModel):
     image_url: ImageUrl | None = None
 
 
-class ChatMessage(BaseModel):
+class RequestMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
@@ -68,7 +69,7 @@ class StreamOptions(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # penalties, logit_bias, user, ...: not used here
     model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[RequestMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
@@ -139,15 +140,15 @@ def check_sizes(request: ChatRequest, max_field_chars: int, max_messages: int) -
             )
 
 
-def to_messages(request: ChatRequest, max_pixels: int, max_chars: int) -> list[Message]:
-    """Engine messages in the request's order; raises ApiError on a bad part."""
+def to_messages(request: ChatRequest, max_pixels: int, max_chars: int) -> list[ChatMessage]:
+    """The conversation in the request's order; raises ApiError on a bad part."""
     messages = []
     for index, message in enumerate(request.messages):
         role = "system" if message.role == "developer" else message.role
         parts = _parts(message.content, f"messages.{index}", max_pixels, max_chars)
         if role != "user" and any(isinstance(p, ImagePart) for p in parts):
             raise ApiError(400, f"messages.{index}: only user messages can hold images", param="messages")
-        messages.append(Message(role, parts))
+        messages.append(ChatMessage(role, parts))
     if messages[-1].role != "user":
         raise ApiError(400, "the last message must be the user's", param="messages")
     return messages

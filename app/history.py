@@ -12,8 +12,9 @@ from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
 from chat.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
+from documents.parts import ChatMessage
 from engine.limits import check_field, check_text
-from engine.types import Message, TextPart
+from engine.types import TextPart
 from errors import UserError
 
 LIST_LIMIT = 50
@@ -185,7 +186,7 @@ def editor(runtime: Runtime):
         old = turns[index]
         try:
             check_text(new_text, runtime.settings.max_text_chars)
-            turn = Turn(Message("user", _keep_files(old.message, new_text)), files=old.files)
+            turn = Turn(ChatMessage("user", _keep_files(old.message, new_text)), files=old.files)
             if session:
                 owned(runtime, session, request)
         except UserError as exc:
@@ -204,7 +205,7 @@ def _text_of(value) -> str:
     return str(value or "")
 
 
-def _keep_files(old: Message, new_text: str) -> tuple:
+def _keep_files(old: ChatMessage, new_text: str) -> tuple:
     """The edit changes words, not pictures or documents: those stay where they were."""
     return (*[p for p in old.parts if not isinstance(p, TextPart)], TextPart(new_text.strip()))
 

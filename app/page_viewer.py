@@ -13,8 +13,7 @@ import gradio as gr
 
 from chat.runtime import Runtime
 from chat.turns import Turn
-from documents.context import CITATION
-from documents.parts import DocumentPart, documents_of
+from documents.parts import CITATION, DocumentPart
 from engine.limits import check_field
 from engine.types import ImagePart
 from errors import UserError
@@ -213,7 +212,7 @@ def turner(runtime: Runtime, step: int):
         prefix, _, number = (at or "").rpartition("-")
         if not number.isdigit():
             return [gr.skip()] * 9
-        docs = [d for t in turns for d in documents_of(t.message) if d.sha256.startswith(prefix)]
+        docs = [d for t in turns for d in t.message.documents if d.sha256.startswith(prefix)]
         total = docs[-1].total_pages if docs else 1
         wanted = int(typed) if step == 0 and typed is not None else int(number) + step
         return _shown(runtime, f"{prefix}-{min(max(1, wanted), total)}", turns)
@@ -222,7 +221,7 @@ def turner(runtime: Runtime, step: int):
 
 
 def _shown(runtime: Runtime, target: str, turns: list[Turn]):
-    docs = [d for t in turns for d in documents_of(t.message)]
+    docs = [d for t in turns for d in t.message.documents]
     answers = [t.message.plain_text for t in turns if t.message.role == "assistant"]
     try:
         check_field(target, runtime.settings.max_field_chars, "the page link")

@@ -8,8 +8,7 @@ import re
 
 from app.safe_markdown import safe_html
 from chat.turns import Turn
-from documents.context import CITATION
-from documents.parts import DocumentPart, documents_of
+from documents.parts import CITATION, DocumentPart
 from engine.types import ImagePart, TextPart
 
 # The settings panel's fields, in order, as saved with a session and restored from it.
@@ -37,7 +36,7 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
                     content.append(_document_content(part, next(files, "")))
                 else:
                     content.append(_image_content(part, next(files, "")))
-            documents = documents_of(turn.message) or documents
+            documents = turn.message.documents or documents
             shown.append({"role": "user", "content": content})
         elif turn.status == "reading":  # the prompt being read: a progress line, no answer yet
             line = turn.message.plain_text

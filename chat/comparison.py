@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from chat.together import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from documents.context import PageSource, document_preparer
-from documents.parts import documents_of
 from engine.protocol import ProgressFn
 from engine.types import EngineInputError, Final, PromptProgress, TextDelta
 from models.catalogue import Registry
@@ -26,7 +25,7 @@ from sessions import Store
 from sessions.figures import format_metrics
 
 from .metrics import live_speed, reading_line
-from .turns import Turn, answer_status, assistant_turn, engine_messages
+from .turns import Turn, answer_status, assistant_turn, conversation_of
 
 MIN_MODELS, MAX_MODELS = 2, 4
 LETTERS = string.ascii_uppercase
@@ -135,9 +134,9 @@ def _job(
     owner: str,
 ) -> CompareJob:
     spec = registry.get(column.model).at_context(column.n_ctx)
-    messages = engine_messages([*column.turns, question], spec.system_prompt)
+    messages = conversation_of([*column.turns, question], spec.system_prompt)
     params = spec.sampling_params(max_tokens=max_tokens)
-    with_documents = library is not None and any(documents_of(m) for m in messages)
+    with_documents = library is not None and any(m.documents for m in messages)
     prepare = document_preparer(library, params.max_tokens) if with_documents else None
     return CompareJob(spec, messages, params, prepare, cache_scope=owner)
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from documents.context import Strategy
-from engine.types import Message, SamplingParams
+from documents.parts import ChatMessage
+from engine.types import SamplingParams
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,12 @@ class TurnRequest:
     question `question_id` again (its answer becomes a sibling of the old one)."""
 
     model: str  # catalogue name
-    question: Message | None  # may carry DocumentParts; None with question_id
+    question: ChatMessage | None  # None with question_id
     params: SamplingParams
     session_id: str | None = None  # continue this chat; None: a new one
     parent_id: int | None = None
     question_id: int | None = None
-    history: Sequence[Message] | None = None
+    history: Sequence[ChatMessage] | None = None
     system: str | None = None  # None: the session's, else the model's
     owner: str | None = ""  # the login; None: the command line, which may continue any chat
     strategy: Strategy = "relevant"
@@ -50,13 +51,15 @@ class Waiting:
         return f"⏳ waiting for {self.model}: {ahead} request{'s' if ahead > 1 else ''} ahead of you"
 
 
-def model_messages(history: Sequence[Message], system: str, question: Message | None = None) -> list[Message]:
+def model_messages(
+    history: Sequence[ChatMessage], system: str, question: ChatMessage | None = None
+) -> list[ChatMessage]:
     """What the model reads: the system prompt (unless blank, or the history has its
     own), then the history, then the question."""
     messages = [*history, *([question] if question is not None else [])]
     if not system.strip() or any(message.role == "system" for message in messages):
         return messages
-    return [Message.text("system", system.strip()), *messages]
+    return [ChatMessage.text("system", system.strip()), *messages]
 
 
 def system_prompt(chosen: str | None, session_settings: dict[str, Any], model_default: str) -> str:

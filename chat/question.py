@@ -8,10 +8,11 @@ import threading
 from collections.abc import Callable, Sequence
 
 from documents.context import PageMode
+from documents.parts import ChatMessage
 from engine.images import load_image_file
 from engine.limits import check_text
 from engine.spec import VISION_HINT
-from engine.types import EngineInputError, ImagePart, Message, Part, TextPart
+from engine.types import EngineInputError, ImagePart, Part, TextPart
 from sessions.library import DocumentLibrary, is_document, read_documents
 
 from .turns import Turn
@@ -72,7 +73,7 @@ def read_question(
     )
     show = show_blob or (lambda sha256: str(library.store.blob_path(sha256)))
     shown = [show(d.sha256) for d in parts]
-    message = Message("user", (*parts, *place_images(text.strip(), loaded)))
+    message = ChatMessage("user", (*parts, *place_images(text.strip(), loaded)))
     return Turn(message, files=[*shown, *map(str, images)])
 
 

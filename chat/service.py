@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from documents.context import ContextReport, Strategy, expand_documents, fit_context
+from documents.parts import ChatMessage
 from engine.protocol import Engine, ProgressFn, SharesCpu, check_messages
-from engine.types import Final, Message, PromptProgress, SamplingParams, TextDelta
+from engine.types import Final, PromptProgress, SamplingParams, TextDelta
 from models.manager import ModelManager
 from sessions import Store
 from sessions.ids import new_session_id
@@ -39,7 +40,7 @@ class Prepared:
     with the pages chosen for it."""
 
     report: ContextReport
-    question: Message
+    question: ChatMessage
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class ChatService:
         """Again, once a model that just took its lane is loaded."""
         self._share_cpu(self.lanes.busy_local())
 
-    def _history(self, request: TurnRequest, model_system: str) -> tuple[list[Message], Message, str]:
+    def _history(self, request: TurnRequest, model_system: str) -> tuple[list[ChatMessage], ChatMessage, str]:
         """The conversation before the question, the question, and the system prompt."""
         if request.history is not None or not request.session_id:
             history = list(request.history or ())
@@ -129,20 +130,20 @@ class ChatService:
         question = request.question
         if request.question_id is not None:
             rows = self.store.branch(request.session_id, request.question_id)
-            question = Message("user", rows[-1].parts)
+            question = ChatMessage("user", rows[-1].parts)
             rows = rows[:-1]
         elif request.parent_id is not None:
             rows = self.store.branch(request.session_id, request.parent_id)
         else:
             rows = []
-        history = self.store.engine_messages(rows)
+        history = self.store.chat_messages(rows)
         return history, question, system_prompt(request.system, session.settings, model_system)
 
-    def _saver(self, request: TurnRequest, history: list[Message], used: dict[str, Any]):
+    def _saver(self, request: TurnRequest, history: list[ChatMessage], used: dict[str, Any]):
         """Stores the question (after the client's own history, for the API) once the
         model has accepted the turn."""
 
-        def save(question: Message, session_key: str) -> SavedQuestion:
+        def save(question: ChatMessage, session_key: str) -> SavedQuestion:
             if request.question_id is not None:
                 self.store.update_user_parts(request.question_id, question)  # the pages sent now
                 return SavedQuestion(request.session_id, request.question_id)
@@ -195,7 +196,7 @@ class ChatService:
 
     def save_question(
         self,
-        question: Message,
+        question: ChatMessage,
         *,
         session_id: str | None = None,
         parent_id: int | None = None,
@@ -220,12 +221,12 @@ class ChatService:
     def answer(
         self,
         engine: Engine,
-        messages: Sequence[Message],
+        messages: Sequence[ChatMessage],
         params: SamplingParams,
         cancel: threading.Event | None = None,
         *,
         saved: SavedQuestion | None = None,
-        save: Callable[[Message, str], SavedQuestion] | None = None,
+        save: Callable[[ChatMessage, str], SavedQuestion] | None = None,
         strategy: Strategy = "relevant",
         page_range: str = "",
         stop: Sequence[str] = (),

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from documents.context import expand_documents
+from documents.parts import ChatMessage
 from engine.protocol import Engine, ProgressFn, SharesCpu, check_messages
 from engine.spec import VISION_HINT, ModelSpec
 from engine.types import (
@@ -32,11 +34,11 @@ class CompareJob:
     """One model's part: its own history (follow-ups continue it) and sampling."""
 
     spec: ModelSpec
-    messages: Sequence[Message]
+    messages: Sequence[ChatMessage]
     params: SamplingParams
     # Turns documents into pages fitted to this model once it is loaded (its context
     # and whether it sees decide which pages go); None when there are none.
-    prepare: Callable[[Engine, Sequence[Message]], Sequence[Message]] | None = None
+    prepare: Callable[[Engine, Sequence[ChatMessage]], Sequence[Message]] | None = None
     cache_scope: str = ""  # whose request: reuse stays within it (see Engine.stream)
 
 
@@ -154,7 +156,7 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
         engine = start()
         if sharing > 1 and isinstance(engine, SharesCpu):
             engine.share_cpu(sharing)
-        messages = job.prepare(engine, job.messages) if job.prepare else job.messages
+        messages = job.prepare(engine, job.messages) if job.prepare else expand_documents(job.messages, None)
         check_messages(engine, messages)
         for event in engine.stream(messages, job.params, cancel, cache_scope=job.cache_scope):
             ended = ended or isinstance(event, Final)

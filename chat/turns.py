@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.types import Final, Message
+from documents.parts import ChatMessage
+from engine.types import Final
 from sessions.figures import row_metrics
 from sessions.parts import blob_sha256
 from sessions.rows import STATUS_BY_FINISH
@@ -21,7 +22,7 @@ def answer_status(final: Final) -> str:
 
 @dataclass
 class Turn:
-    message: Message
+    message: ChatMessage
     files: list[str] = field(default_factory=list)  # display paths of images and documents, in order
     footer: str = ""  # metrics line under an answer
     status: str = "complete"  # reading | streaming | complete | cancelled | error | interrupted
@@ -30,11 +31,11 @@ class Turn:
 
 
 def assistant_turn(text: str, status: str, footer: str = "") -> Turn:
-    return Turn(Message.text("assistant", text), footer=footer, status=status)
+    return Turn(ChatMessage.text("assistant", text), footer=footer, status=status)
 
 
-def engine_messages(turns: list[Turn], system_prompt: str) -> list[Message]:
-    """What the model gets: the system prompt, then every turn but failed answers."""
+def conversation_of(turns: list[Turn], system_prompt: str) -> list[ChatMessage]:
+    """What the model continues: the system prompt, then every turn but failed answers."""
     kept = [t.message for t in turns if t.status != "error" or t.message.role == "user"]
     return model_messages(kept, system_prompt)
 
@@ -45,10 +46,12 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
     for row in rows:
         if row.role == "user":
             files = [str(blob_path(sha)) for sha in map(blob_sha256, row.parts) if sha]
-            turns.append(Turn(Message("user", row.parts), files=files, id=row.id))
+            turns.append(Turn(ChatMessage("user", row.parts), files=files, id=row.id))
         elif row.role == "assistant":
             turns.append(
-                Turn(Message.text("assistant", row.text), footer=_footer(row), status=row.status, id=row.id)
+                Turn(
+                    ChatMessage.text("assistant", row.text), footer=_footer(row), status=row.status, id=row.id
+                )
             )
     return turns
 

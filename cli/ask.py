@@ -15,7 +15,6 @@ from typing import Any
 from cli.doc import library_for, terminal_progress
 from cli.flags import MODEL_FLAGS, add_flags
 from documents.context import selection_line
-from documents.parts import documents_of
 from engine.types import PromptProgress, SamplingParams, TextDelta
 from sessions import Store
 
@@ -100,7 +99,7 @@ def run(settings, args) -> int:
             save=not args.no_save,
             settings=_used_settings(store, args.session, params),
         )
-        done, text = _stream(service.respond(turn, cancel), bool(documents_of(question.message)))
+        done, text = _stream(service.respond(turn, cancel), bool(question.message.documents))
     return _finish(done, text, spec.name, args)
 
 

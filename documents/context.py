@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Literal, Protocol
 
-from documents.parts import ChatPart, DocumentPart, documents_of
+from documents.parts import ChatMessage, DocumentPart
 from engine.protocol import Engine
 from engine.spec import VISION_HINT
-from engine.types import EngineInputError, ImagePart, Message, TextPart
+from engine.types import EngineInputError, ImagePart, Message, Part, TextPart
 
 Strategy = Literal["relevant", "range", "drop_oldest"]
 PageMode = Literal["text", "images", "auto"]
@@ -29,7 +29,6 @@ STRATEGIES: dict[str, str] = {
     "drop_oldest": "drop oldest turns",
 }
 PAGE_MODES = ("auto", "text", "images")
-CITATION = re.compile(r"\[p(?:p)?\.\s*(\d+)(?:\s*[-–]\s*(\d+))?\]")
 MIN_ANSWER_TOKENS = 64
 # A page range is typed by a person; these bound what a pasted or scripted one costs.
 MAX_RANGE_CHARS = 1000
@@ -101,13 +100,13 @@ def selection_line(entry: dict) -> str:
     )
 
 
-def selection_of(message: Message, strategy: str, asked_range: bool, fitted_by: str) -> list[dict]:
+def selection_of(message: ChatMessage, strategy: str, asked_range: bool, fitted_by: str) -> list[dict]:
     """The question's documents that went in part, for the lasting "sent N of M" line."""
     why = "relevant" if fitted_by == "relevant" else ""
     why = "range" if strategy == "range" and asked_range else why
     return [
         {"name": doc.name, "pages": list(doc.pages), "total": doc.total_pages, "why": why}
-        for doc in documents_of(message)
+        for doc in message.documents
         if len(doc.pages) < doc.total_pages
     ]
 
@@ -136,19 +135,19 @@ def choose_pages(
 
 
 def expand_documents(
-    messages: Sequence[Message], source: PageSource, *, for_counting: bool = False
+    messages: Sequence[ChatMessage], source: PageSource | None, *, for_counting: bool = False
 ) -> list[Message]:
-    """Messages a backend can take: each document becomes its page parts, in place.
+    """The one conversion from a chat to what a model takes: each document becomes its
+    page parts, in place (`source` may be None only when there are none).
     `for_counting`: page images are blank stand-ins of the size each page renders at
     (a prompt's cost depends on the sizes only), so nothing is drawn to be counted."""
     expanded = []
     for message in messages:
-        if not documents_of(message):
-            expanded.append(message)
-            continue
-        parts: list[ChatPart] = []
+        parts: list[Part] = []
         for part in message.parts:
             if isinstance(part, DocumentPart):
+                if source is None:
+                    raise TypeError("a document needs the store's pages to be expanded (a bug)")
                 parts.extend(document_parts(part, source, for_counting=for_counting))
             else:
                 parts.append(part)
@@ -172,13 +171,13 @@ def stand_in_image(width: int, height: int) -> ImagePart:
     return ImagePart(out.getvalue(), "image/png", "page", width, height)
 
 
-def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool = False) -> list[ChatPart]:
+def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool = False) -> list[Part]:
     pages = {p.number: p for p in source.document_pages(doc.sha256)}
     header = (
         f"<document name={doc.name!r} pages={doc.total_pages}>\n"
         f"Pages included: {page_ranges(doc.pages)}. Cite pages as [p. N].\n"
     )
-    parts: list[ChatPart] = [TextPart(header)]
+    parts: list[Part] = [TextPart(header)]
     images = set(doc.image_pages)
     for number in doc.pages:
         if number in images:
@@ -193,8 +192,8 @@ def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool 
     return _merge_text(parts)
 
 
-def _merge_text(parts: list[ChatPart]) -> list[ChatPart]:
-    merged: list[ChatPart] = []
+def _merge_text(parts: list[Part]) -> list[Part]:
+    merged: list[Part] = []
     for part in parts:
         if isinstance(part, TextPart) and merged and isinstance(merged[-1], TextPart):
             merged[-1] = TextPart(merged[-1].text + part.text)
@@ -208,7 +207,7 @@ def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: P
     gets the last question's document pages chosen for what it can see and fitted to
     its own context, most relevant pages first."""
 
-    def prepare(engine: Engine, messages: Sequence[Message]) -> list[Message]:
+    def prepare(engine: Engine, messages: Sequence[ChatMessage]) -> list[Message]:
         last = messages[-1]
         vision = engine.capabilities.vision
 
@@ -229,12 +228,12 @@ def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: P
 
 def fit_context(
     engine: Engine,
-    messages: list[Message],
+    messages: list[ChatMessage],
     source: PageSource,
     strategy: Strategy = "relevant",
     page_range: str = "",
     max_answer_tokens: int = 1024,
-) -> tuple[list[Message], ContextReport]:
+) -> tuple[list[ChatMessage], ContextReport]:
     """The messages to send (documents still as DocumentParts, with the pages chosen)
     and the report. Only the last user turn's documents are re-chosen; earlier turns
     keep the pages they were asked with. Raises EngineInputError when nothing fits."""
@@ -242,7 +241,7 @@ def fit_context(
     reserved = max(MIN_ANSWER_TOKENS, min(max_answer_tokens, n_ctx // 4))
     limit = n_ctx - reserved
 
-    def count(candidate: list[Message]) -> int:
+    def count(candidate: list[ChatMessage]) -> int:
         return engine.count_tokens(expand_documents(candidate, source, for_counting=True))
 
     if strategy == "range" and page_range.strip():
@@ -256,12 +255,12 @@ def fit_context(
     if used > limit:
         if strategy == "drop_oldest" and floor <= limit:
             messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
-        elif strategy == "relevant" and documents_of(messages[-1]):
+        elif strategy == "relevant" and messages[-1].documents:
             messages, used = _most_relevant(messages, limit, source, count, costs)
         else:
             raise EngineInputError(_too_long(used, limit, n_ctx, reserved, strategy, at_least=floor > limit))
         report.context_used, report.fitted_by = used, strategy
-    report.pages_sent = {d.name: list(d.pages) for m in messages for d in documents_of(m)}
+    report.pages_sent = {d.name: list(d.pages) for m in messages for d in m.documents}
     report.selection = selection_of(messages[-1], strategy, bool(page_range.strip()), report.fitted_by)
     return messages, report
 
@@ -279,7 +278,7 @@ def _too_long(used: int, limit: int, n_ctx: int, reserved: int, strategy: str, a
     )
 
 
-def _restrict_last_turn(messages: list[Message], wanted: set[int]) -> list[Message]:
+def _restrict_last_turn(messages: list[ChatMessage], wanted: set[int]) -> list[ChatMessage]:
     last = messages[-1]
     parts = []
     for part in last.parts:
@@ -295,10 +294,10 @@ def _restrict_last_turn(messages: list[Message], wanted: set[int]) -> list[Messa
             if not part.pages:
                 raise EngineInputError(f"{part.name} has nothing readable on pages {page_ranges(wanted)}")
         parts.append(part)
-    return [*messages[:-1], Message(last.role, tuple(parts))]
+    return [*messages[:-1], ChatMessage(last.role, tuple(parts))]
 
 
-def _drop_oldest(messages: list[Message], limit: int, count) -> tuple[list[Message], int, int]:
+def _drop_oldest(messages: list[ChatMessage], limit: int, count) -> tuple[list[ChatMessage], int, int]:
     system = [m for m in messages[:1] if m.role == "system"]
     turns = messages[len(system) :]
     dropped = 0
@@ -316,7 +315,7 @@ def _drop_oldest(messages: list[Message], limit: int, count) -> tuple[list[Messa
     )
 
 
-def _most_relevant(messages, limit, source, count, costs: _PageCosts) -> tuple[list[Message], int]:
+def _most_relevant(messages, limit, source, count, costs: _PageCosts) -> tuple[list[ChatMessage], int]:
     last = messages[-1]
     without_pages = [*messages[:-1], _with_pages(last, lambda doc: ((), ()))]
     room = limit - count(without_pages)
@@ -327,7 +326,7 @@ def _most_relevant(messages, limit, source, count, costs: _PageCosts) -> tuple[l
         )
     chosen: dict[str, set[int]] = {}
     ranked: list[tuple[DocumentPart, int]] = []
-    for doc in documents_of(last):
+    for doc in last.documents:
         chosen[doc.sha256] = set()
         # Pages sharing words with the question, best first; with no match at all (a
         # "summarise this" question) the pages in order, as many as fit.
@@ -358,14 +357,14 @@ def _kept(doc: DocumentPart, keep: set[int]) -> tuple[tuple[int, ...], tuple[int
     return tuple(n for n in doc.text_pages if n in keep), tuple(n for n in doc.image_pages if n in keep)
 
 
-def _with_pages(message: Message, pick) -> Message:
+def _with_pages(message: ChatMessage, pick) -> ChatMessage:
     parts = []
     for part in message.parts:
         if isinstance(part, DocumentPart):
             text_pages, image_pages = pick(part)
             part = replace(part, text_pages=text_pages, image_pages=image_pages)
         parts.append(part)
-    return Message(message.role, tuple(parts))
+    return ChatMessage(message.role, tuple(parts))
 
 
 class _PageCosts:
@@ -397,9 +396,9 @@ class _PageCosts:
             self.by_size[size] = self._measure(Message("user", (stand_in_image(*size), TextPart("x"))))
         return self.by_size[size] + 8
 
-    def image_floor(self, message: Message) -> int:
+    def image_floor(self, message: ChatMessage) -> int:
         """Tokens the message's page images take at least (text pages not counted)."""
-        return sum(self.image_cost(d.sha256, n) - 8 for d in documents_of(message) for n in d.image_pages)
+        return sum(self.image_cost(d.sha256, n) - 8 for d in message.documents for n in d.image_pages)
 
     @cached_property
     def overhead(self) -> int:

@@ -43,10 +43,10 @@ Part = TextPart | ImagePart
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn as a model takes it: text and images. Parts keep their order:
-    Llama 4 is early-fusion, so "image 1" and "image 2" mean the order in which they
-    sit in the text. (A chat message may also hold documents, documents.parts; they
-    become text and page images before a model sees them.)"""
+    """One turn as a model evaluates it: text and images, nothing else. Parts keep
+    their order: Llama 4 is early-fusion, so "image 1" and "image 2" mean the order in
+    which they sit in the text. (What a chat holds, documents and citations included,
+    is `documents.parts.ChatMessage`; one function turns it into this.)"""
 
     role: Role
     parts: tuple[Part, ...]

@@ -1,7 +1,10 @@
-"""One file from the hub, resumable and verified. huggingface_hub does the HTTP (its
-HEAD /resolve for the file's location, its `http_get` for the bytes, Range included);
-what it does not do we do here: keep the partial file across a crash, so the next
-run asks for the rest with a Range request, and check the sha256 the hub advertises.
+"""One file from the hub, resumable and verified, on huggingface_hub's public API: its
+HEAD /resolve (`get_hf_file_metadata`) for the file's location and its HTTP session
+(`get_session`, with the hub's headers, proxies and retries) for the bytes. Its own
+`hf_hub_download` writes to a temporary file it deletes when a download fails, so a
+40 GB pull cut at 39 GB would start again from 0; what we add is that resume — the
+partial file kept across a crash, the rest asked for with a Range request — and the
+sha256 check against what the hub advertises.
 
 The bytes are hashed while they arrive, on a second thread (hashlib releases the GIL),
 so verifying costs no extra read of a 40 GB file."""
@@ -19,11 +22,16 @@ from errors import UserError
 from hub.quants import RemoteFile
 
 READ_CHUNK = 16 * 2**20
-QUEUE_CHUNKS = 8  # bytes waiting for the hasher stay under 8 x huggingface_hub's 10 MB chunks
+QUEUE_CHUNKS = 8  # bytes waiting for the hasher stay under 8 network chunks
+NETWORK_CHUNK = 4 * 2**20
 
 
 class PullCancelled(Exception):
     """Stopped on request; the partial file stays for the next pull to resume."""
+
+
+class DownloadCut(UserError):
+    """The connection ended before the whole file arrived; what came is kept."""
 
 
 class PullBusy(UserError):
@@ -61,8 +69,7 @@ class _Sha256Thread:
 
 
 class _HashingWriter:
-    """The file object `http_get` writes to: appends to the partial file, hashes,
-    reports bytes, and stops when cancelled."""
+    """Appends to the partial file, hashes, reports bytes, and stops when cancelled."""
 
     def __init__(self, file, hasher: _Sha256Thread, on_bytes: Callable[[int], None], cancel):
         self._file, self._hasher, self._on_bytes, self._cancel = file, hasher, on_bytes, cancel
@@ -76,15 +83,11 @@ class _HashingWriter:
             raise PullCancelled()  # after the write: what arrived is kept for the resume
         return written
 
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._file.seek(offset, whence)
-
-    def truncate(self, size: int | None = None) -> int:
+    def restart(self) -> None:
+        """The server sent the whole file, not the rest: write it again from 0."""
         self.restarted = True
-        return self._file.truncate(size)
+        self._file.seek(0)
+        self._file.truncate(0)
 
 
 def fetch(
@@ -101,7 +104,6 @@ def fetch(
     """Download `remote` into `partial`, continuing what a previous run left there;
     returns `partial` once its size and sha256 are right. A wrong sha256 deletes it."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
     partial.parent.mkdir(parents=True, exist_ok=True)
@@ -112,31 +114,49 @@ def fetch(
             file.truncate(0)
             done = 0
         hasher = _Sha256Thread()
+        writer = _HashingWriter(file, hasher, on_bytes, cancel)
         try:
             _hash_prefix(partial, done, hasher)
-            url = hf_hub_url(repo_id, remote.path, revision=commit, endpoint=endpoint)
-            location = get_hf_file_metadata(url, token=token, endpoint=endpoint).location
-            writer = _HashingWriter(file, hasher, on_bytes, cancel)
-            try:
-                http_get(
-                    location,
-                    writer,  # type: ignore[arg-type]
-                    resume_size=done,
-                    headers=build_hf_headers(token=token),
-                    expected_size=remote.size,
-                    displayed_filename=remote.name,
-                    tqdm_class=_Silent,
-                )
-            finally:
-                file.flush()  # what arrived is on disk for the resume (no fsync: the sha256 judges)
+            if done < remote.size:
+                url = hf_hub_url(repo_id, remote.path, revision=commit, endpoint=endpoint)
+                location = get_hf_file_metadata(url, token=token, endpoint=endpoint).location
+                try:
+                    _get_rest(location, build_hf_headers(token=token), done, writer)
+                finally:
+                    file.flush()  # what arrived is on disk for the resume (no fsync: the sha256 judges)
+            got = file.tell()
         finally:
             digest = hasher.hexdigest()  # also ends the hashing thread when the download failed
+    if got != remote.size:
+        raise DownloadCut(
+            f"the download of {remote.name} stopped at {got:,} of {remote.size:,} bytes; "
+            "run the pull again to continue it"
+        )
     if writer.restarted:
         digest = sha256_of(partial)
     if remote.sha256 and digest != remote.sha256:
         partial.unlink(missing_ok=True)
         raise ChecksumMismatch(remote, digest)
     return partial
+
+
+def _get_rest(location: str, headers: dict[str, str], done: int, writer: _HashingWriter) -> None:
+    """GET the bytes from `done` on; a server that ignores the Range (200, the whole
+    file, as some CDNs do) has the file written again from 0."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+
+    if done:
+        headers = {**headers, "Range": f"bytes={done}-"}
+    request = get_session().stream(
+        "GET", location, headers=headers, follow_redirects=True, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT
+    )
+    with request as response:
+        hf_raise_for_status(response)
+        if done and response.status_code != 206:
+            writer.restart()
+        for chunk in response.iter_bytes(NETWORK_CHUNK):
+            writer.write(chunk)
 
 
 def _lock(file, remote: RemoteFile) -> None:
@@ -165,22 +185,3 @@ def sha256_of(path: Path) -> str:
         while chunk := file.read(READ_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class _Silent:
-    """A do-nothing progress bar for huggingface_hub: ours draws the bar."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -5,7 +5,7 @@ from .answer import AnswerWriter
 from .comparisons import ComparisonRow, SpeedRow, StartedComparison, VoteRow
 from .rows import AttachmentRow, MessageNotFound, MessageRow, SearchHit, SessionNotFound, SessionRow, Status
 from .session_table import title_from
-from .store import Store, engine_messages
+from .store import Store, chat_messages
 
 __all__ = [
     "AnswerWriter",
@@ -21,6 +21,6 @@ __all__ = [
     "Status",
     "Store",
     "VoteRow",
-    "engine_messages",
+    "chat_messages",
     "title_from",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.types import Message, TextPart
+from documents.parts import ChatMessage
+from engine.types import TextPart
 
 from . import documents
 from . import messages as msgs
@@ -74,7 +75,7 @@ def touch_session(conn: Connection, session_id: str, stamp: str, title: str | No
         conn.execute("UPDATE sessions SET updated = ?, title = ? WHERE id = ?", (stamp, title, session_id))
 
 
-def auto_title(conn: Connection, session_id: str, message: Message, message_id: int) -> str:
+def auto_title(conn: Connection, session_id: str, message: ChatMessage, message_id: int) -> str:
     """A title from the session's first user message; '' for any later one."""
     if message.role != "user":
         return ""
@@ -85,7 +86,7 @@ def auto_title(conn: Connection, session_id: str, message: Message, message_id: 
     return "" if earlier is not None else title_from(message)
 
 
-def title_from(message: Message) -> str:
+def title_from(message: ChatMessage) -> str:
     """The first ~60 characters of the text on one line, or 'Image chat'."""
     texts = (part.text for part in message.parts if isinstance(part, TextPart))
     line = " ".join(" ".join(texts).split())

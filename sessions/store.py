@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from engine.types import EngineInputError, Message, SamplingParams
+from documents.parts import ChatMessage
+from engine.types import EngineInputError, SamplingParams
 
 from . import documents as docs
 from . import messages as msgs
@@ -127,7 +128,7 @@ class Store:
 
     # Messages
 
-    def add_user_message(self, session_id: str, parent_id: int | None, message: Message) -> int:
+    def add_user_message(self, session_id: str, parent_id: int | None, message: ChatMessage) -> int:
         """Committed before this returns, so the turn survives whatever generation
         does next. A `parent_id` that already has children makes a new branch (an
         edited turn); the old branch stays."""
@@ -154,7 +155,7 @@ class Store:
 
         return self._conn.write(write)
 
-    def update_user_parts(self, message_id: int, message: Message) -> None:
+    def update_user_parts(self, message_id: int, message: ChatMessage) -> None:
         """Record the pages the context budget chose for a question's documents, so
         later turns send the same pages. Only page choices may change: the parts must
         be the same documents, images and text in the same places."""
@@ -257,8 +258,8 @@ class Store:
         path = self.blobs.path(sha256)
         return (path, found["mime"]) if found and path.is_file() else None
 
-    def engine_messages(self, rows: list[MessageRow]) -> list[Message]:
-        return engine_messages(rows)
+    def chat_messages(self, rows: list[MessageRow]) -> list[ChatMessage]:
+        return chat_messages(rows)
 
     # Documents
 
@@ -360,11 +361,12 @@ class Store:
         return [SearchHit(**record) for record in found]
 
 
-def engine_messages(rows: list[MessageRow]) -> list[Message]:
-    """What to send the model for a branch: every turn in order, images with their
-    bytes. Failed answers and empty rows are left out, as the live chat does."""
+def chat_messages(rows: list[MessageRow]) -> list[ChatMessage]:
+    """A stored branch as the conversation a model continues: every turn in order,
+    images with their bytes. Failed answers and empty rows are left out, as the live
+    chat does."""
     return [
-        Message(row.role, row.parts)
+        ChatMessage(row.role, row.parts)
         for row in rows
         if row.parts and not (row.role == "assistant" and row.status == "error")
     ]

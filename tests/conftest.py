@@ -134,8 +134,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(*args: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """`python launch.py ARGS` on a free port; returns once the page answers."""
+def start_app(*args: str, timeout: float = 240) -> tuple[subprocess.Popen, str]:
+    """`python launch.py ARGS` on a free port; returns once the page answers (a start
+    that crashes fails at once; a slow one on a loaded machine is waited for)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "launch.py", "--port", str(port), *args],

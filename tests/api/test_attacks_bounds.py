@@ -23,8 +23,8 @@ import pytest
 from gradio_client import Client
 
 from config import Settings
+from documents.parts import ChatMessage
 from engine.spec import GB, ModelSpec
-from engine.types import Message
 from errors import UserError
 from models.fit import check_context
 from sessions import Store
@@ -293,7 +293,7 @@ def test_a_shared_page_shows_the_servers_context_and_ignores_another(shared):
         old = store.create_session(
             "Old local chat", model="smollm2-135m", settings={"n_ctx": 300}, owner="ann"
         )
-        store.add_user_message(old, None, Message.text("user", "an old question"))
+        store.add_user_message(old, None, ChatMessage.text("user", "an old question"))
     ann.predict("", api_name="/list_chats")
     opened = ann.predict(old, api_name="/open_chat")
     assert opened[2] == "Old local chat" and 300 not in opened
@@ -339,7 +339,7 @@ def test_store_search_takes_any_text_literally(tmp_path):
     with Store(tmp_path) as store:
         session = store.create_session("Island animals")
         store.add_user_message(
-            session, None, Message.text("user", "a quokka on the island, NEAR the body: text")
+            session, None, ChatMessage.text("user", "a quokka on the island, NEAR the body: text")
         )
         for query in NASTY_QUERIES:
             assert [hit.session_id for hit in store.search(query)] in ([session], []), query
@@ -354,7 +354,7 @@ def test_store_search_takes_any_text_literally(tmp_path):
 def test_sessions_search_cli_never_ends_in_a_traceback(tmp_path, query):
     with Store(tmp_path) as store:
         session = store.create_session("Island animals")
-        store.add_user_message(session, None, Message.text("user", "a quokka on the island"))
+        store.add_user_message(session, None, ChatMessage.text("user", "a quokka on the island"))
     result = subprocess.run(
         [sys.executable, "launch.py", "--data-dir", str(tmp_path), "sessions", "search", query],
         cwd=REPO,

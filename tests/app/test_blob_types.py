@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from engine.types import ImagePart, Message, TextPart
+from documents.parts import ChatMessage
+from engine.types import ImagePart, TextPart
 from sessions import Store
 from tests.conftest import png_bytes, start_app, stop_app
 
@@ -40,7 +41,7 @@ def served(tmp_path_factory):
     with Store(data) as store:
         session = store.create_session(title="blobs of every kind")
         parts = [ImagePart(raw, mime, name) for name, (raw, mime) in STORED.items()]
-        store.add_user_message(session, None, Message("user", (TextPart("look"), *parts)))
+        store.add_user_message(session, None, ChatMessage("user", (TextPart("look"), *parts)))
     proc, url = start_app("--data-dir", str(data))
     yield SimpleNamespace(url=url.rstrip("/"))
     stop_app(proc)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from documents.parts import DocumentPart
-from engine.types import Message, TextPart
+from documents.parts import ChatMessage, DocumentPart
+from engine.types import TextPart
 from sessions import Store
 from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
 from tests.fixtures.documents import text_pdf
@@ -36,7 +36,7 @@ def test_a_page_citation_opens_the_page(page, app_url):
     with Store(os.environ["L4P_DATA_DIR"]) as store:
         row = store.ingest_document(text_pdf(pages), "orchard.pdf")
         session = store.create_session(title="Orchard citations")
-        question = Message(
+        question = ChatMessage(
             "user", (DocumentPart(row.sha256, row.name, 2, text_pages=(1, 2)), TextPart("Pears?"))
         )
         user = store.add_user_message(session, None, question)

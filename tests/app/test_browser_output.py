@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.types import Message
+from documents.parts import ChatMessage
 from sessions import Store
 from tests.app.xss_corpus import PAYLOADS
 from tests.conftest import ARTIFACTS, start_app, stop_app
@@ -56,7 +56,7 @@ def corpus_app(tmp_path_factory):
         session = store.create_session(title=TITLE)
         parent = None
         for payload in [*PAYLOADS, CODE]:
-            parent = store.add_user_message(session, parent, Message.text("user", "show it"))
+            parent = store.add_user_message(session, parent, ChatMessage.text("user", "show it"))
             with store.start_answer(session, parent, "smollm2-135m") as answer:
                 answer.append(f"Here it is:\n\n{payload}\n\nDone.")
             parent = answer.id

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from documents.parts import DocumentPart
-from engine.types import Message, TextPart
+from documents.parts import ChatMessage, DocumentPart
+from engine.types import TextPart
 from sessions import Store
 from tests.conftest import ARTIFACTS
 from tests.fixtures.browser import ask, pytestmark  # noqa: F401 (skip without Chromium)
@@ -50,7 +50,7 @@ def cited_chat(title: str) -> None:
     with Store(os.environ["L4P_DATA_DIR"]) as store:
         row = store.ingest_document(text_pdf(pages), "orchard.pdf")
         session = store.create_session(title=title)
-        question = Message(
+        question = ChatMessage(
             "user", (DocumentPart(row.sha256, row.name, 3, text_pages=(1, 2)), TextPart("Where are pears?"))
         )
         user = store.add_user_message(session, None, question)

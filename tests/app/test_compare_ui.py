@@ -146,7 +146,7 @@ def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_lla
     from chat.runtime import build_runtime
     from chat.turns import Turn
     from config import Settings
-    from engine.types import Message
+    from documents.parts import ChatMessage
 
     names = ["smollm2-135m", "tiny-llama4"]
     extra = [str(tiny_llama4[0])]
@@ -155,7 +155,7 @@ def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_lla
     tight = build_runtime(Settings(data_dir=tmp_path / "b", extra_models=extra, memory_budget_gb=0.01))
     assert "one after another" in plan_text(tight, names)
     comparison = new_comparison(tight.registry, names, blind=False)
-    question = Turn(Message.text("user", "hello"))
+    question = Turn(ChatMessage.text("user", "hello"))
     turns = run_turn(comparison, question, tight.registry, tight.models, tight.store, threading.Event(), 4)
     *_, done = turns
     tight.models.close()

@@ -14,7 +14,8 @@ import pytest
 
 from chat.service import Answered, ChatService
 from config import Settings
-from engine import Message, SamplingParams, TextPart
+from documents.parts import ChatMessage
+from engine import SamplingParams, TextPart
 from engine.kv_state import session_files
 from errors import UserError
 from models.catalogue import user_model
@@ -51,7 +52,7 @@ def smol(data_settings):
     engine.unload()
 
 
-def turn(service: ChatService, engine, owner: str, messages: list[Message], session_id=None):
+def turn(service: ChatService, engine, owner: str, messages: list[ChatMessage], session_id=None):
     """One chat turn of `owner` as the page runs it; returns (session id, Final)."""
     saved = service.save_question(messages[-1], session_id=session_id, owner=owner, model=engine.name)
     events = list(service.answer(engine, messages, GREEDY, saved=saved, cache_scope=owner))
@@ -60,8 +61,11 @@ def turn(service: ChatService, engine, owner: str, messages: list[Message], sess
     return saved.session_id, done.final
 
 
-def ask(text: str) -> list[Message]:
-    return [Message.text("system", "You answer questions about the lease."), Message.text("user", text)]
+def ask(text: str) -> list[ChatMessage]:
+    return [
+        ChatMessage.text("system", "You answer questions about the lease."),
+        ChatMessage.text("user", text),
+    ]
 
 
 def test_another_users_prefix_is_neither_reused_nor_counted(service, smol):
@@ -72,8 +76,8 @@ def test_another_users_prefix_is_neither_reused_nor_counted(service, smol):
     assert bob_first.usage.cached_tokens == 0
     assert bob_first.usage.prompt_tokens > 400
     # Ann's second turn still reuses her own work (restored from her chat's saved state).
-    follow_up = [*ask(f"{LONG}\n\nWho keeps the garden?"), Message.text("assistant", "x")]
-    follow_up.append(Message.text("user", "And at 9?"))
+    follow_up = [*ask(f"{LONG}\n\nWho keeps the garden?"), ChatMessage.text("assistant", "x")]
+    follow_up.append(ChatMessage.text("user", "And at 9?"))
     _, ann_second = turn(service, smol, ANN, follow_up, session_id=ann_chat)
     assert ann_second.usage.cached_tokens == ann_first.usage.prompt_tokens
 
@@ -88,10 +92,10 @@ def test_image_embeddings_are_not_shared_between_users(tiny_llama4, data_setting
     engine = engine_for(user_model(*tiny_llama4), data_settings)
     engine.load()
     try:
-        photo = Message("user", (TextPart("what is this?"), _image("purple")))
+        photo = ChatMessage("user", (TextPart("what is this?"), _image("purple")))
         list(engine.stream([photo], GREEDY, cache_scope=ANN))
         encoded_once = engine.image_encodes
-        again = Message("user", (TextPart("and this one?"), _image("purple")))
+        again = ChatMessage("user", (TextPart("and this one?"), _image("purple")))
         list(engine.stream([again], GREEDY, cache_scope=BOB))
         assert engine.image_encodes == 2 * encoded_once  # Bob's request ran the encoder itself
         list(engine.stream([photo], GREEDY, cache_scope=ANN))
@@ -238,11 +242,11 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
     with Store(tmp_path) as store:
         photo = ImagePart(png_bytes(color="olive"), "image/png", "kept.png", 56, 56)
         ann_chat = store.create_session(owner=ANN)
-        store.add_user_message(ann_chat, None, Message("user", (photo, TextPart("hi"))))
+        store.add_user_message(ann_chat, None, ChatMessage("user", (photo, TextPart("hi"))))
         kept_doc = store.ingest_document(b"Chapter one. The tide came in.", "kept.txt")
         bob_chat = store.create_session(owner=BOB)
         part = DocumentPart(kept_doc.sha256, "kept.txt", 1, (1,), ())
-        store.add_user_message(bob_chat, None, Message("user", (part, TextPart("summarise"))))
+        store.add_user_message(bob_chat, None, ChatMessage("user", (part, TextPart("summarise"))))
         unused_doc = store.ingest_document(b"Nobody ever asked about this text.", "unused.txt")
         recent_doc = store.ingest_document(b"Read a moment ago, not sent yet.", "recent.txt")
         store.db.execute(
@@ -283,7 +287,7 @@ def compared(store: Store, owner: str, engines: list[str], tps: list[float], bli
     from engine.types import Final, Usage
 
     session = store.create_session(owner=owner, model="compare")
-    question = store.add_user_message(session, None, Message.text("user", "Which is better?"))
+    question = store.add_user_message(session, None, ChatMessage.text("user", "Which is better?"))
     started = store.comparisons.start(session, [question] * len(engines), engines, [{}] * len(engines), blind)
     for writer, speed in zip(started.writers, tps, strict=True):
         writer.append("an answer")

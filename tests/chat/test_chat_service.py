@@ -12,7 +12,8 @@ from chat.question import place_images
 from chat.runs import Runs
 from chat.service import Answered, ChatService, Prepared
 from chat.stops import StopScanner
-from engine.types import ImagePart, Message, SamplingParams, TextDelta, TextPart
+from documents.parts import ChatMessage
+from engine.types import ImagePart, SamplingParams, TextDelta, TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary
 from tests.conftest import png_bytes
@@ -40,8 +41,8 @@ def test_image_placement_follows_the_text():
 
 
 def test_a_turn_saves_the_question_first_then_streams_and_saves_the_answer(service, smollm2):
-    question = Message.text("user", "What is the capital of France?")
-    system = Message.text("system", smollm2.spec.system_prompt)
+    question = ChatMessage.text("user", "What is the capital of France?")
+    system = ChatMessage.text("system", smollm2.spec.system_prompt)
     saved = service.save_question(question, model=smollm2.name, owner="ann")
     events = service.answer(smollm2, [system, question], GREEDY, saved=saved)
     prepared = next(events)
@@ -60,7 +61,7 @@ def test_a_turn_saves_the_question_first_then_streams_and_saves_the_answer(servi
 
 
 def test_closing_the_turn_early_stores_the_answer_as_cancelled(service, smollm2):
-    question = Message.text("user", "Write a long story about a dragon.")
+    question = ChatMessage.text("user", "Write a long story about a dragon.")
     saved = service.save_question(question, model=smollm2.name)
     events = service.answer(smollm2, [question], SamplingParams(max_tokens=400, temperature=0.0), saved=saved)
     next(events)
@@ -81,7 +82,7 @@ def test_stop_ends_the_runs_of_its_scope_only():
 
 
 def test_a_cancel_token_stops_the_stream_within_a_token(service, smollm2):
-    question = Message.text("user", "Count from one to a thousand.")
+    question = ChatMessage.text("user", "Count from one to a thousand.")
     cancel = threading.Event()
     deltas = 0
     for event in service.answer(smollm2, [question], SamplingParams(max_tokens=400), cancel):
@@ -103,8 +104,8 @@ def test_stop_strings_end_the_answer_before_them_even_across_pieces():
 
 
 def test_a_stop_string_ends_the_answer_with_finish_reason_stop(service, smollm2):
-    system = Message.text("system", smollm2.spec.system_prompt)
-    question = Message.text("user", "What is the capital of France?")
+    system = ChatMessage.text("system", smollm2.spec.system_prompt)
+    question = ChatMessage.text("user", "What is the capital of France?")
     saved = service.save_question(question, model=smollm2.name)
     events = list(service.answer(smollm2, [system, question], GREEDY, saved=saved, stop=["Paris"]))
     text = "".join(e.text for e in events if isinstance(e, TextDelta))

@@ -11,7 +11,8 @@ import pytest
 
 from chat.together import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from config import Settings
-from engine import Final, Message, PromptProgress, TextDelta
+from documents.parts import ChatMessage
+from engine import Final, PromptProgress, TextDelta
 from engine.spec import GB
 from engine.types import ImagePart
 from errors import UserError
@@ -33,9 +34,9 @@ def jobs_for(registry, names: list[str], text: str = QUESTION) -> list[CompareJo
     jobs = []
     for name in names:
         spec = registry.get(name)
-        messages = [Message.text("system", spec.system_prompt)] if spec.system_prompt else []
+        messages = [ChatMessage.text("system", spec.system_prompt)] if spec.system_prompt else []
         params = spec.sampling_params(max_tokens=24, temperature=0.0, seed=1)
-        jobs.append(CompareJob(spec, [*messages, Message.text("user", text)], params))
+        jobs.append(CompareJob(spec, [*messages, ChatMessage.text("user", text)], params))
     return jobs
 
 
@@ -165,7 +166,7 @@ def test_an_image_for_a_text_only_model_is_refused_before_anything_loads(three_m
     registry = load_registry(three_models)
     image = ImagePart(write_png("red.png").read_bytes(), "image/png")
     jobs = jobs_for(registry, ["tiny-llama4", "smollm2-135m"])
-    jobs = [CompareJob(j.spec, [Message("user", (image, *j.messages[-1].parts))], j.params) for j in jobs]
+    jobs = [CompareJob(j.spec, [ChatMessage("user", (image, *j.messages[-1].parts))], j.params) for j in jobs]
     with pytest.raises(UserError, match="cannot see images"):
         check_jobs(jobs)
 

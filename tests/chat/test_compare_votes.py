@@ -7,7 +7,8 @@ import math
 import pytest
 
 from app.leaderboard import bradley_terry, elo, games, standings
-from engine.types import Final, Message, Usage
+from documents.parts import ChatMessage
+from engine.types import Final, Usage
 from errors import UserError
 from sessions import Store, VoteRow
 
@@ -22,7 +23,7 @@ def compare_once(store, engines, session=None, parents=None, speeds=None):
     """One stored comparison with finished answers; returns (session, comparison id, writers)."""
     session = session or store.create_session(model=engines[0])
     if parents is None:
-        question = store.add_user_message(session, None, Message.text("user", "Which is better?"))
+        question = store.add_user_message(session, None, ChatMessage.text("user", "Which is better?"))
         parents = [question] * len(engines)
     started = store.comparisons.start(session, parents, engines, [{}] * len(engines))
     for writer, engine, tps in zip(started.writers, engines, speeds or [10.0] * len(engines), strict=True):
@@ -46,7 +47,9 @@ def test_a_comparison_is_sibling_answers_to_one_question(store):
 
 def test_a_follow_up_continues_each_models_own_branch(store):
     session, _, writers = compare_once(store, ["a", "b"])
-    follow_ups = [store.add_user_message(session, w.id, Message.text("user", "and why?")) for w in writers]
+    follow_ups = [
+        store.add_user_message(session, w.id, ChatMessage.text("user", "and why?")) for w in writers
+    ]
     _, second, new_writers = compare_once(store, ["a", "b"], session=session, parents=follow_ups)
     for first, latest, engine in zip(writers, new_writers, "ab", strict=True):
         branch = store.branch(session, latest.id)

@@ -8,7 +8,7 @@ import threading
 from chat.comparison import Column, metrics_line, new_comparison, run_turn
 from chat.turns import Turn
 from config import Settings
-from engine.types import Message
+from documents.parts import ChatMessage
 from models.catalogue import load_registry
 from models.manager import ModelManager
 
@@ -28,7 +28,7 @@ def test_a_real_turn_shows_live_speed_then_the_final_figures(tiny_llama4, tiny_l
     registry = load_registry(settings)
     names = [name for name in registry.specs if "tiny" in name][:2]
     comparison = new_comparison(registry, names, blind=False)
-    question = Turn(Message.text("user", "Name three colours."))
+    question = Turn(ChatMessage.text("user", "Name three colours."))
     live: list[str] = []
     manager = ModelManager(registry, settings)
     turn = run_turn(comparison, question, registry, manager, None, threading.Event(), max_tokens=24)

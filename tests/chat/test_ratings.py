@@ -10,7 +10,8 @@ import sys
 import numpy as np
 
 from chat.ratings import games, rate, strengths
-from engine.types import Final, Message, Usage
+from documents.parts import ChatMessage
+from engine.types import Final, Usage
 from sessions import Store, VoteRow
 from tests.conftest import REPO
 
@@ -61,7 +62,7 @@ def test_the_bootstrap_is_seeded_and_ties_count_half():
 def _stored_votes(store, owner: str, pairs) -> None:
     for first, second, winner in pairs:
         session = store.create_session(model=first, owner=owner)
-        question = store.add_user_message(session, None, Message.text("user", "which?"))
+        question = store.add_user_message(session, None, ChatMessage.text("user", "which?"))
         started = store.comparisons.start(session, [question] * 2, [first, second], [{}, {}])
         for writer in started.writers:
             writer.append("answer")

@@ -13,7 +13,8 @@ import pytest
 from chat.conversation import TurnRequest, Waiting, model_messages, system_prompt
 from chat.service import Answered, ChatService, Prepared
 from config import Settings
-from engine.types import EngineInputError, EngineLoadError, ImagePart, Message, SamplingParams, TextDelta
+from documents.parts import ChatMessage
+from engine.types import EngineInputError, EngineLoadError, ImagePart, SamplingParams, TextDelta
 from errors import Fault, UserError
 from models.catalogue import endpoint_model, load_registry
 from models.manager import ModelManager
@@ -37,7 +38,7 @@ def service(tmp_path):
 
 
 def ask(text: str, **fields) -> TurnRequest:
-    return TurnRequest(model="smollm2-135m", question=Message.text("user", text), params=GREEDY, **fields)
+    return TurnRequest(model="smollm2-135m", question=ChatMessage.text("user", text), params=GREEDY, **fields)
 
 
 def run(service: ChatService, request: TurnRequest, cancel: threading.Event | None = None):
@@ -73,7 +74,7 @@ def test_another_login_cannot_continue_a_chat(service):
 
 def test_a_refused_turn_leaves_no_chat(service):
     image = ImagePart(png_bytes(), "image/png", "red.png")
-    question = Message("user", (image, *Message.text("user", "what is this?").parts))
+    question = ChatMessage("user", (image, *ChatMessage.text("user", "what is this?").parts))
     with pytest.raises(EngineInputError, match="cannot see images"):
         run(service, replace(ask(""), question=question))
     assert service.store.list_sessions(owner="") == []
@@ -116,10 +117,10 @@ def test_a_waiting_turn_sees_its_place_and_stop_leaves_nothing(service):
 
 
 def test_the_system_prompt_rule():
-    user = Message.text("user", "hi")
-    assert model_messages([], "Be brief.", user) == [Message.text("system", "Be brief."), user]
+    user = ChatMessage.text("user", "hi")
+    assert model_messages([], "Be brief.", user) == [ChatMessage.text("system", "Be brief."), user]
     assert model_messages([], "  ", user) == [user]
-    own = Message.text("system", "mine")
+    own = ChatMessage.text("system", "mine")
     assert model_messages([own], "Be brief.", user) == [own, user]
     assert system_prompt(None, {"system": ""}, "model's") == ""  # a chat that chose none keeps none
     assert system_prompt(None, {}, "model's") == "model's"

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from documents.context import expand_documents, fit_context, page_ranges, parse_page_range
-from documents.parts import DocumentPart, documents_of
-from engine.types import ImagePart, Message, TextPart
+from documents.parts import ChatMessage, DocumentPart
+from engine.types import ImagePart, TextPart
 from errors import UserError
 from sessions import Store
 from sessions.library import DocumentLibrary, read_documents
@@ -58,17 +58,17 @@ def report_pdf(tmp_path):
     return path
 
 
-def ask(library, path, question, *, vision=False, mode="auto") -> list[Message]:
+def ask(library, path, question, *, vision=False, mode="auto") -> list[ChatMessage]:
     (doc,) = read_documents(
         library.store, [str(path)], mode=mode, vision=vision, password=None, max_pages=2000
     )
-    return [Message("user", (doc, TextPart(question)))]
+    return [ChatMessage("user", (doc, TextPart(question)))]
 
 
 def test_a_long_document_sends_the_most_relevant_pages_and_says_so(smollm2, library, report_pdf):
     messages = ask(library, report_pdf, "What is the launch code for the falcon project?")
     fitted, report = fit_context(smollm2, messages, library, "relevant", max_answer_tokens=256)
-    (doc,) = documents_of(fitted[-1])
+    (doc,) = fitted[-1].documents
     assert SECRET_PAGE in doc.pages
     assert 0 < len(doc.pages) < 300
     assert report.fitted_by == "relevant"
@@ -94,7 +94,7 @@ def test_the_model_answers_from_the_relevant_page(settings, library, report_pdf)
     small.load()
     try:
         messages = ask(library, report_pdf, "What is the launch code for the falcon project?")
-        system = Message.text("system", "You are a helpful AI assistant.")
+        system = ChatMessage.text("system", "You are a helpful AI assistant.")
         fitted, report = fit_context(small, [system, *messages], library, "relevant", max_answer_tokens=48)
         assert report.n_ctx == 1024 and SECRET_PAGE in report.pages_sent["report.pdf"]
         params = SamplingParams(max_tokens=48, temperature=0)
@@ -108,7 +108,7 @@ def test_the_model_answers_from_the_relevant_page(settings, library, report_pdf)
 def test_a_page_range_sends_exactly_those_pages(smollm2, library, report_pdf):
     messages = ask(library, report_pdf, "Summarise these pages.")
     fitted, report = fit_context(smollm2, messages, library, "range", "2-4, 9")
-    assert documents_of(fitted[-1])[0].pages == (2, 3, 4, 9)
+    assert fitted[-1].documents[0].pages == (2, 3, 4, 9)
     assert report.pages_sent == {"report.pdf": [2, 3, 4, 9]}
     assert report.fitted_by == ""  # it fits: nothing else was left out
 
@@ -127,11 +127,11 @@ def test_drop_oldest_turns_keeps_every_page_of_a_short_document(smollm2, library
     chatter = "Tell me about the weather in detail. " * 120
     history = []
     for _ in range(6):
-        history += [Message.text("user", chatter), Message.text("assistant", chatter)]
+        history += [ChatMessage.text("user", chatter), ChatMessage.text("assistant", chatter)]
     messages = [*history, *ask(library, path, "What does the memo say?")]
     fitted, report = fit_context(smollm2, messages, library, "drop_oldest", max_answer_tokens=512)
     assert report.dropped_turns > 0 and report.fitted_by == "drop_oldest"
-    assert documents_of(fitted[-1])[0].pages == (1, 2)
+    assert fitted[-1].documents[0].pages == (1, 2)
     assert len(fitted) == len(messages) - 2 * report.dropped_turns
     assert "dropped the" in report.line()
 
@@ -143,7 +143,7 @@ def test_a_scanned_page_goes_as_an_image_to_a_vision_model(tiny_engine, library,
         library.store, [str(path)], mode="auto", vision=True, password=None, max_pages=100
     )
     assert doc.text_pages == (1,) and doc.image_pages == (2,)
-    messages = [Message("user", (doc, TextPart("What is on page 2?")))]
+    messages = [ChatMessage("user", (doc, TextPart("What is on page 2?")))]
     fitted, report = fit_context(tiny_engine, messages, library, "relevant")
     expanded = expand_documents(fitted, library)
     images = expanded[-1].images
@@ -179,12 +179,12 @@ def test_pages_chosen_for_a_question_are_kept_for_later_turns(tmp_path):
         path.write_bytes(text_pdf(["alpha " * 30, "beta " * 30, "gamma " * 30]))
         (doc,) = read_documents(store, [str(path)], mode="text", vision=False, password=None, max_pages=9)
         session = store.create_session()
-        message = Message("user", (doc, TextPart("about beta?")))
+        message = ChatMessage("user", (doc, TextPart("about beta?")))
         message_id = store.add_user_message(session, None, message)
-        chosen = Message("user", (replace(doc, text_pages=(2,)), TextPart("about beta?")))
+        chosen = ChatMessage("user", (replace(doc, text_pages=(2,)), TextPart("about beta?")))
         store.update_user_parts(message_id, chosen)
         (row,) = store.branch(session)
         assert row.parts == chosen.parts
         assert isinstance(row.parts[0], DocumentPart) and row.parts[0].pages == (2,)
         with pytest.raises(ValueError):
-            store.update_user_parts(message_id, Message.text("user", "other"))
+            store.update_user_parts(message_id, ChatMessage.text("user", "other"))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from documents.context import expand_documents, fit_context
+from documents.parts import ChatMessage
 from engine.image_plan import LLAMA_CPP, META, image_tokens
-from engine.types import Message, TextPart
+from engine.types import TextPart
 from sessions import Store
 from sessions.library import DocumentLibrary, read_documents
 from tests.fixtures.documents import png
@@ -77,7 +78,7 @@ def test_the_stored_size_costs_what_the_rendered_image_costs(tmp_path, dpi, max_
 def test_fitting_a_long_scan_draws_only_the_pages_sent(tiny_engine, library, tmp_path, monkeypatch):
     doc = read(library, tmp_path, sized_scan([(612, 792)] * 60 + [(842, 595)] * 30))
     assert len(doc.image_pages) == 90
-    messages = [Message("user", (doc, TextPart("What do the pages show?")))]
+    messages = [ChatMessage("user", (doc, TextPart("What do the pages show?")))]
     counted = []
     count_tokens = tiny_engine.count_tokens
     monkeypatch.setattr(
@@ -106,7 +107,7 @@ def test_a_page_stored_without_its_size_is_drawn_to_be_costed(tiny_engine, libra
     library._pages.clear()
     assert library.page_image_size(doc.sha256, 1) is not None
     assert library.page_image_size(doc.sha256, 2) is None
-    messages = [Message("user", (doc, TextPart("What is on page 2?")))]
+    messages = [ChatMessage("user", (doc, TextPart("What is on page 2?")))]
     fitted, report = fit_context(tiny_engine, messages, library, "relevant")
     assert 2 in library.drawn and 1 not in library.drawn
     assert report.context_used == tiny_engine.count_tokens(expand_documents(fitted, library))

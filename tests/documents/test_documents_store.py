@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import documents.reader as documents
-from documents.parts import DocumentPart
-from engine.types import Message, TextPart
+from documents.parts import ChatMessage, DocumentPart
+from engine.types import TextPart
 from errors import UserError
 from sessions import Store
 from sessions.library import DocumentLibrary
@@ -64,7 +64,7 @@ def test_deleting_the_last_chat_that_uses_a_document_removes_it(store):
     part = DocumentPart(row.sha256, row.name, row.pages, text_pages=(1, 3))
     sessions = [store.create_session() for _ in range(2)]
     for session in sessions:
-        store.add_user_message(session, None, Message("user", (part, TextPart("cracks?"))))
+        store.add_user_message(session, None, ChatMessage("user", (part, TextPart("cracks?"))))
     store.delete_session(sessions[0])
     assert store.document(row.sha256).pages == 4  # the other chat still uses it
     store.delete_session(sessions[1])
@@ -78,19 +78,19 @@ def test_a_message_keeps_its_document_and_pages(store):
     row = store.ingest_document(text_pdf(PAGES), "report.pdf")
     part = DocumentPart(row.sha256, row.name, row.pages, text_pages=(1,), image_pages=(3,))
     session = store.create_session()
-    store.add_user_message(session, None, Message("user", (part, TextPart("what is on p. 3?"))))
+    store.add_user_message(session, None, ChatMessage("user", (part, TextPart("what is on p. 3?"))))
     (stored,) = store.branch(session)
     assert stored.parts == (part, TextPart("what is on p. 3?"))
     with pytest.raises(UserError, match="not in the store"):
         missing = DocumentPart("0" * 64, "gone.pdf", 1, text_pages=(1,))
-        store.add_user_message(session, None, Message("user", (missing, TextPart("?"))))
+        store.add_user_message(session, None, ChatMessage("user", (missing, TextPart("?"))))
 
 
 def test_export_and_import_carry_documents(store, tmp_path):
     row = store.ingest_document(text_pdf(PAGES), "report.pdf")
     part = DocumentPart(row.sha256, row.name, row.pages, text_pages=(2, 3))
     session = store.create_session(title="turbines")
-    user = store.add_user_message(session, None, Message("user", (part, TextPart("cracks?"))))
+    user = store.add_user_message(session, None, ChatMessage("user", (part, TextPart("cracks?"))))
     info = {"context_used": 900, "n_ctx": 8192, "pages_sent": {"report.pdf": [2, 3]}}
     with store.start_answer(session, user, "m", {}, prompt_info=info) as answer:
         answer.append("Seven blades [p. 3].")

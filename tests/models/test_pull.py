@@ -306,8 +306,12 @@ def test_quants_gather_split_parts_and_pick_the_best_that_fits():
 
 def test_a_second_pull_of_the_same_file_waits_its_turn(hub, tmp_path):
     env = cli_env(hub, tmp_path)
-    remote = hub.repos["acme/slow-GGUF"].files["slow-Q4_K_M.gguf"]
+    repo = hub.repos["acme/slow-GGUF"]
+    remote = repo.files["slow-Q4_K_M.gguf"]
     partial = tmp_path / "models" / ".partial" / f"{remote.sha256}.part"
+    # Slow enough (~100 s) that the first pull is still downloading however long the
+    # second one takes to start on a loaded machine; it is killed once checked.
+    repo.slow_bps = SLOW_BPS // 16
     first = subprocess.Popen(
         [sys.executable, "launch.py", "pull", "--hf", "acme/slow-GGUF"],
         cwd=REPO,
@@ -324,6 +328,7 @@ def test_a_second_pull_of_the_same_file_waits_its_turn(hub, tmp_path):
     finally:
         first.kill()
         first.wait(timeout=10)
+        repo.slow_bps = SLOW_BPS
     assert partial.exists()  # the first pull's bytes stay for its resume
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.types import Message
+from documents.parts import ChatMessage
 from sessions import Store
 from tests.conftest import REPO
 
@@ -30,7 +30,7 @@ def cli(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.Co
 def export(tmp_path_factory) -> dict:
     with Store(tmp_path_factory.mktemp("export-source")) as store:
         session = store.create_session(title="a fair chat", settings={"seed": 7, "temperature": 0.5})
-        user = store.add_user_message(session, None, Message.text("user", "hello"))
+        user = store.add_user_message(session, None, ChatMessage.text("user", "hello"))
         with store.start_answer(session, user, "smollm2-135m", {"seed": 7}) as answer:
             answer.append("hi there")
         return store.export_json(session)

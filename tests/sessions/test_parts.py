@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from documents.parts import DocumentPart
-from engine.types import ImagePart, Message, TextPart
+from documents.parts import ChatMessage, DocumentPart
+from engine.types import ImagePart, TextPart
 from sessions import Store
 from sessions.parts import decode_parts, describe_part, encode_part, encode_parts, part_kind
 from tests.conftest import REPO, png_bytes
@@ -19,9 +19,9 @@ from tests.fixtures.documents import text_pdf
 PAGES = ["The turbine inspection found seven cracked blades.", "Training went as planned."]
 
 
-def a_message(store: Store) -> Message:
+def a_message(store: Store) -> ChatMessage:
     doc = store.ingest_document(text_pdf(PAGES), "report.pdf")
-    return Message(
+    return ChatMessage(
         "user",
         (
             DocumentPart(doc.sha256, "report.pdf", 2, text_pages=(1,), image_pages=(2,)),

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from engine.types import Message
+from documents.parts import ChatMessage
 from sessions import Store
 from sessions import connection as connection_module
 from tests.conftest import REPO
@@ -19,13 +19,13 @@ from tests.conftest import REPO
 # Streams an answer slowly, forever, announcing once some of it must be on disk.
 STREAMER = """
 import sys, time
-from engine.types import Message
+from documents.parts import ChatMessage
 from sessions import Store
 from sessions.answer import FLUSH_EVERY_APPENDS
 
 store = Store(sys.argv[1])
 session_id = store.create_session()
-question = store.add_user_message(session_id, None, Message.text("user", "tell me about lighthouses"))
+question = store.add_user_message(session_id, None, ChatMessage.text("user", "tell me about lighthouses"))
 writer = store.start_answer(session_id, question, "fake-engine", {"temperature": 0.6})
 print(session_id, question, writer.id, flush=True)
 count = 0
@@ -39,7 +39,7 @@ while True:
 
 WRITER = """
 import sys
-from engine.types import Message
+from documents.parts import ChatMessage
 from sessions import Store
 
 store = Store(sys.argv[1])
@@ -47,7 +47,7 @@ session_id, tag, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
 print("ready", flush=True)
 sys.stdin.readline()  # everyone starts writing at the same moment
 for index in range(count):
-    store.add_user_message(session_id, None, Message.text("user", f"{tag} {index}"))
+    store.add_user_message(session_id, None, ChatMessage.text("user", f"{tag} {index}"))
 """
 
 
@@ -98,7 +98,7 @@ def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path):
             with Store(tmp_path) as own:
                 go.wait(30)
                 for index in range(per_writer):
-                    own.add_user_message(session_id, None, Message.text("user", f"{tag} {index}"))
+                    own.add_user_message(session_id, None, ChatMessage.text("user", f"{tag} {index}"))
 
         processes = [python(WRITER, str(tmp_path), session_id, f"proc{n}", str(per_writer)) for n in range(2)]
         threads = [threading.Thread(target=thread_writes, args=(f"thread{n}",)) for n in range(4)]
@@ -137,7 +137,7 @@ def test_one_store_shared_by_threads(tmp_path):
 
         def write(tag: str) -> None:
             for index in range(40):
-                parent = store.add_user_message(session_id, None, Message.text("user", f"{tag} {index}"))
+                parent = store.add_user_message(session_id, None, ChatMessage.text("user", f"{tag} {index}"))
                 writer = store.start_answer(session_id, parent, "e", {})
                 writer.append("ok")
                 writer.flush()
@@ -168,7 +168,7 @@ def test_write_waits_out_a_lock_held_longer_than_the_busy_timeout(tmp_path, monk
         thread.start()
         held.wait(5)
         started = time.monotonic()
-        store.add_user_message(session_id, None, Message.text("user", "waited"))
+        store.add_user_message(session_id, None, ChatMessage.text("user", "waited"))
         assert time.monotonic() - started > 0.3, "the lock really was held"
         thread.join()
         assert store.branch(session_id)[0].text == "waited"

@@ -6,7 +6,8 @@ import json
 
 from sqlite_utils import Database
 
-from engine.types import Message, TextPart
+from documents.parts import ChatMessage
+from engine.types import TextPart
 from sessions import Store
 from sessions.schema import migrations
 from sessions.store import DB_NAME
@@ -77,7 +78,7 @@ def test_first_version_database_upgrades_with_its_data(tmp_path):
         ]
         assert [hit.session_id for hit in store.search("astrolabe")] == ["oldsession01"]
         # The upgraded database takes new writes like a fresh one.
-        store.add_user_message("oldsession01", rows[-1].id, Message.text("user", "and a sextant?"))
+        store.add_user_message("oldsession01", rows[-1].id, ChatMessage.text("user", "and a sextant?"))
         assert store.create_session(owner="dana") in [s.id for s in store.list_sessions(owner="dana")]
 
 

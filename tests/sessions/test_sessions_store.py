@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from engine.types import Final, ImagePart, Message, SamplingParams, TextPart, Usage
+from documents.parts import ChatMessage
+from engine.types import Final, ImagePart, SamplingParams, TextPart, Usage
 from errors import UserError
-from sessions import MessageNotFound, SessionNotFound, Store, engine_messages
+from sessions import MessageNotFound, SessionNotFound, Store, chat_messages
 from sessions import answer as answer_module
 from tests.conftest import png_bytes
 
@@ -25,8 +26,8 @@ def image(color: str = "red", name: str = "photo.png", size: int = 40) -> ImageP
     return ImagePart(png_bytes(size, size, color), "image/png", name, size, size)
 
 
-def user(text: str) -> Message:
-    return Message.text("user", text)
+def user(text: str) -> ChatMessage:
+    return ChatMessage.text("user", text)
 
 
 def answer(store: Store, session_id: str, parent_id: int, text: str, reason: str = "stop") -> int:
@@ -98,7 +99,7 @@ def test_auto_title_from_first_user_message(store):
     assert store.get_session(session_id).title == title
 
     images_only = store.create_session()
-    store.add_user_message(images_only, None, Message("user", (image(),)))
+    store.add_user_message(images_only, None, ChatMessage("user", (image(),)))
     assert store.get_session(images_only).title == "Image chat"
 
     named = store.create_session("Kept")
@@ -153,15 +154,15 @@ def test_part_order_and_image_metadata_round_trip(store):
         ImagePart(red.data, "image/png", "again.png", 30, 30),
     )
     session_id = store.create_session()
-    message_id = store.add_user_message(session_id, None, Message("user", parts))
+    message_id = store.add_user_message(session_id, None, ChatMessage("user", parts))
     row = store.message(message_id)
     assert row.parts == parts
     assert row.text == "between\nafter"
     assert [a.name for a in row.attachments] == ["red.png", "blue.png", "again.png"]
-    assert engine_messages([row]) == [Message("user", parts)]
+    assert chat_messages([row]) == [ChatMessage("user", parts)]
 
 
-def test_engine_messages_skip_failed_answers(store):
+def test_chat_messages_skip_failed_answers(store):
     session_id = store.create_session()
     question = store.add_user_message(session_id, None, user("q"))
     writer = store.start_answer(session_id, question, "e", {})
@@ -170,7 +171,7 @@ def test_engine_messages_skip_failed_answers(store):
     rows = store.branch(session_id, follow_up)
     assert [r.status for r in rows] == ["complete", "error", "complete"]
     assert rows[1].error == "out of memory"
-    assert [m.plain_text for m in store.engine_messages(rows)] == ["q", "again"]
+    assert [m.plain_text for m in store.chat_messages(rows)] == ["q", "again"]
 
 
 # Attachments
@@ -179,9 +180,9 @@ def test_engine_messages_skip_failed_answers(store):
 def test_same_image_stored_once_and_removed_only_when_unused(store):
     shared = image("green")
     first, second = store.create_session(), store.create_session()
-    store.add_user_message(first, None, Message("user", (shared, TextPart("one"))))
-    store.add_user_message(first, None, Message("user", (shared, image("black"))))
-    store.add_user_message(second, None, Message("user", (TextPart("two"), shared)))
+    store.add_user_message(first, None, ChatMessage("user", (shared, TextPart("one"))))
+    store.add_user_message(first, None, ChatMessage("user", (shared, image("black"))))
+    store.add_user_message(second, None, ChatMessage("user", (TextPart("two"), shared)))
     assert len(blob_files(store)) == 2
     assert store.db["attachments"].count == 2
 
@@ -228,10 +229,12 @@ def test_search_sees_streamed_answers_and_survives_fts_syntax(store):
 def build_branchy_session(store: Store) -> str:
     session_id = store.create_session("Export me", model="tiny", settings={"temperature": 0.3})
     parts = (image("red", "a.png"), TextPart("compare with"), image("blue", "b.png"))
-    question = store.add_user_message(session_id, None, Message("user", parts))
+    question = store.add_user_message(session_id, None, ChatMessage("user", parts))
     answer(store, session_id, question, "red and blue")
     answer(store, session_id, question, "cut short", reason="length")
-    store.add_user_message(session_id, None, Message("user", (TextPart("edited"), image("red", "again.png"))))
+    store.add_user_message(
+        session_id, None, ChatMessage("user", (TextPart("edited"), image("red", "again.png")))
+    )
     return session_id
 
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from engine.types import EngineInputError, Message
+from documents.parts import ChatMessage
+from engine.types import EngineInputError
 from sessions import Store
 from sessions import search as search_module
 from sessions.connection import QueryTooSlow
@@ -39,7 +40,7 @@ def store(tmp_path):
 
 def test_a_search_over_a_million_character_message_is_quick_and_bounded(store):
     session = store.create_session(title="huge")
-    store.add_user_message(session, None, Message.text("user", huge_text()))
+    store.add_user_message(session, None, ChatMessage.text("user", huge_text()))
     started = time.monotonic()
     hits = store.search("quokka")
     took = time.monotonic() - started
@@ -51,7 +52,7 @@ def test_a_search_over_a_million_character_message_is_quick_and_bounded(store):
 
 def test_another_threads_long_read_holds_no_one(store):
     session = store.create_session(title="busy")
-    parent = store.add_user_message(session, None, Message.text("user", "the quokka smiles"))
+    parent = store.add_user_message(session, None, ChatMessage.text("user", "the quokka smiles"))
     finished: dict[str, float] = {}
 
     def long_read():
@@ -63,7 +64,7 @@ def test_another_threads_long_read_holds_no_one(store):
     time.sleep(0.3)  # the long read is under way
     assert store.list_sessions()[0].title == "busy"
     assert store.search("quokka")[0].session_id == session
-    store.add_user_message(session, parent, Message.text("user", "written meanwhile"))
+    store.add_user_message(session, parent, ChatMessage.text("user", "written meanwhile"))
     finished["others"] = time.monotonic()
     reader.join()
     assert finished["others"] < finished["long"], "another user's reads and writes waited for the long read"
@@ -81,7 +82,7 @@ def test_a_search_past_its_deadline_asks_to_narrow_it(store, monkeypatch):
     session = store.create_session(title="many", owner="ann")
     parent = None
     for n in range(1500):
-        parent = store.add_user_message(session, parent, Message.text("user", f"common words number {n}"))
+        parent = store.add_user_message(session, parent, ChatMessage.text("user", f"common words number {n}"))
     monkeypatch.setattr(search_module, "DEADLINE_S", 0.0)
     with pytest.raises(EngineInputError) as refused:
         store.search("common", owner="bob")  # every match is someone else's: all are scanned
