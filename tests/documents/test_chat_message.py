@@ -23,7 +23,9 @@ def library(tmp_path):
 def test_a_document_becomes_page_text_in_place_and_nothing_else_reaches_the_model(tmp_path, library):
     path = tmp_path / "notes.pdf"
     path.write_bytes(mixed_pdf(["The heron nests by the mill.", "Otters fish at dawn."]))
-    (doc,) = read_documents(library.store, [str(path)], mode="text", vision=False, password=None, max_pages=50)
+    (doc,) = read_documents(
+        library.store, [str(path)], mode="text", vision=False, password=None, max_pages=50
+    )
     chat = [
         ChatMessage.text("system", "Be brief."),
         ChatMessage("user", (TextPart("Before."), doc, TextPart("Where does the heron nest?"))),
@@ -48,7 +50,9 @@ def test_a_document_without_the_store_is_a_bug_not_an_empty_prompt():
 def test_fitting_keeps_chat_messages_and_their_documents(smollm2, tmp_path, library):
     path = tmp_path / "short.pdf"
     path.write_bytes(mixed_pdf(["Alpha page.", "Beta page."]))
-    (doc,) = read_documents(library.store, [str(path)], mode="text", vision=False, password=None, max_pages=50)
+    (doc,) = read_documents(
+        library.store, [str(path)], mode="text", vision=False, password=None, max_pages=50
+    )
     fitted, report = fit_context(smollm2, [ChatMessage("user", (doc, TextPart("Beta?")))], library)
     assert isinstance(fitted[-1], ChatMessage) and fitted[-1].documents[0].pages == (1, 2)
     assert report.pages_sent == {"short.pdf": [1, 2]}
