@@ -19,7 +19,15 @@ Workers stay bounded: each gets an address-space cap (a bomb that slips past the
 checks fails to allocate instead of taking the machine), and retires after
 `max_tasks` operations or once its resident memory passes half that cap; a
 replacement starts when one is next needed. A worker that dies mid-task is replaced
-and its caller gets a one-line failure."""
+and its caller gets a one-line failure.
+
+Why not `concurrent.futures.ProcessPoolExecutor` (bench/document_pool.py, 2 cores, the
+same MuPDF operations): with one of two workers killed while 8 renders were in flight,
+ours failed that one render and served the next; the stdlib pool failed 7 of 8 and
+every later call (`BrokenProcessPool`) until rebuilt. Stop of an 800-page ingest after
+0.3 s: ours ended in 0.005 s; a running stdlib future cannot be cancelled, and its
+worker read on for 1.8 s more. Progress has no channel there either. Per-page render
+time is the same (60.7 vs 61.0 ms), so nothing is paid for keeping our own."""
 
 from __future__ import annotations
 
