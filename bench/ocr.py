@@ -52,9 +52,10 @@ def raw(scanned: bytes, dpi: int) -> list[str]:
     import pymupdf
 
     folder = ocr.tessdata_folder(ocr.current())
+    language = ocr.language_spec(ocr.current(), folder)  # the languages ours reads with
     with pymupdf.open(stream=scanned, filetype="pdf") as doc:
         return [
-            page.get_text(textpage=page.get_textpage_ocr(language="eng", dpi=dpi, full=True, tessdata=folder))
+            page.get_text(textpage=page.get_textpage_ocr(language, dpi=dpi, full=True, tessdata=folder))
             for page in doc
         ]
 
@@ -76,7 +77,10 @@ def plain_tesseract(scanned: bytes) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--tessdata", default="", help="a .traineddata folder (setup-ocr's)")
     args = parser.parse_args()
+    ocr.configure(ocr.OcrSettings(tessdata=args.tessdata))
+    print("languages:", ocr.language_spec(ocr.current(), ocr.tessdata_folder(ocr.current())), file=sys.stderr)
     workers.configure(1)
     engines = {"ours": ours, "raw-72": lambda s: raw(s, 72), "raw-300": lambda s: raw(s, 300)}
     if shutil.which("tesseract"):
