@@ -54,10 +54,11 @@ def raw(scanned: bytes, dpi: int) -> list[str]:
     folder = ocr.tessdata_folder(ocr.current())
     language = ocr.language_spec(ocr.current(), folder)  # the languages ours reads with
     with pymupdf.open(stream=scanned, filetype="pdf") as doc:
-        return [
-            page.get_text(textpage=page.get_textpage_ocr(language, dpi=dpi, full=True, tessdata=folder))
-            for page in doc
-        ]
+        texts = []
+        for page in doc:
+            textpage = page.get_textpage_ocr(language=language, dpi=dpi, full=True, tessdata=folder)
+            texts.append(page.get_text(textpage=textpage))
+        return texts
 
 
 def plain_tesseract(scanned: bytes) -> list[str]:
