@@ -22,6 +22,7 @@ from chat.service import Answered, Prepared
 from chat.turns import Turn, answer_status, assistant_turn
 from documents.context import PAGE_MODES, STRATEGIES
 from documents.reader import DOCUMENT_EXTENSIONS
+from engine.budget import RequestBudget
 from engine.limits import check_field, check_text
 from engine.spec import ModelSpec
 from engine.types import PromptProgress, TextDelta
@@ -242,6 +243,8 @@ def _sender(runtime: Runtime):
                     max_pixels=limits.max_image_pixels,
                     max_chars=limits.max_text_chars,
                     label=spec.label,
+                    budget=RequestBudget.of(limits),
+                    owner=history.user_of(request) or run_scope(request, "chat"),
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
                     show_blob=blob_link(request),
