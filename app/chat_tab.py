@@ -14,6 +14,7 @@ from app.access import is_shared
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
+from app.upload_temps import CHAT_UPLOADS
 from chat.conversation import TurnRequest, Waiting
 from chat.metrics import metrics_footer, reading_line
 from chat.question import read_question, split_uploads
@@ -370,6 +371,7 @@ def _stream_answer(runtime: Runtime, events, turns: list[Turn], session: str, no
                 answer.id = event.answer_id
                 if event.question is not None:
                     session = event.question.session_id
+                    CHAT_UPLOADS.remember(session, turns[-1].files)  # removed with the chat
                     turns = [*turns[:-1], replace(turns[-1], id=event.question.message_id)]
     except (UserError, Fault) as exc:  # refused, or no model: nothing was stored
         turns = _without_pending(turns)

@@ -17,6 +17,7 @@ from app.login_guard import login_guard
 from app.queues import WORKER_THREADS
 from app.roles import admins
 from app.session_binding import session_binding
+from app.upload_temps import upload_sweep
 from app.web_guard import web_guard
 from chat.runtime import build_runtime
 from config import ASSETS_DIR, Settings
@@ -95,6 +96,7 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
                 login_guard(throttle),
                 body_limit(settings),
                 session_binding(),  # after the body limit: it reads the queue's JSON
+                upload_sweep(),
                 Middleware(ContentSecurityPolicy),
             ],
         },
