@@ -11,7 +11,7 @@ from documents.context import PageMode
 from documents.parts import ChatMessage
 from engine.budget import RequestBudget, check_request
 from engine.decode_pool import decode_all
-from engine.images import load_image_file
+from engine.images import image_file_size, load_image_file
 from engine.limits import check_text
 from engine.spec import VISION_HINT
 from engine.types import ImagePart, Part, TextPart
@@ -62,14 +62,15 @@ def read_question(
     blob URL) from its sha256. Raises EngineInputError with one line for any bad input, before
     anything is stored but the documents' own pages (kept once per sha256).
 
-    The request's budget is checked first, from the images' headers only (a text-only
-    model opens none); then the images are decoded in the shared pool, fair between
-    `owner`s (engine/decode_pool.py)."""
+    The request's budget is checked first, from the images' headers only (a missing
+    file or one that is no image is named first; nothing is decoded for a text-only
+    model); then the images are decoded in the shared pool, fair between `owner`s
+    (engine/decode_pool.py)."""
     check_text(text, max_chars)
     check_request(
         budget or RequestBudget(max_image_pixels=max_pixels),
         [text],
-        images,
+        [image_file_size(path) for path in images],
         parts=1 + len(images) + len(documents),
         vision=vision,
         label=label,

@@ -20,8 +20,9 @@ from engine.types import EngineInputError
 
 HEADER_BYTES = 64 * 1024  # enough of any accepted format's header to read its size
 
-# A source of one image: its bytes (or their first HEADER_BYTES), or a file path.
-ImageSource = bytes | str | os.PathLike
+# A source of one image: its bytes (or their first HEADER_BYTES), a file path, or the
+# (width, height) its header was already read for.
+ImageSource = bytes | str | os.PathLike | tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def declared_size(source: ImageSource) -> tuple[int, int] | None:
     refuses it with its own line."""
     from PIL import Image
 
+    if isinstance(source, tuple):
+        return source
     opened = io.BytesIO(source[:HEADER_BYTES]) if isinstance(source, bytes) else Path(source)
     try:
         with Image.open(opened) as probe:

@@ -91,3 +91,11 @@ def test_images_within_budget_are_decoded_in_order(library, write_png):
 def test_the_budget_follows_the_settings():
     settings = Settings(max_request_chars=10, max_request_parts=3, max_request_images=2, max_image_pixels=5)
     assert RequestBudget.of(settings) == RequestBudget(10, 3, 2, 5, settings.max_request_pixels)
+
+
+def test_a_missing_file_or_one_that_is_no_image_is_named_first(library, tmp_path):
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("not really a png")
+    for path, needle in ((tmp_path / "gone.png", "image not found"), (text_file, "not an image")):
+        message = refused_fast(lambda path=path: ask(library, [path], vision=False, budget=RequestBudget()))
+        assert needle in message
