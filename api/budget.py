@@ -13,12 +13,13 @@ from engine.types import EngineInputError
 from .requests import ApiError, ChatRequest
 
 
-def check_budget(request: ChatRequest, settings, vision: bool, label: str) -> None:
+def check_budget(request: ChatRequest, settings, spec) -> None:
     texts, images = _pieces(request)
     # A model that cannot see images is refused before any header is read.
-    headers = [_header(url) for url in images] if vision else [b""] * len(images)
+    headers = [_header(url) for url in images] if spec.vision else [b""] * len(images)
+    budget = RequestBudget.of(settings, spec)
     try:
-        check_request(RequestBudget.of(settings), texts, headers, vision=vision, label=label)
+        check_request(budget, texts, headers, vision=spec.vision, label=spec.label)
     except EngineInputError as exc:
         raise ApiError(400, str(exc), param="messages") from None
 

@@ -244,7 +244,7 @@ def _sender(runtime: Runtime):
                     max_pixels=limits.max_image_pixels,
                     max_chars=limits.max_text_chars,
                     label=spec.label,
-                    budget=RequestBudget.of(limits),
+                    budget=RequestBudget.of(limits, spec.at_context(int(n_ctx or 0))),
                     owner=history.user_of(request) or run_scope(request, "chat"),
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,

@@ -82,7 +82,7 @@ def run(settings, args) -> int:
             max_pixels=settings.max_image_pixels,
             max_chars=settings.max_text_chars,
             label=spec.label,
-            budget=RequestBudget.of(settings),
+            budget=RequestBudget.of(settings, spec),
             progress=terminal_progress(),
             cancel=cancel,
         )

@@ -13,12 +13,15 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.types import EngineInputError
 
 HEADER_BYTES = 64 * 1024  # enough of any accepted format's header to read its size
+# No tokenizer puts more characters than this in one token on average, so a text over
+# n_ctx x this can never fit the context: refused before it is tokenized.
+CHARS_PER_TOKEN_CEILING = 32
 
 # A source of one image: its bytes (or their first HEADER_BYTES), a file path, or the
 # (width, height) its header was already read for.
@@ -27,24 +30,38 @@ ImageSource = bytes | str | os.PathLike | tuple[int, int]
 
 @dataclass(frozen=True)
 class RequestBudget:
-    """The limits; `RequestBudget.of(settings)` reads them from the settings
-    (config/settings.py, RequestSettings)."""
+    """The limits; `RequestBudget.of(settings, spec)` reads them from the settings
+    (config/settings.py, RequestSettings) and the model's own limits. Each `*_by` names
+    what set its limit, for the refusal."""
 
     max_chars: int = 2_000_000
     max_parts: int = 500
     max_images: int = 20
     max_image_pixels: int = 40_000_000
     max_pixels: int = 200_000_000
+    chars_by: str = "--max-request-chars"
+    images_by: str = "--max-request-images"
 
     @classmethod
-    def of(cls, settings) -> RequestBudget:
-        return cls(
+    def of(cls, settings, spec=None) -> RequestBudget:
+        """With the model's `spec` (an engine.spec.ModelSpec), the tighter of the
+        settings and the model: the images it takes per request, and the text its
+        context could ever hold."""
+        budget = cls(
             max_chars=settings.max_request_chars,
             max_parts=settings.max_request_parts,
             max_images=settings.max_request_images,
             max_image_pixels=settings.max_image_pixels,
             max_pixels=settings.max_request_pixels,
         )
+        if spec is None:
+            return budget
+        context_chars = spec.n_ctx * CHARS_PER_TOKEN_CEILING
+        if context_chars < budget.max_chars:
+            budget = replace(budget, max_chars=context_chars, chars_by=f"{spec.n_ctx:,}-token context")
+        if spec.max_images is not None and spec.max_images < budget.max_images:
+            budget = replace(budget, max_images=spec.max_images, images_by=f"{spec.label}'s limit")
+        return budget
 
 
 def check_request(
@@ -61,14 +78,14 @@ def check_request(
     returns the pixels its images declare. Images are not opened for a model that
     cannot see them, and only their headers are read otherwise."""
     chars = sum(len(text) for text in texts)
-    _limit(chars, budget.max_chars, "request has {:,} characters", "--max-request-chars")
+    _limit(chars, budget.max_chars, "request has {:,} characters", budget.chars_by)
     count = len(texts) + len(images) if parts is None else parts
     _limit(count, budget.max_parts, "request has {:,} parts", "--max-request-parts")
     if not images:
         return 0
     if not vision:
         raise EngineInputError(f"{label} cannot see images" + (f"; {hint}" if hint else ""))
-    _limit(len(images), budget.max_images, "request has {:,} images", "--max-request-images")
+    _limit(len(images), budget.max_images, "request has {:,} images", budget.images_by)
     total = 0
     for number, source in enumerate(images, 1):
         size = declared_size(source)

@@ -99,3 +99,18 @@ def test_map_keeps_order_and_raises_the_first_failure():
 
     with pytest.raises(EngineInputError, match="image 3"):
         pool.map("me", fail_on_three, range(8))
+
+
+def test_the_model_tightens_the_budget_and_is_named():
+    from config import Settings
+    from engine.spec import ModelSpec
+
+    settings = Settings(max_request_chars=2_000_000, max_request_images=20)
+    small = ModelSpec("tiny", "Tiny", n_ctx=4096, max_images=4)
+    budget = RequestBudget.of(settings, small)
+    assert budget.max_chars == 4096 * 32 and budget.max_images == 4
+    message = refusal(budget, ["x" * 200_000])
+    assert message == "request has 200,000 characters; this server takes 131,072 (4,096-token context)"
+    assert "request has 5 images; this server takes 4 (Tiny's limit)" in refusal(budget, [], [b""] * 5)
+    big = ModelSpec("big", "Big", n_ctx=1_000_000)
+    assert RequestBudget.of(settings, big).max_chars == 2_000_000  # the setting is tighter
