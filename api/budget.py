@@ -1,52 +1,27 @@
-"""One request's budget, checked before any image is decoded or anything is stored:
-its text characters all together, its images (how many, and the pixels their headers
-declare all together), and whether the model can see images at all.
-
-Each image was bounded on its own (max_image_pixels) and text per part; a request of
-100 large GIFs to a text-only model was still decoded in full (over a minute) before
-"this model cannot see images", and 12 parts of 999k characters were stored before
-being refused. The error names the figure and the limit."""
+"""/v1's side of the one request budget (engine/budget.py, the same for every route):
+the request's texts and images as the budget counts them, the images' sizes read from
+the first bytes of their data URLs, before any image is decoded or anything stored."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
+
+from engine.budget import HEADER_BYTES, RequestBudget, check_request
+from engine.types import EngineInputError
 
 from .requests import ApiError, ChatRequest
 
-HEADER_BYTES = 64 * 1024  # enough of any accepted format to read its size
 
-
-def check_budget(request: ChatRequest, settings, vision: bool, label: str) -> None:
+def check_budget(request: ChatRequest, settings, spec) -> None:
     texts, images = _pieces(request)
-    chars = sum(len(text) for text in texts)
-    if chars > settings.max_request_chars:
-        raise ApiError(
-            400,
-            f"request has {chars:,} characters; this server takes {settings.max_request_chars:,} "
-            "(L4P_MAX_REQUEST_CHARS)",
-            param="messages",
-        )
-    if not images:
-        return
-    if not vision:
-        raise ApiError(400, f"{label} cannot see images", param="messages")
-    if len(images) > settings.max_request_images:
-        raise ApiError(
-            400,
-            f"request has {len(images):,} images; this server takes {settings.max_request_images:,} "
-            "(L4P_MAX_REQUEST_IMAGES)",
-            param="messages",
-        )
-    pixels = sum(_declared_pixels(url) for url in images)
-    if pixels > settings.max_request_pixels:
-        raise ApiError(
-            400,
-            f"request's images declare {pixels:,} pixels; this server takes {settings.max_request_pixels:,} "
-            "(L4P_MAX_REQUEST_PIXELS)",
-            param="messages",
-        )
+    # A model that cannot see images is refused before any header is read.
+    headers = [_header(url) for url in images] if spec.vision else [b""] * len(images)
+    budget = RequestBudget.of(settings, spec)
+    try:
+        check_request(budget, texts, headers, vision=spec.vision, label=spec.label)
+    except EngineInputError as exc:
+        raise ApiError(400, str(exc), param="messages") from None
 
 
 def _pieces(request: ChatRequest) -> tuple[list[str], list[str]]:
@@ -63,19 +38,13 @@ def _pieces(request: ChatRequest) -> tuple[list[str], list[str]]:
     return texts, images
 
 
-def _declared_pixels(url: str) -> int:
-    """What the image's header says (width x height), from its first bytes only; 0 for
-    anything unreadable here (the full check, later, refuses it with its own line)."""
-    from PIL import Image
-
+def _header(url: str) -> bytes:
+    """The first HEADER_BYTES of a data URL's image; b"" for anything unreadable here
+    (the full check, later, refuses it with its own line)."""
     _, comma, payload = url.partition(",")
     if not comma:
-        return 0
-    head = payload[: HEADER_BYTES * 4 // 3 // 4 * 4]  # whole base64 quads
+        return b""
     try:
-        data = base64.b64decode(head, validate=True)
-        with Image.open(io.BytesIO(data)) as probe:
-            width, height = probe.size
-    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
-        return 0
-    return width * height
+        return base64.b64decode(payload[: HEADER_BYTES * 4 // 3 // 4 * 4], validate=True)
+    except (binascii.Error, ValueError):
+        return b""

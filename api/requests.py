@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from documents.parts import ChatMessage
+from engine.decode_pool import decode_all
 from engine.images import image_from_bytes
 from engine.limits import check_text
 from engine.types import ImagePart, Part, TextPart
@@ -140,12 +141,15 @@ def check_sizes(request: ChatRequest, max_field_chars: int, max_messages: int) -
             )
 
 
-def to_messages(request: ChatRequest, max_pixels: int, max_chars: int) -> list[ChatMessage]:
-    """The conversation in the request's order; raises ApiError on a bad part."""
+def to_messages(
+    request: ChatRequest, max_pixels: int, max_chars: int, owner: str | None = None
+) -> list[ChatMessage]:
+    """The conversation in the request's order; raises ApiError on a bad part. Images
+    are decoded in the shared pool, fair between owners (engine/decode_pool.py)."""
     messages = []
     for index, message in enumerate(request.messages):
         role = "system" if message.role == "developer" else message.role
-        parts = _parts(message.content, f"messages.{index}", max_pixels, max_chars)
+        parts = _parts(message.content, f"messages.{index}", max_pixels, max_chars, owner)
         if role != "user" and any(isinstance(p, ImagePart) for p in parts):
             raise ApiError(400, f"messages.{index}: only user messages can hold images", param="messages")
         messages.append(ChatMessage(role, parts))
@@ -154,12 +158,11 @@ def to_messages(request: ChatRequest, max_pixels: int, max_chars: int) -> list[C
     return messages
 
 
-def _parts(content, where: str, max_pixels: int, max_chars: int) -> tuple[Part, ...]:
+def _parts(content, where: str, max_pixels: int, max_chars: int, owner: str | None) -> tuple[Part, ...]:
     if content is None:
         return ()
     pieces = [ContentPart(type="text", text=content)] if isinstance(content, str) else content
-    parts: list[Part] = []
-    images = 0
+    parts: list[Part | str] = []  # an image's data URL until the pool has decoded it
     for number, piece in enumerate(pieces):
         if piece.type == "text":
             check_text(piece.text or "", max_chars)
@@ -167,9 +170,10 @@ def _parts(content, where: str, max_pixels: int, max_chars: int) -> tuple[Part, 
         elif piece.image_url is None:
             raise ApiError(400, f"{where}.content.{number}: image_url is missing", param="messages")
         else:
-            images += 1
-            parts.append(_image(piece.image_url.url, f"image {images}", max_pixels))
-    return tuple(parts)
+            parts.append(piece.image_url.url)
+    urls = [(f"image {n}", url) for n, url in enumerate((p for p in parts if isinstance(p, str)), 1)]
+    decoded = iter(decode_all(owner, lambda named: _image(named[1], named[0], max_pixels), urls))
+    return tuple(next(decoded) if isinstance(p, str) else p for p in parts)
 
 
 def _image(url: str, name: str, max_pixels: int) -> ImagePart:

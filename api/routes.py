@@ -125,9 +125,9 @@ class Completion:
             self.spec = runtime.spec(request.model or runtime.default_model)
         except UserError as exc:
             raise ApiError(404, str(exc), param="model", code="model_not_found") from None
-        check_budget(request, settings, self.spec.vision, self.spec.label)  # before any decode
+        check_budget(request, settings, self.spec)  # before any decode
         try:
-            messages = to_messages(request, settings.max_image_pixels, settings.max_text_chars)
+            messages = to_messages(request, settings.max_image_pixels, settings.max_text_chars, owner)
         except UserError as exc:
             raise ApiError(400, str(exc), param="messages") from None
         if not self.spec.vision and any(m.images for m in messages):

@@ -14,6 +14,7 @@ from app.access import is_shared
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
 from app.render import SETTING_NAMES, to_chatbot
+from app.upload_temps import CHAT_UPLOADS
 from chat.conversation import TurnRequest, Waiting
 from chat.metrics import metrics_footer, reading_line
 from chat.question import read_question, split_uploads
@@ -22,6 +23,7 @@ from chat.service import Answered, Prepared
 from chat.turns import Turn, answer_status, assistant_turn
 from documents.context import PAGE_MODES, STRATEGIES
 from documents.reader import DOCUMENT_EXTENSIONS
+from engine.budget import RequestBudget
 from engine.limits import check_field, check_text
 from engine.spec import ModelSpec
 from engine.types import PromptProgress, TextDelta
@@ -242,6 +244,8 @@ def _sender(runtime: Runtime):
                     max_pixels=limits.max_image_pixels,
                     max_chars=limits.max_text_chars,
                     label=spec.label,
+                    budget=RequestBudget.of(limits, spec.at_context(int(n_ctx or 0))),
+                    owner=history.user_of(request) or run_scope(request, "chat"),
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
                     show_blob=blob_link(request),
@@ -367,6 +371,7 @@ def _stream_answer(runtime: Runtime, events, turns: list[Turn], session: str, no
                 answer.id = event.answer_id
                 if event.question is not None:
                     session = event.question.session_id
+                    CHAT_UPLOADS.remember(session, turns[-1].files)  # removed with the chat
                     turns = [*turns[:-1], replace(turns[-1], id=event.question.message_id)]
     except (UserError, Fault) as exc:  # refused, or no model: nothing was stored
         turns = _without_pending(turns)

@@ -29,6 +29,7 @@ from chat.ratings import MIN_VOTES
 from chat.runtime import Runtime
 from chat.turns import assistant_turn
 from documents.reader import DOCUMENT_EXTENSIONS
+from engine.budget import RequestBudget
 from engine.limits import check_text
 from engine.spec import GB
 from engine.types import EngineInputError
@@ -206,6 +207,8 @@ def _question(runtime: Runtime, text: str, paths: list[str], request, progress, 
         max_pages=limits.max_doc_pages,
         max_pixels=limits.max_image_pixels,
         max_chars=limits.max_text_chars,
+        budget=RequestBudget.of(limits),
+        owner=history.user_of(request) or run_scope(request, "compare"),
         progress=lambda fraction, what: progress(fraction, desc=what),
         cancel=cancel,
         show_blob=blob_link(request),

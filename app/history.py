@@ -10,6 +10,7 @@ import gradio as gr
 from app.access import is_shared
 from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
+from app.upload_temps import CHAT_UPLOADS
 from chat.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
 from documents.parts import ChatMessage
@@ -166,6 +167,7 @@ def _deleter(runtime: Runtime):
                 copies = gradio_copies(runtime.store, runtime.store.session_blobs(session))
                 runtime.store.delete_session(session)
                 remove_gradio_copies(runtime.store, copies)
+                CHAT_UPLOADS.forget(session)  # the uploads it was read from (a GIF stored as PNG)
         except UserError as exc:
             notice = f"⚠️ {exc}"
         chats = gr.Radio(choices=chat_choices(runtime, user_of(request)), value=None)

@@ -16,6 +16,8 @@ from app.limits import body_limit
 from app.login_guard import login_guard
 from app.queues import WORKER_THREADS
 from app.roles import admins
+from app.session_binding import session_binding
+from app.upload_temps import upload_sweep
 from app.web_guard import web_guard
 from chat.runtime import build_runtime
 from config import ASSETS_DIR, Settings
@@ -93,6 +95,8 @@ def serve(settings: Settings, block: bool = True, open_browser: bool = False):
                 web_guard(settings),
                 login_guard(throttle),
                 body_limit(settings),
+                session_binding(),  # after the body limit: it reads the queue's JSON
+                upload_sweep(),
                 Middleware(ContentSecurityPolicy),
             ],
         },

@@ -12,7 +12,9 @@ Progress goes to stderr. Last line: one JSON object, {"ours": {...}, "anchor": {
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import functools
 import io
 import json
 import statistics
@@ -112,7 +114,22 @@ ATTACKS = {
     ),
     "deep_json": lambda s: post(s, b'{"messages": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"),
     "seed_1e300": lambda s: post(s, json.dumps({**CHAT, "seed": 1e300}).encode()),
+    # 40 GIFs of 6320x6320 (30 KB each) to the text-only model: refused from the headers,
+    # or decoded one by one first (the anchor: over half a minute).
+    "gifs_to_text_only": lambda s: post(s, gifs_request(40)),
 }
+
+
+@functools.cache
+def gifs_request(count: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("P", (6320, 6320), 0).save(out, "GIF")
+    url = "data:image/gif;base64," + base64.b64encode(out.getvalue()).decode()
+    content = [{"type": "text", "text": "what is this?"}]
+    content += [{"type": "image_url", "image_url": {"url": url}}] * count
+    return json.dumps({**CHAT, "messages": [{"role": "user", "content": content}]}).encode()
 
 
 def time_attacks(servers: list[Server], reps: int) -> dict[str, dict[str, dict]]:

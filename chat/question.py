@@ -9,10 +9,12 @@ from collections.abc import Callable, Sequence
 
 from documents.context import PageMode
 from documents.parts import ChatMessage
-from engine.images import load_image_file
+from engine.budget import RequestBudget, check_request
+from engine.decode_pool import decode_all
+from engine.images import image_file_size, load_image_file
 from engine.limits import check_text
 from engine.spec import VISION_HINT
-from engine.types import EngineInputError, ImagePart, Part, TextPart
+from engine.types import ImagePart, Part, TextPart
 from sessions.library import DocumentLibrary, is_document, read_documents
 
 from .turns import Turn
@@ -49,6 +51,8 @@ def read_question(
     max_pixels: int,
     max_chars: int,
     label: str = "this model",
+    budget: RequestBudget | None = None,
+    owner: str | None = None,
     progress=None,
     cancel: threading.Event | None = None,
     show_blob: Callable[[str], str] | None = None,
@@ -56,11 +60,23 @@ def read_question(
     """The user's turn from its text, image files and document files. `vision` False
     refuses images. `show_blob` gives a stored document's display path (the page's
     blob URL) from its sha256. Raises EngineInputError with one line for any bad input, before
-    anything is stored but the documents' own pages (kept once per sha256)."""
+    anything is stored but the documents' own pages (kept once per sha256).
+
+    The request's budget is checked first, from the images' headers only (a missing
+    file or one that is no image is named first; nothing is decoded for a text-only
+    model); then the images are decoded in the shared pool, fair between `owner`s
+    (engine/decode_pool.py)."""
     check_text(text, max_chars)
-    loaded = [load_image_file(path, max_pixels) for path in images]
-    if loaded and not vision:
-        raise EngineInputError(f"{label} cannot see images; {VISION_HINT}")
+    check_request(
+        budget or RequestBudget(max_image_pixels=max_pixels),
+        [text],
+        [image_file_size(path) for path in images],
+        parts=1 + len(images) + len(documents),
+        vision=vision,
+        label=label,
+        hint=VISION_HINT,
+    )
+    loaded = decode_all(owner, lambda path: load_image_file(path, max_pixels), list(images))
     parts = read_documents(
         library.store,
         [str(p) for p in documents],

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from cli.doc import library_for, terminal_progress
-from cli.flags import MODEL_FLAGS, add_flags
+from cli.flags import MODEL_FLAGS, REQUEST_FLAGS, add_flags
 from documents.context import selection_line
+from engine.budget import RequestBudget
 from engine.types import PromptProgress, SamplingParams, TextDelta
 from sessions import Store
 
@@ -24,6 +25,7 @@ EXIT_INTERRUPTED = 130
 def add_parser(commands) -> None:
     ask = commands.add_parser("ask", help="stream one answer to stdout")
     add_flags(ask, MODEL_FLAGS)
+    add_flags(ask, REQUEST_FLAGS, "request budget")
     ask.add_argument("prompt", help="the question (write <image> to place each image)")
     ask.add_argument(
         "--image", type=Path, action="append", default=[], help="attach an image (repeatable, in order)"
@@ -80,6 +82,7 @@ def run(settings, args) -> int:
             max_pixels=settings.max_image_pixels,
             max_chars=settings.max_text_chars,
             label=spec.label,
+            budget=RequestBudget.of(settings, spec),
             progress=terminal_progress(),
             cancel=cancel,
         )

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from chat.comparison import MAX_MODELS, MIN_MODELS, Column, Comparison, metrics_line, new_comparison, run_turn
-from cli.flags import MODEL_FLAGS, add_flags
+from cli.flags import MODEL_FLAGS, REQUEST_FLAGS, add_flags
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -56,11 +56,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     # --model-path/--hf-path/--endpoint add that model as one more column; so does
     # each --provider.
     add_flags(compare, tuple(flag for flag in MODEL_FLAGS if flag.field not in ("model", "provider")))
+    add_flags(compare, REQUEST_FLAGS, "request budget")
 
 
 def run(settings, args: argparse.Namespace) -> int:
     from chat.question import read_question
     from cli.doc import library_for, terminal_progress
+    from engine.budget import RequestBudget
     from engine.types import EngineInputError
     from models.manager import ModelManager
 
@@ -86,6 +88,7 @@ def run(settings, args: argparse.Namespace) -> int:
             max_pages=settings.max_doc_pages,
             max_pixels=settings.max_image_pixels,
             max_chars=settings.max_text_chars,
+            budget=RequestBudget.of(settings),
             progress=terminal_progress(),
             cancel=cancel,
         )

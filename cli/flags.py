@@ -1,7 +1,8 @@
 """Every command's flags, made from the typed settings (config/settings.py): a field
 with flags in its metadata is a flag, with the field's help, and its type, choices and
 repetition come from the field's annotation. Every command takes the model flags; the
-server flags belong to `serve`.
+server flags belong to `serve`; the request budget's flags to every command that serves or
+asks.
 
 No defaults here: `settings_from` keeps only what was given, so `launch.py --data-dir X
 ask` keeps X instead of having the subcommand's default reset it, and the rest comes
@@ -38,6 +39,8 @@ def _flags(group: str) -> tuple[Flag, ...]:
 
 MODEL_FLAGS = _flags("model")
 SERVER_FLAGS = _flags("server")
+# One request's budget (engine/budget.py): on `serve` (the top level), `ask`, `compare`, `sessions import`.
+REQUEST_FLAGS = _flags("request")
 DATA_FLAGS = tuple(flag for flag in MODEL_FLAGS if flag.field == "data_dir")
 
 
@@ -74,7 +77,7 @@ def _gpu_layers(text: str) -> int | str:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    flags = (*MODEL_FLAGS, *SERVER_FLAGS)
+    flags = (*MODEL_FLAGS, *SERVER_FLAGS, *REQUEST_FLAGS)
     given = {flag.field: value for flag in flags if (value := getattr(args, flag.field, None)) is not None}
     from pydantic import ValidationError
 

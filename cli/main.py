@@ -8,7 +8,7 @@ import sys
 
 from cli import ask, compare, doc, doctor, models, pull, serve, sessions
 from cli import eval as evaluate
-from cli.flags import MODEL_FLAGS, SERVER_FLAGS, add_flags, settings_from
+from cli.flags import MODEL_FLAGS, REQUEST_FLAGS, SERVER_FLAGS, add_flags, settings_from
 from errors import Cancelled, Fault, UserError
 
 EXIT_BAD_INPUT = 2
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="launch.py", description="Llama 4 multimodal playground")
     parser.add_argument("--open", action="store_true", help="open the page in a browser tab")
     add_flags(parser, SERVER_FLAGS, "server")
+    add_flags(parser, REQUEST_FLAGS, "request budget")
     add_flags(parser, MODEL_FLAGS)
     commands = parser.add_subparsers(dest="command")
     for module in COMMANDS.values():

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from cli.flags import DATA_FLAGS, add_flags
+from cli.flags import DATA_FLAGS, REQUEST_FLAGS, add_flags
+from engine.budget import RequestBudget
 from engine.types import EngineInputError
 from sessions.figures import row_metrics
 from sessions.parts import describe_part, summarize_part
@@ -57,6 +59,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
 
     imported = command("import", "add a chat from a JSON export; prints the new id")
+    add_flags(imported, REQUEST_FLAGS, "request budget")
     imported.add_argument("file", help="a file from `sessions export --format json` (- for stdin)")
 
     delete = command("delete", "delete a chat and its images")
@@ -68,6 +71,8 @@ def run(settings: Any, args: argparse.Namespace) -> int:
     handler = HANDLERS.get(args.sessions_command or "")
     if handler is None:
         raise EngineInputError(f"choose a sessions command: {', '.join(HANDLERS)}")
+    if handler is cmd_import:  # the one command that takes a request's content
+        handler = functools.partial(cmd_import, budget=RequestBudget.of(settings))
     with Store(settings.data_dir) as store:
         return handler(store, args)
 
@@ -154,12 +159,12 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(store: Store, args: argparse.Namespace) -> int:
+def cmd_import(store: Store, args: argparse.Namespace, budget: RequestBudget | None = None) -> int:
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         raise EngineInputError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-    print(store.import_json(data))
+    print(store.import_json(data, budget=budget))
     return 0
 
 

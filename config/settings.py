@@ -257,23 +257,7 @@ class ServerSettings(BaseModel):
         group="server",
         gt=0,
     )
-    # One /v1 request all together, checked before any image is decoded or anything
-    # stored (api/budget.py): text characters, images, and the pixels their headers declare.
-    max_request_chars: int = setting(
-        2_000_000, "refuse an API request with more text in all", "--max-request-chars", group="server", ge=1
-    )
-    max_request_images: int = setting(
-        20, "refuse an API request with more images", "--max-request-images", group="server", ge=1
-    )
-    max_request_pixels: int = setting(
-        200_000_000,
-        "refuse an API request whose images declare more pixels in all (read from their headers)",
-        "--max-request-pixels",
-        group="server",
-        ge=1,
-    )
     # Upload and input limits: bad or oversized input is refused with one line.
-    max_image_pixels: int = setting(40_000_000, "pixels an image may have")
     max_file_mb: int = setting(200, "size of one uploaded file, in MB")
     max_text_chars: int = setting(
         1_000_000,
@@ -291,7 +275,49 @@ class ServerSettings(BaseModel):
     )
 
 
-class Settings(ServerSettings, DocumentSettings, EngineSettings, ModelSettings, StoreSettings, BaseSettings):
+class RequestSettings(BaseModel):
+    # One request all together, on every route (the page, /v1, ask, compare, sessions
+    # import), checked before any image is decoded or anything stored (engine/budget.py).
+    # The defaults follow the models: Llama 4 takes up to ~10 images a turn and its tiles
+    # use far fewer than 40 MP; 2M characters is over any local context.
+    max_request_chars: int = setting(
+        2_000_000, "refuse a request with more text in all", "--max-request-chars", group="request", ge=1
+    )
+    max_request_parts: int = setting(
+        500,
+        "refuse a request with more parts (texts, images, documents)",
+        "--max-request-parts",
+        group="request",
+        ge=1,
+    )
+    max_request_images: int = setting(
+        20, "refuse a request with more images", "--max-request-images", group="request", ge=1
+    )
+    max_image_pixels: int = setting(
+        40_000_000,
+        "refuse an image whose header declares more pixels",
+        "--max-image-pixels",
+        group="request",
+        ge=1,
+    )
+    max_request_pixels: int = setting(
+        200_000_000,
+        "refuse a request whose images declare more pixels in all (read from their headers)",
+        "--max-request-pixels",
+        group="request",
+        ge=1,
+    )
+
+
+class Settings(
+    ServerSettings,
+    RequestSettings,
+    DocumentSettings,
+    EngineSettings,
+    ModelSettings,
+    StoreSettings,
+    BaseSettings,
+):
     """Every setting, flat (`settings.n_ctx`), as the L4P_* variables and flags name them."""
 
     model_config = SettingsConfigDict(env_prefix="L4P_", extra="ignore")

@@ -35,6 +35,26 @@ def load_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     return image_from_bytes(path.read_bytes(), path.name, max_pixels)
 
 
+def image_file_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file's header only (nothing decoded), refusing what
+    `load_image_file` would refuse before decoding: a missing file, a file that is no
+    image, a header that declares a bomb."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise EngineInputError(f"image not found: {path}")
+    if path.stat().st_size == 0:
+        raise EngineInputError(f"{path.name} is empty (0 bytes)")
+    try:
+        with Image.open(path) as probe:
+            return probe.size
+    except Image.DecompressionBombError:
+        raise EngineInputError(f"{path.name} declares too many pixels to open safely") from None
+    except Exception:
+        raise EngineInputError(f"{path.name} is not an image this app can read") from None
+
+
 def image_from_bytes(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> ImagePart:
     from PIL import Image
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from documents.parts import ChatMessage
+from engine.budget import RequestBudget
 from engine.types import EngineInputError, SamplingParams
 
 from . import documents as docs
@@ -328,10 +329,15 @@ class Store:
         )
 
     def import_json(
-        self, doc: dict[str, Any] | str | bytes, owner: str = "", max_image_pixels: int = 40_000_000
+        self,
+        doc: dict[str, Any] | str | bytes,
+        owner: str = "",
+        max_image_pixels: int = 40_000_000,
+        budget: RequestBudget | None = None,
     ) -> str:
         """A new session equal to the exported one (new ids); returns its id. Images
-        and documents are checked as uploads are."""
+        and documents are checked as uploads are; each message against the request
+        `budget` (its images' headers only) before any image is decoded."""
         if isinstance(doc, str | bytes):
             try:
                 doc = json.loads(doc)
@@ -339,7 +345,7 @@ class Store:
                 raise EngineInputError("This file is not a chat export (JSON nested too deeply).") from None
             except ValueError:
                 raise EngineInputError("This file is not a chat export (not JSON).") from None
-        imported = transfer.session_from_json(doc, max_image_pixels)
+        imported = transfer.session_from_json(doc, max_image_pixels, budget)
         # Documents are read into the store first (outside the write lock: parsing is
         # slow); an unlocked PDF stored from an encrypted one gets a new sha256.
         stored = {sha: self.ingest_document(data, name) for sha, (name, data) in imported.documents.items()}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from documents.parts import ChatPart, DocumentPart
+from engine.budget import HEADER_BYTES, RequestBudget, check_request
 from engine.images import DEFAULT_MAX_PIXELS, image_from_bytes
 from engine.types import EngineInputError, ImagePart, TextPart
 
@@ -105,7 +106,9 @@ def _part_to_json(
     return record
 
 
-def session_from_json(doc: Any, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> ImportedSession:
+def session_from_json(
+    doc: Any, max_image_pixels: int = DEFAULT_MAX_PIXELS, budget: RequestBudget | None = None
+) -> ImportedSession:
     """Checks the document as it reads it; raises EngineInputError with one line."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise EngineInputError("This file is not a chat exported from the playground.")
@@ -113,6 +116,8 @@ def session_from_json(doc: Any, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> I
         raise EngineInputError(f"Chat export version {doc.get('version')!r} is not supported.")
     check_export(doc)  # bounds on every field, before anything is decoded or stored
     try:
+        if budget is not None:
+            _check_budget(doc, budget)
         attachments = doc.get("attachments", {})
         images = {
             sha: _image_from_json(sha, meta, max_image_pixels)
@@ -131,6 +136,28 @@ def session_from_json(doc: Any, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> I
         raise EngineInputError(f"The chat export is damaged ({type(exc).__name__}: {exc}).") from None
     _check_parents_come_first(messages)
     return ImportedSession(fields, messages, documents)
+
+
+def _check_budget(doc: dict[str, Any], budget: RequestBudget) -> None:
+    """Each message as one request (engine/budget.py): its text, parts and images, the
+    images' sizes from their headers (the first bytes of their base64) only."""
+    attachments = doc.get("attachments", {})
+    for message in doc["messages"]:
+        records = [r for r in message["parts"] if isinstance(r, dict)]
+        texts = [str(r["text"]) for r in records if "text" in r]
+        images = [_header(attachments[r["image"]]["data"]) for r in records if "image" in r]
+        try:
+            check_request(budget, texts, images, parts=len(message["parts"]))
+        except EngineInputError as exc:
+            raise EngineInputError(f"The chat export's message {message.get('id')}: {exc}") from None
+
+
+def _header(text: str) -> bytes:
+    quads = HEADER_BYTES * 4 // 3 // 4 * 4  # whole base64 quads
+    try:
+        return base64.b64decode(text[:quads], validate=True)
+    except binascii.Error:
+        return b""  # the full check says what is wrong with it
 
 
 def rename_documents(

@@ -38,6 +38,7 @@ def app(tmp_path_factory, tiny_llama4):
     proc, url = start_app(
         "--data-dir", str(data), "--extra-model", f"{model}:{mmproj}",
         "--max-request-chars", "50000", "--max-request-images", "3", "--max-request-pixels", "10000000",
+        "--max-request-parts", "70",
     )  # fmt: skip
     yield SimpleNamespace(url=url.rstrip("/"), data=data)
     stop_app(proc)
@@ -78,3 +79,9 @@ def test_too_many_declared_pixels(app, big_gif):
 def test_too_much_text_in_all(app):
     parts = [{"type": "text", "text": "x" * 20_000}] * 3  # each part under the per-message limit
     refused(app, ask(app, "smollm2-135m", parts), "request has 60,000 characters; this server takes 50,000")
+
+
+def test_too_many_parts(app):
+    parts = [{"type": "text", "text": "hi"}] * 71
+    needle = "request has 71 parts; this server takes 70 (--max-request-parts)"
+    refused(app, ask(app, "smollm2-135m", parts), needle)
