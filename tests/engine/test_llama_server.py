@@ -216,3 +216,16 @@ def test_the_child_outlives_the_loading_thread_but_not_the_playground(tiny_llama
         time.sleep(0.1)
     os.kill(int(pid), signal.SIGKILL)
     raise AssertionError("llama-server outlived the process that started it")
+
+
+def test_a_turn_counts_its_prompt_on_the_server_once(server_engine, monkeypatch):
+    asked = []
+    count_on_server = server_engine._count_on_server
+    monkeypatch.setattr(
+        server_engine, "_count_on_server", lambda wire: asked.append(wire) or count_on_server(wire)
+    )
+    messages = [Message.text("user", f"Count me once, at {time.time_ns()}.")]
+    counted = server_engine.count_tokens(messages)  # fitting the context
+    _, final = answer(server_engine, messages)  # then the same prompt streams
+    assert len(asked) == 1
+    assert counted == final.usage.prompt_tokens  # the server's own figure, remembered
