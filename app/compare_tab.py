@@ -427,5 +427,5 @@ def plan_text(runtime: Runtime, names: list[str]) -> str:
     plan = runtime.models.plan(specs)
     if plan.serial:
         return f"Memory: {plan.reason}."
-    total = sum(model_cost(spec) or 0 for spec in specs)
+    total = sum(model_cost(spec, runtime.settings) or 0 for spec in specs)
     return f"Memory: these fit together (about {total / GB:.1f} GB) and answer at the same time."

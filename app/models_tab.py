@@ -17,7 +17,7 @@ from engine.spec import ModelSpec
 from errors import UserError
 from models.catalogue import load_registry
 
-COLUMNS = ["model", "status", "size", "needs", "fits here", "vision"]
+COLUMNS = ["model", "status", "size", "needs", "fits here", "vision", "placement"]
 PULL_QUEUE = "pull"  # one download at a time, beside the chat's queue
 
 
@@ -168,10 +168,12 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
 
 
 def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
+    from models.engines import expert_plan_line
     from models.fit import fit
-    from models.memory import free_vram_bytes, memory_budget
+    from models.memory import free_ram_bytes, free_vram_bytes, memory_budget
 
     budget, vram = memory_budget(runtime.settings, use_gpu=True), free_vram_bytes()
+    ram = free_ram_bytes()
     specs = list(runtime.registry.specs.values())
     checks = page_checks(specs, runtime.settings.check_servers)
     fits = {s.name: fit(s, runtime.settings, budget=budget, vram=vram) for s in specs}
@@ -188,11 +190,12 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
                 f"{result.needs_bytes / 1e9:.1f} GB" if result.needs_bytes else "-",
                 _fits(result, spec),
                 "yes" if spec.vision else "no",
+                expert_plan_line(spec, runtime.settings, vram, ram) or "-",
             ]
         )
     for name, fraction in (pulls.progress if pulls else {}).items():
         if name not in fits:  # a --hf pull: listed once it is on disk
-            table.append([name, f"downloading {fraction:.0%}", "-", "-", "-", "-"])
+            table.append([name, f"downloading {fraction:.0%}", "-", "-", "-", "-", "-"])
     return table
 
 

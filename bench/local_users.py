@@ -9,6 +9,7 @@ The ratio T8/T1 says whether the model batches users (1x-2x) or takes them in tu
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ TOKENS = 64
 SLOTS = 8
 THREADS = 2
 KEY = "bench-local-key"
+_ASKED = itertools.count()
 
 
 def one_answer(base: str, key: str, model: str, question: str) -> int:
@@ -45,9 +47,12 @@ def one_answer(base: str, key: str, model: str, question: str) -> int:
 
 
 def users_at_once(base: str, key: str, model: str, users: int) -> float:
+    """Seconds until all `users` have their answers. Every question is new (a count
+    of calls in it): a repeated prompt would find what a cache kept of it."""
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(users) as pool:
-        questions = [f"User {i} asks: what is {i} plus {i}?" for i in range(users)]
+        asked = next(_ASKED)
+        questions = [f"User {i} asks ({asked}): what is {i} plus {i}?" for i in range(users)]
         got = list(pool.map(lambda q: one_answer(base, key, model, q), questions))
     if min(got) == 0:
         raise SystemExit(f"{base}: an answer came back empty")

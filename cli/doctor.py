@@ -1,6 +1,8 @@
 """`launch.py doctor`: does the llama.cpp in use lay Llama 4 images out as Meta's
-processor does (found by tokenizing a two-tile image), and the tile grids our image
-plan gives common sizes on each kind of backend. Exit 0 when the layout is right."""
+processor does (found by tokenizing a two-tile image), is llama-server here and does
+it start (on a tiny model), and the tile grids our image plan gives common sizes on
+each kind of backend. Exit 0 when the layout is right and, with --local-engine
+server, llama-server starts."""
 
 from __future__ import annotations
 
@@ -14,16 +16,21 @@ SIZES = {
 
 def add_parser(commands) -> None:
     commands.add_parser(
-        "doctor", help="check that llama.cpp lays Llama 4 images out as Meta does; show the image plan"
+        "doctor",
+        help="check that llama.cpp lays Llama 4 images out as Meta does and llama-server starts; "
+        "show the image plan",
     )
 
 
 def run(settings, args) -> int:
     from doctor.llama4_layout import check_llama4_layout
+    from doctor.llama_server import check_llama_server
     from engine.image_plan import LLAMA_CPP, META, plan_image
 
     report = check_llama4_layout()
     print(report.message)
+    server = check_llama_server()
+    print(server.message)
     print("\nimage plan (rows x cols of 336 px tiles, prompt tokens):")
     for what, size in SIZES.items():
         plans = ", ".join(
@@ -34,4 +41,5 @@ def run(settings, args) -> int:
             )
         )
         print(f"  {what:<22} {plans}")
-    return 0 if report.correct else 1
+    server_ok = server.ok or settings.local_engine != "server"  # the in-process engine needs none
+    return 0 if report.correct and server_ok else 1

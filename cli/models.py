@@ -18,18 +18,21 @@ def add_parser(commands) -> None:
 def run(settings, args) -> int:
     from hub.local import add_pulled
     from models.catalogue import load_registry
+    from models.engines import expert_plan_line
     from models.fit import fit
-    from models.memory import free_vram_bytes, memory_budget
+    from models.memory import free_ram_bytes, free_vram_bytes, memory_budget
 
     registry = add_pulled(load_registry(settings), settings.resolved_models_dir)
     from models.availability import NOT_CHECKED, check_all
 
     budget, vram = memory_budget(settings, use_gpu=True), free_vram_bytes()  # measured once for every row
+    ram = free_ram_bytes()
     checks = check_all(list(registry.specs.values())) if settings.check_servers else {}
     rows = [
         {
             **_model_row(spec, settings.n_ctx),
             **fit(spec, settings, settings.n_ctx, budget=budget, vram=vram).as_dict(),
+            "placement": expert_plan_line(spec, settings, vram, ram),
             **(checks[spec.name].as_dict() if spec.name in checks else NOT_CHECKED),
         }
         for spec in registry.specs.values()
@@ -51,6 +54,8 @@ def run(settings, args) -> int:
         )
         if row["fits"] is False:
             print(f"{'':<22} {_too_big(row)}")
+        if row["placement"]:
+            print(f"{'':<22} placement: {row['placement']}")
         if remote and row["endpoint"]:
             print(f"{'':<22} served at {row['endpoint']} as {row['remote_model']}")
         if remote:

@@ -39,6 +39,8 @@ def create_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
             n_cpu_moe=options.n_cpu_moe,
             cpu_moe=options.cpu_moe,
             plan_line=options.plan_line,
+            kv_dir=options.kv_dir,
+            kv_cache_bytes=options.kv_cache_bytes,
         )
     if spec.backend == "llama.cpp":
         from engine.llamacpp import LlamaCppEngine

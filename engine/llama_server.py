@@ -13,8 +13,10 @@ restarted on the same port and key at once, so the next request is served."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +25,14 @@ from engine.image_plan import BUDGETS
 from engine.openai_compat import EndpointError, OpenAIEngine
 from engine.protocol import ProgressFn
 from engine.server_process import ServerProcess
+from engine.slot_state import SlotStates, slot_fingerprint
 from engine.spec import ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, StreamEvent
 
 CRASH_LINE = "the model process stopped; restarting it"
 DEATH_WAIT_S = 1.0  # a broken stream and the child's exit status arrive a moment apart
 DEFAULT_SLOTS = 8
+COUNTS_KEPT = 256  # prompts whose token count is remembered (a few hundred KB at most)
 
 
 def server_args(
@@ -83,13 +87,15 @@ class LlamaServerEngine(OpenAIEngine):
         binary: Path | None = None,
         address_space: int | None = None,
         plan_line: str = "",
+        kv_dir: Path | None = None,
+        kv_cache_bytes: int = 0,
         **options,
     ):
         # llama-server's mtmd tiles Llama 4 images its way (3x3 grids at most).
         super().__init__(replace(spec, tiles="llama.cpp", remote_model=spec.name))
         self.tile_budget = BUDGETS["llama.cpp"] if spec.is_llama and spec.vision else None
         self.slots = slots
-        slot_dir = log_dir.parent / "kv" / "slots" / spec.name
+        slot_dir = kv_dir  # chats' KV state saved there (engine/slot_state.py); None: not saved
         self.args = server_args(spec, slots=slots, slot_dir=slot_dir, **options)
         self.process = ServerProcess(
             self.args,
@@ -100,10 +106,14 @@ class LlamaServerEngine(OpenAIEngine):
             address_space=address_space,
         )
         self._slot_dir = slot_dir
+        self._kv_cache_bytes = kv_cache_bytes
+        self.slot_states: SlotStates | None = None  # set at load when chats' KV state is kept
         self.plan_line = plan_line  # the GPU/RAM split models/ chose for -ngl auto, if any
         self._restart_lock = threading.Lock()
         self.slot_table = SlotTable(slots)
         self._request_slot = threading.local()  # this thread's (slot, reuse) for _request
+        self._counts: OrderedDict[str, int] = OrderedDict()  # prompt -> the server's token count
+        self._counts_lock = threading.Lock()
 
     @property
     def restarts(self) -> int:
@@ -119,7 +129,10 @@ class LlamaServerEngine(OpenAIEngine):
         size_gb = (self.spec.file_bytes() or 0) / 1e9
         report = progress or (lambda fraction, what: None)
         report(0.05, f"starting llama-server for {self.label} ({size_gb:.1f} GB, {self.slots} slots)")
-        self._slot_dir.mkdir(parents=True, exist_ok=True)
+        if self._slot_dir is not None:
+            self._slot_dir.mkdir(parents=True, exist_ok=True)
+            print_ = slot_fingerprint(self.spec.model_path, self.spec.mmproj_path, self.spec.n_ctx, None)
+            self.slot_states = SlotStates(self._slot_dir, print_, self._kv_cache_bytes)
         if self.tile_budget is not None:  # the projector's own tile and patch size
             from engine.llamacpp import mmproj_tile_budget
 
@@ -176,9 +189,27 @@ class LlamaServerEngine(OpenAIEngine):
 
     def _server_count(self, wire: list[dict]) -> int | None:
         """llama-server's own count for a text prompt: its chat template applied
-        (/apply-template), then tokenized (/tokenize). Images: None (estimated)."""
+        (/apply-template), then tokenized (/tokenize). Images: None (estimated).
+
+        Remembered per prompt: a turn counts its prompt to fit the context, then
+        streams the same prompt, and the two round trips wait behind the slots'
+        decoding (~0.25 s a count with 8 users on 2 cores)."""
         if any(isinstance(m.get("content"), list) for m in wire):
             return None
+        key = json.dumps(wire, sort_keys=True, ensure_ascii=False)
+        with self._counts_lock:
+            if key in self._counts:
+                self._counts.move_to_end(key)
+                return self._counts[key]
+        count = self._count_on_server(wire)
+        if count is not None:
+            with self._counts_lock:
+                self._counts[key] = count
+                while len(self._counts) > COUNTS_KEPT:
+                    self._counts.popitem(last=False)
+        return count
+
+    def _count_on_server(self, wire: list[dict]) -> int | None:
         import openai
 
         root = self._client.with_options(base_url=self.process.url)
@@ -210,12 +241,61 @@ class LlamaServerEngine(OpenAIEngine):
             self._ensure_running()
         except EngineLoadError as exc:
             raise EngineInputError(str(exc)) from None
-        slot = self.slot_table.take(cache_scope, session_key)
-        self._request_slot.value = slot
+        slot, reuse, warm = self.slot_table.take(cache_scope, session_key)
+        if session_key and slot >= 0 and not warm:
+            reuse = self._restore(slot, cache_scope, session_key) or reuse
+        self._request_slot.value = slot, reuse
+        ended = None
         try:
-            yield from self._guarded(super().stream(messages, params, cancel, session_key, cache_scope))
+            for event in self._guarded(super().stream(messages, params, cancel, session_key, cache_scope)):
+                if isinstance(event, Final):
+                    ended = event
+                yield event
         finally:
-            self.slot_table.give_back(slot[0])
+            if session_key and slot >= 0 and ended is not None and ended.finish_reason in ("stop", "length"):
+                self._save_then_free(slot, cache_scope, session_key)
+            else:
+                self.slot_table.give_back(slot)
+
+    # -- chats' KV state (engine/slot_state.py) ------------------------------------
+
+    def _slot_action(self, slot: int, action: str, filename: str) -> dict | None:
+        import openai
+
+        root = self._client.with_options(base_url=self.process.url)
+        try:
+            return root.post(
+                f"/slots/{slot}",
+                body={"filename": filename},
+                cast_to=object,
+                options={"params": {"action": action}},
+            )
+        except openai.APIError:
+            return None
+
+    def _restore(self, slot: int, scope: str, session_key: str) -> bool:
+        """The chat's saved state into `slot`; True when the server took it."""
+        if self.slot_states is None or not self.slot_states.saved(scope, session_key):
+            return False
+        reply = self._slot_action(slot, "restore", self.slot_states.filename(scope, session_key))
+        return bool(reply and reply.get("n_restored"))
+
+    def _save_then_free(self, slot: int, scope: str, session_key: str) -> None:
+        """Saved on a thread (the answer is complete; nobody waits for the file); the
+        slot stays taken until then, so no other chat's request overwrites it first."""
+        if self.slot_states is None:
+            self.slot_table.give_back(slot)
+            return
+        states = self.slot_states
+
+        def save() -> None:
+            try:
+                self._slot_action(slot, "save", states.filename(scope, session_key))
+                states.evict()
+            finally:
+                self.slot_table.give_back(slot)
+
+        threading.Thread(target=save, name=f"save-slot-{slot}", daemon=True).start()
 
     def _guarded(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
         """The stream, with a dead child's error replaced by one line and a restart."""
@@ -248,12 +328,12 @@ class SlotTable:
         self._clock = 0
         self._lock = threading.Lock()
 
-    def take(self, scope: str, session_key: str | None) -> tuple[int, bool]:
-        """(slot id, may the server reuse its cache)."""
+    def take(self, scope: str, session_key: str | None) -> tuple[int, bool, bool]:
+        """(slot id, may the server reuse its cache, does it hold this chat's last turn)."""
         with self._lock:
             free = [i for i in range(len(self._busy)) if not self._busy[i]]
             if not free:
-                return -1, False
+                return -1, False, False
             mine = [i for i in free if self._owner[i] is not None and self._owner[i][0] == scope]
             same_chat = [i for i in mine if session_key is not None and self._owner[i][1] == session_key]
             slot = (
@@ -261,10 +341,10 @@ class SlotTable:
                 if mine
                 else min(free, key=self._used.__getitem__)
             )
-            reuse = bool(mine)
+            reuse, warm = bool(mine), slot in same_chat
             self._clock += 1
             self._busy[slot], self._used[slot], self._owner[slot] = True, self._clock, (scope, session_key)
-            return slot, reuse
+            return slot, reuse, warm
 
     def give_back(self, slot: int) -> None:
         if slot >= 0:

@@ -3,6 +3,9 @@ narrowed to what the engine takes, with "-ngl auto" resolved against this machin
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from config import Settings
 from engine import Engine, EngineOptions, ModelSpec, create_engine
 
@@ -40,18 +43,52 @@ def engine_options(spec: ModelSpec, settings: Settings) -> EngineOptions:
 def expert_split(spec: ModelSpec, slots: int):
     """The GPU/RAM split of a MoE GGUF on this machine's free memory (models/moe_plan.py);
     None without an NVIDIA GPU to ask, or for a model without experts."""
-    from engine.gguf import gguf_parts
     from engine.machine import free_ram_bytes, free_vram_bytes
-    from models.moe_plan import Machine, plan_moe, split_layers, tensors_from_gguf
 
     vram = free_vram_bytes()
-    if spec.backend != "llama.cpp" or not vram or spec.model_path is None or not spec.model_path.is_file():
+    return expert_plan(spec, slots, vram, free_ram_bytes() or 0) if vram else None
+
+
+def expert_plan(spec: ModelSpec, slots: int, vram: int | None, ram: int):
+    """The split of a MoE GGUF on a machine with this free VRAM (None or 0: no GPU) and
+    RAM, its KV cache for `slots` full contexts included; None for a model that is not
+    a GGUF on disk or has no experts."""
+    from models.moe_plan import Machine, plan_moe, split_layers
+
+    if spec.backend != "llama.cpp" or spec.model_path is None or not spec.model_path.is_file():
         return None
-    tensors = [t for part in gguf_parts(spec.model_path) for t in tensors_from_gguf(part)]
+    tensors = _header_tensors(spec.model_path)
     if not split_layers(tensors).experts:
         return None
     context = (spec.kv_bytes_per_token or 0) * spec.n_ctx * slots
-    return plan_moe(tensors, Machine(vram=vram, ram=free_ram_bytes() or 0), context)
+    return plan_moe(tensors, Machine(vram=vram, ram=ram), context)
+
+
+def expert_plan_line(spec: ModelSpec, settings: Settings, vram: int | None, ram: int | None) -> str:
+    """What `launch.py models` and the Models tab show for a MoE GGUF: "GPU 11.2 GB +
+    RAM 35.0 GB, 14 of 48 expert layers on the GPU" ("" for any other model). The split
+    is llama-server's (--local-engine server); in-process llama.cpp cannot keep experts
+    apart, which the line says."""
+    slots = settings.local_slots if settings.local_engine == "server" else 1
+    plan = expert_plan(spec, slots, vram, ram or 0)
+    if plan is None:
+        return ""
+    return plan.describe() + ("" if settings.local_engine == "server" else " (with --local-engine server)")
+
+
+def _header_tensors(path) -> list[tuple[str, int]]:
+    from engine.gguf import gguf_parts
+
+    parts = gguf_parts(path)
+    return list(_tensors_of(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in parts)))
+
+
+@functools.lru_cache(maxsize=16)
+def _tensors_of(versions: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, int], ...]:
+    """Every part's (tensor, bytes), read once per file version (tables are redrawn often)."""
+    from models.moe_plan import tensors_from_gguf
+
+    return tuple(t for part, _, _ in versions for t in tensors_from_gguf(Path(part)))
 
 
 def engine_for(spec: ModelSpec, settings: Settings) -> Engine:

@@ -168,7 +168,7 @@ class ModelManager:
                 self._unload(spec.name)
 
     def _make_room(self, specs: Sequence[ModelSpec], wanted: set[str]) -> None:
-        costs = [model_cost(spec) for spec in specs]
+        costs = [model_cost(spec, self.settings) for spec in specs]
         needed = sum(c for c in costs if c is not None)
         while True:
             others = {n: e for n, e in self._loaded.items() if n not in wanted}
@@ -179,7 +179,7 @@ class ModelManager:
             if idle:
                 self._unload(idle[0])  # the least recently used first
                 continue
-            if not any(model_cost(spec) != 0 for spec, _ in others.values()):
+            if not any(model_cost(spec, self.settings) != 0 for spec, _ in others.values()):
                 return  # nothing left that frees memory: the load itself finds out
             self._unpinned.wait()  # a model answering someone else: its memory comes when it is done
 
@@ -189,6 +189,5 @@ class ModelManager:
         if self._current == name:
             self._current = None
 
-    @staticmethod
-    def _resident_bytes(entries: dict[str, tuple[ModelSpec, Engine]]) -> int:
-        return sum(model_cost(spec) or 0 for spec, _ in entries.values())
+    def _resident_bytes(self, entries: dict[str, tuple[ModelSpec, Engine]]) -> int:
+        return sum(model_cost(spec, self.settings) or 0 for spec, _ in entries.values())

@@ -42,12 +42,21 @@ def memory_budget(
     return ram + ((free_vram() or 0) if gpu else 0) + resident
 
 
-def model_cost(spec: ModelSpec) -> int | None:
-    """Bytes this model takes here at its context; 0 for a remote backend; None when
-    unknown (no file and no published size)."""
+def kv_slots(spec: ModelSpec, settings: Settings | None) -> int:
+    """How many full contexts of KV cache this model holds once loaded. llama-server
+    (--local-engine server) splits its -c evenly among its -np slots unless the KV is
+    unified; engine/llama_server.py passes -c n_ctx x slots with --no-kv-unified so each
+    slot holds the model's whole context: slots x n_ctx positions. In-process: one."""
+    server = settings is not None and settings.local_engine == "server"
+    return settings.local_slots if server and spec.backend == "llama.cpp" and not spec.is_remote else 1
+
+
+def model_cost(spec: ModelSpec, settings: Settings | None = None) -> int | None:
+    """Bytes this model takes here at its context (every slot's, as `settings` load
+    it); 0 for a remote backend; None when unknown (no file and no published size)."""
     if spec.is_remote:
         return 0  # the server holds the weights
-    estimate = spec.estimated_memory(spec.n_ctx)
+    estimate = spec.estimated_memory(spec.n_ctx * kv_slots(spec, settings))
     return None if estimate is None else math.ceil(estimate * (1 + COMPUTE_SHARE))
 
 
@@ -83,7 +92,7 @@ class MemoryGuard:
         """Greedy, in the given order: each model joins the current group while the
         group still fits; a model whose size is unknown runs alone."""
         budget = self.budget(resident)
-        costs = [model_cost(spec) for spec in specs]
+        costs = [model_cost(spec, self.settings) for spec in specs]
         if budget is None:
             groups = [[i] for i in range(len(specs))]
             reason = "free memory is unknown here, so the models run one after another"

@@ -70,7 +70,7 @@ class MoePlan:
 
     def describe(self) -> str:
         if self.gpu_bytes == 0:
-            where = f"RAM {self.ram_bytes / GB:.1f} GB, CPU only"
+            where = f"all in RAM: {self.ram_bytes / GB:.1f} GB, none on the GPU"
         else:
             where = f"GPU {self.gpu_bytes / GB:.1f} GB + RAM {self.ram_bytes / GB:.1f} GB"
             where += f", {self.expert_layers_on_gpu} of {self.expert_layers} expert layers on the GPU"

@@ -99,3 +99,5 @@ def test_models_json_rows(tiny_llama4):
     tiny = rows["tiny-llama4"]
     assert tiny["available"] and tiny["vision"] and tiny["n_ctx"] == 2048
     assert tiny["memory_gb"] >= tiny["size_gb"]
+    assert "expert layers on the GPU" in tiny["placement"] or tiny["placement"].startswith("all in RAM: ")
+    assert rows["smollm2-135m"]["placement"] == ""  # dense: nothing to split

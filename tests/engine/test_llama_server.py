@@ -216,3 +216,46 @@ def test_the_child_outlives_the_loading_thread_but_not_the_playground(tiny_llama
         time.sleep(0.1)
     os.kill(int(pid), signal.SIGKILL)
     raise AssertionError("llama-server outlived the process that started it")
+
+
+def test_a_turn_counts_its_prompt_on_the_server_once(server_engine, monkeypatch):
+    asked = []
+    count_on_server = server_engine._count_on_server
+    monkeypatch.setattr(
+        server_engine, "_count_on_server", lambda wire: asked.append(wire) or count_on_server(wire)
+    )
+    messages = [Message.text("user", f"Count me once, at {time.time_ns()}.")]
+    counted = server_engine.count_tokens(messages)  # fitting the context
+    _, final = answer(server_engine, messages)  # then the same prompt streams
+    assert len(asked) == 1
+    assert counted == final.usage.prompt_tokens  # the server's own figure, remembered
+
+
+def test_a_saved_chat_s_follow_up_after_a_reload_reads_only_its_new_tokens(tiny_llama4, tmp_path):
+    settings = Settings(local_engine="server", local_slots=2, data_dir=tmp_path, n_threads=2)
+    spec = user_model(*tiny_llama4)
+    first = [Message.text("user", "Tell me about lighthouses and the sea. " * 20)]
+
+    def turn(messages, session_key):
+        engine = engine_for(spec, settings)
+        engine.load()
+        try:
+            text, final = "", None
+            for event in engine.stream(messages, GREEDY, session_key=session_key, cache_scope="ann"):
+                text += event.text if isinstance(event, TextDelta) else ""
+                final = event if isinstance(event, Final) else final
+            deadline = time.monotonic() + 10
+            while any(engine.slot_table._busy) and time.monotonic() < deadline:
+                time.sleep(0.02)  # the slot is saved on a thread after the answer
+            return text, final
+        finally:
+            engine.unload()
+
+    text, opened = turn(first, "chat-1")
+    assert list(tmp_path.glob("kv/*.slot")), "the slot was not saved"
+    follow = [*first, Message.text("assistant", text), Message.text("user", "And then?")]
+    restored_text, restored = turn(follow, "chat-1")  # a new child: only the saved file knows
+    cold_text, cold = turn(follow, "chat-2")  # the same conversation, nothing saved for it
+    assert restored.usage.cached_tokens >= opened.usage.prompt_tokens - 1
+    assert not cold.usage.cached_tokens
+    assert restored_text == cold_text  # greedy: the restored state is the one computed afresh

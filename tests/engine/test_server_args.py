@@ -54,18 +54,19 @@ def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
     from engine.llama_server import SlotTable
 
     table = SlotTable(3)
-    ann, reuse = table.take("ann", "chat-1")
-    assert not reuse  # a fresh slot holds nothing of anyone's
+    ann, reuse, warm = table.take("ann", "chat-1")
+    assert not reuse and not warm  # a fresh slot holds nothing of anyone's
     table.give_back(ann)
-    bob, reuse = table.take("bob", None)
+    bob, reuse, _ = table.take("bob", None)
     assert bob != ann and not reuse  # Bob gets another slot, not Ann's
-    again, reuse = table.take("ann", "chat-1")
-    assert (again, reuse) == (ann, True)  # Ann's follow-up comes back to her slot
-    third, reuse = table.take("carol", None)
+    again, reuse, warm = table.take("ann", "chat-1")
+    assert (again, reuse, warm) == (ann, True, True)  # Ann's follow-up comes back to her slot
+    third, reuse, _ = table.take("carol", None)
     assert not reuse and third not in (ann, bob)
-    assert table.take("dan", None) == (-1, False)  # all busy: the server picks, nothing reused
+    assert table.take("dan", None) == (-1, False, False)  # all busy: the server picks, nothing reused
     table.give_back(bob)
-    assert table.take("dan", None) == (bob, False)  # Bob's slot, but not Bob's cache
+    assert table.take("dan", None) == (bob, False, False)  # Bob's slot, but not Bob's cache
     table.forget()
     table.give_back(ann)
-    assert table.take("ann", "chat-1") == (ann, False)  # a restarted server holds nothing
+    # A restarted server holds nothing: the chat's saved state is restored (not warm).
+    assert table.take("ann", "chat-1") == (ann, False, False)
