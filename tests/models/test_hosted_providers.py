@@ -321,7 +321,8 @@ def test_cli_over_limit_images_are_one_line_and_never_sent(provider, tmp_path, w
     images = [arg for i in range(6) for arg in ("--image", str(write_png(f"{i}.png")))]
     result = cli("ask", "--endpoint", provider.url, "--provider", PROVIDER, *images, "describe", env=env)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"error: {LABEL} takes at most 5 images per request")
+    assert result.stderr.startswith("error: request has 6 images; this server takes 5")
+    assert LABEL in result.stderr
     assert provider.script.chat_requests == []
 
 
