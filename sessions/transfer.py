@@ -132,6 +132,8 @@ def session_from_json(
         session = doc["session"]
         fields = {name: session[name] for name in ("title", "model", "settings", "created", "updated")}
         messages = [_message_from_json(message, images) for message in doc["messages"]]
+    except EngineInputError:
+        raise  # already one line that says what is wrong (a ValueError too)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise EngineInputError(f"The chat export is damaged ({type(exc).__name__}: {exc}).") from None
     _check_parents_come_first(messages)

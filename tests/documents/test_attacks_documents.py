@@ -198,13 +198,13 @@ def test_sessions_import_checks_images_like_uploads(tmp_path):
     bomb = tmp_path / "bomb.json"
     bomb.write_text(json.dumps(export_with_image(attack.bomb_png())))
     refused = launch("--data-dir", data_dir, "sessions", "import", str(bomb))
-    assert_one_line_refusal(refused, "in the chat export declares too many pixels to open safely")
+    assert_one_line_refusal(refused, "declares too many pixels to open safely")
     assert refused["peak_mb"] < PEAK_MB
     big = tmp_path / "big.json"  # under Pillow's own bomb limit, over ours
     big.write_text(json.dumps(export_with_image(png_bytes(8000, 6000))))
     assert_one_line_refusal(
         launch("--data-dir", data_dir, "sessions", "import", str(big)),
-        "is 8000x6000 pixels, over the 40,000,000",
+        "is 8,000x6,000 = 48,000,000 pixels; this server takes 40,000,000 per image",
     )
     listed = launch("--data-dir", data_dir, "sessions", "list", "--json")
     assert listed["rc"] == 0 and "imported" not in listed["stdout"], "nothing half-written"
