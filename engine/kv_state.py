@@ -185,22 +185,28 @@ class StateStore:
 
     def evict(self, keep: Path | None = None) -> list[Path]:
         """Deletes least recently used state files until the directory fits the cap."""
-        files = []
-        for path in self.directory.glob(f"*{SUFFIX}"):
-            with contextlib.suppress(OSError):
-                stat = path.stat()
-                files.append((stat.st_mtime_ns, stat.st_size, path))
-        total = sum(size for _, size, _ in files)
-        removed = []
-        for _, size, path in sorted(files):
-            if total <= self.max_bytes:
-                break
-            if path == keep:
-                continue
-            path.unlink(missing_ok=True)
-            total -= size
-            removed.append(path)
-        return removed
+        return evict_oldest(self.directory, SUFFIX, self.max_bytes, keep)
+
+
+def evict_oldest(directory: Path, suffix: str, max_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Deletes the least recently used `*suffix` files of a folder (oldest mtime first,
+    never `keep`) until the rest fit in max_bytes; returns what it deleted."""
+    files = []
+    for path in directory.glob(f"*{suffix}"):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            files.append((stat.st_mtime_ns, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    removed = []
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        if path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
 
 
 def capture_sequence(llm) -> ctypes.Array:

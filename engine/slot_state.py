@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 from pathlib import Path
 
-from engine.kv_state import _session_stem, file_identity
+from engine.kv_state import _session_stem, evict_oldest, file_identity
 
 SUFFIX = ".slot"
 
@@ -47,16 +47,5 @@ class SlotStates:
 
     def evict(self) -> None:
         """Oldest files first until the folder is under the cap (0: no cap)."""
-        if self.max_bytes <= 0:
-            return
-        files = []
-        for path in self.directory.glob(f"*{SUFFIX}"):
-            with contextlib.suppress(OSError):
-                stat = path.stat()
-                files.append((stat.st_mtime_ns, stat.st_size, path))
-        total = sum(size for _, size, _ in files)
-        for _, size, path in sorted(files):
-            if total <= self.max_bytes:
-                return
-            path.unlink(missing_ok=True)
-            total -= size
+        if self.max_bytes > 0:
+            evict_oldest(self.directory, SUFFIX, self.max_bytes)
