@@ -81,6 +81,7 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
         None,
         [*chat_view, panel.chats, box],
         api_name="new_chat",
+        queue=False,  # at once, not behind a stopped answer's queue: a draft typed next must survive
     )
     panel.search.submit(_searcher(runtime), panel.search, panel.chats, api_name="search")
     opened = panel.chats.input(

@@ -186,8 +186,9 @@ def test_buttons_show_only_when_they_can_act(open_page, app_url):
     expect(page.locator("#previous-answer")).to_be_hidden()  # only one answer so far
 
     page.locator("#new-chat").click()
+    expect(page.locator("#chat .message")).to_have_count(0, timeout=15_000)  # the new chat is on screen
     ask(page, "What is the capital of France?")
-    page.locator("#chat .metrics").last.wait_for(timeout=60_000)
+    page.locator("#chat .metrics").last.wait_for(timeout=90_000)
     expect(page.locator("#previous-answer")).to_be_hidden()
     page.locator("#regenerate").click()
     page.locator("#chat").get_by_text("answer 2/2").wait_for(timeout=60_000)
