@@ -11,6 +11,7 @@ from app.access import is_shared
 from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
 from app.upload_temps import CHAT_UPLOADS
+from chat.branches import branch_through, mark_versions, parse_chat_choice
 from chat.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
 from documents.parts import ChatMessage
@@ -19,6 +20,21 @@ from engine.types import TextPart
 from errors import UserError
 
 LIST_LIMIT = 50
+# After a search hit opens its chat: bring the hit's turn into view once the chat
+# has rendered it (and scrolled itself to the bottom), and mark it for a moment.
+SCROLL_TO_TURN_JS = """(turn) => {
+  if (turn === "" || turn === null) return;
+  let tries = 0;
+  const bring = setInterval(() => {
+    const rows = document.querySelectorAll("#chat .message-row");
+    const row = rows[Number(turn)];
+    if (row) {
+      row.scrollIntoView({ block: "center" });
+      row.classList.add("search-hit");
+    }
+    if (++tries > 10) clearInterval(bring);
+  }, 150);
+}"""
 
 
 @dataclass
@@ -31,6 +47,8 @@ class Panel:
     delete: gr.Button
     confirm: gr.Button
     cancel: gr.Button
+    version: gr.Textbox  # set by assets/citations.js when a ‹ › version link is clicked
+    scroll_to: gr.Textbox  # the turn a search hit opened at, for the page to scroll to
 
 
 def build_panel() -> Panel:
@@ -46,7 +64,9 @@ def build_panel() -> Panel:
                 "Yes, delete it", size="sm", variant="stop", visible=False, elem_id="confirm-delete"
             )
             cancel = gr.Button("Keep it", size="sm", visible=False, elem_id="cancel-delete")
-    return Panel(new, search, chats, title, rename, delete, confirm, cancel)
+    version = gr.Textbox(visible="hidden", elem_id="version-target")
+    scroll_to = gr.Textbox(visible="hidden", elem_id="scroll-to")
+    return Panel(new, search, chats, title, rename, delete, confirm, cancel, version, scroll_to)
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -75,6 +95,7 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
     """The panel's events; returns those that put another chat on screen. A new chat
     is new: the input `box` is emptied in the same event, draft and files alike."""
     chat_view = [turns, session, chatbot, notice]
+    private = {"api_visibility": "private"}
     demo.load(refresher(runtime), [session], panel.chats, api_name="list_chats")
     new = panel.new.click(
         lambda: ([], "", [], "", gr.Radio(value=None), gr.MultimodalTextbox(value=None, interactive=True)),
@@ -85,7 +106,14 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
     )
     panel.search.submit(_searcher(runtime), panel.search, panel.chats, api_name="search")
     opened = panel.chats.input(
-        _opener(runtime), panel.chats, [*chat_view, panel.title, model, *settings], api_name="open_chat"
+        _opener(runtime),
+        panel.chats,
+        [*chat_view, panel.title, model, *settings, panel.scroll_to],
+        api_name="open_chat",
+    )
+    opened.then(None, panel.scroll_to, None, js=SCROLL_TO_TURN_JS)
+    switched = panel.version.change(
+        version_switcher(runtime), [panel.version, turns, session], [turns, chatbot, notice], **private
     )
     panel.rename.click(_renamer(runtime), [session, panel.title], [panel.chats, notice], api_name="rename")
     confirm_buttons = [panel.confirm, panel.cancel]
@@ -96,7 +124,7 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
     deleted = panel.confirm.click(
         _deleter(runtime), session, [*chat_view, panel.chats, *confirm_buttons], api_name="delete_chat"
     )
-    return [new, opened, deleted]
+    return [new, opened, deleted, switched]
 
 
 def _searcher(runtime: Runtime):
@@ -114,29 +142,35 @@ def _searcher(runtime: Runtime):
         for hit in hits:
             if hit.session_id not in seen:
                 seen.add(hit.session_id)
-                choices.append((f"{hit.session_title}: {hit.snippet}", hit.session_id))
+                # The hit's message too: the chat opens on the branch that holds it.
+                choices.append((f"{hit.session_title}: {hit.snippet}", f"{hit.session_id}#{hit.message_id}"))
         return gr.Radio(choices=choices, value=None, label=f"{len(choices)} chats match “{query.strip()}”")
 
     return search
 
 
 def _opener(runtime: Runtime):
-    def open_chat(session_id: str | None, request: gr.Request):
+    def open_chat(choice: str | None, request: gr.Request):
+        session_id, hit = parse_chat_choice(choice or "")
         if not session_id:
-            return [], "", [], "", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
+            return [], "", [], "", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6, ""
         try:
             row = owned(runtime, session_id, request)
-            turns = mark_branches(
-                runtime, turns_from_rows(runtime.store.branch(session_id), blob_link(request))
+            rows = (
+                branch_through(runtime.store, session_id, hit)
+                if hit is not None
+                else runtime.store.branch(session_id)
             )
+            turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
         except UserError as exc:
-            return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
+            return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6, ""
+        at = next((str(i) for i, turn in enumerate(turns) if hit is not None and turn.id == hit), "")
         saved = row.settings or {}
         model = row.model if row.model in runtime.registry.specs else gr.update()
         # A shared server's context size is its own, whatever the chat was saved with.
         kept = {"n_ctx"} if is_shared(runtime.settings) else set()
         restored = [gr.update() if name in kept else saved.get(name, gr.update()) for name in SETTING_NAMES]
-        return turns, session_id, to_chatbot(turns), "", row.title, model, *restored
+        return turns, session_id, to_chatbot(turns), "", row.title, model, *restored, at
 
     return open_chat
 
@@ -214,38 +248,49 @@ def _keep_files(old: ChatMessage, new_text: str) -> tuple:
 
 
 def branch_mover(runtime: Runtime, step: int):
-    """◀ / ▶: show the previous or next sibling of the last answer (a regeneration)."""
+    """◀ / ▶: show the previous or next version of the last answer (a regeneration)."""
 
     def move(turns: list[Turn], session: str, request: gr.Request):
         last = turns[-1] if turns else None
-        if not session or last is None or last.id is None:
+        if not session or last is None or last.versions is None:
             return turns, to_chatbot(turns), "No other answers to this turn yet."
-        try:
-            owned(runtime, session, request)
-            siblings = runtime.store.siblings(last.id)
-            position = siblings.index(last.id) + step
-            if not 0 <= position < len(siblings):
-                return turns, to_chatbot(turns), ""
-            leaf = runtime.store.latest_leaf(siblings[position])
-            rows = runtime.store.branch(session, leaf)
-        except UserError as exc:
-            return turns, to_chatbot(turns), f"⚠️ {exc}"
-        turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
-        return turns, to_chatbot(turns), ""
+        target = last.versions.previous if step < 0 else last.versions.following
+        if target is None:
+            return turns, to_chatbot(turns), ""
+        return _show_version(runtime, turns, session, target, request)
 
     return move
 
 
+def version_switcher(runtime: Runtime):
+    """A ‹ or › of any question or answer: that version, and what was said after it."""
+
+    def switch(target: str, turns: list[Turn], session: str, request: gr.Request):
+        if not target:  # the page clears the box before each click; nothing to show
+            return gr.update(), gr.update(), gr.update()
+        if not session or not target.isdigit():
+            return turns, to_chatbot(turns), "⚠️ That version is not part of this chat."
+        return _show_version(runtime, turns, session, int(target), request)
+
+    return switch
+
+
+def _show_version(runtime: Runtime, turns: list[Turn], session: str, message_id: int, request):
+    try:
+        owned(runtime, session, request)
+        rows = branch_through(runtime.store, session, message_id)
+    except UserError as exc:
+        return turns, to_chatbot(turns), f"⚠️ {exc}"
+    turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
+    return turns, to_chatbot(turns), ""
+
+
 def mark_branches(runtime: Runtime, turns: list[Turn]) -> list[Turn]:
-    """Label answers that have siblings "2/3" so users know there is more to see.
-    Answers of a blind comparison not voted on yet show no figures: speeds would
-    tell the models apart."""
+    """Mark every question and answer that has siblings ("2/3", with its neighbours)
+    so users see there is more and can move there. Answers of a blind comparison not
+    voted on yet show no figures: speeds would tell the models apart."""
     hidden = runtime.store.comparisons.hidden_answers([t.id for t in turns if t.id is not None])
     for turn in turns:
         if turn.id in hidden:
             turn.footer = ""
-        if turn.message.role == "assistant" and turn.id is not None:
-            siblings = runtime.store.siblings(turn.id)
-            if len(siblings) > 1:
-                turn.branch = f"{siblings.index(turn.id) + 1}/{len(siblings)}"
-    return turns
+    return mark_versions(turns, runtime.store.siblings)

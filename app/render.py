@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from app.safe_markdown import safe_html
+from chat.branches import Versions
 from chat.turns import Turn
 from documents.parts import CITATION, DocumentPart
 from engine.types import ImagePart, TextPart
@@ -26,6 +27,7 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
     """Role/content dicts for gr.Chatbot; a user turn keeps its image order."""
     shown = []
     documents: tuple[DocumentPart, ...] = ()  # what page citations in answers point into
+    question: Versions | None = None  # the versions of the question an answer follows
     for turn in turns:
         if turn.message.role == "user":
             content, files = [], iter(turn.files)
@@ -37,6 +39,7 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
                 else:
                     content.append(_image_content(part, next(files, "")))
             documents = turn.message.documents or documents
+            question = turn.versions
             shown.append({"role": "user", "content": content})
         elif turn.status == "reading":  # the prompt being read: a progress line, no answer yet
             line = turn.message.plain_text
@@ -46,19 +49,35 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
                 "…" if turn.status == "streaming" else ""
             )
             footer = " · ".join(
-                bit
-                for bit in (
-                    turn.footer,
-                    turn.status if turn.status == "interrupted" else "",
-                    f"answer {turn.branch}" if turn.branch else "",
-                )
-                if bit
+                bit for bit in (turn.footer, turn.status if turn.status == "interrupted" else "") if bit
             )
             if footer:
                 text += f"\n\n<span class='metrics'>{footer}</span>"
             # Model output as sanitized HTML: it can show, never act (app/safe_markdown.py).
-            shown.append({"role": "assistant", "content": safe_html(text)})
+            # The switchers are ours (ids and numbers only), added after sanitizing.
+            content = safe_html(text) + (versions_switcher(turn.versions, "answer") if turn.versions else "")
+            if question:  # assets/citations.js shows it in the question's bubble
+                content = versions_switcher(question, "question") + content
+            question = None
+            shown.append({"role": "assistant", "content": content})
     return shown
+
+
+def versions_switcher(versions: Versions, what: str) -> str:
+    """ "‹ 2/3 ›": links to the neighbouring versions of a question or an answer, which
+    assets/citations.js turns into a switch to that version's branch."""
+
+    def step(target: int | None, arrow: str, name: str) -> str:
+        if target is None:
+            return f"<span class='version-end'>{arrow}</span>"
+        return f"<a href='#version-{target}' title='{name} version'>{arrow}</a>"
+
+    label = f"{what} {versions.label}" if what == "answer" else versions.label
+    previous, following = step(versions.previous, "‹", "previous"), step(versions.following, "›", "next")
+    return (
+        f"<span class='versions {what}-versions' title='versions of this {what}'>"
+        f"{previous} {label} {following}</span>"
+    )
 
 
 def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:

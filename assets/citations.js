@@ -22,6 +22,61 @@
     true,
   );
 
+  // A version switcher's ‹ › are links to "#version-<message id>": a click shows that
+  // version's branch (app/history.py version_switcher) instead of following the link.
+  document.addEventListener(
+    "click",
+    (event) => {
+      const link = event.target.closest && event.target.closest('#chat a[href^="#version-"]');
+      if (!link) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const target = link.getAttribute("href").split("#version-")[1];
+      const box = document.querySelector("#version-target textarea, #version-target input");
+      if (!box) return;
+      box.value = "";
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+      setTimeout(() => {
+        box.value = target;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+      }, 50);
+    },
+    true,
+  );
+
+  // A question's versions come at the top of its answer (an edited question's bubble
+  // is the person's own text, edited in place); shown in the question's bubble here.
+  const placeQuestionVersions = (chat) => {
+    chat.querySelectorAll(".placed-versions").forEach((old) => old.remove());
+    const rows = [...chat.querySelectorAll(".message-row")];
+    chat.querySelectorAll(".bot-row .question-versions").forEach((switcher) => {
+      const question = rows[rows.indexOf(switcher.closest(".message-row")) - 1];
+      const bubble = question && question.classList.contains("user-row") && question.querySelector(".user.message");
+      if (!bubble) return;
+      const copy = switcher.cloneNode(true);
+      copy.classList.replace("question-versions", "placed-versions");
+      bubble.appendChild(copy);
+      switcher.classList.add("placed");
+    });
+  };
+  const watchChat = setInterval(() => {
+    const chat = document.querySelector("#chat");
+    if (!chat) return;
+    clearInterval(watchChat);
+    let pending = false;
+    const observer = new MutationObserver(() => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        observer.disconnect(); // our own changes are not news
+        placeQuestionVersions(chat);
+        observer.observe(chat, { childList: true, subtree: true, characterData: true });
+      });
+    });
+    observer.observe(chat, { childList: true, subtree: true, characterData: true });
+  }, 200);
+
   // Esc closes the page viewer if it is open, otherwise stops what runs (the Stop
   // buttons are on the page only while something runs).
   const shown = (selector) => {

@@ -11,6 +11,7 @@ from sessions.figures import row_metrics
 from sessions.parts import blob_sha256
 from sessions.rows import STATUS_BY_FINISH
 
+from .branches import Versions
 from .conversation import model_messages
 from .metrics import context_line
 
@@ -27,7 +28,12 @@ class Turn:
     footer: str = ""  # metrics line under an answer
     status: str = "complete"  # reading | streaming | complete | cancelled | error | interrupted
     id: int | None = None  # the stored message this turn is
-    branch: str = ""  # "2/3" when this answer has siblings to move between
+    versions: Versions | None = None  # set when an edit or a regeneration left siblings
+
+    @property
+    def branch(self) -> str:
+        """ "2/3" when this turn has siblings to move between, else ""."""
+        return self.versions.label if self.versions else ""
 
 
 def assistant_turn(text: str, status: str, footer: str = "") -> Turn:

@@ -85,7 +85,8 @@ def test_search_rename_and_delete(app, data_dir):
     ask(client, "Tell me about the giraffe.")
     session, _ = only_session(data_dir)
     found = client.predict("giraffe", api_name="/search")
-    assert session.id in [value for _, value in found["choices"]]
+    hits = [value.partition("#") for _, value in found["choices"]]
+    assert session.id in [chat for chat, _, _ in hits] and all(message.isdigit() for _, _, message in hits)
     assert client.predict("zebra", api_name="/search")["choices"] == []
 
     client.predict("", api_name="/list_chats")
