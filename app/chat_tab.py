@@ -13,8 +13,9 @@ from app import history, models_tab, page_viewer
 from app.access import is_shared
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
-from app.render import SETTING_NAMES, to_chatbot
+from app.render import SETTING_NAMES, attachment_chips, to_chatbot
 from app.upload_temps import CHAT_UPLOADS
+from chat.attachments import describe_upload
 from chat.conversation import TurnRequest, Waiting
 from chat.metrics import metrics_footer, reading_line
 from chat.question import read_question, split_uploads
@@ -58,6 +59,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
                 show_label=False,
                 elem_id="input",
             )
+            chips = gr.HTML("", elem_id="attachment-chips")
             with gr.Row(elem_id="chat-controls"):
                 # Each shows only when it can do something (see _controls).
                 stop = gr.Button("■ Stop", variant="stop", size="sm", visible=False, elem_id="stop")
@@ -75,6 +77,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     respond = _responder(runtime)
     gen_inputs = [turns, session, model, strategy, page_range, *settings]
     private = {"api_visibility": "private"}
+    box.change(_chips, box, chips, queue=False, show_progress="hidden", trigger_mode="always_last", **private)
     box.submit(_running_controls, None, controls, queue=False, **private)
     sent = box.submit(
         _sender(runtime),
@@ -118,6 +121,11 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
         event.then(_controls, turns, controls, **private)
     page_viewer.wire(viewer, runtime, turns)
     return model, more
+
+
+def _chips(message: dict | None) -> str:
+    files = (message or {}).get("files") or []
+    return attachment_chips([describe_upload(_file_path(f)) for f in files])
 
 
 def _running_controls():

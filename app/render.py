@@ -4,9 +4,11 @@ wiring only. The turns themselves live in chat.turns."""
 
 from __future__ import annotations
 
+import html
 import re
 
 from app.safe_markdown import safe_html
+from chat.attachments import Attachment, size_text
 from chat.branches import Versions
 from chat.turns import Turn
 from documents.parts import CITATION, DocumentPart
@@ -78,6 +80,20 @@ def versions_switcher(versions: Versions, what: str) -> str:
         f"<span class='versions {what}-versions' title='versions of this {what}'>"
         f"{previous} {label} {following}</span>"
     )
+
+
+def attachment_chips(attachments: list[Attachment]) -> str:
+    """The input's files before sending: name · size · pages or pixels, each with a ×
+    that assets/citations.js turns into removing that file from the input."""
+    chips = []
+    for index, file in enumerate(attachments):
+        name = html.escape(file.name)
+        facts = " · ".join(html.escape(bit) for bit in (size_text(file.size), file.detail) if bit)
+        chips.append(
+            f"<span class='chip' title='{name}'><span class='chip-name'>{name}</span> · {facts}"
+            f"<button class='chip-remove' data-index='{index}' aria-label='Remove {name}'>×</button></span>"
+        )
+    return f"<div class='chips'>{''.join(chips)}</div>" if chips else ""
 
 
 def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:

@@ -44,6 +44,21 @@
     true,
   );
 
+  // An attachment chip's × removes that file from the input: the input's own remove
+  // button for the same file (chips and thumbnails are in the same order).
+  document.addEventListener(
+    "click",
+    (event) => {
+      const remove = event.target.closest && event.target.closest("#attachment-chips .chip-remove");
+      if (!remove) return;
+      event.preventDefault();
+      const buttons = document.querySelectorAll("#input .thumbnail-wrapper .delete-button");
+      const button = buttons[Number(remove.dataset.index)];
+      if (button) button.click();
+    },
+    true,
+  );
+
   // A question's versions come at the top of its answer (an edited question's bubble
   // is the person's own text, edited in place); shown in the question's bubble here.
   const placeQuestionVersions = (chat) => {

@@ -149,7 +149,20 @@ def decrypt(data: bytes, name: str, password: str | None) -> bytes | None:
             raise DocumentError(f"{name} is damaged or truncated (it cannot be unlocked)") from exc
 
 
-OPERATIONS = {"read_pages": read_pages, "render": render, "decrypt": decrypt}
+def count_pages(data: bytes, name: str) -> int | None:
+    """A PDF's page count from its page tree, no page read; None when it is locked
+    (a password opens it when it is sent)."""
+    try:
+        doc = _pymupdf().open(stream=data, filetype="pdf")
+    except Exception:  # FileDataError, RuntimeError: MuPDF gave up on the bytes
+        raise DocumentError(f"{name} is damaged or truncated (it cannot be opened)") from None
+    try:
+        return None if doc.needs_pass else doc.page_count
+    finally:
+        doc.close()
+
+
+OPERATIONS = {"read_pages": read_pages, "render": render, "decrypt": decrypt, "count_pages": count_pages}
 
 
 def run_here(operation: str, args: tuple, progress: ProgressFn | None = None, cancel=None):

@@ -289,6 +289,12 @@ def parse_document(
     return ParsedDocument(hashlib.sha256(data).hexdigest(), name, kind, _mime(kind, name, data), pages)
 
 
+def pdf_page_count(data: bytes, name: str) -> int | None:
+    """How many pages a PDF has (its page tree only, in a document worker); None when
+    it is locked. DocumentError (one line) when it cannot be opened."""
+    return _in_worker("count_pages", name, (data, name))
+
+
 def _in_worker(operation: str, name: str, args: tuple, progress=None, cancel=None, key: str | None = None):
     """Run a MuPDF operation (documents/mupdf_pages.py) in the worker pool, or here,
     one document at a time, when the pool is off."""
