@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app import chat_files
 from app.access import is_shared
 from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
 from app.render import SETTING_NAMES, to_chatbot
@@ -48,6 +49,10 @@ class Panel:
     confirm: gr.Button
     cancel: gr.Button
     version: gr.Textbox  # set by assets/citations.js when a ‹ › version link is clicked
+    export_markdown: gr.Button
+    export_json: gr.Button
+    download: gr.File  # what an export made, to download
+    upload: gr.UploadButton  # a JSON export to import
     scroll_to: gr.Textbox  # the turn a search hit opened at, for the page to scroll to
 
 
@@ -55,9 +60,11 @@ def build_panel() -> Panel:
     new = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
     search = gr.Textbox(placeholder="Search all chats…", show_label=False, elem_id="search", submit_btn=True)
     chats = gr.Radio([], label="Chats", elem_id="chats")
+    upload = chat_files.build_import()
     with gr.Accordion("This chat", open=False, elem_id="chat-actions"):
         title = gr.Textbox(label="Title", elem_id="title-box")
         rename = gr.Button("Rename", size="sm", elem_id="rename")
+        export_markdown, export_json, download = chat_files.build_export()
         delete = gr.Button("Delete chat", size="sm", variant="stop", elem_id="delete")
         with gr.Row():
             confirm = gr.Button(
@@ -66,7 +73,10 @@ def build_panel() -> Panel:
             cancel = gr.Button("Keep it", size="sm", visible=False, elem_id="cancel-delete")
     version = gr.Textbox(visible="hidden", elem_id="version-target")
     scroll_to = gr.Textbox(visible="hidden", elem_id="scroll-to")
-    return Panel(new, search, chats, title, rename, delete, confirm, cancel, version, scroll_to)
+    return Panel(
+        new, search, chats, title, rename, delete, confirm, cancel, version,
+        export_markdown, export_json, download, upload, scroll_to,
+    )  # fmt: skip
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -124,7 +134,20 @@ def wire(panel: Panel, runtime: Runtime, demo, turns, session, chatbot, notice, 
     deleted = panel.confirm.click(
         _deleter(runtime), session, [*chat_view, panel.chats, *confirm_buttons], api_name="delete_chat"
     )
-    return [new, opened, deleted, switched]
+    panel.export_markdown.click(
+        _exporter(runtime, "md"), [session, turns], [panel.download, notice], **private
+    )
+    panel.export_json.click(_exporter(runtime, "json"), [session, turns], [panel.download, notice], **private)
+    imported = panel.upload.upload(
+        _importer(runtime),
+        panel.upload,
+        [panel.chats, *chat_view, panel.title, model, *settings, panel.scroll_to],
+        **private,
+    )
+    shown = [new, opened, deleted, switched, imported]
+    for event in shown:  # an export made for the chat on screen before goes with it
+        event.then(lambda: gr.File(value=None, visible=False), None, panel.download, **private)
+    return shown
 
 
 def _searcher(runtime: Runtime):
@@ -173,6 +196,46 @@ def _opener(runtime: Runtime):
         return turns, session_id, to_chatbot(turns), "", row.title, model, *restored, at
 
     return open_chat
+
+
+def _exporter(runtime: Runtime, kind: str):
+    """Export the open chat: "md" the branch on screen, "json" every branch."""
+
+    def export(session: str, turns: list[Turn], request: gr.Request):
+        if not session:
+            return gr.File(value=None, visible=False), "Nothing to export yet: send a message first."
+        leaf = next((t.id for t in reversed(turns) if t.id is not None), None)
+        try:
+            owned(runtime, session, request)
+            if kind == "md":
+                files = chat_files.markdown_files(runtime, session, leaf)
+            else:
+                files = [chat_files.json_file(runtime, session)]
+        except UserError as exc:
+            return gr.File(value=None, visible=False), f"⚠️ {exc}"
+        return gr.File(value=files, visible=True), ""
+
+    return export
+
+
+def _importer(runtime: Runtime):
+    """A JSON export read back as a new chat, listed and opened."""
+
+    def import_chat(upload, request: gr.Request):
+        path = upload if isinstance(upload, str) else getattr(upload, "name", "") or ""
+        owner = user_of(request)
+        try:
+            new_id = chat_files.import_file(runtime, path, owner)
+        except (UserError, OSError) as exc:
+            failed = (
+                f"⚠️ {exc}" if isinstance(exc, UserError) else "⚠️ The file could not be read; attach it again."
+            )
+            gr.Warning(failed.removeprefix("⚠️ "))
+            return gr.Radio(), gr.update(), gr.update(), gr.update(), failed, *[gr.update()] * 9
+        chats = gr.Radio(choices=chat_choices(runtime, owner), value=new_id)
+        return chats, *_opener(runtime)(new_id, request)
+
+    return import_chat
 
 
 def _renamer(runtime: Runtime):

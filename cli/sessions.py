@@ -20,6 +20,7 @@ from sessions.figures import row_metrics
 from sessions.parts import describe_part, summarize_part
 from sessions.rows import MessageRow, SessionRow
 from sessions.store import Store
+from sessions.transfer import export_text
 
 EXIT_DECLINED = 1
 
@@ -147,7 +148,7 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
         except OSError as exc:
             raise EngineInputError(f"cannot write to {directory}: {exc.strerror or exc}") from None
         return 0
-    text = json.dumps(store.export_json(args.id), ensure_ascii=False, indent=2) + "\n"
+    text = export_text(store.export_json(args.id))
     if args.out is None or str(args.out) == "-":
         sys.stdout.write(text)
         return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import mimetypes
 import re
 from collections.abc import Callable
@@ -253,10 +254,20 @@ def _check_parents_come_first(messages: list[ImportedMessage]) -> None:
         seen.add(message.local_id)
 
 
+def export_text(doc: dict[str, Any]) -> str:
+    """A JSON export as its file holds it (the CLI's and the page's): indented UTF-8."""
+    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+
+
+def export_stem(session: SessionRow) -> str:
+    """The exported files' name, without extension: the title made safe, else the id."""
+    return _slug(session.title) or f"chat-{session.id}"
+
+
 def write_markdown(session: SessionRow, rows: list[MessageRow], directory: Path, read_blob: ReadBlob) -> Path:
     """<directory>/<title>.md plus one file per image or document beside it, linked relatively."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = _slug(session.title) or f"chat-{session.id}"
+    stem = export_stem(session)
     lines = [f"# {session.title or 'Untitled chat'}", ""]
     if session.model:
         lines += [f"Model: `{session.model}`", ""]
