@@ -43,26 +43,28 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
             documents = turn.message.documents or documents
             question = turn.versions
             shown.append({"role": "user", "content": content})
-        elif turn.status == "reading":  # the prompt being read: a progress line, no answer yet
-            line = turn.message.plain_text
-            shown.append({"role": "assistant", "content": safe_html(f"<span class='reading'>{line}</span>")})
         else:
-            text = link_citations(unfetched_images(turn.message.plain_text), documents) or (
-                "…" if turn.status == "streaming" else ""
-            )
-            footer = " · ".join(
-                bit for bit in (turn.footer, turn.status if turn.status == "interrupted" else "") if bit
-            )
-            if footer:
-                text += f"\n\n<span class='metrics'>{footer}</span>"
-            # Model output as sanitized HTML: it can show, never act (app/safe_markdown.py).
-            # The switchers are ours (ids and numbers only), added after sanitizing.
-            content = safe_html(text) + (versions_switcher(turn.versions, "answer") if turn.versions else "")
-            if question:  # assets/citations.js shows it in the question's bubble
-                content = versions_switcher(question, "question") + content
-            question = None
-            shown.append({"role": "assistant", "content": content})
+            # The question's versions lead its answer's bubble; assets/citations.js shows
+            # them in the question's own bubble (an edit there changes the text alone).
+            lead, question = versions_switcher(question, "question") if question else "", None
+            shown.append({"role": "assistant", "content": lead + _answer_content(turn, documents)})
     return shown
+
+
+def _answer_content(turn: Turn, documents: tuple[DocumentPart, ...]) -> str:
+    if turn.status == "reading":  # the prompt being read: a progress line, no answer yet
+        return safe_html(f"<span class='reading'>{turn.message.plain_text}</span>")
+    text = link_citations(unfetched_images(turn.message.plain_text), documents) or (
+        "…" if turn.status == "streaming" else ""
+    )
+    footer = " · ".join(
+        bit for bit in (turn.footer, turn.status if turn.status == "interrupted" else "") if bit
+    )
+    if footer:
+        text += f"\n\n<span class='metrics'>{footer}</span>"
+    # Model output as sanitized HTML: it can show, never act (app/safe_markdown.py).
+    # The switcher is ours (ids and numbers only), added after sanitizing.
+    return safe_html(text) + (versions_switcher(turn.versions, "answer") if turn.versions else "")
 
 
 def versions_switcher(versions: Versions, what: str) -> str:

@@ -15,6 +15,13 @@ def answered(page, count: int) -> None:
     page.locator("#chat .metrics").nth(count - 1).wait_for(timeout=ANSWER_S)
 
 
+def edit_first_question(page, text: str) -> None:
+    page.locator("#chat .user-row").first.hover()
+    page.locator("#chat button[aria-label='Edit']").first.click()
+    page.locator("#chat textarea").first.fill(text)
+    page.locator("#chat button[aria-label='Submit']").first.click()
+
+
 def first_line(locator) -> str:
     return locator.inner_text().strip().split("\n")[0]
 
@@ -30,10 +37,7 @@ def test_edit_the_first_question_then_switch_back_to_the_old_branch(page, app_ur
     bots = page.locator("#chat .bot-row")
     old_answer = first_line(bots.first)
 
-    page.locator("#chat .user-row").first.hover()
-    page.locator("#chat button[aria-label='Edit']").first.click()
-    page.locator("#chat textarea").first.fill("What is the capital of Italy?")
-    page.locator("#chat button[aria-label='Submit']").first.click()
+    edit_first_question(page, "What is the capital of Italy?")
     answered(page, 1)
     first_question = page.locator("#chat .user-row").first
     switcher = first_question.locator(".placed-versions")
@@ -56,6 +60,10 @@ def test_edit_the_first_question_then_switch_back_to_the_old_branch(page, app_ur
     expect(switcher).to_have_text("‹ 2/2 ›", timeout=SHOWN_S)
     expect(page.locator("#chat .user-row")).to_have_count(1)
 
+    edit_first_question(page, "What is the capital of Spain?")  # a question with versions, edited again
+    expect(switcher).to_have_text("‹ 3/3 ›", timeout=ANSWER_S)
+    expect(first_question).to_contain_text("Spain")
+
     # The newest branch is the edit's; a search for the old second turn opens its branch.
     search = page.locator("#search textarea, #search input").first
     search.fill("river flows")
@@ -65,5 +73,5 @@ def test_edit_the_first_question_then_switch_back_to_the_old_branch(page, app_ur
     expect(page.locator("#chat .user-row")).to_have_count(2, timeout=SHOWN_S)
     expect(chat).to_contain_text("Which river flows through it?")
     expect(page.locator("#chat .search-hit")).to_have_count(1, timeout=SHOWN_S)
-    expect(switcher).to_have_text("‹ 1/2 ›")
+    expect(switcher).to_have_text("‹ 1/3 ›")
     shot(page, "versions-search-hit")

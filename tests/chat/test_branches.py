@@ -4,6 +4,8 @@ search hit opens the branch that holds it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.render import to_chatbot
@@ -114,3 +116,15 @@ def test_a_chat_choice_without_a_hit_is_the_chat_alone():
     assert parse_chat_choice("abc#12") == ("abc", 12)
     assert parse_chat_choice("abc#x") == ("abc", None)
     assert parse_chat_choice("") == ("", None)
+
+
+def test_the_page_shows_both_switchers_and_keeps_the_question_s_while_reading(store, edited_chat):
+    chat, ids = edited_chat
+    again = answer(store, chat, ids["edited"], "Rome, again")
+    turns = mark_versions(turns_from_rows(store.branch(chat), str), store.siblings)
+    question, reply = to_chatbot(turns)[1]["content"].split("</span>", 1)[0], to_chatbot(turns)[1]["content"]
+    assert "question-versions" in question and "2/2" in question  # leads the answer's bubble
+    assert "answer 2/2" in reply and f"#version-{ids['edited_answer']}" in reply and again == turns[1].id
+    reading = replace(turns[1], status="reading", message=ChatMessage.text("assistant", "reading 40%"))
+    shown = to_chatbot([turns[0], reading])[1]["content"]
+    assert "question-versions" in shown and "reading 40%" in shown
