@@ -5,7 +5,9 @@ Store.import_json). app/history.py wires these to the saved-chats panel."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -16,6 +18,7 @@ from engine.types import EngineInputError
 from sessions.transfer import export_stem, export_text
 
 EXPORT_PREFIX = "l4p-export-"  # a folder per download, in the system's temp folder
+EXPORT_KEEP_S = 3600  # Gradio serves its own copy; ours go once this old
 
 
 def build_export() -> tuple[gr.Button, gr.Button, gr.File]:
@@ -37,7 +40,7 @@ def build_import() -> gr.UploadButton:
 def markdown_files(runtime: Runtime, session_id: str, leaf_id: int | None) -> list[str]:
     """The branch ending at `leaf_id` as <title>.md, then the images and documents it
     links to (each a download of its own)."""
-    folder = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+    folder = _export_folder()
     document = runtime.store.export_markdown(session_id, folder, leaf_id)
     beside = sorted(str(path) for path in folder.iterdir() if path != document)
     return [str(document), *beside]
@@ -45,7 +48,7 @@ def markdown_files(runtime: Runtime, session_id: str, leaf_id: int | None) -> li
 
 def json_file(runtime: Runtime, session_id: str) -> str:
     """Every branch of the chat, images and documents inline, as the CLI writes it."""
-    folder = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+    folder = _export_folder()
     path = folder / f"{export_stem(runtime.store.get_session(session_id))}.json"
     path.write_text(export_text(runtime.store.export_json(session_id)), encoding="utf-8")
     return str(path)
@@ -66,3 +69,15 @@ def import_file(runtime: Runtime, path: str, owner: str) -> str:
         max_image_pixels=limits.max_image_pixels,
         budget=RequestBudget.of(limits),
     )
+
+
+def _export_folder() -> Path:
+    """A new folder for one export; those of exports an hour old are removed first."""
+    cutoff = time.time() - EXPORT_KEEP_S
+    for old in Path(tempfile.gettempdir()).glob(f"{EXPORT_PREFIX}*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # another server removed it first
+            pass
+    return Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))

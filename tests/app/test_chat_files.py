@@ -5,6 +5,8 @@ back as an equal chat, and a damaged, too large or over-budget file is one line.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,3 +102,12 @@ def test_bad_files_are_one_line_and_import_nothing(runtime, branched, tmp_path):
 
 def json_file_text(runtime, chat: str) -> str:
     return Path(json_file(runtime, chat)).read_text(encoding="utf-8")
+
+
+def test_old_export_folders_are_removed_by_the_next_export(runtime, branched):
+    chat, _ = branched
+    old = Path(json_file(runtime, chat)).parent
+    hour_ago = time.time() - 3601
+    os.utime(old, (hour_ago, hour_ago))
+    fresh = Path(json_file(runtime, chat)).parent
+    assert not old.exists() and fresh.is_dir()
