@@ -75,3 +75,8 @@ def test_edit_the_first_question_then_switch_back_to_the_old_branch(page, app_ur
     expect(page.locator("#chat .search-hit")).to_have_count(1, timeout=SHOWN_S)
     expect(switcher).to_have_text("‹ 1/3 ›")
     shot(page, "versions-search-hit")
+    page.set_viewport_size({"width": 420, "height": 900})  # a phone: the switcher still in its bubble
+    first_question.scroll_into_view_if_needed()
+    expect(switcher).to_be_visible()
+    assert switcher.bounding_box()["x"] + switcher.bounding_box()["width"] <= 420
+    shot(page, "versions-search-hit-420")

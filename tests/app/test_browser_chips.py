@@ -37,6 +37,11 @@ def test_chips_name_each_file_and_remove_one_before_sending(page, app_url, write
     expect(chips.nth(1)).to_contain_text("3 pages")
     expect(chips.nth(1)).to_contain_text(" kB")
     shot(page, "chips-two-files")
+    page.set_viewport_size({"width": 420, "height": 900})  # a phone: each chip and its × fit
+    for chip in (chips.nth(0), chips.nth(1)):
+        box = chip.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 420, box
+    shot(page, "chips-two-files-420")
 
     chips.nth(0).get_by_role("button", name="Remove wide.png").click()
     expect(chips).to_have_count(1, timeout=SHOWN_S)
