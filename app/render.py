@@ -44,9 +44,8 @@ def to_chatbot(turns: list[Turn]) -> list[dict]:
             question = turn.versions
             shown.append({"role": "user", "content": content})
         else:
-            # The question's versions lead its answer's bubble; assets/citations.js shows
-            # them in the question's own bubble (an edit there changes the text alone).
-            lead, question = versions_switcher(question, "question") if question else "", None
+            # The question's versions ride with its answer, shown in the question's bubble.
+            lead, question = question_versions_mark(question) if question else "", None
             shown.append({"role": "assistant", "content": lead + _answer_content(turn, documents)})
     return shown
 
@@ -82,6 +81,17 @@ def versions_switcher(versions: Versions, what: str) -> str:
         f"<span class='versions {what}-versions' title='versions of this {what}'>"
         f"{previous} {label} {following}</span>"
     )
+
+
+def question_versions_mark(versions: Versions) -> str:
+    """An empty mark at the top of the answer, from which assets/citations.js draws the
+    question's ‹ 2/3 › in the question's own bubble (what a person wrote there is
+    theirs to edit, so nothing is added to it here). The facts ride in class names:
+    the page's sanitizer keeps those and drops data attributes."""
+    facts = [f"qv-{versions.position}-of-{versions.count}"]
+    facts += [f"qv-previous-{versions.previous}"] if versions.previous else []
+    facts += [f"qv-next-{versions.following}"] if versions.following else []
+    return f"<span class='question-versions {' '.join(facts)}'></span>"
 
 
 def attachment_chips(attachments: list[Attachment]) -> str:

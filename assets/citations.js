@@ -59,19 +59,39 @@
     true,
   );
 
-  // A question's versions come at the top of its answer (an edited question's bubble
-  // is the person's own text, edited in place); shown in the question's bubble here.
+  // A question's versions come as an empty mark at the top of its answer (app/render.py
+  // question_versions_mark): drawn here as ‹ 2/3 › in the question's own bubble.
+  const versionStep = (target, arrow, name) => {
+    const step = document.createElement(target ? "a" : "span");
+    step.textContent = arrow;
+    if (target) {
+      step.href = `#version-${target}`;
+      step.title = `${name} version`;
+    } else {
+      step.className = "version-end";
+    }
+    return step;
+  };
   const placeQuestionVersions = (chat) => {
     chat.querySelectorAll(".placed-versions").forEach((old) => old.remove());
     const rows = [...chat.querySelectorAll(".message-row")];
-    chat.querySelectorAll(".bot-row .question-versions").forEach((switcher) => {
-      const question = rows[rows.indexOf(switcher.closest(".message-row")) - 1];
+    chat.querySelectorAll(".bot-row .question-versions").forEach((mark) => {
+      const question = rows[rows.indexOf(mark.closest(".message-row")) - 1];
       const bubble = question && question.classList.contains("user-row") && question.querySelector(".user.message");
-      if (!bubble) return;
-      const copy = switcher.cloneNode(true);
-      copy.classList.replace("question-versions", "placed-versions");
-      bubble.appendChild(copy);
-      switcher.classList.add("placed");
+      const fact = (pattern) => [...mark.classList].map((name) => name.match(pattern)).find(Boolean);
+      const at = fact(/^qv-(\d+)-of-(\d+)$/);
+      if (!bubble || !at) return;
+      const previous = fact(/^qv-previous-(\d+)$/);
+      const next = fact(/^qv-next-(\d+)$/);
+      const switcher = document.createElement("span");
+      switcher.className = "versions placed-versions";
+      switcher.title = "versions of this question";
+      switcher.append(
+        versionStep(previous && previous[1], "‹", "previous"),
+        ` ${at[1]}/${at[2]} `,
+        versionStep(next && next[1], "›", "next"),
+      );
+      bubble.appendChild(switcher);
     });
   };
   const watchChat = setInterval(() => {

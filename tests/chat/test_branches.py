@@ -68,7 +68,7 @@ def test_the_edited_question_shows_its_versions_where_it_stands(store, edited_ch
     assert turns[0].branch == "2/2" and turns[0].versions.previous == ids["first"]
     assert turns[1].versions is None  # its answer has no siblings
     shown = to_chatbot(turns)
-    assert "2/2" in shown[1]["content"] and f"#version-{ids['first']}" in shown[1]["content"]
+    assert f"'question-versions qv-2-of-2 qv-previous-{ids['first']}'" in shown[1]["content"]
 
 
 def test_switching_back_shows_the_old_turn_and_everything_after_it(store, edited_chat):
@@ -123,7 +123,7 @@ def test_the_page_shows_both_switchers_and_keeps_the_question_s_while_reading(st
     again = answer(store, chat, ids["edited"], "Rome, again")
     turns = mark_versions(turns_from_rows(store.branch(chat), str), store.siblings)
     question, reply = to_chatbot(turns)[1]["content"].split("</span>", 1)[0], to_chatbot(turns)[1]["content"]
-    assert "question-versions" in question and "2/2" in question  # leads the answer's bubble
+    assert "question-versions" in question and "qv-2-of-2" in question  # leads the answer's bubble
     assert "answer 2/2" in reply and f"#version-{ids['edited_answer']}" in reply and again == turns[1].id
     reading = replace(turns[1], status="reading", message=ChatMessage.text("assistant", "reading 40%"))
     shown = to_chatbot([turns[0], reading])[1]["content"]
