@@ -72,19 +72,29 @@
     }
     return step;
   };
+  // Idempotent: a switcher already showing what its mark says stays as it is (no
+  // churn under a reader's click while the chat streams or re-renders).
   const placeQuestionVersions = (chat) => {
-    chat.querySelectorAll(".placed-versions").forEach((old) => old.remove());
     const rows = [...chat.querySelectorAll(".message-row")];
+    const wanted = new Map(); // the question's bubble -> its mark's class names
     chat.querySelectorAll(".bot-row .question-versions").forEach((mark) => {
       const question = rows[rows.indexOf(mark.closest(".message-row")) - 1];
       const bubble = question && question.classList.contains("user-row") && question.querySelector(".user.message");
-      const fact = (pattern) => [...mark.classList].map((name) => name.match(pattern)).find(Boolean);
+      if (bubble) wanted.set(bubble, mark.className);
+    });
+    chat.querySelectorAll(".placed-versions").forEach((placed) => {
+      if (wanted.get(placed.parentElement) !== placed.dataset.mark) placed.remove();
+    });
+    wanted.forEach((mark, bubble) => {
+      if (bubble.querySelector(":scope > .placed-versions")) return; // already right
+      const fact = (pattern) => mark.split(" ").map((name) => name.match(pattern)).find(Boolean);
       const at = fact(/^qv-(\d+)-of-(\d+)$/);
-      if (!bubble || !at) return;
+      if (!at) return;
       const previous = fact(/^qv-previous-(\d+)$/);
       const next = fact(/^qv-next-(\d+)$/);
       const switcher = document.createElement("span");
       switcher.className = "versions placed-versions";
+      switcher.dataset.mark = mark;
       switcher.title = "versions of this question";
       switcher.append(
         versionStep(previous && previous[1], "‹", "previous"),
