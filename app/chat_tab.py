@@ -21,7 +21,8 @@ from chat.question import read_question, split_uploads
 from chat.runtime import Runtime
 from chat.service import Answered, Prepared
 from chat.turns import Turn, answer_status, assistant_turn
-from documents.context import PAGE_MODES, STRATEGIES
+from documents.context import STRATEGIES
+from documents.page_modes import PAGE_MODES
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.budget import RequestBudget
 from engine.limits import check_field, check_text
@@ -67,7 +68,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
                 following = gr.Button("▶", size="sm", visible=False, elem_id="next-answer", min_width=48)
         with gr.Column(scale=1, min_width=260, elem_id="chat-settings-column"):
             model, model_info, more, settings = _settings_panel(runtime)
-            page_mode, strategy, page_range, password = _documents_panel()
+            page_mode, page_modes, strategy, page_range, password = _documents_panel()
     viewer = page_viewer.build()
     chat_outputs = [turns, session, chatbot, notice]
     controls = [stop, regenerate, previous, following]
@@ -78,7 +79,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     box.submit(_running_controls, None, controls, queue=False, **private)
     sent = box.submit(
         _sender(runtime),
-        [box, turns, session, model, page_mode, password, *settings],
+        [box, turns, session, model, page_mode, password, *settings, page_modes],
         [box, turns, session, chatbot, notice],
         api_name="send",
     )
@@ -178,6 +179,13 @@ def _documents_panel():
             info="auto: text where a page has text, an image where it is a scan or mostly figures",
             elem_id="page-mode",
         )
+        page_modes = gr.Textbox(
+            "",
+            label="Single pages as",
+            placeholder="e.g. 3=image, 5-7=both",
+            info="text, image or both for these pages, whatever 'Pages as' says",
+            elem_id="page-modes",
+        )
         strategy = gr.Radio(
             [(label, key) for key, label in STRATEGIES.items()],
             value="relevant",
@@ -186,7 +194,7 @@ def _documents_panel():
         )
         page_range = gr.Textbox("", label="Page range", placeholder="e.g. 1-20, 31", elem_id="page-range")
         password = gr.Textbox("", label="PDF password", type="password", elem_id="pdf-password")
-    return page_mode, strategy, page_range, password
+    return page_mode, page_modes, strategy, page_range, password
 
 
 def _model_info(spec: ModelSpec) -> str:
@@ -219,6 +227,7 @@ def _sender(runtime: Runtime):
         max_tokens,
         n_ctx,
         seed,
+        page_modes: str,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -230,7 +239,7 @@ def _sender(runtime: Runtime):
         images, documents = split_uploads([_file_path(f) for f in files])
         limits = runtime.settings
         try:
-            _check_settings(limits, system, password=password or "")
+            _check_settings(limits, system, password=password or "", page_modes=page_modes or "")
             with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop ends the reading too
                 turn = read_question(
                     runtime.library,
@@ -249,6 +258,7 @@ def _sender(runtime: Runtime):
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
                     show_blob=blob_link(request),
+                    page_modes=page_modes or "",
                 )
         except UserError as exc:
             gr.Warning(str(exc))
@@ -322,9 +332,10 @@ def _responder(runtime: Runtime):
     return respond
 
 
-def _check_settings(limits, system, page_range: str = "", password: str = "") -> None:
+def _check_settings(limits, system, page_range: str = "", password: str = "", page_modes: str = "") -> None:
     check_text(system or "", limits.max_text_chars, "the system prompt")
     check_field(page_range, limits.max_field_chars, "the page range")
+    check_field(page_modes, limits.max_field_chars, "the page modes")
     check_field(password, limits.max_field_chars, "the password")
 
 
