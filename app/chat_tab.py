@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import gradio as gr
 
-from app import history, models_tab, page_viewer
+from app import history, models_tab, page_viewer, pages_left
 from app.access import is_shared
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
@@ -66,12 +66,13 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
                 # Move between answers that Regenerate and edits leave side by side.
                 previous = gr.Button("◀", size="sm", visible=False, elem_id="previous-answer", min_width=48)
                 following = gr.Button("▶", size="sm", visible=False, elem_id="next-answer", min_width=48)
+            left = pages_left.build()
         with gr.Column(scale=1, min_width=260, elem_id="chat-settings-column"):
             model, model_info, more, settings = _settings_panel(runtime)
             page_mode, page_modes, strategy, page_range, password = _documents_panel()
     viewer = page_viewer.build()
     chat_outputs = [turns, session, chatbot, notice]
-    controls = [stop, regenerate, previous, following]
+    controls = [stop, regenerate, previous, following, left.row, left.pages]
     run = ENGINE_RUN
     respond = _responder(runtime)
     gen_inputs = [turns, session, model, strategy, page_range, *settings]
@@ -117,13 +118,15 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     )
     for event in history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings, box):
         event.then(_controls, turns, controls, **private)
+    for event in pages_left.wire(left, runtime, respond, turns, session, chatbot, notice, model, settings):
+        event.then(_controls, turns, controls, **private)
     page_viewer.wire(viewer, runtime, turns)
     return model, more
 
 
 def _running_controls():
     """While an answer runs: Stop, and nothing that would start another."""
-    return gr.Button(visible=True), *(gr.Button(visible=False) for _ in range(3))
+    return gr.Button(visible=True), *(gr.Button(visible=False) for _ in range(3)), *pages_left.hidden()
 
 
 def _controls(turns: list[Turn]):
@@ -136,6 +139,7 @@ def _controls(turns: list[Turn]):
         gr.Button(visible=bool(turns)),
         gr.Button(visible=branched),
         gr.Button(visible=branched),
+        *pages_left.shown(turns),
     )
 
 
@@ -310,7 +314,7 @@ def _responder(runtime: Runtime):
         last = turns[-1]
         ask = TurnRequest(
             model=model_name,
-            question=None if last.id is not None else last.message,
+            question=last.message,  # as stored, or with other pages (app/pages_left.py)
             question_id=last.id,
             params=params,
             session_id=session or None,
@@ -379,6 +383,7 @@ def _stream_answer(runtime: Runtime, events, turns: list[Turn], session: str, no
             elif isinstance(event, Answered):
                 footer = metrics_footer(event.final, event.report.as_dict())
                 answer = assistant_turn(text, answer_status(event.final), footer)
+                answer.selection = event.report.selection
                 answer.id = event.answer_id
                 if event.question is not None:
                     session = event.question.session_id

@@ -28,6 +28,8 @@ class Turn:
     status: str = "complete"  # reading | streaming | complete | cancelled | error | interrupted
     id: int | None = None  # the stored message this turn is
     branch: str = ""  # "2/3" when this answer has siblings to move between
+    # An answer's documents that went in part (ContextReport.selection): which pages of how many.
+    selection: list[dict] = field(default_factory=list)
 
 
 def assistant_turn(text: str, status: str, footer: str = "") -> Turn:
@@ -50,7 +52,11 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
         elif row.role == "assistant":
             turns.append(
                 Turn(
-                    ChatMessage.text("assistant", row.text), footer=_footer(row), status=row.status, id=row.id
+                    ChatMessage.text("assistant", row.text),
+                    footer=_footer(row),
+                    status=row.status,
+                    id=row.id,
+                    selection=list(row.prompt_info.get("selection", [])),
                 )
             )
     return turns

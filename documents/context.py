@@ -67,7 +67,7 @@ class ContextReport:
         chosen = {entry["name"]: selection_line(entry) for entry in self.selection}
         for name, pages in self.pages_sent.items():
             parts.append(chosen.get(name) or f"{name}: p. {page_ranges(pages)}")
-        parts += [cost_line(entry) for entry in self.costs]
+        parts += cost_lines(self.costs)
         if self.fitted_by == "drop_oldest":
             parts.append(f"too long: dropped the {self.dropped_turns} oldest turn(s)")
         elif self.fitted_by:
@@ -113,6 +113,11 @@ def cost_line(entry: dict) -> str:
         if entry.get(choice)
     ]
     return f"{entry.get('name', 'document')} as {', '.join(spent)}"
+
+
+def cost_lines(costs: list[dict]) -> list[str]:
+    """The costs worth a line: documents with pages sent as images (all text says nothing new)."""
+    return [cost_line(entry) for entry in costs if entry.get("image") or entry.get("both")]
 
 
 def costs_of(message: ChatMessage, costs: _PageCosts) -> list[dict]:
@@ -210,6 +215,19 @@ def _merge_text(parts: list[Part]) -> list[Part]:
     return merged
 
 
+def widened(message: ChatMessage, source: PageSource, vision: bool, mode: PageMode = "auto") -> ChatMessage:
+    """The message with every page of its documents again, each chosen as text or image
+    for what the model sees: a question once fitted to the context, asked again with
+    other pages or all of them."""
+
+    def rechoose(doc: DocumentPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        whole = replace(doc, text_pages=tuple(range(1, doc.total_pages + 1)), image_pages=())
+        chosen = choose_pages(whole, source.document_pages(doc.sha256), mode, vision)
+        return chosen.text_pages, chosen.image_pages
+
+    return _with_pages(message, rechoose)
+
+
 def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: PageMode = "auto"):
     """For several models answering one prompt (compare): each model, once loaded,
     gets the last question's document pages chosen for what it can see and fitted to
@@ -219,12 +237,7 @@ def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: P
         last = messages[-1]
         vision = engine.capabilities.vision
 
-        def rechoose(doc: DocumentPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
-            whole = replace(doc, text_pages=tuple(range(1, doc.total_pages + 1)), image_pages=())
-            chosen = choose_pages(whole, source.document_pages(doc.sha256), mode, vision)
-            return chosen.text_pages, chosen.image_pages
-
-        messages = [*messages[:-1], _with_pages(last, rechoose)]
+        messages = [*messages[:-1], widened(last, source, vision, mode)]
         fitted, _ = fit_context(engine, messages, source, "relevant", "", max_answer_tokens)
         return expand_documents(fitted, source)
 
