@@ -49,14 +49,18 @@ def reads_upright(text: str) -> bool:
 
 
 def best_turn(read_turned, first_text: str, deadline: float) -> int:
-    """The turn (0, 90, 180, 270) whose reading holds the most common words.
+    """The first turn (90, 180, 270) whose reading reads upright, else the turn (0 for
+    as read) whose reading holds the most common words.
     `read_turned(turn)` reads the page drawn small and turned; probing stops at the
     deadline (time.monotonic), keeping the best so far."""
     best, best_count = 0, common_words(first_text)
     for turn in TURNS:
         if time.monotonic() >= deadline:
             break
-        count = common_words(read_turned(turn))
+        text = read_turned(turn)
+        count = common_words(text)
+        if count > best_count and reads_upright(text):
+            return turn  # clearly words: the other turns need not be tried
         if count > best_count:
             best, best_count = turn, count
     return best
