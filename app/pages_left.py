@@ -32,7 +32,7 @@ def build() -> PagesLeft:
         pages = gr.Textbox(
             "",
             label="Ask again with other pages",
-            info="the pages left out, or any range like 1-20, 31",
+            info="the pages left out, or any range like 1-20, 31; older turns make room when needed",
             elem_id="pages-left-range",
             scale=3,
         )

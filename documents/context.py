@@ -68,7 +68,7 @@ class ContextReport:
         for name, pages in self.pages_sent.items():
             parts.append(chosen.get(name) or f"{name}: p. {page_ranges(pages)}")
         parts += cost_lines(self.costs)
-        if self.fitted_by == "drop_oldest":
+        if self.dropped_turns:
             parts.append(f"too long: dropped the {self.dropped_turns} oldest turn(s)")
         elif self.fitted_by:
             parts.append(f"too long: sent the {STRATEGIES[self.fitted_by]}")
@@ -276,6 +276,9 @@ def fit_context(
     if used > limit:
         if strategy == "drop_oldest" and floor <= limit:
             messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
+        elif strategy == "range" and floor <= limit and _has_earlier_turns(messages):
+            # The pages asked for stay; the oldest turns make room for them.
+            messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
         elif strategy == "relevant" and messages[-1].documents:
             messages, used = _most_relevant(messages, limit, source, count, costs)
         else:
@@ -317,6 +320,10 @@ def _restrict_last_turn(messages: list[ChatMessage], wanted: set[int]) -> list[C
                 raise EngineInputError(f"{part.name} has nothing readable on pages {page_ranges(wanted)}")
         parts.append(part)
     return [*messages[:-1], ChatMessage(last.role, tuple(parts))]
+
+
+def _has_earlier_turns(messages: list[ChatMessage]) -> bool:
+    return sum(1 for m in messages if m.role == "user") > 1
 
 
 def _drop_oldest(messages: list[ChatMessage], limit: int, count) -> tuple[list[ChatMessage], int, int]:

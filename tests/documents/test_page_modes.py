@@ -105,3 +105,23 @@ def test_a_page_sent_as_both_carries_its_image_then_its_text(tiny_engine, librar
     assert f"image p. 3 ({cost['image_tokens']:,} tokens)" in line
     assert f"image+text p. 2 ({cost['both_tokens']:,} tokens)" in line
     assert report.context_used == tiny_engine.count_tokens(expand_documents(fitted, library))
+
+
+def test_a_range_that_does_not_fit_beside_older_turns_drops_them(smollm2, library, tmp_path):
+    from tests.fixtures.documents import text_pdf
+
+    path = tmp_path / "memo.pdf"
+    path.write_bytes(text_pdf([f"Page {n} of the memo. " * 20 for n in range(1, 5)]))
+    chatter = "Tell me about the weather in detail. " * 120
+    history = []
+    for _ in range(6):
+        history += [ChatMessage.text("user", chatter), ChatMessage.text("assistant", chatter)]
+    (doc,) = read_documents(library.store, [str(path)], mode="auto", vision=False, password=None, max_pages=9)
+    messages = [*history, ChatMessage("user", (doc, TextPart("What do pages 2-3 say?")))]
+    fitted, report = fit_context(smollm2, messages, library, "range", "2-3", max_answer_tokens=512)
+    assert fitted[-1].documents[0].pages == (2, 3)  # the pages asked for, all of them
+    assert 0 < report.dropped_turns < 6 and len(fitted) == len(messages) - 2 * report.dropped_turns
+    assert "memo.pdf: sent 2 of 4 pages: 2–3 — the pages asked for" in report.line()
+    assert f"dropped the {report.dropped_turns} oldest turn(s)" in report.line()
+    alone = [messages[-1]]  # nothing older to drop: the range itself is what does not fit
+    fit_context(smollm2, alone, library, "range", "2-3", max_answer_tokens=512)
