@@ -118,7 +118,10 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     )
     for event in history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings, box):
         event.then(_controls, turns, controls, **private)
-    for event in pages_left.wire(left, runtime, respond, turns, session, chatbot, notice, model, settings):
+    modes = [page_mode, page_modes]
+    for event in pages_left.wire(
+        left, runtime, respond, turns, session, chatbot, notice, model, settings, modes
+    ):
         event.then(_controls, turns, controls, **private)
     page_viewer.wire(viewer, runtime, turns)
     return model, more

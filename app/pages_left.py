@@ -14,6 +14,8 @@ from app.render import to_chatbot
 from chat.runtime import Runtime
 from chat.turns import Turn
 from documents.context import page_ranges, parse_page_range, widened
+from documents.page_modes import parse_page_modes
+from engine.limits import check_field
 from errors import UserError
 
 
@@ -63,15 +65,18 @@ def hidden() -> tuple:
     return gr.Row(visible=False), gr.Textbox()
 
 
-def wire(parts: PagesLeft, runtime: Runtime, respond, turns, session, chatbot, notice, model, settings):
-    """Each button asks the last question again, then the answer streams as Regenerate's
-    does; returns the events that end each click (for the controls to follow)."""
+def wire(
+    parts: PagesLeft, runtime: Runtime, respond, turns, session, chatbot, notice, model, settings, modes
+):
+    """Each button asks the last question again, its pages chosen as the Documents
+    panel's `modes` (Pages as, Single pages as) say, then the answer streams as
+    Regenerate's does; returns the events that end each click (for the controls)."""
     private = {"api_visibility": "private"}
     ends = []
     for button, strategy in ((parts.send_range, "range"), (parts.send_all, "drop_oldest")):
         asked = button.click(
             asker(runtime, strategy),
-            [turns, model, parts.pages],
+            [turns, model, parts.pages, *modes],
             [turns, chatbot, notice, parts.strategy, parts.page_range],
             api_name="send_pages" if strategy == "range" else "send_all_pages",
         )
@@ -91,15 +96,17 @@ def asker(runtime: Runtime, strategy: str):
     """The click: the last question with every page of its documents again, its answer
     set aside (it stays stored, a sibling), and the strategy and range to fit it with."""
 
-    def ask_again(turns: list[Turn], model_name: str, pages: str):
+    def ask_again(turns: list[Turn], model_name: str, pages: str, page_mode: str, page_modes: str):
         try:
             if strategy == "range":
                 parse_page_range(pages or "")
+            check_field(page_modes or "", runtime.settings.max_field_chars, "the page modes")
+            overrides = parse_page_modes(page_modes) if (page_modes or "").strip() else None
             if len(turns) < 2 or turns[-1].message.role != "assistant":
                 raise UserError("there is no answer to ask again")
             question = turns[-2]
             vision = runtime.spec(model_name).vision
-            message = widened(question.message, runtime.library, vision)
+            message = widened(question.message, runtime.library, vision, page_mode or "auto", overrides)
         except UserError as exc:  # one line; the answer is not asked for (`.success`)
             raise gr.Error(str(exc)) from None
         turns = [*turns[:-2], replace(question, message=message)]

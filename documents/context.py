@@ -215,14 +215,17 @@ def _merge_text(parts: list[Part]) -> list[Part]:
     return merged
 
 
-def widened(message: ChatMessage, source: PageSource, vision: bool, mode: PageMode = "auto") -> ChatMessage:
-    """The message with every page of its documents again, each chosen as text or image
-    for what the model sees: a question once fitted to the context, asked again with
-    other pages or all of them."""
+def widened(
+    message: ChatMessage, source: PageSource, vision: bool, mode: PageMode = "auto", overrides=None
+) -> ChatMessage:
+    """The message with every page of its documents again, each chosen as text, image or
+    both for what the model sees (and `overrides`, documents.page_modes): a question once
+    fitted to the context, asked again with other pages or all of them."""
 
     def rechoose(doc: DocumentPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
         whole = replace(doc, text_pages=tuple(range(1, doc.total_pages + 1)), image_pages=())
-        chosen = choose_pages(whole, source.document_pages(doc.sha256), mode, vision)
+        pages = source.document_pages(doc.sha256)
+        chosen = choose_pages(whole, pages, mode, vision, overrides=overrides)
         return chosen.text_pages, chosen.image_pages
 
     return _with_pages(message, rechoose)

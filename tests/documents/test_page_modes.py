@@ -125,3 +125,16 @@ def test_a_range_that_does_not_fit_beside_older_turns_drops_them(smollm2, librar
     assert f"dropped the {report.dropped_turns} oldest turn(s)" in report.line()
     alone = [messages[-1]]  # nothing older to drop: the range itself is what does not fit
     fit_context(smollm2, alone, library, "range", "2-3", max_answer_tokens=512)
+
+
+def test_a_question_asked_again_gets_every_page_with_the_overrides(library, four_pages):
+    from dataclasses import replace
+
+    from documents.context import widened
+
+    doc = read(library, four_pages, vision=True)
+    fitted = ChatMessage("user", (replace(doc, text_pages=(2,), image_pages=()), TextPart("Again?")))
+    (again,) = widened(fitted, library, True, "auto", parse_page_modes("1=both")).documents
+    assert choices_of(again) == {"text": [2, 4], "image": [3], "both": [1]}
+    with pytest.raises(UserError, match="no page 7"):
+        widened(fitted, library, True, "auto", parse_page_modes("7=image"))
