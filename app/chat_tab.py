@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import gradio as gr
 
-from app import history, models_tab, page_viewer
+from app import history, models_tab, page_viewer, pages_left
 from app.access import is_shared
 from app.blob_route import blob_link
 from app.queues import ENGINE_RUN, run_scope
@@ -22,7 +22,8 @@ from chat.question import read_question, split_uploads
 from chat.runtime import Runtime
 from chat.service import Answered, Prepared
 from chat.turns import Turn, answer_status, assistant_turn
-from documents.context import PAGE_MODES, STRATEGIES
+from documents.context import STRATEGIES
+from documents.page_modes import PAGE_MODES
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.budget import RequestBudget
 from engine.limits import check_field, check_text
@@ -67,12 +68,13 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
                 # Move between answers that Regenerate and edits leave side by side.
                 previous = gr.Button("◀", size="sm", visible=False, elem_id="previous-answer", min_width=48)
                 following = gr.Button("▶", size="sm", visible=False, elem_id="next-answer", min_width=48)
+            left = pages_left.build()
         with gr.Column(scale=1, min_width=260, elem_id="chat-settings-column"):
             model, model_info, more, settings = _settings_panel(runtime)
-            page_mode, strategy, page_range, password = _documents_panel()
+            page_mode, page_modes, strategy, page_range, password = _documents_panel()
     viewer = page_viewer.build()
     chat_outputs = [turns, session, chatbot, notice]
-    controls = [stop, regenerate, previous, following]
+    controls = [stop, regenerate, previous, following, left.row, left.pages]
     run = ENGINE_RUN
     respond = _responder(runtime)
     gen_inputs = [turns, session, model, strategy, page_range, *settings]
@@ -81,7 +83,7 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     box.submit(_running_controls, None, controls, queue=False, **private)
     sent = box.submit(
         _sender(runtime),
-        [box, turns, session, model, page_mode, password, *settings],
+        [box, turns, session, model, page_mode, password, *settings, page_modes],
         [box, turns, session, chatbot, notice],
         api_name="send",
     )
@@ -119,6 +121,11 @@ def build_tab(runtime: Runtime, demo: gr.Blocks, footer: gr.Markdown) -> tuple[g
     )
     for event in history.wire(panel, runtime, demo, turns, session, chatbot, notice, model, settings, box):
         event.then(_controls, turns, controls, **private)
+    modes = [page_mode, page_modes]
+    for event in pages_left.wire(
+        left, runtime, respond, turns, session, chatbot, notice, model, settings, modes
+    ):
+        event.then(_controls, turns, controls, **private)
     page_viewer.wire(viewer, runtime, turns)
     return model, more
 
@@ -130,7 +137,7 @@ def _chips(message: dict | None) -> str:
 
 def _running_controls():
     """While an answer runs: Stop, and nothing that would start another."""
-    return gr.Button(visible=True), *(gr.Button(visible=False) for _ in range(3))
+    return gr.Button(visible=True), *(gr.Button(visible=False) for _ in range(3)), *pages_left.hidden()
 
 
 def _controls(turns: list[Turn]):
@@ -143,6 +150,7 @@ def _controls(turns: list[Turn]):
         gr.Button(visible=bool(turns)),
         gr.Button(visible=branched),
         gr.Button(visible=branched),
+        *pages_left.shown(turns),
     )
 
 
@@ -186,6 +194,13 @@ def _documents_panel():
             info="auto: text where a page has text, an image where it is a scan or mostly figures",
             elem_id="page-mode",
         )
+        page_modes = gr.Textbox(
+            "",
+            label="Single pages as",
+            placeholder="e.g. 3=image, 5-7=both",
+            info="text, image or both for these pages, whatever 'Pages as' says",
+            elem_id="page-modes",
+        )
         strategy = gr.Radio(
             [(label, key) for key, label in STRATEGIES.items()],
             value="relevant",
@@ -194,7 +209,7 @@ def _documents_panel():
         )
         page_range = gr.Textbox("", label="Page range", placeholder="e.g. 1-20, 31", elem_id="page-range")
         password = gr.Textbox("", label="PDF password", type="password", elem_id="pdf-password")
-    return page_mode, strategy, page_range, password
+    return page_mode, page_modes, strategy, page_range, password
 
 
 def _model_info(spec: ModelSpec) -> str:
@@ -227,6 +242,7 @@ def _sender(runtime: Runtime):
         max_tokens,
         n_ctx,
         seed,
+        page_modes: str,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -238,7 +254,7 @@ def _sender(runtime: Runtime):
         images, documents = split_uploads([_file_path(f) for f in files])
         limits = runtime.settings
         try:
-            _check_settings(limits, system, password=password or "")
+            _check_settings(limits, system, password=password or "", page_modes=page_modes or "")
             with runtime.runs.run(run_scope(request, "chat")) as cancel:  # Stop ends the reading too
                 turn = read_question(
                     runtime.library,
@@ -257,6 +273,7 @@ def _sender(runtime: Runtime):
                     progress=lambda fraction, what: progress(fraction, desc=what),
                     cancel=cancel,
                     show_blob=blob_link(request),
+                    page_modes=page_modes or "",
                 )
         except UserError as exc:
             gr.Warning(str(exc))
@@ -308,7 +325,7 @@ def _responder(runtime: Runtime):
         last = turns[-1]
         ask = TurnRequest(
             model=model_name,
-            question=None if last.id is not None else last.message,
+            question=last.message,  # as stored, or with other pages (app/pages_left.py)
             question_id=last.id,
             params=params,
             session_id=session or None,
@@ -330,9 +347,10 @@ def _responder(runtime: Runtime):
     return respond
 
 
-def _check_settings(limits, system, page_range: str = "", password: str = "") -> None:
+def _check_settings(limits, system, page_range: str = "", password: str = "", page_modes: str = "") -> None:
     check_text(system or "", limits.max_text_chars, "the system prompt")
     check_field(page_range, limits.max_field_chars, "the page range")
+    check_field(page_modes, limits.max_field_chars, "the page modes")
     check_field(password, limits.max_field_chars, "the password")
 
 
@@ -376,6 +394,7 @@ def _stream_answer(runtime: Runtime, events, turns: list[Turn], session: str, no
             elif isinstance(event, Answered):
                 footer = metrics_footer(event.final, event.report.as_dict())
                 answer = assistant_turn(text, answer_status(event.final), footer)
+                answer.selection = event.report.selection
                 answer.id = event.answer_id
                 if event.question is not None:
                     session = event.question.session_id

@@ -1,7 +1,9 @@
 """OCR of scanned pages: our pipeline against raw PyMuPDF + Tesseract (and the plain
 `tesseract` command when one is installed), on scans made from real text PDFs in
 English, French, Russian and Chinese (tests/fixtures/scans.py), each page clean and
-poor (grey, turned 1.5 degrees, JPEG quality 40), interleaved, the order alternating.
+poor (grey, turned 1.5 degrees, JPEG quality 40), Latin-script ones also scanned on
+their side (turned 90 degrees: ours finds which way up, documents/rotation.py),
+interleaved, the order alternating.
 
 ours:       parse_document in a document worker: text layer, then OCR of the pages
             without one (documents/ocr.py: 300 DPI capped at 12 MP, fork per page).
@@ -95,7 +97,9 @@ def main() -> None:
     turn = 0
     for label, language, pdf in corpus():
         truth = scans.pages_text(pdf)
-        for scan_name, scan in (("clean", scans.CLEAN), ("poor", scans.POOR)):
+        kinds = [("clean", scans.CLEAN), ("poor", scans.POOR)]
+        kinds += [("turned", scans.TURNED)] if language in scans.LATIN else []
+        for scan_name, scan in kinds:
             scanned = scans.scanned_pdf(pdf, scan)
             for _ in range(args.reps):
                 order = list(engines) if turn % 2 == 0 else list(reversed(engines))

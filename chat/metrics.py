@@ -24,12 +24,13 @@ def context_line(info: dict) -> str:
     """The stored prompt_info of an answer (context used, pages sent, turns dropped)."""
     if not info or not info.get("n_ctx"):
         return ""
-    from documents.context import selection_line
+    from documents.context import cost_lines, selection_line
 
     bits = [f"context {info['context_used']:,} of {info['n_ctx']:,}"]
     chosen = {entry.get("name"): selection_line(entry) for entry in info.get("selection", [])}
     for name, pages in info.get("pages_sent", {}).items():
         bits.append(chosen.get(name) or f"{name} p. {page_ranges(pages)}")
+    bits += cost_lines(info.get("costs", []))
     if info.get("dropped_turns"):
         bits.append(f"{info['dropped_turns']} oldest turn(s) dropped")
     return " · ".join(bits)

@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 
-from documents.context import PageMode
+from documents.page_modes import PageMode, parse_page_modes
 from documents.parts import ChatMessage
 from engine.budget import RequestBudget, check_request
 from engine.decode_pool import decode_all
@@ -56,6 +56,7 @@ def read_question(
     progress=None,
     cancel: threading.Event | None = None,
     show_blob: Callable[[str], str] | None = None,
+    page_modes: str = "",
 ) -> Turn:
     """The user's turn from its text, image files and document files. `vision` False
     refuses images. `show_blob` gives a stored document's display path (the page's
@@ -65,8 +66,10 @@ def read_question(
     The request's budget is checked first, from the images' headers only (a missing
     file or one that is no image is named first; nothing is decoded for a text-only
     model); then the images are decoded in the shared pool, fair between `owner`s
-    (engine/decode_pool.py)."""
+    (engine/decode_pool.py). `page_modes` ("3=image, 5-7=both") overrides how the
+    documents' pages go."""
     check_text(text, max_chars)
+    overrides = parse_page_modes(page_modes) if page_modes.strip() else None
     check_request(
         budget or RequestBudget(max_image_pixels=max_pixels),
         [text],
@@ -86,6 +89,7 @@ def read_question(
         max_pages=max_pages,
         progress=progress,
         cancel=cancel,
+        overrides=overrides,
     )
     show = show_blob or (lambda sha256: str(library.store.blob_path(sha256)))
     shown = [show(d.sha256) for d in parts]

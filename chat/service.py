@@ -130,7 +130,8 @@ class ChatService:
         question = request.question
         if request.question_id is not None:
             rows = self.store.branch(request.session_id, request.question_id)
-            question = ChatMessage("user", rows[-1].parts)
+            # Asked again as stored, or with other pages of its documents (widened).
+            question = request.question or ChatMessage("user", rows[-1].parts)
             rows = rows[:-1]
         elif request.parent_id is not None:
             rows = self.store.branch(request.session_id, request.parent_id)

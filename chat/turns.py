@@ -29,6 +29,8 @@ class Turn:
     status: str = "complete"  # reading | streaming | complete | cancelled | error | interrupted
     id: int | None = None  # the stored message this turn is
     versions: Versions | None = None  # set when an edit or a regeneration left siblings
+    # An answer's documents that went in part (ContextReport.selection): which pages of how many.
+    selection: list[dict] = field(default_factory=list)
 
     @property
     def branch(self) -> str:
@@ -56,7 +58,11 @@ def turns_from_rows(rows, blob_path) -> list[Turn]:
         elif row.role == "assistant":
             turns.append(
                 Turn(
-                    ChatMessage.text("assistant", row.text), footer=_footer(row), status=row.status, id=row.id
+                    ChatMessage.text("assistant", row.text),
+                    footer=_footer(row),
+                    status=row.status,
+                    id=row.id,
+                    selection=list(row.prompt_info.get("selection", [])),
                 )
             )
     return turns

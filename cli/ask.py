@@ -45,6 +45,12 @@ def add_parser(commands) -> None:
         "all = every page, dropping the oldest turns instead; RANGE like 1-20,31 = those pages",
     )
     ask.add_argument("--pdf-mode", choices=("auto", "text", "images"), default="auto", help="pages as")
+    ask.add_argument(
+        "--page-mode",
+        default="",
+        metavar="PAGES=HOW",
+        help='send single pages as text, image or both whatever --pdf-mode says, like "3=image,5-7=both"',
+    )
     ask.add_argument("--password", help="password of an encrypted PDF")
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--max-tokens", type=int, help="longest answer in tokens (default: the model's, 1024)")
@@ -63,6 +69,10 @@ def run(settings, args) -> int:
 
     registry, spec = _catalogue(settings)
     strategy, page_range = _page_strategy(args.pages)
+    if args.page_mode.strip():
+        from documents.page_modes import parse_page_modes
+
+        parse_page_modes(args.page_mode)  # malformed: exit 2 before any work
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops reading or answering
     # Documents are cached in the store by sha256 even when the chat itself is not saved.
@@ -85,6 +95,7 @@ def run(settings, args) -> int:
             budget=RequestBudget.of(settings, spec),
             progress=terminal_progress(),
             cancel=cancel,
+            page_modes=args.page_mode,
         )
         params = spec.sampling_params(
             max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
@@ -201,6 +212,7 @@ def _finish(done, text: str, model: str, args) -> int:
                     "n_ctx": report.n_ctx,
                     "pages_sent": report.pages_sent,
                     "pages_chosen": [{**e, "line": selection_line(e)} for e in report.selection],
+                    "page_costs": report.costs,
                     "dropped_turns": report.dropped_turns,
                     "session_id": saved.session_id if saved else None,
                     "user_message_id": saved.message_id if saved else None,

@@ -16,19 +16,17 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Literal, Protocol
 
+from documents.page_modes import PageMode, choices_of, choose_pages
 from documents.parts import ChatMessage, DocumentPart
 from engine.protocol import Engine
-from engine.spec import VISION_HINT
 from engine.types import EngineInputError, ImagePart, Message, Part, TextPart
 
 Strategy = Literal["relevant", "range", "drop_oldest"]
-PageMode = Literal["text", "images", "auto"]
 STRATEGIES: dict[str, str] = {
     "relevant": "most relevant pages",
     "range": "page range",
     "drop_oldest": "drop oldest turns",
 }
-PAGE_MODES = ("auto", "text", "images")
 MIN_ANSWER_TOKENS = 64
 # A page range is typed by a person; these bound what a pasted or scripted one costs.
 MAX_RANGE_CHARS = 1000
@@ -61,13 +59,16 @@ class ContextReport:
     fitted_by: str = ""  # "" when everything fit; else the strategy's label
     # The question's documents that went in part: which pages of how many, and why.
     selection: list[dict] = field(default_factory=list)
+    # The question's documents: which pages went as text, image or both, and their tokens.
+    costs: list[dict] = field(default_factory=list)
 
     def line(self) -> str:
         parts = [f"context used: {self.context_used:,} of {self.n_ctx:,} tokens"]
         chosen = {entry["name"]: selection_line(entry) for entry in self.selection}
         for name, pages in self.pages_sent.items():
             parts.append(chosen.get(name) or f"{name}: p. {page_ranges(pages)}")
-        if self.fitted_by == "drop_oldest":
+        parts += cost_lines(self.costs)
+        if self.dropped_turns:
             parts.append(f"too long: dropped the {self.dropped_turns} oldest turn(s)")
         elif self.fitted_by:
             parts.append(f"too long: sent the {STRATEGIES[self.fitted_by]}")
@@ -81,6 +82,7 @@ class ContextReport:
             "dropped_turns": self.dropped_turns,
             "fitted_by": self.fitted_by,
             "selection": self.selection,
+            "costs": self.costs,
         }
 
 
@@ -100,6 +102,36 @@ def selection_line(entry: dict) -> str:
     )
 
 
+CHOICE_LABELS = {"text": "text", "image": "image", "both": "image+text"}
+
+
+def cost_line(entry: dict) -> str:
+    """ "scan.pdf as text p. 1–2 (310 tokens), image p. 3 (1,452 tokens)"."""
+    spent = [
+        f"{CHOICE_LABELS[choice]} p. {page_ranges(entry[choice])} ({entry[choice + '_tokens']:,} tokens)"
+        for choice in CHOICE_LABELS
+        if entry.get(choice)
+    ]
+    return f"{entry.get('name', 'document')} as {', '.join(spent)}"
+
+
+def cost_lines(costs: list[dict]) -> list[str]:
+    """The costs worth a line: documents with pages sent as images (all text says nothing new)."""
+    return [cost_line(entry) for entry in costs if entry.get("image") or entry.get("both")]
+
+
+def costs_of(message: ChatMessage, costs: _PageCosts) -> list[dict]:
+    """What each way of sending the question's pages costs, measured as they were fitted."""
+    entries = []
+    for doc in message.documents:
+        entry: dict = {"name": doc.name}
+        for choice, numbers in choices_of(doc).items():
+            entry[choice] = numbers
+            entry[choice + "_tokens"] = sum(costs.of(doc, n) for n in numbers)
+        entries.append(entry)
+    return entries
+
+
 def selection_of(message: ChatMessage, strategy: str, asked_range: bool, fitted_by: str) -> list[dict]:
     """The question's documents that went in part, for the lasting "sent N of M" line."""
     why = "relevant" if fitted_by == "relevant" else ""
@@ -112,26 +144,6 @@ def selection_of(message: ChatMessage, strategy: str, asked_range: bool, fitted_
 
 
 # -- choosing and expanding pages ------------------------------------------------
-
-
-def choose_pages(
-    doc: DocumentPart, pages: Sequence, mode: PageMode, vision: bool, wanted: set[int] | None = None
-) -> DocumentPart:
-    """Which pages go as text and which as images, by mode and what the model can see.
-    A text-only model gets a clear error, not an empty prompt, when nothing readable is left."""
-    chosen = [p for p in pages if wanted is None or p.number in wanted]
-    if mode == "images" or (mode == "auto" and vision):
-        as_image = [p.number for p in chosen if mode == "images" or p.needs_vision]
-    else:
-        as_image = []
-    if as_image and not vision:
-        raise EngineInputError(f"pages as images need a model that sees; {VISION_HINT}, or use PDF mode text")
-    as_text = [p.number for p in chosen if p.number not in as_image and p.text.strip()]
-    if not as_text and not as_image:
-        what = "has no text on those pages" if chosen else "has no such pages"
-        hint = " (scanned pages need a vision model)" if not vision else ""
-        raise EngineInputError(f"{doc.name} {what}{hint}")
-    return replace(doc, text_pages=tuple(as_text), image_pages=tuple(as_image))
 
 
 def expand_documents(
@@ -178,16 +190,17 @@ def document_parts(doc: DocumentPart, source: PageSource, *, for_counting: bool 
         f"Pages included: {page_ranges(doc.pages)}. Cite pages as [p. N].\n"
     )
     parts: list[Part] = [TextPart(header)]
-    images = set(doc.image_pages)
+    images, texts = set(doc.image_pages), set(doc.text_pages)
     for number in doc.pages:
+        parts.append(TextPart(f"[p. {number}]\n"))
         if number in images:
             if for_counting:
                 image = page_image_for_counting(source, doc.sha256, number)
             else:
                 image = source.page_image(doc.sha256, number)
-            parts += [TextPart(f"[p. {number}]\n"), image, TextPart("\n")]
-        else:
-            parts.append(TextPart(f"[p. {number}]\n{pages[number].text.strip()}\n\n"))
+            parts += [image, TextPart("\n")]
+        if number in texts:  # a page sent as both: its image, then its text
+            parts.append(TextPart(f"{pages[number].text.strip()}\n\n"))
     parts.append(TextPart("</document>\n"))
     return _merge_text(parts)
 
@@ -202,6 +215,22 @@ def _merge_text(parts: list[Part]) -> list[Part]:
     return merged
 
 
+def widened(
+    message: ChatMessage, source: PageSource, vision: bool, mode: PageMode = "auto", overrides=None
+) -> ChatMessage:
+    """The message with every page of its documents again, each chosen as text, image or
+    both for what the model sees (and `overrides`, documents.page_modes): a question once
+    fitted to the context, asked again with other pages or all of them."""
+
+    def rechoose(doc: DocumentPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        whole = replace(doc, text_pages=tuple(range(1, doc.total_pages + 1)), image_pages=())
+        pages = source.document_pages(doc.sha256)
+        chosen = choose_pages(whole, pages, mode, vision, overrides=overrides)
+        return chosen.text_pages, chosen.image_pages
+
+    return _with_pages(message, rechoose)
+
+
 def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: PageMode = "auto"):
     """For several models answering one prompt (compare): each model, once loaded,
     gets the last question's document pages chosen for what it can see and fitted to
@@ -211,12 +240,7 @@ def document_preparer(source: PageSource, max_answer_tokens: int = 1024, mode: P
         last = messages[-1]
         vision = engine.capabilities.vision
 
-        def rechoose(doc: DocumentPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
-            whole = replace(doc, text_pages=tuple(range(1, doc.total_pages + 1)), image_pages=())
-            chosen = choose_pages(whole, source.document_pages(doc.sha256), mode, vision)
-            return chosen.text_pages, chosen.image_pages
-
-        messages = [*messages[:-1], _with_pages(last, rechoose)]
+        messages = [*messages[:-1], widened(last, source, vision, mode)]
         fitted, _ = fit_context(engine, messages, source, "relevant", "", max_answer_tokens)
         return expand_documents(fitted, source)
 
@@ -255,6 +279,9 @@ def fit_context(
     if used > limit:
         if strategy == "drop_oldest" and floor <= limit:
             messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
+        elif strategy == "range" and floor <= limit and _has_earlier_turns(messages):
+            # The pages asked for stay; the oldest turns make room for them.
+            messages, report.dropped_turns, used = _drop_oldest(messages, limit, count)
         elif strategy == "relevant" and messages[-1].documents:
             messages, used = _most_relevant(messages, limit, source, count, costs)
         else:
@@ -262,6 +289,7 @@ def fit_context(
         report.context_used, report.fitted_by = used, strategy
     report.pages_sent = {d.name: list(d.pages) for m in messages for d in m.documents}
     report.selection = selection_of(messages[-1], strategy, bool(page_range.strip()), report.fitted_by)
+    report.costs = costs_of(messages[-1], costs)
     return messages, report
 
 
@@ -295,6 +323,10 @@ def _restrict_last_turn(messages: list[ChatMessage], wanted: set[int]) -> list[C
                 raise EngineInputError(f"{part.name} has nothing readable on pages {page_ranges(wanted)}")
         parts.append(part)
     return [*messages[:-1], ChatMessage(last.role, tuple(parts))]
+
+
+def _has_earlier_turns(messages: list[ChatMessage]) -> bool:
+    return sum(1 for m in messages if m.role == "user") > 1
 
 
 def _drop_oldest(messages: list[ChatMessage], limit: int, count) -> tuple[list[ChatMessage], int, int]:
@@ -378,11 +410,13 @@ class _PageCosts:
         self.smallest = 1
 
     def of(self, doc: DocumentPart, number: int) -> int:
-        if number in doc.image_pages:
-            return self.image_cost(doc.sha256, number)
-        if doc.sha256 not in self.texts:
-            self.texts[doc.sha256] = {p.number: p.text for p in self.source.document_pages(doc.sha256)}
-        text = f"[p. {number}]\n{self.texts[doc.sha256][number].strip()}\n\n"
+        image = self.image_cost(doc.sha256, number) if number in doc.image_pages else 0
+        return image + (self.text_cost(doc.sha256, number) if number in doc.text_pages else 0)
+
+    def text_cost(self, sha256: str, number: int) -> int:
+        if sha256 not in self.texts:
+            self.texts[sha256] = {p.number: p.text for p in self.source.document_pages(sha256)}
+        text = f"[p. {number}]\n{self.texts[sha256][number].strip()}\n\n"
         cost = self._measure(Message.text("user", text + "x"))
         self.smallest = cost if self.smallest == 1 else min(self.smallest, cost)
         return cost

@@ -41,6 +41,7 @@ class OcrSettings:
     page_seconds: float = 60.0  # a page that takes longer is left without text
     languages: str = ""  # "eng+deu"; "" = every language found
     tessdata: str = ""  # folder of .traineddata files; "" = the packages' own
+    turn_pages: bool = True  # a page that does not read as words is tried on its side and upside down
 
 
 _settings = OcrSettings()
@@ -104,12 +105,40 @@ def ocr_dpi(width_pt: float, height_pt: float, settings: OcrSettings) -> int:
 
 
 def read_page(page, settings: OcrSettings, language: str, folder: str) -> str:
-    """The text Tesseract reads on a PyMuPDF page drawn at the capped DPI."""
+    """The text Tesseract reads on a PyMuPDF page drawn at the capped DPI, the right way
+    up: a page scanned on its side or upside down is found by reading it small at each
+    turn (documents/rotation.py), within half the page's time."""
+    from documents import rotation
+
     dpi = ocr_dpi(page.rect.width, page.rect.height, settings)
     if dpi == 0:
         return ""
-    textpage = page.get_textpage_ocr(language=language, dpi=dpi, full=True, tessdata=folder)
-    return page.get_text(textpage=textpage)
+    started = time.monotonic()
+    text = read_turned(page, 0, dpi, language, folder)
+    if not settings.turn_pages or rotation.reads_upright(text):
+        return text
+    probe = min(dpi, rotation.PROBE_DPI)
+    turn = rotation.best_turn(
+        lambda degrees: read_turned(page, degrees, probe, language, folder),
+        text,
+        started + settings.page_seconds / 2,
+    )
+    return read_turned(page, turn, dpi, language, folder) if turn else text
+
+
+def read_turned(page, degrees: int, dpi: int, language: str, folder: str) -> str:
+    """The page's OCR text, drawn at `dpi` and turned clockwise by `degrees`."""
+    if degrees == 0:
+        textpage = page.get_textpage_ocr(language=language, dpi=dpi, full=True, tessdata=folder)
+        return page.get_text(textpage=textpage)
+    import pymupdf
+
+    drawn = page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72, dpi / 72).prerotate(degrees), alpha=False)
+    with pymupdf.open() as holder:  # the turned image as a page of its own, to OCR
+        turned = holder.new_page(width=drawn.width * 72 / dpi, height=drawn.height * 72 / dpi)
+        turned.insert_image(turned.rect, pixmap=drawn)
+        textpage = turned.get_textpage_ocr(language=language, dpi=dpi, full=True, tessdata=folder)
+        return turned.get_text(textpage=textpage)
 
 
 class PageTimedOut(Exception):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
-from documents.context import PageMode, choose_pages
+from documents.page_modes import Choice, PageMode, choose_pages
 from documents.parts import DocumentPart
 from engine.types import EngineInputError, ImagePart
 
@@ -43,9 +44,11 @@ def read_documents(
     max_pages: int,
     progress=None,
     cancel: threading.Event | None = None,
+    overrides: Mapping[int, Choice] | None = None,
 ) -> list[DocumentPart]:
     """Each file parsed into the store once (by sha256), as a part with every page the
-    mode sends; the context budget later picks which of them fit."""
+    mode sends (`overrides`: pages sent as text, image or both whatever the mode); the
+    context budget later picks which of them fit."""
     parts = []
     for index, path in enumerate(paths):
         file = Path(path)
@@ -65,7 +68,8 @@ def read_documents(
             cancel=cancel,
         )
         whole = DocumentPart(row.sha256, row.name, row.pages)
-        parts.append(choose_pages(whole, store.document_pages(row.sha256), mode, vision))
+        pages = store.document_pages(row.sha256)
+        parts.append(choose_pages(whole, pages, mode, vision, overrides=overrides))
     return parts
 
 
