@@ -2,8 +2,9 @@
 
 MuPDF's Tesseract reads text only the right way up and has no orientation detection
 (OSD) to call. So a page whose OCR text does not read as words is read again, drawn
-small, turned 90, 180 and 270 degrees, and the turn whose text holds the most common
-words wins. "Common words" are the most frequent short words of Latin-script languages:
+small, turned 90, 180 and 270 degrees, and the first turn whose text reads as common
+words wins; if none does, the page keeps its first reading. "Common words" are the
+most frequent short words of Latin-script languages:
 a sideways or upside-down page gives letter soup with almost none of them. A page in
 another script (Chinese, Arabic, Russian) keeps the reading it had: the test says
 nothing about it. Importing this module is free."""
@@ -49,18 +50,16 @@ def reads_upright(text: str) -> bool:
 
 
 def best_turn(read_turned, first_text: str, deadline: float) -> int:
-    """The first turn (90, 180, 270) whose reading reads upright, else the turn (0 for
-    as read) whose reading holds the most common words.
+    """The first turn (90, 180, 270) whose reading reads upright and holds more common
+    words than the page as read, else 0: weak evidence (a word or two of letter soup
+    from a drawing turned on its side) never replaces what was read.
     `read_turned(turn)` reads the page drawn small and turned; probing stops at the
-    deadline (time.monotonic), keeping the best so far."""
-    best, best_count = 0, common_words(first_text)
+    deadline (time.monotonic)."""
+    first_count = common_words(first_text)
     for turn in TURNS:
         if time.monotonic() >= deadline:
             break
         text = read_turned(turn)
-        count = common_words(text)
-        if count > best_count and reads_upright(text):
-            return turn  # clearly words: the other turns need not be tried
-        if count > best_count:
-            best, best_count = turn, count
-    return best
+        if common_words(text) > first_count and reads_upright(text):
+            return turn
+    return 0

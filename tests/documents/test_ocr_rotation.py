@@ -64,3 +64,5 @@ def test_which_text_reads_upright():
     assert rotation.best_turn(readings.get, "xx yy", deadline=float("inf")) == 180
     assert rotation.best_turn(readings.get, upright, deadline=float("inf")) == 0
     assert rotation.best_turn(readings.get, "xx", deadline=0.0) == 0  # no time left: as read
+    soup = {90: "2) i any os ga=", 180: "Nn z Comm", 270: "io)7 1o2)"}  # a drawing's title, turned
+    assert rotation.best_turn(soup.get, "Quarterly lighthouse visits", deadline=float("inf")) == 0
