@@ -202,10 +202,18 @@ def _pinned(runtime: Runtime, name: str, pinned: _Pinned):
 
 def _fidelity_table(found) -> pd.DataFrame:
     rows = [
-        [r.model, r.tokens, r.kl_mean, r.kl_p99, f"{r.top1_agreement:.1%}", r.ppl, r.ppl_reference, r.seconds]
+        [
+            r.model, r.tokens, _figures(r.kl_mean), _figures(r.kl_p99), f"{r.top1_agreement:.1%}",
+            round(r.ppl, 2), round(r.ppl_reference, 2), round(r.seconds, 1),
+        ]
         for r in found
-    ]
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
+
+
+def _figures(value: float) -> float:
+    """Three significant digits: a KL of 0.000123 stays readable, 0.0 stays 0."""
+    return float(f"{value:.3g}")
 
 
 def _kl_frame(found) -> pd.DataFrame:

@@ -143,7 +143,7 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
     with gr.Row() as manage:
         pull = gr.Button("Pull", variant="primary", elem_id="models-pull")
         cancel = gr.Button("Cancel", variant="stop", elem_id="models-cancel")
-        delete = gr.Button("Delete", elem_id="models-delete")
+        delete = gr.Button("Delete", elem_id="models-delete", interactive=False)
         confirm = gr.Checkbox(False, label="yes, delete its files", elem_id="models-confirm")
     refresh = gr.Button("Refresh", elem_id="models-refresh")
     status = gr.Markdown("", elem_id="models-status")
@@ -160,6 +160,7 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
     )
     cancel.click(_canceller(runtime, pulls), None, status, queue=False, api_name="cancel_pull")
     refresh.click(lambda: rows(runtime, pulls), None, table, api_name="models_table")
+    name.change(_delete_offer(runtime), name, delete, api_visibility="private")
     deleted = delete.click(
         _deleter(runtime, pulls, len(pickers)), [name, confirm], [*outputs, confirm], api_name="delete_model"
     )
@@ -318,6 +319,20 @@ def _canceller(runtime: Runtime, pulls: _Pulls):
         return "Cancelling…"
 
     return cancel
+
+
+def _delete_offer(runtime: Runtime):
+    """Delete is offered only for a model whose files were pulled here."""
+
+    def offer(name: str):
+        from hub.local import deletable
+
+        spec = runtime.registry.specs.get(name or "")
+        return gr.Button(
+            interactive=spec is not None and deletable(spec, runtime.settings.resolved_models_dir)
+        )
+
+    return offer
 
 
 def _deleter(runtime: Runtime, pulls: _Pulls, pickers: int):

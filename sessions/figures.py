@@ -12,9 +12,12 @@ def format_metrics(
 ) -> str:
     # Reused prompt tokens cost nothing; say how many so a fast follow-up makes sense.
     reuse = f"cached {cached_tokens:,} / new {prompt_tokens - cached_tokens:,} · " if cached_tokens else ""
+    # In words a newcomer reads (no TTFT, no tok/s): when the answer began, how fast the
+    # prompt was read and the answer written.
     return (
-        f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
-        f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
+        f"first token after {ttft_s:.2f} s · prompt read at {prompt_tps:,.0f} tokens/s · "
+        f"answer at {decode_tps:.1f} tokens/s · {prompt_tokens} + {completion_tokens} tokens · "
+        f"{reuse}{reason}"
     )
 
 

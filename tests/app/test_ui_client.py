@@ -29,7 +29,7 @@ def test_chat_streams_an_answer_with_metrics(app_url):
     chat, notice = updates[-1]
     answer = chat_text(chat)[-1]
     assert "Paris" in answer
-    assert "tok/s" in answer and "stop" in answer  # the metrics line under the answer
+    assert "tokens/s" in answer and "stop" in answer  # the metrics line under the answer
     assert notice == ""
 
 

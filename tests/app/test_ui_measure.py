@@ -45,6 +45,7 @@ def test_fidelity_of_a_copy_is_perfect(measure_app, tmp_path):
     assert notice == ""
     (row,) = table["data"]
     assert row[0] == "smollm2-copy" and row[1] > 100 and row[2] < 1e-6 and row[4] == "100.0%"
+    assert row[5] == row[6] and len(str(row[5]).split(".")[-1]) <= 2  # perplexity: 2 decimals
 
 
 def test_one_model_is_not_enough_for_fidelity(measure_app, tmp_path):
