@@ -68,7 +68,10 @@ def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:
 
     def link(match) -> str:
         number = int(match[1])
-        doc = next((d for d in documents if number in d.pages), documents[-1])
+        doc = next((d for d in documents if number in d.pages), None)
+        doc = doc or next((d for d in reversed(documents) if 1 <= number <= d.total_pages), None)
+        if doc is None:  # "[p. 200]" of a 137-page document: nothing to open, so no link
+            return match[0]
         return f"[{match[0]}](#page-{doc.sha256[:16]}-{number})"
 
     return CITATION.sub(link, text)

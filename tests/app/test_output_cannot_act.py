@@ -99,3 +99,13 @@ def test_what_an_answer_legitimately_holds_stays():
 def test_the_metrics_line_and_citations_keep_their_markup():
     (message,) = to_chatbot([assistant_turn("Answer.", "complete", footer="12 tok/s")])
     assert '<span class="metrics">12 tok/s</span>' in message["content"]
+
+
+def test_a_citation_to_a_page_the_document_lacks_is_not_a_link():
+    from app.render import link_citations
+    from documents.parts import DocumentPart
+
+    report = DocumentPart("ab" * 32, "report.pdf", 137, text_pages=(1, 2, 3))
+    text = link_citations("See [p. 2], [p. 120] and [p. 200].", (report,))
+    assert f"[[p. 2]](#page-{'ab' * 8}-2)" in text and f"[[p. 120]](#page-{'ab' * 8}-120)" in text
+    assert "[p. 200]." in text and "-200)" not in text  # page 200 of 137: plain text
