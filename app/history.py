@@ -9,7 +9,7 @@ import gradio as gr
 
 from app.access import is_shared
 from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
-from app.render import SETTING_NAMES, to_chatbot
+from app.render import SETTING_NAMES, plain_text, to_chatbot
 from app.upload_temps import CHAT_UPLOADS
 from chat.runtime import Runtime
 from chat.turns import Turn, turns_from_rows
@@ -114,7 +114,7 @@ def _searcher(runtime: Runtime):
         for hit in hits:
             if hit.session_id not in seen:
                 seen.add(hit.session_id)
-                choices.append((f"{hit.session_title}: {hit.snippet}", hit.session_id))
+                choices.append((f"{hit.session_title}: {plain_text(hit.snippet)}", hit.session_id))
         return gr.Radio(choices=choices, value=None, label=f"{len(choices)} chats match “{query.strip()}”")
 
     return search

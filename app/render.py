@@ -77,6 +77,19 @@ def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:
     return CITATION.sub(link, text)
 
 
+MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+MARKDOWN_MARKS = re.compile(r"(\*\*|__|~~|`+|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w))")
+LINE_MARKS = re.compile(r"(^|\n)\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)")
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown as the words a reader sees (a search result's label is plain text:
+    '**bold**', '# Title' and '[a](url)' would show their marks)."""
+    text = MARKDOWN_LINK.sub(r"\1", markdown)
+    text = LINE_MARKS.sub(r"\1", text)
+    return " ".join(MARKDOWN_MARKS.sub("", text).split())
+
+
 def unfetched_images(text: str) -> str:
     """Model output never makes the reader's browser fetch anything: an image it
     writes (which could carry what the chat holds to an outside server in its URL)
