@@ -52,6 +52,15 @@ def runnable(spec: ModelSpec, checks: dict) -> bool:
     return spec.available and (check is None or check.ready)
 
 
+def vision_hint_now(runtime: Runtime) -> str:
+    """The vision hint naming the models a picker offers now that see images."""
+    from models.catalogue import vision_hint
+
+    specs = list(runtime.registry.specs.values())
+    checks = page_checks(specs, runtime.settings.check_servers)
+    return vision_hint([s for s in specs if runnable(s, checks)])
+
+
 def page_checks(specs: list[ModelSpec], enabled: bool = True) -> dict:
     """Every remote model's availability now (its server asked at most every few
     minutes); {} when the settings say no server is asked (check_servers)."""

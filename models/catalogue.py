@@ -51,6 +51,16 @@ class Registry:
         self.specs[spec.name] = spec
 
 
+def vision_hint(runnable: list[ModelSpec]) -> str:
+    """What to do when a model cannot see the images given: name those of the models
+    that can run now that see, or say how to get one."""
+    ready = [s.name for s in runnable if s.vision]
+    if not ready:
+        return "no model here sees images yet: pull a Llama 4 with its mmproj in the Models tab"
+    names = ", ".join(ready[:3]) + (f" or {len(ready) - 3} more" if len(ready) > 3 else "")
+    return f"choose a model that sees images: {names}"
+
+
 def load_registry(settings: Settings) -> Registry:
     try:
         raw = tomllib.loads(settings.registry_file.read_text())
