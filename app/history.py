@@ -60,7 +60,9 @@ def owned(runtime: Runtime, session_id: str, request: gr.Request | None):
 
 
 def chat_choices(runtime: Runtime, owner: str) -> list[tuple[str, str]]:
-    chats = runtime.store.list_sessions(LIST_LIMIT, owner=owner)
+    chats = runtime.store.list_sessions(
+        LIST_LIMIT, owner=owner, chats_only=True
+    )  # comparisons stay in Compare
     return [(f"{s.title or 'Untitled'} · {s.model}", s.id) for s in chats]
 
 
@@ -112,12 +114,19 @@ def _searcher(runtime: Runtime):
             return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
         seen, choices = set(), []
         for hit in hits:
-            if hit.session_id not in seen:
+            if hit.session_id not in seen and not _is_comparison(runtime, hit.session_id):
                 seen.add(hit.session_id)
                 choices.append((f"{hit.session_title}: {plain_text(hit.snippet)}", hit.session_id))
         return gr.Radio(choices=choices, value=None, label=f"{len(choices)} chats match “{query.strip()}”")
 
     return search
+
+
+COMPARISON = "That is a comparison of several models: it stays in the Compare tab."
+
+
+def _is_comparison(runtime: Runtime, session_id: str) -> bool:
+    return bool(runtime.store.get_session(session_id).settings.get("compare"))
 
 
 def _opener(runtime: Runtime):
@@ -132,6 +141,8 @@ def _opener(runtime: Runtime):
         except UserError as exc:
             return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         saved = row.settings or {}
+        if saved.get("compare"):  # a comparison (a failed one too) is not a chat to go on with
+            return [], "", [], f"⚠️ {COMPARISON}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6
         model = row.model if row.model in runtime.registry.specs else gr.update()
         # A shared server's context size is its own, whatever the chat was saved with.
         kept = {"n_ctx"} if is_shared(runtime.settings) else set()

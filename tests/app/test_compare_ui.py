@@ -166,3 +166,17 @@ def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_lla
     tight.models.close()
     assert "one after another" in done.notice
     assert all(column.final.finish_reason in ("stop", "length") for column in done.columns)
+
+
+def test_a_comparison_stays_in_compare_and_is_not_listed_as_a_chat(compare_app_url):
+    client = Client(compare_app_url, verbose=False)
+    out = compare(client, "Say the word zanzibarite once.", ["smollm2-135m", "tiny-llama4"], max_tokens=16)
+    assert out[NOTICE] == ""
+    with Store(os.environ["L4P_DATA_DIR"]) as store:
+        compared = next(s for s in store.list_sessions(limit=1) if s.settings.get("compare"))
+    listed = client.predict("", api_name="/list_chats")
+    assert compared.id not in [value for _, value in listed["choices"]]
+    found = client.predict("zanzibarite", api_name="/search")
+    assert compared.id not in [value for _, value in found["choices"]]
+    with pytest.raises(Exception, match="not in the list of choices"):  # nothing to open it by
+        client.predict(compared.id, api_name="/open_chat")
