@@ -117,9 +117,17 @@ def _searcher(runtime: Runtime):
             if hit.session_id not in seen and not _is_comparison(runtime, hit.session_id):
                 seen.add(hit.session_id)
                 choices.append((f"{hit.session_title}: {plain_text(hit.snippet)}", hit.session_id))
-        return gr.Radio(choices=choices, value=None, label=f"{len(choices)} chats match “{query.strip()}”")
+        return gr.Radio(
+            choices=choices,
+            value=None,
+            label=f"{_chats(len(choices))} match{'es' if len(choices) == 1 else ''} “{query.strip()}”",
+        )
 
     return search
+
+
+def _chats(count: int) -> str:
+    return "1 chat" if count == 1 else f"{count} chats"
 
 
 COMPARISON = "That is a comparison of several models: it stays in the Compare tab."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, attach, pytestmark, shot  # noqa: F401 (skip without Chromium)
 
 
 def test_type_send_and_see_the_streamed_answer(page, app_url):
@@ -21,7 +21,7 @@ def test_type_send_and_see_the_streamed_answer(page, app_url):
 def test_attach_two_images_to_the_vision_model(page, vision_app_url, write_png):
     page.goto(vision_app_url)
     files = [str(write_png("red.png")), str(write_png("blue.png", color="blue"))]
-    page.locator("#input input[type=file]").set_input_files(files)
+    attach(page, files)
     page.locator("#input img").nth(1).wait_for(timeout=30_000)  # both thumbnails shown
     ask(page, "compare the two images")
     page.locator("#chat .metrics").last.wait_for(timeout=60_000)

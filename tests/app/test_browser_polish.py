@@ -10,7 +10,7 @@ import os
 from documents.parts import ChatMessage, DocumentPart
 from engine.types import TextPart
 from sessions import Store
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, attach, pytestmark, shot  # noqa: F401 (skip without Chromium)
 from tests.fixtures.documents import text_pdf
 
 CHAT_IMAGES = "#chat .image-frame img"
@@ -24,7 +24,7 @@ def test_chat_images_are_small_and_numbered(page, vision_app_url, tmp_path):
         Image.new("RGB", (600, 1200), color).save(tmp_path / f"{color}.png")
         tall.append(str(tmp_path / f"{color}.png"))
     page.goto(vision_app_url)
-    page.locator("#input input[type=file]").set_input_files(tall)
+    attach(page, tall)
     page.locator("#input img").nth(1).wait_for(timeout=30_000)
     ask(page, "compare the two images")
     metrics = page.locator("#chat .metrics").last
@@ -80,6 +80,7 @@ def test_search_shows_plain_words_and_a_missing_page_is_not_linked(page, app_url
     hit = page.locator("#chats label").filter(has_text="quillfeather").first
     hit.wait_for(timeout=30_000)
     assert "**" not in hit.inner_text() and "##" not in hit.inner_text()
+    assert page.get_by_text("1 chat matches “quillfeather”").count() == 1
     hit.click()
     chat = page.locator("#chat")
     chat.get_by_role("link", name="[p. 2]").wait_for(timeout=30_000)

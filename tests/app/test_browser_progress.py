@@ -12,7 +12,7 @@ import pytest
 
 from tests.chat.test_prompt_progress import long_document
 from tests.conftest import start_app, stop_app
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, attach, glance, pytestmark, shot  # noqa: F401 (skip without Chromium)
 
 READING = re.compile(r"reading the prompt: ([\d,]+) of ([\d,]+) tokens")
 # Every change of the last answer bubble, recorded in the page as it happens (no polling
@@ -59,17 +59,19 @@ def readings(bubbles: list[str]) -> list[tuple[int, int]]:
 
 
 def test_the_bubble_shows_the_reading_rise_and_stop_ends_it(page, small_batch_app, tmp_path):
+    from playwright.sync_api import expect
+
     document = tmp_path / "survey.txt"
     document.write_text(long_document())
     page.goto(small_batch_app)
-    page.locator("#input input[type=file]").set_input_files([str(document)])
-    page.locator("#input .thumbnail-item").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)  # as tests/app/test_browser_documents.py: the upload settles
+    attach(page, [str(document)])
     page.evaluate(RECORD_BUBBLES)
     ask(page, "How many workers were in section 3?")
     page.wait_for_function(READ_TWICE, timeout=300_000)
-    shot(page, "chat-reading-progress")
-    page.locator("#stop").click()  # Stop while the model reads
+    glance(page, "chat-reading-progress")  # no full-page capture: it would re-render under Stop
+    stop = page.locator("#stop")
+    expect(stop).to_be_enabled(timeout=60_000)
+    stop.click(timeout=90_000)  # Stop while the model reads (a click retries while re-rendered)
     page.locator("#chat .metrics").last.get_by_text("cancelled").wait_for(timeout=120_000)
     assert page.locator("#chat .reading").count() == 0  # the line went with the run
     stopped = readings(page.evaluate("window.bubbles"))
@@ -88,4 +90,7 @@ def test_the_bubble_shows_the_reading_rise_and_stop_ends_it(page, small_batch_ap
     assert len({d for d, _ in resumed}) >= 3 and resumed == sorted(resumed)
     first = next(i for i, b in enumerate(bubbles) if b.startswith("T:"))
     assert not any(b.startswith("R:") for b in bubbles[first:])  # the answer replaced it
-    page.locator("#stop").click()  # the answer itself is not what this test is about
+    shot(page, "chat-reading-resumed")
+    # The answer itself is not what this test is about: stop it if it still runs (a DOM
+    # click, which does not wait for a button the finished answer has hidden).
+    page.evaluate("() => document.querySelector('#stop button, button#stop')?.click()")
