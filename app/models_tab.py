@@ -18,6 +18,8 @@ from errors import UserError
 from models.catalogue import load_registry
 
 COLUMNS = ["model", "status", "size", "needs", "fits here", "vision", "placement"]
+ON_SERVER = "on its server"  # a remote model's size and memory: none of it is here
+COLUMN_WIDTHS = ["17%", "28%", "8%", "8%", "14%", "6%", "19%"]
 PULL_QUEUE = "pull"  # one download at a time, beside the chat's queue
 
 
@@ -137,8 +139,9 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
     after a pull or a delete."""
     pulls = _Pulls()
     table = gr.Dataframe(
-        value=lambda: rows(runtime, pulls), headers=COLUMNS, interactive=False, elem_id="models-table"
-    )
+        value=lambda: rows(runtime, pulls), headers=COLUMNS, interactive=False, elem_id="models-table",
+        wrap=True, column_widths=COLUMN_WIDTHS,  # a long status wraps: every column stays in view
+    )  # fmt: skip
     with gr.Row():
         name = gr.Dropdown(
             _pullable(runtime), label="Model", elem_id="models-name", allow_custom_value=False, scale=2
@@ -196,8 +199,7 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
             [
                 spec.name + (" ★ recommended here" if spec.name == recommended else ""),
                 _status(spec, pulls, checks.get(spec.name)),
-                f"{size / 1e9:.1f} GB" if size else "-",
-                f"{result.needs_bytes / 1e9:.1f} GB" if result.needs_bytes else "-",
+                *_sizes(spec, size, result.needs_bytes),
                 _fits(result, spec),
                 "yes" if spec.vision else "no",
                 expert_plan_line(spec, runtime.settings, vram, ram) or "-",
@@ -207,6 +209,13 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
         if name not in fits:  # a --hf pull: listed once it is on disk
             table.append([name, f"downloading {fraction:.0%}", "-", "-", "-", "-", "-"])
     return table
+
+
+def _sizes(spec: ModelSpec, size: int | None, needs: int | None) -> tuple[str, str]:
+    """The size and memory cells: a remote model has neither here."""
+    if spec.is_remote:
+        return ON_SERVER, ON_SERVER
+    return (f"{size / 1e9:.1f} GB" if size else "-", f"{needs / 1e9:.1f} GB" if needs else "-")
 
 
 def _status(spec: ModelSpec, pulls: _Pulls | None, check=None) -> str:

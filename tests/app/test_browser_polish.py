@@ -97,4 +97,9 @@ def test_the_embedded_model_offers_no_delete(page, app_url):
     page.locator("#models-name input").click()
     page.locator("li[role=option]").filter(has_text="smollm2-135m").first.click()
     expect(page.locator("#models-delete")).to_be_disabled(timeout=30_000)
+    table = page.locator("#models-table")
+    right = table.bounding_box()["x"] + table.bounding_box()["width"]
+    for header in ("size", "fits here", "placement"):  # every column in view, none off to the right
+        cell = table.locator("th").filter(has_text=header).first
+        assert cell.bounding_box()["x"] + cell.bounding_box()["width"] <= right + 1, header
     shot(page, "models-embedded")

@@ -21,3 +21,15 @@ def test_only_pulled_files_can_be_deleted(smollm2, tmp_path):
     assert not deletable(elsewhere, models_dir) and not deletable(remote, models_dir)
     (models_dir / "pulled.gguf").unlink()
     assert not deletable(pulled, models_dir)  # nothing left to delete
+
+
+def test_the_models_table_says_a_remote_model_is_on_its_server(tmp_path):
+    from app.models_tab import COLUMNS, rows
+    from chat.runtime import build_runtime
+    from config import Settings
+
+    runtime = build_runtime(Settings(data_dir=tmp_path / "data", check_servers=False))
+    table = {row[0].split(" ★")[0]: dict(zip(COLUMNS, row, strict=True)) for row in rows(runtime)}
+    hosted = table["openrouter-scout"]
+    assert hosted["size"] == hosted["needs"] == "on its server"
+    assert table["smollm2-135m"]["size"].endswith(" GB") and "0.0 GB" not in table["smollm2-135m"]["size"]
