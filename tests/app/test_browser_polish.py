@@ -86,7 +86,11 @@ def test_search_shows_plain_words_and_a_missing_page_is_not_linked(page, app_url
     chat.get_by_role("link", name="[p. 2]").wait_for(timeout=30_000)
     assert chat.get_by_text("[p. 200]").count() == 1  # shown, as words
     assert chat.get_by_role("link", name="[p. 200]").count() == 0
-    shot(page, "search-plain")
+    chat.get_by_role("link", name="[p. 2]").click()  # the viewer opens on page 2
+    sent = page.locator("#page-sent")
+    sent.get_by_text("Sent to the model").wait_for(timeout=30_000)
+    assert sent.bounding_box()["height"] >= 16  # a line a person can read, not collapsed
+    shot(page, "search-plain-and-viewer")
 
 
 def test_the_embedded_model_offers_no_delete(page, app_url):
