@@ -268,6 +268,7 @@ def _sender(runtime: Runtime):
                     max_pixels=limits.max_image_pixels,
                     max_chars=limits.max_text_chars,
                     label=spec.label,
+                    hint=models_tab.vision_hint_now(runtime) if images and not spec.vision else "",
                     budget=RequestBudget.of(limits, spec.at_context(int(n_ctx or 0))),
                     owner=history.user_of(request) or run_scope(request, "chat"),
                     progress=lambda fraction, what: progress(fraction, desc=what),

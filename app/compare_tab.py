@@ -163,7 +163,7 @@ def _main_area() -> tuple[View, gr.MultimodalTextbox, gr.Button]:
             x_title="model", y_title="seconds until the first token",
         )  # fmt: skip
         speed_plot = gr.BarPlot(
-            x="model", y="tok/s", title="Answer speed", visible=False, elem_id="speed-plot",
+            x="model", y="tokens/s", title="Answer speed", visible=False, elem_id="speed-plot",
             x_title="model", y_title=f"tokens per second ({TOKEN_NOTE})",
         )  # fmt: skip
     return View(notice, columns, titles, chats, metrics, votes, buttons, ttft_plot, speed_plot), box, stop
@@ -386,10 +386,10 @@ def _plots(comparison: Comparison | None) -> list:
     ]
     names = [c.model for _, c in finished]  # plots show once names are revealed
     ttft = pd.DataFrame({"model": names, "seconds": [c.final.usage.ttft_s for _, c in finished]})
-    speed = pd.DataFrame({"model": names, "tok/s": [c.final.usage.decode_tps for _, c in finished]})
+    speed = pd.DataFrame({"model": names, "tokens/s": [c.final.usage.decode_tps for _, c in finished]})
     return [
         gr.BarPlot(ttft, visible=bool(finished), y_lim=from_zero(ttft["seconds"])),
-        gr.BarPlot(speed, visible=bool(finished), y_lim=from_zero(speed["tok/s"])),
+        gr.BarPlot(speed, visible=bool(finished), y_lim=from_zero(speed["tokens/s"])),
     ]
 
 
@@ -427,5 +427,11 @@ def plan_text(runtime: Runtime, names: list[str]) -> str:
     plan = runtime.models.plan(specs)
     if plan.serial:
         return f"Memory: {plan.reason}."
-    total = sum(model_cost(spec, runtime.settings) or 0 for spec in specs)
-    return f"Memory: these fit together (about {total / GB:.1f} GB) and answer at the same time."
+    total = sum(model_cost(spec, runtime.settings) or 0 for spec in specs if not spec.is_remote)
+    remote = sum(spec.is_remote for spec in specs)
+    if remote == len(specs):
+        return "These run on their servers (no memory here) and answer at the same time."
+    servers = f"; {remote} on their servers" if remote else ""
+    return (
+        f"Memory: these fit together (about {total / GB:.1f} GB here{servers}) and answer at the same time."
+    )

@@ -10,7 +10,7 @@ import gradio as gr
 from app import chat_files
 from app.access import is_shared
 from app.blob_route import blob_link, gradio_copies, remove_gradio_copies
-from app.render import SETTING_NAMES, to_chatbot
+from app.render import SETTING_NAMES, plain_text, to_chatbot
 from app.upload_temps import CHAT_UPLOADS
 from chat.branches import branch_through, mark_versions, parse_chat_choice
 from chat.runtime import Runtime
@@ -90,7 +90,9 @@ def owned(runtime: Runtime, session_id: str, request: gr.Request | None):
 
 
 def chat_choices(runtime: Runtime, owner: str) -> list[tuple[str, str]]:
-    chats = runtime.store.list_sessions(LIST_LIMIT, owner=owner)
+    chats = runtime.store.list_sessions(
+        LIST_LIMIT, owner=owner, chats_only=True
+    )  # comparisons stay in Compare
     return [(f"{s.title or 'Untitled'} · {s.model}", s.id) for s in chats]
 
 
@@ -163,20 +165,36 @@ def _searcher(runtime: Runtime):
             return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
         seen, choices = set(), []
         for hit in hits:
-            if hit.session_id not in seen:
+            if hit.session_id not in seen and not _is_comparison(runtime, hit.session_id):
                 seen.add(hit.session_id)
                 # The hit's message too: the chat opens on the branch that holds it.
-                choices.append((f"{hit.session_title}: {hit.snippet}", f"{hit.session_id}#{hit.message_id}"))
-        return gr.Radio(choices=choices, value=None, label=f"{len(choices)} chats match “{query.strip()}”")
+                label = f"{hit.session_title}: {plain_text(hit.snippet)}"
+                choices.append((label, f"{hit.session_id}#{hit.message_id}"))
+        return gr.Radio(
+            choices=choices,
+            value=None,
+            label=f"{_chats(len(choices))} match{'es' if len(choices) == 1 else ''} “{query.strip()}”",
+        )
 
     return search
+
+
+def _chats(count: int) -> str:
+    return "1 chat" if count == 1 else f"{count} chats"
+
+
+COMPARISON = "That is a comparison of several models: it stays in the Compare tab."
+
+
+def _is_comparison(runtime: Runtime, session_id: str) -> bool:
+    return bool(runtime.store.get_session(session_id).settings.get("compare"))
 
 
 def _opener(runtime: Runtime):
     def open_chat(choice: str | None, request: gr.Request):
         session_id, hit = parse_chat_choice(choice or "")
         if not session_id:
-            return [], "", [], "", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6, ""
+            return _nothing_opened("")
         try:
             row = owned(runtime, session_id, request)
             rows = (
@@ -186,9 +204,11 @@ def _opener(runtime: Runtime):
             )
             turns = mark_branches(runtime, turns_from_rows(rows, blob_link(request)))
         except UserError as exc:
-            return [], "", [], f"⚠️ {exc}", gr.Textbox(), gr.Dropdown(), *[gr.update()] * 6, ""
+            return _nothing_opened(f"⚠️ {exc}")
         at = next((str(i) for i, turn in enumerate(turns) if hit is not None and turn.id == hit), "")
         saved = row.settings or {}
+        if saved.get("compare"):  # a comparison (a failed one too) is not a chat to go on with
+            return _nothing_opened(f"⚠️ {COMPARISON}")
         model = row.model if row.model in runtime.registry.specs else gr.update()
         # A shared server's context size is its own, whatever the chat was saved with.
         kept = {"n_ctx"} if is_shared(runtime.settings) else set()
@@ -196,6 +216,12 @@ def _opener(runtime: Runtime):
         return turns, session_id, to_chatbot(turns), "", row.title, model, *restored, at
 
     return open_chat
+
+
+def _nothing_opened(notice: str) -> tuple:
+    """The opener's outputs when no chat opens: an empty chat, the notice, the title,
+    model and settings as they are, no message to scroll to."""
+    return [], "", [], notice, gr.Textbox(), gr.Dropdown(), *[gr.update()] * len(SETTING_NAMES), ""
 
 
 def _exporter(runtime: Runtime, kind: str):

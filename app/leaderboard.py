@@ -129,7 +129,7 @@ def standings(
 TOO_FEW = "too few votes to rank"
 COLUMNS = [
     *("model", "votes", "win rate", "wins", "draws", "Bradley–Terry", "95% interval", "Elo"),
-    *("answers", "TTFT s", "decode tok/s"),
+    *("answers", "first token (s)", "answer tokens/s"),
 ]
 
 

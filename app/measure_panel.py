@@ -94,7 +94,7 @@ def _fidelity(runtime: Runtime):
     ):
         from documents.reader import parse_document
         from evals.fidelity import FidelityError, run_fidelity, save_fidelity
-        from evals.fidelity_images import check_comparable
+        from evals.prechecks import check_fidelity
 
         try:
             if not names or len(names) < 2:
@@ -102,7 +102,7 @@ def _fidelity(runtime: Runtime):
                     "Pick a reference and at least one variant above (the first is the reference)."
                 )
             with_images = bool(images or image_suite)
-            check_comparable({name: runtime.spec(name) for name in names}, with_images)  # headers only
+            check_fidelity({name: runtime.spec(name) for name in names}, with_images)  # nothing loads
             if with_images:
                 return _image_fidelity(runtime, names, path, int(window), images, request, progress)
             if not path:
@@ -202,10 +202,18 @@ def _pinned(runtime: Runtime, name: str, pinned: _Pinned):
 
 def _fidelity_table(found) -> pd.DataFrame:
     rows = [
-        [r.model, r.tokens, r.kl_mean, r.kl_p99, f"{r.top1_agreement:.1%}", r.ppl, r.ppl_reference, r.seconds]
+        [
+            r.model, r.tokens, _figures(r.kl_mean), _figures(r.kl_p99), f"{r.top1_agreement:.1%}",
+            round(r.ppl, 2), round(r.ppl_reference, 2), round(r.seconds, 1),
+        ]
         for r in found
-    ]
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
+
+
+def _figures(value: float) -> float:
+    """Three significant digits: a KL of 0.000123 stays readable, 0.0 stays 0."""
+    return float(f"{value:.3g}")
 
 
 def _kl_frame(found) -> pd.DataFrame:
@@ -227,12 +235,14 @@ def _passages(found) -> str:
 
 def _suite(runtime: Runtime):
     def run(names, path, limit, max_tokens, request: gr.Request, progress=gr.Progress()):
+        from evals.prechecks import check_runnable
         from evals.suite_file import load_suite
         from evals.suite_run import run_suite, summarize
 
         try:
             if not names:
                 raise EngineInputError("Pick at least one model above.")
+            check_runnable({name: runtime.spec(name) for name in names})  # before a run is saved
             conversations = load_suite(path or "builtin")
             conversations = conversations[: int(limit)] if limit and int(limit) > 0 else conversations
             owner = history.user_of(request)

@@ -18,6 +18,8 @@ from errors import UserError
 from models.catalogue import load_registry
 
 COLUMNS = ["model", "status", "size", "needs", "fits here", "vision", "placement"]
+ON_SERVER = "on its server"  # a remote model's size and memory: none of it is here
+COLUMN_WIDTHS = ["17%", "28%", "8%", "8%", "14%", "6%", "19%"]
 PULL_QUEUE = "pull"  # one download at a time, beside the chat's queue
 
 
@@ -50,6 +52,15 @@ def runnable(spec: ModelSpec, checks: dict) -> bool:
     """On disk, or (remote) set up and, when its server was asked, ready."""
     check = checks.get(spec.name)
     return spec.available and (check is None or check.ready)
+
+
+def vision_hint_now(runtime: Runtime) -> str:
+    """The vision hint naming the models a picker offers now that see images."""
+    from models.catalogue import vision_hint
+
+    specs = list(runtime.registry.specs.values())
+    checks = page_checks(specs, runtime.settings.check_servers)
+    return vision_hint([s for s in specs if runnable(s, checks)])
 
 
 def page_checks(specs: list[ModelSpec], enabled: bool = True) -> dict:
@@ -128,8 +139,9 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
     after a pull or a delete."""
     pulls = _Pulls()
     table = gr.Dataframe(
-        value=lambda: rows(runtime, pulls), headers=COLUMNS, interactive=False, elem_id="models-table"
-    )
+        value=lambda: rows(runtime, pulls), headers=COLUMNS, interactive=False, elem_id="models-table",
+        wrap=True, column_widths=COLUMN_WIDTHS,  # a long status wraps: every column stays in view
+    )  # fmt: skip
     with gr.Row():
         name = gr.Dropdown(
             _pullable(runtime), label="Model", elem_id="models-name", allow_custom_value=False, scale=2
@@ -143,7 +155,7 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
     with gr.Row() as manage:
         pull = gr.Button("Pull", variant="primary", elem_id="models-pull")
         cancel = gr.Button("Cancel", variant="stop", elem_id="models-cancel")
-        delete = gr.Button("Delete", elem_id="models-delete")
+        delete = gr.Button("Delete", elem_id="models-delete", interactive=False)
         confirm = gr.Checkbox(False, label="yes, delete its files", elem_id="models-confirm")
     refresh = gr.Button("Refresh", elem_id="models-refresh")
     status = gr.Markdown("", elem_id="models-status")
@@ -160,6 +172,7 @@ def build_tab(runtime: Runtime, pickers: list[gr.Dropdown], others: list | None 
     )
     cancel.click(_canceller(runtime, pulls), None, status, queue=False, api_name="cancel_pull")
     refresh.click(lambda: rows(runtime, pulls), None, table, api_name="models_table")
+    name.change(_delete_offer(runtime), name, delete, api_visibility="private")
     deleted = delete.click(
         _deleter(runtime, pulls, len(pickers)), [name, confirm], [*outputs, confirm], api_name="delete_model"
     )
@@ -186,8 +199,7 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
             [
                 spec.name + (" ★ recommended here" if spec.name == recommended else ""),
                 _status(spec, pulls, checks.get(spec.name)),
-                f"{size / 1e9:.1f} GB" if size else "-",
-                f"{result.needs_bytes / 1e9:.1f} GB" if result.needs_bytes else "-",
+                *_sizes(spec, size, result.needs_bytes),
                 _fits(result, spec),
                 "yes" if spec.vision else "no",
                 expert_plan_line(spec, runtime.settings, vram, ram) or "-",
@@ -197,6 +209,13 @@ def rows(runtime: Runtime, pulls: _Pulls | None = None) -> list[list[str]]:
         if name not in fits:  # a --hf pull: listed once it is on disk
             table.append([name, f"downloading {fraction:.0%}", "-", "-", "-", "-", "-"])
     return table
+
+
+def _sizes(spec: ModelSpec, size: int | None, needs: int | None) -> tuple[str, str]:
+    """The size and memory cells: a remote model has neither here."""
+    if spec.is_remote:
+        return ON_SERVER, ON_SERVER
+    return (f"{size / 1e9:.1f} GB" if size else "-", f"{needs / 1e9:.1f} GB" if needs else "-")
 
 
 def _status(spec: ModelSpec, pulls: _Pulls | None, check=None) -> str:
@@ -318,6 +337,20 @@ def _canceller(runtime: Runtime, pulls: _Pulls):
         return "Cancelling…"
 
     return cancel
+
+
+def _delete_offer(runtime: Runtime):
+    """Delete is offered only for a model whose files were pulled here."""
+
+    def offer(name: str):
+        from hub.local import deletable
+
+        spec = runtime.registry.specs.get(name or "")
+        return gr.Button(
+            interactive=spec is not None and deletable(spec, runtime.settings.resolved_models_dir)
+        )
+
+    return offer
 
 
 def _deleter(runtime: Runtime, pulls: _Pulls, pickers: int):

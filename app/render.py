@@ -115,10 +115,26 @@ def link_citations(text: str, documents: tuple[DocumentPart, ...]) -> str:
 
     def link(match) -> str:
         number = int(match[1])
-        doc = next((d for d in documents if number in d.pages), documents[-1])
+        doc = next((d for d in documents if number in d.pages), None)
+        doc = doc or next((d for d in reversed(documents) if 1 <= number <= d.total_pages), None)
+        if doc is None:  # "[p. 200]" of a 137-page document: nothing to open, so no link
+            return match[0]
         return f"[{match[0]}](#page-{doc.sha256[:16]}-{number})"
 
     return CITATION.sub(link, text)
+
+
+MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+MARKDOWN_MARKS = re.compile(r"(\*\*|__|~~|`+|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w))")
+LINE_MARKS = re.compile(r"(^|\n)\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)")
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown as the words a reader sees (a search result's label is plain text:
+    '**bold**', '# Title' and '[a](url)' would show their marks)."""
+    text = MARKDOWN_LINK.sub(r"\1", markdown)
+    text = LINE_MARKS.sub(r"\1", text)
+    return " ".join(MARKDOWN_MARKS.sub("", text).split())
 
 
 def unfetched_images(text: str) -> str:

@@ -51,6 +51,7 @@ def read_question(
     max_pixels: int,
     max_chars: int,
     label: str = "this model",
+    hint: str = VISION_HINT,
     budget: RequestBudget | None = None,
     owner: str | None = None,
     progress=None,
@@ -77,7 +78,7 @@ def read_question(
         parts=1 + len(images) + len(documents),
         vision=vision,
         label=label,
-        hint=VISION_HINT,
+        hint=hint,
     )
     loaded = decode_all(owner, lambda path: load_image_file(path, max_pixels), list(images))
     parts = read_documents(

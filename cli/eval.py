@@ -129,8 +129,8 @@ def _fidelity(settings, args, specs, store) -> int:
     from documents.reader import parse_document
     from engine.types import EngineInputError
     from evals.fidelity import FidelityError, run_fidelity, save_fidelity
-    from evals.fidelity_images import check_comparable
     from evals.plot import kl_svg
+    from evals.prechecks import check_fidelity
 
     if len(specs) < 2:
         raise EngineInputError(
@@ -138,8 +138,8 @@ def _fidelity(settings, args, specs, store) -> int:
         )
     if args.file is not None and not args.file.is_file():
         raise EngineInputError(f"file not found: {args.file}")
-    try:  # from the headers, before any weights load
-        check_comparable(specs, with_images=wants_images(args))
+    try:  # from the headers and listings, before any weights load
+        check_fidelity(specs, with_images=wants_images(args))
     except FidelityError as exc:
         raise EngineInputError(str(exc)) from None
     if wants_images(args):
@@ -185,6 +185,7 @@ def _fidelity(settings, args, specs, store) -> int:
 
 def _suite(settings, args, specs, store) -> int:
     from engine.types import EngineInputError, SamplingParams
+    from evals.prechecks import check_runnable
     from evals.suite_file import load_suite
     from evals.suite_run import run_suite, summarize
     from models.engines import engine_for
@@ -198,10 +199,10 @@ def _suite(settings, args, specs, store) -> int:
     except ValueError as exc:
         raise EngineInputError(str(exc)) from None
     if args.resume is not None:
-        saved = store.evals.run(args.resume)
-        specs = specs or _specs(settings, list(saved.models))
-        run_id = args.resume
-    else:
+        specs = specs or _specs(settings, list(store.evals.run(args.resume).models))
+    check_runnable(specs)  # every model, before a run is saved or the first one answers
+    run_id = args.resume
+    if run_id is None:
         run_id = store.evals.start(
             "suite", args.suite, list(specs), {"max_tokens": args.max_tokens, "limit": args.limit}
         )

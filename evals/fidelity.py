@@ -31,6 +31,7 @@ MAX_WINDOW = 1024
 MAX_TOKENS = 200_000  # ~500 pages; the reference's scores take 8 bytes x 33 per token on disk
 PASSAGE_TOKENS = 32
 ProgressFn = Callable[[float, str], None]
+NO_TEXT = "the document has no text to score (scanned pages have none: OCR it first)"
 
 
 class FidelityError(UserError):
@@ -102,7 +103,7 @@ def document_tokens(engine, pages: Sequence[tuple[int | None, str]]) -> Document
             starts.append((len(tokens), number))
         tokens += engine.tokenize_plain(text if not tokens else "\n\n" + text)
     if len(tokens) < 2:
-        raise FidelityError("the document has no text to score (scanned pages have none: OCR it first)")
+        raise FidelityError(NO_TEXT)
     if len(tokens) > MAX_TOKENS:
         raise FidelityError(f"the document is {len(tokens):,} tokens; fidelity reads at most {MAX_TOKENS:,}")
     return DocumentTokens(tuple(tokens), tuple(starts))
@@ -183,6 +184,8 @@ def run_fidelity(
     with tokenize_plain, bos_token and prompt_logprobs; engines run one at a time."""
     report = progress or (lambda fraction, what: None)
     window = max(min(window, MAX_WINDOW), 8)
+    if not any(text.strip() for _, text in pages):  # known before any model loads
+        raise FidelityError(NO_TEXT)
     with tempfile.TemporaryDirectory(prefix="l4p-fidelity-") as folder:
         started = time.perf_counter()
         engine = _loaded(load, reference)

@@ -33,6 +33,15 @@ def add_pulled(registry: Registry, models_dir: Path) -> Registry:
     return registry
 
 
+def deletable(spec: ModelSpec, models_dir: Path) -> bool:
+    """Whether Delete applies: a GGUF on disk that was pulled into the models dir (the
+    embedded model, an --extra-model or an endpoint has no files of ours to delete)."""
+    if spec.backend != "llama.cpp" or spec.model_path is None or not spec.model_path.is_file():
+        return False
+    root = models_dir.resolve()
+    return all(p.resolve().is_relative_to(root) for p in gguf_parts(spec.model_path))
+
+
 def delete_model(spec: ModelSpec, registry: Registry, models_dir: Path) -> list[Path]:
     """Delete a model's files from the models dir (every part of a split one). Its
     mmproj stays while another model on disk uses it. Returns what was deleted."""

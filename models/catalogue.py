@@ -48,7 +48,26 @@ class Registry:
         return spec.at_context(settings.n_ctx)
 
     def add(self, spec: ModelSpec) -> None:
-        self.specs[spec.name] = spec
+        self.specs[spec.name] = distinct_label(spec, self.specs)
+
+
+def distinct_label(spec: ModelSpec, specs: dict[str, ModelSpec]) -> ModelSpec:
+    """The spec with a label no other model has: two files with the same name inside
+    (a copy, another quant's folder) would read alike in a picker, so the name follows."""
+    taken = {other.label for name, other in specs.items() if name != spec.name}
+    if spec.label not in taken:
+        return spec
+    return replace(spec, label=f"{spec.label} ({spec.name})")
+
+
+def vision_hint(runnable: list[ModelSpec]) -> str:
+    """What to do when a model cannot see the images given: name those of the models
+    that can run now that see, or say how to get one."""
+    ready = [s.name for s in runnable if s.vision]
+    if not ready:
+        return "no model here sees images yet: pull a Llama 4 with its mmproj in the Models tab"
+    names = ", ".join(ready[:3]) + (f" or {len(ready) - 3} more" if len(ready) > 3 else "")
+    return f"choose a model that sees images: {names}"
 
 
 def load_registry(settings: Settings) -> Registry:
@@ -82,15 +101,14 @@ def load_registry(settings: Settings) -> Registry:
     elif settings.model_path is not None:
         mine = [user_model(settings.model_path, settings.mmproj)]
     for spec in mine:
-        specs[spec.name] = spec
+        specs[spec.name] = distinct_label(spec, specs)
     if settings.provider and not mine:
         _chosen_name(specs, settings, retired)  # a model it serves without a preset joins `specs`
     default = mine[0].name if mine else default
     for extra in settings.extra_models:
         spec = user_model(*parse_extra_model(extra))
         name = _unique_name(spec.name, specs)
-        label = spec.label if name == spec.name else f"{spec.label} ({name})"
-        specs[name] = replace(spec, name=name, label=label)
+        specs[name] = distinct_label(replace(spec, name=name), specs)
     return Registry(specs, default, retired)
 
 

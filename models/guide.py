@@ -36,7 +36,7 @@ class NextStep:
         elif self.budget_gb is not None:
             ways.append(f"no Llama 4 quant fits the {self.budget_gb:.0f} GB free here")
         if self.hosted is not None:
-            ways.append(_hosted_way(self.hosted, code))
+            ways.append(_hosted_way(self.hosted, code, page))
         return self.running, "For Llama 4: " + "; or ".join(ways) + "."
 
 
@@ -68,7 +68,9 @@ def _local_quant(specs: list[ModelSpec], settings: Settings) -> tuple[ModelSpec 
     return best, (budget / 1e9 if budget else None)
 
 
-def _hosted_way(spec: ModelSpec, code) -> str:
+def _hosted_way(spec: ModelSpec, code, page: bool = False) -> str:
     if spec.api_key_env and not os.environ.get(spec.api_key_env):
+        if page:  # a sentence, not a variable name (the Models tab names it for an admin)
+            return f"use {spec.label} with your API key there: {code(f'launch.py --provider {spec.name}')}"
         return f"use {spec.label}: set {spec.api_key_env} and run {code(f'launch.py --provider {spec.name}')}"
     return f"use {spec.label} ({code(f'launch.py --provider {spec.name}')})"

@@ -12,10 +12,17 @@ def format_metrics(
 ) -> str:
     # Reused prompt tokens cost nothing; say how many so a fast follow-up makes sense.
     reuse = f"cached {cached_tokens:,} / new {prompt_tokens - cached_tokens:,} · " if cached_tokens else ""
-    return (
-        f"TTFT {ttft_s:.2f} s · prompt {prompt_tps:.0f} tok/s · decode {decode_tps:.1f} tok/s · "
-        f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
-    )
+    # In words a newcomer reads (no TTFT, no tok/s): when the answer began, how fast the
+    # prompt was read and the answer written.
+    # A figure never measured (an answer stopped before its first token) is left out
+    # rather than shown as "0.00 s" or "0 tokens/s".
+    speeds = [
+        f"first token after {ttft_s:.2f} s" if ttft_s else "",
+        f"prompt read at {prompt_tps:,.0f} tokens/s" if prompt_tps else "",
+        f"answer at {decode_tps:.1f} tokens/s" if decode_tps else "",
+    ]
+    counts = f"{prompt_tokens} + {completion_tokens} tokens · {reuse}{reason}"
+    return " · ".join([*(bit for bit in speeds if bit), counts])
 
 
 def row_metrics(row: MessageRow) -> str:

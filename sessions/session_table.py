@@ -36,9 +36,14 @@ def insert_session(conn: Connection, fields: dict[str, Any]) -> str:
     return session_id
 
 
-def newest_sessions(conn: Connection, owner: str, limit: int, offset: int) -> list[SessionRow]:
+def newest_sessions(
+    conn: Connection, owner: str, limit: int, offset: int, chats_only: bool = False
+) -> list[SessionRow]:
+    # A comparison is a session too (chat/comparison.py): its settings name the models.
+    chats = " AND json_extract(s.settings, '$.compare') IS NULL" if chats_only else ""
     found = conn.rows(
-        f"{WITH_COUNT} FROM sessions s WHERE s.owner = ? ORDER BY s.updated DESC, s.id LIMIT ? OFFSET ?",
+        f"{WITH_COUNT} FROM sessions s WHERE s.owner = ?{chats}"
+        " ORDER BY s.updated DESC, s.id LIMIT ? OFFSET ?",
         (owner, limit, offset),
     )
     return [_session_row(record) for record in found]

@@ -78,10 +78,12 @@ class Store:
         fields = {"title": title, "model": model, "settings": settings, "owner": owner, "id": session_id}
         return self._conn.write(lambda: table.insert_session(self._conn, fields))
 
-    def list_sessions(self, limit: int = 50, offset: int = 0, owner: str = "") -> list[SessionRow]:
+    def list_sessions(
+        self, limit: int = 50, offset: int = 0, owner: str = "", chats_only: bool = False
+    ) -> list[SessionRow]:
         """Newest-updated first. `owner` is matched exactly: '' lists the sessions made
-        without a login, never everyone's."""
-        return table.newest_sessions(self._conn, owner, limit, offset)
+        without a login, never everyone's. `chats_only` leaves out comparisons."""
+        return table.newest_sessions(self._conn, owner, limit, offset, chats_only)
 
     def get_session(self, session_id: str) -> SessionRow:
         return table.session(self._conn, session_id)

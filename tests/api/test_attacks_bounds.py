@@ -258,7 +258,7 @@ def test_page_search_takes_any_text_literally(shared):
     ann.predict(**QUICK_RESPOND, api_name="/respond")  # a chat is stored once it is answered
     for query in NASTY_QUERIES:
         found = ann.predict(query[:FIELD_CHARS], api_name="/search")
-        assert "⚠️" not in found["label"] and "chats match" in found["label"], query
+        assert "⚠️" not in found["label"] and " match" in found["label"], query
     assert ann.predict('"quokka', api_name="/search")["choices"]  # a stray quote: still the word
     assert_still_serves(shared)
 

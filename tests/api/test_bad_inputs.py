@@ -51,7 +51,7 @@ def assert_still_serves(url: str) -> None:
     _, _, notice = client.predict({"text": "What is 2 + 2?", "files": []}, password="", api_name="/send")
     assert notice == ""
     chat, notice = client.predict(**QUICK, api_name="/respond")
-    assert notice == "" and "tok/s" in answer_text(chat)
+    assert notice == "" and "tokens/s" in answer_text(chat)
 
 
 def one_line(message: str) -> str:

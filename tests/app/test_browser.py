@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, attach, pytestmark, shot  # noqa: F401 (skip without Chromium)
 
 
 def test_type_send_and_see_the_streamed_answer(page, app_url):
@@ -14,14 +14,14 @@ def test_type_send_and_see_the_streamed_answer(page, app_url):
     answer = page.locator("#chat .message.bot, #chat [data-testid='bot']").last
     answer.get_by_text("Paris").wait_for(timeout=60_000)
     page.locator("#chat .metrics").last.wait_for(timeout=60_000)
-    assert "tok/s" in page.locator("#chat .metrics").last.inner_text()
+    assert "tokens/s" in page.locator("#chat .metrics").last.inner_text()
     shot(page, "chat-answer")
 
 
 def test_attach_two_images_to_the_vision_model(page, vision_app_url, write_png):
     page.goto(vision_app_url)
     files = [str(write_png("red.png")), str(write_png("blue.png", color="blue"))]
-    page.locator("#input input[type=file]").set_input_files(files)
+    attach(page, files)
     page.locator("#input img").nth(1).wait_for(timeout=30_000)  # both thumbnails shown
     ask(page, "compare the two images")
     page.locator("#chat .metrics").last.wait_for(timeout=60_000)
@@ -124,7 +124,7 @@ def test_compare_two_models_side_by_side_and_vote(page, compare_app_url):
     box.fill("What is the capital of France?")
     box.press("Enter")
     for index in (0, 1):
-        page.locator(f"#compare-metrics-{index}").get_by_text("tok/s").wait_for(timeout=90_000)
+        page.locator(f"#compare-metrics-{index}").get_by_text("tokens/s").wait_for(timeout=90_000)
     assert "Paris" in page.locator("#compare-chat-0").inner_text()
     assert "context" in page.locator("#compare-metrics-1").inner_text()
     page.locator("#ttft-plot svg.marks").wait_for(timeout=30_000)

@@ -8,7 +8,7 @@ import os
 from documents.parts import ChatMessage, DocumentPart
 from engine.types import TextPart
 from sessions import Store
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, attach, pytestmark, shot  # noqa: F401 (skip without Chromium)
 from tests.fixtures.documents import text_pdf
 
 
@@ -17,9 +17,8 @@ def test_attach_two_images_and_a_pdf_with_the_file_picker(page, vision_app_url, 
     pdf.write_bytes(text_pdf(["The first page talks about apples. " * 8, "The second is about pears. " * 8]))
     page.goto(vision_app_url)
     files = [str(write_png("red.png")), str(pdf), str(write_png("blue.png", color="blue"))]
-    page.locator("#input input[type=file]").set_input_files(files)
+    attach(page, files)
     page.locator("#input img").nth(1).wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)
     shot(page, "documents-attached")
     ask(page, "What do the images and the notes show?")
     # The budget line shows above the chat while the answer streams, then under it.

@@ -146,7 +146,7 @@ def test_compare_three_models(open_page, compare_app_url, size):
     box.fill("What is the capital of France?")
     box.press("Enter")
     for index in (0, 1, 2):
-        page.locator(f"#compare-metrics-{index}").get_by_text("tok/s").wait_for(timeout=120_000)
+        page.locator(f"#compare-metrics-{index}").get_by_text("tokens/s").wait_for(timeout=120_000)
     assert "Paris" in page.locator("#compare-chat-0").inner_text()
     expect(page.locator("#compare-stop")).to_be_hidden(timeout=30_000)  # nothing runs any more
     page.evaluate("window.scrollTo(0, 0)")

@@ -19,7 +19,7 @@ def test_finished_charts_start_at_zero_and_say_their_units():
     ]
     ttft, speed = _plots(Comparison(done))
     assert ttft.y_lim == [0.0, 1.5 * 1.1] and speed.y_lim == [0.0, 30.0 * 1.1]
-    assert ttft.value["data"] == [["a", 0.5], ["b", 1.5]] and speed.value["columns"] == ["model", "tok/s"]
+    assert ttft.value["data"] == [["a", 0.5], ["b", 1.5]] and speed.value["columns"] == ["model", "tokens/s"]
 
 
 def test_the_chart_axes_are_titled_in_words():

@@ -52,7 +52,8 @@ def test_two_models_stream_side_by_side_with_metrics_plots_and_a_vote(compare_ap
     assert "Paris" in answer_text(chats[0]) and answer_text(chats[1])
     assert chats[2:] == [[], []]  # only two columns in use
     for line in metrics[:2]:
-        assert "TTFT" in line and "decode" in line and "tok/s" in line and "context" in line
+        assert "first token after" in line and "answer at" in line and "tokens/s" in line
+        assert "context" in line and "TTFT" not in line and "tok/s" not in line
     ttft_plot, speed_plot = out[PLOTS]
     assert ttft_plot["visible"] and [row[0] for row in ttft_plot["value"]["data"]] == [
         "smollm2-135m",
@@ -78,13 +79,13 @@ def test_blind_mode_hides_names_and_speeds_until_the_vote(compare_app_url):
     out = compare(client, "Name a colour.", models, blind=True, max_tokens=16)
     assert list(out[TITLES][:3]) == ["**Model A**", "**Model B**", "**Model C**"]
     assert all("after your vote" in line for line in out[METRICS][:3])
-    assert not any("tok/s" in answer_text(chat) for chat in out[CHATS][:3])
+    assert not any("tokens/s" in answer_text(chat) for chat in out[CHATS][:3])
     assert not out[PLOTS][0]["visible"]
     voted = client.predict("B is best", api_name="/vote")
     titles = voted[1:5]
     revealed = [title.strip("*").split(": ", 1)[1] for title in titles[:3]]
     assert sorted(revealed) == sorted([SMOL, "tiny-llama4", "tiny-llama4 (tiny-llama4-2)"])
-    assert all("tok/s" in line for line in voted[9:12])  # speeds shown now
+    assert all("tokens/s" in line for line in voted[9:12])  # speeds shown now
     with Store(os.environ["L4P_DATA_DIR"]) as store:
         vote = store.comparisons.votes()[-1]
         session = store.comparisons.get(vote.comparison_id).session_id
@@ -152,6 +153,10 @@ def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_lla
     extra = [str(tiny_llama4[0])]
     roomy = build_runtime(Settings(data_dir=tmp_path / "a", extra_models=extra, memory_budget_gb=100))
     assert "fit together" in plan_text(roomy, names)
+    hosted = plan_text(roomy, ["openrouter-scout", "deepinfra-scout"])
+    assert hosted.startswith("These run on their servers") and "GB" not in hosted  # no "0.0 GB"
+    mixed = plan_text(roomy, ["smollm2-135m", "openrouter-scout"])
+    assert "GB here; 1 on their servers" in mixed and "about 0.0 GB" not in mixed
     tight = build_runtime(Settings(data_dir=tmp_path / "b", extra_models=extra, memory_budget_gb=0.01))
     assert "one after another" in plan_text(tight, names)
     comparison = new_comparison(tight.registry, names, blind=False)
@@ -161,3 +166,17 @@ def test_the_page_says_when_models_will_run_one_after_another(tmp_path, tiny_lla
     tight.models.close()
     assert "one after another" in done.notice
     assert all(column.final.finish_reason in ("stop", "length") for column in done.columns)
+
+
+def test_a_comparison_stays_in_compare_and_is_not_listed_as_a_chat(compare_app_url):
+    client = Client(compare_app_url, verbose=False)
+    out = compare(client, "Say the word zanzibarite once.", ["smollm2-135m", "tiny-llama4"], max_tokens=16)
+    assert out[NOTICE] == ""
+    with Store(os.environ["L4P_DATA_DIR"]) as store:
+        compared = next(s for s in store.list_sessions(limit=1) if s.settings.get("compare"))
+    listed = client.predict("", api_name="/list_chats")
+    assert compared.id not in [value for _, value in listed["choices"]]
+    found = client.predict("zanzibarite", api_name="/search")
+    assert compared.id not in [value for _, value in found["choices"]]
+    with pytest.raises(Exception, match="not in the list of choices"):  # nothing to open it by
+        client.predict(compared.id, api_name="/open_chat")

@@ -48,7 +48,10 @@ def test_the_page_says_it_is_not_llama4_yet_and_how_to_get_it(first_run_app, pag
     text = banner.inner_text()
     assert RUNNING in text
     assert "launch.py pull scout-q2_k_xl" in text and "Pull in the Models tab" in text
-    assert "set OPENROUTER_API_KEY" in text
+    assert (
+        "Llama 4 Scout on OpenRouter with your API key there: launch.py --provider openrouter-scout" in text
+    )
+    assert "OPENROUTER_API_KEY" not in text  # a sentence, not a variable name
     assert page.title() == "Playground: SmolLM2 135M Instruct Q4_1, not Llama 4"
     assert page.locator("#title").inner_text().strip() == "Playground"
     shot(page, "first-run")

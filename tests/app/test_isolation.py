@@ -355,7 +355,7 @@ def test_a_blind_comparison_shows_no_speeds_in_the_chat_tab_before_its_vote(tmp_
 
         assert footers() == [""]
         runtime.store.comparisons.vote(comparison, "best", 1)
-        assert "tok/s" in footers()[0]
+        assert "tokens/s" in footers()[0]
         assert [row.engine_id for row in runtime.store.comparisons.speeds(ANN)] == ["model-x", "model-y"]
     finally:
         runtime.store.close()

@@ -99,3 +99,28 @@ def test_what_an_answer_legitimately_holds_stays():
 def test_the_metrics_line_and_citations_keep_their_markup():
     (message,) = to_chatbot([assistant_turn("Answer.", "complete", footer="12 tok/s")])
     assert '<span class="metrics">12 tok/s</span>' in message["content"]
+
+
+def test_a_citation_to_a_page_the_document_lacks_is_not_a_link():
+    from app.render import link_citations
+    from documents.parts import DocumentPart
+
+    report = DocumentPart("ab" * 32, "report.pdf", 137, text_pages=(1, 2, 3))
+    text = link_citations("See [p. 2], [p. 120] and [p. 200].", (report,))
+    assert f"[[p. 2]](#page-{'ab' * 8}-2)" in text and f"[[p. 120]](#page-{'ab' * 8}-120)" in text
+    assert "[p. 200]." in text and "-200)" not in text  # page 200 of 137: plain text
+
+
+@pytest.mark.parametrize(
+    ("markdown", "plain"),
+    [
+        ("## Results\n- the **zeppelin** flew", "Results the zeppelin flew"),
+        ("see [the manual](https://example.org) and `launch.py`", "see the manual and launch.py"),
+        ("> quoted *emphasis* and __strong__ text", "quoted emphasis and strong text"),
+        ("2 * 3 = 6 and snake_case_name stay", "2 * 3 = 6 and snake_case_name stay"),
+    ],
+)
+def test_a_search_result_shows_plain_words(markdown, plain):
+    from app.render import plain_text
+
+    assert plain_text(markdown) == plain

@@ -29,7 +29,7 @@ def test_chat_streams_an_answer_with_metrics(app_url):
     chat, notice = updates[-1]
     answer = chat_text(chat)[-1]
     assert "Paris" in answer
-    assert "tok/s" in answer and "stop" in answer  # the metrics line under the answer
+    assert "tokens/s" in answer and "stop" in answer  # the metrics line under the answer
     assert notice == ""
 
 
@@ -49,9 +49,18 @@ def test_follow_up_and_regenerate_keep_one_answer_per_turn(app_url):
 def test_image_to_the_text_only_model_gets_a_clear_message(app_url, write_png):
     client = Client(app_url, verbose=False)
     box, chat, notice = send(client, "what is this?", [write_png("red.png")])
-    assert "cannot see images; choose a vision model such as Llama 4 Scout GGUF" in notice
+    # Nothing here sees images (no Llama 4 on disk, no provider key): say how to get one.
+    assert "cannot see images; no model here sees images yet: pull a Llama 4" in notice
     assert chat == []  # nothing sent, nothing pretended
     assert box["value"]["text"] == "what is this?"  # the input is kept so the user can fix it
+
+
+def test_the_vision_hint_names_the_models_here_that_see(compare_app_url, write_png):
+    client = Client(compare_app_url, verbose=False)
+    box, chat, notice = send(client, "what is this?", [write_png("red.png")], model="smollm2-135m")
+    assert "cannot see images; choose a model that sees images: tiny-llama4" in notice
+    assert "tiny-llama4-2" not in notice  # its GGUF came without a projector: it cannot see
+    assert chat == [] and box["value"]["text"] == "what is this?"
 
 
 def test_bad_upload_gets_a_clear_message(app_url, tmp_path):

@@ -41,4 +41,4 @@ def test_a_real_turn_shows_live_speed_then_the_final_figures(tiny_llama4, tiny_l
     assert any("tokens/s so far" in line for line in live)
     for column in comparison.columns:
         assert column.first_at >= column.asked_at and column.pieces >= 1
-        assert metrics_line(column).startswith("TTFT")
+        assert metrics_line(column).startswith("first token after")

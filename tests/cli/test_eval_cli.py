@@ -84,3 +84,28 @@ def test_suite_json_resume_and_export(tmp_path):
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     done = launch(*args, data_dir=tmp_path)
     assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("fidelity", "--model", "smollm2-135m", "--model", "openrouter-scout", "--file", "DOC"),
+            "cannot give",
+        ),
+        (("suite", "--model", "smollm2-135m", "--model", "scout-q2_k_xl"), "scout-q2_k_xl cannot run here"),
+        (
+            ("suite", "--model", "smollm2-135m", "--model", "openrouter-scout"),
+            "openrouter-scout cannot answer",
+        ),
+    ],
+    ids=["fidelity-endpoint", "suite-missing-file", "suite-endpoint-without-key"],
+)
+def test_a_model_that_cannot_run_is_refused_before_any_work(args, message, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    doc = tmp_path / "notes.txt"
+    doc.write_text("Some text to score. " * 10)
+    done = launch(*(str(doc) if arg == "DOC" else arg for arg in args), data_dir=tmp_path)
+    assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.stdout == ""  # nothing answered
+    assert launch("runs", data_dir=tmp_path).stdout == ""  # no run saved

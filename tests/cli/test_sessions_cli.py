@@ -105,9 +105,9 @@ def test_show_prints_a_transcript_with_metrics(chat):
     assert out.index(f"user: {FIRST}") < out.index(f"user: {SECOND}") < out.index("Tokyo")
     metrics = [line for line in lines if line.startswith("  [")]
     # The one metrics format of the page, after the model: ... tokens · why it stopped.
-    ending = re.compile(r" tok/s · \d+ \+ \d+ tokens · (cached [\d,]+ / new [\d,]+ · )?(stop|length)\]$")
+    ending = re.compile(r" tokens/s · \d+ \+ \d+ tokens · (cached [\d,]+ / new [\d,]+ · )?(stop|length)\]$")
     assert len(metrics) == 2 and all(ending.search(line) for line in metrics), out
-    assert metrics[0].startswith("  [smollm2-135m · TTFT ") and " · 28 + " in metrics[0]
+    assert metrics[0].startswith("  [smollm2-135m · first token after ") and " · 28 + " in metrics[0]
 
 
 def test_list_newest_first_with_counts(chat, tmp_path):

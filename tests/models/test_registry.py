@@ -104,3 +104,21 @@ def test_endpoint_flags_borrow_a_presets_limits(tmp_path):
 def test_bad_endpoint_flags_are_one_line(tmp_path, endpoint, model, message):
     with pytest.raises(UserError, match=message):
         load_registry(Settings(models_dir=tmp_path, endpoint=endpoint, model=model))
+
+
+def test_no_two_models_share_a_label_in_the_pickers(smollm2, tmp_path):
+    """Two files with the same model inside (a copy, another folder's quant) read apart."""
+    import shutil
+
+    from config import Settings
+    from models.catalogue import load_registry, user_model
+
+    first = shutil.copy(smollm2.spec.model_path, tmp_path / "first.gguf")
+    second = shutil.copy(smollm2.spec.model_path, tmp_path / "second.gguf")
+    registry = load_registry(Settings(data_dir=tmp_path / "data", extra_models=[str(first), str(second)]))
+    labels = [spec.label for spec in registry.specs.values()]
+    assert len(labels) == len(set(labels)), labels
+    assert registry.get("second").label.endswith("(second)")
+    registry.add(user_model(shutil.copy(first, tmp_path / "third.gguf")))
+    assert registry.get("third").label.endswith("(third)")
+    assert len({spec.label for spec in registry.specs.values()}) == len(registry.specs)
