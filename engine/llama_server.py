@@ -32,6 +32,7 @@ from engine.types import EngineInputError, EngineLoadError, Final, Message, Samp
 CRASH_LINE = "the model process stopped; restarting it"
 DEATH_WAIT_S = 1.0  # a broken stream and the child's exit status arrive a moment apart
 DEFAULT_SLOTS = 8
+SAVE_WAIT_S = 10.0  # unload waits this long for slot files being written
 COUNTS_KEPT = 256  # prompts whose token count is remembered (a few hundred KB at most)
 
 
@@ -110,6 +111,7 @@ class LlamaServerEngine(OpenAIEngine):
         self.slot_states: SlotStates | None = None  # set at load when chats' KV state is kept
         self.plan_line = plan_line  # the GPU/RAM split models/ chose for -ngl auto, if any
         self._restart_lock = threading.Lock()
+        self._saving: set[threading.Thread] = set()  # slot saves under way
         self.slot_table = SlotTable(slots)
         self._request_slot = threading.local()  # this thread's (slot, reuse) for _request
         self._counts: OrderedDict[str, int] = OrderedDict()  # prompt -> the server's token count
@@ -150,6 +152,10 @@ class LlamaServerEngine(OpenAIEngine):
         return self.process.key
 
     def unload(self) -> None:
+        """After the slot saves under way: a chat's last turn is on disk, and no save
+        thread talks to a closed client."""
+        for saving in list(self._saving):
+            saving.join(SAVE_WAIT_S)
         super().unload()
         self.process.stop()
 
@@ -294,8 +300,11 @@ class LlamaServerEngine(OpenAIEngine):
                 states.evict()
             finally:
                 self.slot_table.give_back(slot)
+                self._saving.discard(saver)
 
-        threading.Thread(target=save, name=f"save-slot-{slot}", daemon=True).start()
+        saver = threading.Thread(target=save, name=f"save-slot-{slot}", daemon=True)
+        self._saving.add(saver)
+        saver.start()
 
     def _guarded(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
         """The stream, with a dead child's error replaced by one line and a restart."""
