@@ -19,11 +19,16 @@ COUNTS_KEPT = 256  # prompts whose local count is kept to check against the serv
 class LocalCounter:
     def __init__(self, model_path: Path):
         from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr
 
         from engine.llamacpp import _chat_formatter
 
-        # A tiny context: the vocabulary is all that is used (a KV cache of 32 positions).
-        self._llm = Llama(model_path=str(model_path), vocab_only=True, n_ctx=32, n_batch=32, verbose=False)
+        # A tiny context: the vocabulary is all that is used. llama.cpp warns on stderr
+        # that a weightless model has no training context: true, and nothing to show.
+        with suppress_stdout_stderr(disable=False):
+            self._llm = Llama(
+                model_path=str(model_path), vocab_only=True, n_ctx=32, n_batch=32, verbose=False
+            )
         self._formatter = _chat_formatter(self._llm)
         self._lock = threading.Lock()
         self._counted: OrderedDict[str, int] = OrderedDict()  # prompt key -> count here
