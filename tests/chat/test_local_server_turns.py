@@ -20,7 +20,7 @@ from documents.parts import ChatMessage
 from engine.kv_state import session_files
 from engine.llama_server import CRASH_LINE, LlamaServerEngine
 from engine.server_process import server_binary
-from engine.types import SamplingParams, TextDelta
+from engine.types import PromptProgress, SamplingParams, TextDelta
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is not built (make setup)")
@@ -132,3 +132,15 @@ def test_kill_9_mid_answer_stores_the_answer_so_far_and_the_next_turn_is_served(
     assert follow_up.final.error is None and follow_up.final.finish_reason in ("stop", "length")
     assert runtime.store.message(follow_up.answer_id).text
     assert engine.process.starts == starts + 1 and engine.process.alive()
+
+
+def test_a_long_prompt_s_reading_is_reported_through_the_service(runtime):
+    request = TurnRequest(
+        runtime.default_model, ChatMessage.text("user", "Read all of this. " * 300), GREEDY, owner="ann"
+    )
+    events = list(runtime.service.respond(request, threading.Event()))
+    read = [e for e in events if isinstance(e, PromptProgress) and e.done is not None]
+    assert read and read[-1].done == read[-1].total > 900  # the server's own figures
+    texts = [i for i, e in enumerate(events) if isinstance(e, TextDelta)]
+    assert all(events.index(read[-1]) < i for i in texts)  # while the model reads, before it answers
+    assert isinstance(events[-1], Answered) and events[-1].final.error is None
