@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine.image_plan import BUDGETS
 from engine.openai_compat import EndpointError, OpenAIEngine
+from engine.prompt_count import LocalCounter, open_counter
 from engine.protocol import ProgressFn
 from engine.server_process import ServerProcess
 from engine.slot_state import SlotStates, slot_fingerprint
@@ -32,6 +33,7 @@ from engine.types import EngineInputError, EngineLoadError, Final, Message, Samp
 CRASH_LINE = "the model process stopped; restarting it"
 DEATH_WAIT_S = 1.0  # a broken stream and the child's exit status arrive a moment apart
 DEFAULT_SLOTS = 8
+SAVE_WAIT_S = 10.0  # unload waits this long for slot files being written
 COUNTS_KEPT = 256  # prompts whose token count is remembered (a few hundred KB at most)
 
 
@@ -110,10 +112,12 @@ class LlamaServerEngine(OpenAIEngine):
         self.slot_states: SlotStates | None = None  # set at load when chats' KV state is kept
         self.plan_line = plan_line  # the GPU/RAM split models/ chose for -ngl auto, if any
         self._restart_lock = threading.Lock()
+        self._saving: set[threading.Thread] = set()  # slot saves under way
         self.slot_table = SlotTable(slots)
         self._request_slot = threading.local()  # this thread's (slot, reuse) for _request
         self._counts: OrderedDict[str, int] = OrderedDict()  # prompt -> the server's token count
         self._counts_lock = threading.Lock()
+        self._local_counter: LocalCounter | None = None  # text prompts counted here (load)
 
     @property
     def restarts(self) -> int:
@@ -137,6 +141,7 @@ class LlamaServerEngine(OpenAIEngine):
             from engine.llamacpp import mmproj_tile_budget
 
             self.tile_budget = mmproj_tile_budget(self.spec.mmproj_path) or self.tile_budget
+        self._local_counter = open_counter(self.spec.model_path)
         self.process.start(report)
         self.spec = replace(self.spec, endpoint=f"{self.process.url}/v1")
         try:
@@ -150,8 +155,15 @@ class LlamaServerEngine(OpenAIEngine):
         return self.process.key
 
     def unload(self) -> None:
+        """After the slot saves under way: a chat's last turn is on disk, and no save
+        thread talks to a closed client."""
+        for saving in list(self._saving):
+            saving.join(SAVE_WAIT_S)
         super().unload()
         self.process.stop()
+        counter, self._local_counter = self._local_counter, None
+        if counter is not None:
+            counter.close()
 
     def _ensure_running(self) -> None:
         """A child that died between requests is started again before this one; a
@@ -188,15 +200,20 @@ class LlamaServerEngine(OpenAIEngine):
     # -- prompts -----------------------------------------------------------------
 
     def _server_count(self, wire: list[dict]) -> int | None:
-        """llama-server's own count for a text prompt: its chat template applied
-        (/apply-template), then tokenized (/tokenize). Images: None (estimated).
+        """A text prompt's exact count: here, with the model's own vocabulary and
+        template (engine/prompt_count.py), while that agrees with what the server
+        reports; else the server's (/apply-template, then /tokenize). Images: None
+        (estimated).
 
-        Remembered per prompt: a turn counts its prompt to fit the context, then
-        streams the same prompt, and the two round trips wait behind the slots'
-        decoding (~0.25 s a count with 8 users on 2 cores)."""
+        The server's is remembered per prompt: a turn counts its prompt to fit the
+        context, then streams the same prompt, and each round trip waits behind the
+        slots' decoding (~0.25 s a count with 8 users on 2 cores)."""
         if any(isinstance(m.get("content"), list) for m in wire):
             return None
-        key = json.dumps(wire, sort_keys=True, ensure_ascii=False)
+        key = _prompt_key(wire)
+        counter = self._local_counter
+        if counter is not None and counter.agrees:
+            return counter.count(key, wire)
         with self._counts_lock:
             if key in self._counts:
                 self._counts.move_to_end(key)
@@ -226,6 +243,7 @@ class LlamaServerEngine(OpenAIEngine):
         request = super()._request(wire, params, max_tokens)
         slot, reuse = getattr(self._request_slot, "value", (-1, False))
         request["extra_body"].update(id_slot=slot, cache_prompt=reuse)
+        self._request_slot.prompt = _prompt_key(wire)  # to check the count against the server's
         return request
 
     def stream(
@@ -245,17 +263,24 @@ class LlamaServerEngine(OpenAIEngine):
         if session_key and slot >= 0 and not warm:
             reuse = self._restore(slot, cache_scope, session_key) or reuse
         self._request_slot.value = slot, reuse
+        self._request_slot.prompt = None
         ended = None
         try:
             for event in self._guarded(super().stream(messages, params, cancel, session_key, cache_scope)):
                 if isinstance(event, Final):
                     ended = event
+                    self._check_count(event)
                 yield event
         finally:
             if session_key and slot >= 0 and ended is not None and ended.finish_reason in ("stop", "length"):
                 self._save_then_free(slot, cache_scope, session_key)
             else:
                 self.slot_table.give_back(slot)
+
+    def _check_count(self, final: Final) -> None:
+        counter, prompt = self._local_counter, getattr(self._request_slot, "prompt", None)
+        if counter is not None and prompt is not None and final.usage is not None:
+            counter.check(prompt, final.usage.prompt_tokens)
 
     # -- chats' KV state (engine/slot_state.py) ------------------------------------
 
@@ -294,8 +319,11 @@ class LlamaServerEngine(OpenAIEngine):
                 states.evict()
             finally:
                 self.slot_table.give_back(slot)
+                self._saving.discard(saver)
 
-        threading.Thread(target=save, name=f"save-slot-{slot}", daemon=True).start()
+        saver = threading.Thread(target=save, name=f"save-slot-{slot}", daemon=True)
+        self._saving.add(saver)
+        saver.start()
 
     def _guarded(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
         """The stream, with a dead child's error replaced by one line and a restart."""
@@ -355,6 +383,10 @@ class SlotTable:
         """A restarted child holds nothing: no slot's cache is anyone's."""
         with self._lock:
             self._owner = [None] * len(self._owner)
+
+
+def _prompt_key(wire: list[dict]) -> str:
+    return json.dumps(wire, sort_keys=True, ensure_ascii=False)
 
 
 def _file_safe(name: str) -> str:

@@ -363,13 +363,7 @@ class LlamaCppEngine(BaseEngine):
         return self._formatter(messages=turns).prompt
 
     def _tokenize(self, text: str) -> list[int]:
-        llm = self._llm
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        bos = llm.token_bos()
-        # Templates usually write the BOS text themselves; add it only where missing.
-        if llm._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
-            tokens.insert(0, bos)
-        return tokens
+        return prompt_tokens(self._llm, text)
 
     @property
     def _mtmd_cpp(self):
@@ -572,6 +566,16 @@ def _quiet_mtmd_logs() -> None:
 
     mtmd.mtmd_log_set(llama_log_callback, ctypes.c_void_p(0))
     mtmd.mtmd_helper_log_set(llama_log_callback, ctypes.c_void_p(0))
+
+
+def prompt_tokens(llm, text: str) -> list[int]:
+    """A rendered prompt's tokens, special tokens parsed, BOS first where the model wants one."""
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    bos = llm.token_bos()
+    # Templates usually write the BOS text themselves; add it only where missing.
+    if llm._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
+        tokens.insert(0, bos)
+    return tokens
 
 
 def _chat_formatter(llm):

@@ -468,11 +468,11 @@ class _Reader:
         _Waiting when nothing came within `patience` seconds."""
         waited = 0.0
         while True:
+            if cancel.is_set():  # before what is queued: a fast server keeps the queue full
+                return _End
             try:
                 return self._items.get(timeout=self.POLL_S)
             except queue.Empty:
-                if cancel.is_set():
-                    return _End
                 waited += self.POLL_S
                 if patience is not None and waited >= patience:
                     return _Waiting

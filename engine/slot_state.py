@@ -21,6 +21,14 @@ from engine.kv_state import _session_stem, evict_oldest, file_identity
 SUFFIX = ".slot"
 
 
+def orphan_slot_files(directory: Path, session_ids: set[str]) -> list[Path]:
+    """Slot files of chats not in `session_ids` (deleted while their last turn was
+    still being saved, or by an older version). A file names its chat only by a hash,
+    so the chats that exist are hashed the same way and compared."""
+    kept = {_session_stem(session) for session in session_ids}
+    return [path for path in directory.glob(f"*{SUFFIX}") if path.name.split("-", 1)[0] not in kept]
+
+
 def slot_fingerprint(model: Path, mmproj: Path | None, n_ctx: int, binary: Path | None) -> str:
     facts = [file_identity(model), file_identity(mmproj), str(n_ctx), file_identity(binary)]
     return hashlib.sha256("\n".join(str(f) for f in facts).encode()).hexdigest()

@@ -238,6 +238,7 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
     from engine import ImagePart
     from engine.kv_state import StateStore
     from engine.prefix import Ledger
+    from engine.slot_state import SlotStates
 
     with Store(tmp_path) as store:
         photo = ImagePart(png_bytes(color="olive"), "image/png", "kept.png", 56, 56)
@@ -260,17 +261,20 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
             path.write_bytes(b"half a write")
         os.utime(stale, (0, 0))
         states = StateStore(tmp_path / "kv", "model", "print", max_bytes=10**6)
+        slots = SlotStates(tmp_path / "kv", "print", max_bytes=10**6)  # llama-server's files
         for session in (ann_chat, "deleted-chat"):
             assert states.save(session, Ledger([1, 2, 3]), bytes(10))
+            (tmp_path / "kv" / slots.filename(ANN, session)).write_bytes(bytes(10))
 
         swept = store.sweep()
 
-        assert (swept.temporary, swept.documents, swept.blobs, swept.kv_states) == (1, 1, 1, 1)
+        assert (swept.temporary, swept.documents, swept.blobs, swept.kv_states) == (1, 1, 1, 2)
         assert swept.line().startswith(
             "swept 1 stale temporary file, 1 unused document, 1 unreferenced blob, "
         )
         assert not stale.exists() and fresh.exists() and not orphan.exists()
         assert not states.path("deleted-chat").exists() and states.path(ann_chat).exists()
+        assert [p.name for p in (tmp_path / "kv").glob("*.slot")] == [slots.filename(ANN, ann_chat)]
         assert store.blob_path(sha256_of(photo.data)).exists()  # Ann's chat holds it
         assert store.document(kept_doc.sha256) and store.document(recent_doc.sha256)  # Bob's; too recent
         assert not store.blob_path(unused_doc.sha256).exists()
