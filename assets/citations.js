@@ -1,48 +1,34 @@
 () => {
-  // Page citations in answers are links to "#page-<sha256 prefix>-<page>". A click
-  // opens that page in the page viewer instead of following the link.
-  document.addEventListener(
-    "click",
-    (event) => {
-      const link = event.target.closest && event.target.closest('a[href*="#page-"]');
-      if (!link) return;
-      event.preventDefault();
-      event.stopPropagation();
-      const target = link.getAttribute("href").split("#page-")[1];
-      const box = document.querySelector("#cite-target textarea, #cite-target input");
-      if (!box) return;
-      // Cleared first, so clicking the same citation again is a change too.
-      box.value = "";
-      box.dispatchEvent(new Event("input", { bubbles: true }));
-      setTimeout(() => {
-        box.value = target;
-        box.dispatchEvent(new Event("input", { bubbles: true }));
-      }, 50);
-    },
-    true,
-  );
+  // A link to "#<marker><value>" that must not be followed: its value goes to the
+  // hidden textbox `box`, whose change event the server answers. Cleared first, so
+  // clicking the same link again is a change too.
+  const routeLinks = (links, marker, box) =>
+    document.addEventListener(
+      "click",
+      (event) => {
+        const link = event.target.closest && event.target.closest(links);
+        if (!link) return;
+        event.preventDefault();
+        event.stopPropagation();
+        const target = link.getAttribute("href").split(marker)[1];
+        const input = document.querySelector(`${box} textarea, ${box} input`);
+        if (!input) return;
+        input.value = "";
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        setTimeout(() => {
+          input.value = target;
+          input.dispatchEvent(new Event("input", { bubbles: true }));
+        }, 50);
+      },
+      true,
+    );
 
+  // Page citations in answers are links to "#page-<sha256 prefix>-<page>": a click
+  // opens that page in the page viewer.
+  routeLinks('a[href*="#page-"]', "#page-", "#cite-target");
   // A version switcher's ‹ › are links to "#version-<message id>": a click shows that
-  // version's branch (app/history.py version_switcher) instead of following the link.
-  document.addEventListener(
-    "click",
-    (event) => {
-      const link = event.target.closest && event.target.closest('#chat a[href^="#version-"]');
-      if (!link) return;
-      event.preventDefault();
-      event.stopPropagation();
-      const target = link.getAttribute("href").split("#version-")[1];
-      const box = document.querySelector("#version-target textarea, #version-target input");
-      if (!box) return;
-      box.value = "";
-      box.dispatchEvent(new Event("input", { bubbles: true }));
-      setTimeout(() => {
-        box.value = target;
-        box.dispatchEvent(new Event("input", { bubbles: true }));
-      }, 50);
-    },
-    true,
-  );
+  // version's branch (app/history.py version_switcher).
+  routeLinks('#chat a[href^="#version-"]', "#version-", "#version-target");
 
   // An attachment chip's × removes that file from the input: the input's own remove
   // button for the same file (chips and thumbnails are in the same order).

@@ -4,7 +4,7 @@ search hit opens the branch that holds it. Screenshots land in test-artifacts/."
 
 from __future__ import annotations
 
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, pytestmark, scroll_into_view, shot  # noqa: F401 (skip without Chromium)
 
 ANSWER_S = 90_000  # a model answer under load
 SHOWN_S = 30_000  # a stored branch put on screen
@@ -76,6 +76,5 @@ def test_edit_the_first_question_then_switch_back_to_the_old_branch(page, app_ur
     expect(switcher).to_have_text("‹ 1/3 ›")
     shot(page, "versions-search-hit")
     page.set_viewport_size({"width": 420, "height": 900})  # a phone: the switcher still in its bubble
-    first_question.scroll_into_view_if_needed()
-    expect(switcher).to_be_in_viewport(ratio=1)  # all of it on a 420 px screen
+    scroll_into_view(switcher)  # all of it on a 420 px screen
     shot(page, "versions-search-hit-420")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from tests.fixtures.browser import ask, pytestmark, shot  # noqa: F401 (skip without Chromium)
+from tests.fixtures.browser import ask, pytestmark, scroll_into_view, shot  # noqa: F401 (skip without Chromium)
 from tests.fixtures.documents import text_pdf
 
 ANSWER_S = 90_000  # a model answer under load
@@ -39,8 +39,7 @@ def test_chips_name_each_file_and_remove_one_before_sending(page, app_url, write
     shot(page, "chips-two-files")
     page.set_viewport_size({"width": 420, "height": 900})  # a phone: each chip and its × fit
     for chip in (chips.nth(0), chips.nth(1)):
-        chip.scroll_into_view_if_needed()
-        expect(chip).to_be_in_viewport(ratio=1)  # all of it, × included, on a 420 px screen
+        scroll_into_view(chip)  # all of it, × included, on a 420 px screen
     shot(page, "chips-two-files-420")
 
     chips.nth(0).get_by_role("button", name="Remove wide.png").click()
