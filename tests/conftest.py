@@ -75,6 +75,16 @@ def write_png(tmp_path):
     return write
 
 
+@pytest.fixture
+def library(tmp_path):
+    """A document library on a fresh store of its own."""
+    from sessions import Store
+    from sessions.library import DocumentLibrary
+
+    with Store(tmp_path / "data") as store:
+        yield DocumentLibrary(store)
+
+
 @pytest.fixture(scope="session")
 def tiny_llama4(tmp_path_factory) -> tuple[Path, Path]:
     from tests.fixtures.tiny_llama4 import write_tiny_llama4

@@ -14,8 +14,6 @@ from chat.question import read_question
 from config import Settings
 from engine.budget import RequestBudget
 from engine.types import EngineInputError
-from sessions import Store
-from sessions.library import DocumentLibrary
 
 SIDE = 6000  # 36M pixels to decode, a ~30 KB file
 
@@ -31,12 +29,6 @@ def big_gifs(tmp_path_factory) -> list:
     for path in paths:
         path.write_bytes(out.getvalue())
     return paths
-
-
-@pytest.fixture
-def library(tmp_path):
-    with Store(tmp_path) as store:
-        yield DocumentLibrary(store)
 
 
 def ask(library, images, *, vision: bool, budget: RequestBudget, text: str = "what is this?"):

@@ -8,16 +8,8 @@ import pytest
 from documents.context import expand_documents, fit_context
 from documents.parts import ChatMessage, DocumentPart
 from engine.types import ImagePart, Message, TextPart
-from sessions import Store
-from sessions.library import DocumentLibrary, read_documents
+from sessions.library import read_documents
 from tests.documents.test_documents_context import mixed_pdf
-
-
-@pytest.fixture
-def library(tmp_path):
-    store = Store(tmp_path / "data")
-    yield DocumentLibrary(store)
-    store.close()
 
 
 def test_a_document_becomes_page_text_in_place_and_nothing_else_reaches_the_model(tmp_path, library):

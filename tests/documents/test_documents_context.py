@@ -12,7 +12,7 @@ from documents.parts import ChatMessage, DocumentPart
 from engine.types import ImagePart, TextPart
 from errors import UserError
 from sessions import Store
-from sessions.library import DocumentLibrary, read_documents
+from sessions.library import read_documents
 from tests.fixtures.documents import png, text_pdf
 
 SECRET_PAGE = 137
@@ -42,13 +42,6 @@ def mixed_pdf(pages: list[str | None]) -> bytes:
     data = doc.tobytes()
     doc.close()
     return data
-
-
-@pytest.fixture
-def library(tmp_path):
-    store = Store(tmp_path / "data")
-    yield DocumentLibrary(store)
-    store.close()
 
 
 @pytest.fixture

@@ -10,18 +10,10 @@ from documents.page_modes import choices_of, parse_page_modes
 from documents.parts import ChatMessage
 from engine.types import ImagePart, TextPart
 from errors import UserError
-from sessions import Store
-from sessions.library import DocumentLibrary, read_documents
+from sessions.library import read_documents
 from tests.documents.test_documents_context import mixed_pdf
 
 TYPED = "Typed page about the harbour lighthouse and its keeper, with plenty of words. " * 4
-
-
-@pytest.fixture
-def library(tmp_path):
-    store = Store(tmp_path / "data")
-    yield DocumentLibrary(store)
-    store.close()
 
 
 @pytest.fixture
