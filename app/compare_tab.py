@@ -31,7 +31,7 @@ from chat.turns import assistant_turn
 from documents.reader import DOCUMENT_EXTENSIONS
 from engine.budget import RequestBudget
 from engine.limits import check_text
-from engine.spec import GB
+from engine.spec import GB, VISION_HINT
 from engine.types import EngineInputError
 from errors import Fault, UserError
 from models.memory import model_cost
@@ -250,6 +250,7 @@ def _runner(runtime: Runtime):
                 int(max_tokens),
                 lambda fraction, what: progress(fraction, desc=what),
                 runtime.library,
+                models_tab.vision_hint_now(runtime) if question.message.images else VISION_HINT,
             )
             comparison = next(turns)  # bad input raises here, before anything is stored
         except (UserError, Fault) as exc:

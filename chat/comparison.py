@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from chat.together import CompareJob, ModelEvent, Notice, Refused, check_jobs, run_comparison
 from documents.context import PageSource, document_preparer
 from engine.protocol import ProgressFn
+from engine.spec import VISION_HINT
 from engine.types import EngineInputError, Final, PromptProgress, TextDelta
 from models.catalogue import Registry
 from models.manager import ModelManager
@@ -97,12 +98,14 @@ def run_turn(
     max_tokens: int | None = None,
     progress: ProgressFn | None = None,
     library: PageSource | None = None,
+    vision_hint: str = VISION_HINT,
 ) -> Iterator[Comparison]:
     """Send `question` to every column; yields the comparison as answers stream.
-    Input a model cannot take raises EngineInputError before anything is stored."""
+    Input a model cannot take raises EngineInputError (with `vision_hint` for images)
+    before anything is stored."""
     owner = comparison.owner
     jobs = [_job(registry, column, question, max_tokens, library, owner) for column in comparison.columns]
-    check_jobs(jobs)
+    check_jobs(jobs, vision_hint)
     for column in comparison.columns:
         column.text, column.final, column.refused, column.reading = "", None, "", None
         column.asked_at, column.first_at, column.pieces = time.monotonic(), None, 0

@@ -96,9 +96,10 @@ def _start(manager: ModelManager, job: CompareJob, together, progress, pinned: l
     return engine
 
 
-def check_jobs(jobs: Sequence[CompareJob]) -> None:
+def check_jobs(jobs: Sequence[CompareJob], vision_hint: str = VISION_HINT) -> None:
     """Refuse, before anything loads or is stored, a model whose files are missing
-    and input a chosen model cannot take."""
+    and input a chosen model cannot take (`vision_hint`: what to do about images, the
+    page's names the vision models it offers now)."""
     for job in jobs:
         missing = job.spec.missing()
         if missing and job.spec.is_remote:
@@ -108,7 +109,7 @@ def check_jobs(jobs: Sequence[CompareJob]) -> None:
         if not job.messages:
             raise EngineInputError("nothing to send: the conversation is empty")
         if not job.spec.vision and any(m.images for m in job.messages):
-            raise EngineInputError(f"{job.spec.label} cannot see images; {VISION_HINT}")
+            raise EngineInputError(f"{job.spec.label} cannot see images; {vision_hint}")
 
 
 def stream_together(

@@ -16,7 +16,7 @@ from engine import Final, PromptProgress, TextDelta
 from engine.spec import GB
 from engine.types import ImagePart
 from errors import UserError
-from models.catalogue import load_registry, parse_extra_model
+from models.catalogue import load_registry, parse_extra_model, vision_hint
 from models.manager import ModelManager
 from models.memory import MemoryGuard, model_cost
 
@@ -169,6 +169,10 @@ def test_an_image_for_a_text_only_model_is_refused_before_anything_loads(three_m
     jobs = [CompareJob(j.spec, [ChatMessage("user", (image, *j.messages[-1].parts))], j.params) for j in jobs]
     with pytest.raises(UserError, match="cannot see images"):
         check_jobs(jobs)
+    here = [s for s in registry.specs.values() if s.available and not s.is_remote]  # no server answers here
+    named = r"cannot see images; choose a model that sees images: tiny-llama4, tiny-llama4-2$"
+    with pytest.raises(UserError, match=named):
+        check_jobs(jobs, vision_hint(here))
 
 
 def test_extra_model_paths_split_at_the_mmproj():
