@@ -159,13 +159,13 @@ def _searcher(runtime: Runtime):
             return gr.Radio(choices=chat_choices(runtime, owner), label="Chats")
         try:
             check_field(query, runtime.settings.max_field_chars, "the search")
-            hits = runtime.store.search(query, owner=owner)  # bounded: see sessions/search.py
+            hits = runtime.store.search(query, owner=owner, chats_only=True)  # bounded: sessions/search.py
         except UserError as exc:
             gr.Warning(str(exc))
             return gr.Radio(choices=[], value=None, label=f"⚠️ {exc}")
         seen, choices = set(), []
         for hit in hits:
-            if hit.session_id not in seen and not _is_comparison(runtime, hit.session_id):
+            if hit.session_id not in seen:
                 seen.add(hit.session_id)
                 # The hit's message too: the chat opens on the branch that holds it.
                 label = f"{hit.session_title}: {plain_text(hit.snippet)}"
@@ -184,10 +184,6 @@ def _chats(count: int) -> str:
 
 
 COMPARISON = "That is a comparison of several models: it stays in the Compare tab."
-
-
-def _is_comparison(runtime: Runtime, session_id: str) -> bool:
-    return bool(runtime.store.get_session(session_id).settings.get("compare"))
 
 
 def _opener(runtime: Runtime):

@@ -14,6 +14,7 @@ from typing import Any
 from engine.types import EngineInputError
 
 from .connection import Connection, QueryTooSlow
+from .session_table import NOT_A_COMPARISON
 
 DEADLINE_S = 2.0
 SNIPPET_BEFORE, SNIPPET_CHARS = 60, 200
@@ -21,21 +22,22 @@ TOO_SLOW = "the search took too long; narrow your search (more or longer words)"
 
 
 def search_records(
-    conn: Connection, fts_query: str, terms: list[str], owner: str, limit: int
+    conn: Connection, fts_query: str, terms: list[str], owner: str, limit: int, chats_only: bool = False
 ) -> list[dict[str, Any]]:
     """Matching messages, newest first, each with a snippet of at most SNIPPET_CHARS
-    around its first word, that word's occurrences in **bold**. EngineInputError
-    (one line) when the search runs past DEADLINE_S."""
+    around its first word, that word's occurrences in **bold**; `chats_only` leaves out
+    comparisons. EngineInputError (one line) when the search runs past DEADLINE_S."""
     anchor = terms[0] if terms else ""
+    chats = f" AND {NOT_A_COMPARISON}" if chats_only else ""
     try:
         found = conn.rows(
-            """
+            f"""
             SELECT m.id AS message_id, m.session_id, s.title AS session_title, m.role, m.created,
                    substr(m.text, max(1, instr(lower(m.text), lower(:anchor)) - :before), :chars) AS snippet
             FROM messages_fts
             JOIN messages m ON m.id = messages_fts.rowid
             JOIN sessions s ON s.id = m.session_id
-            WHERE messages_fts MATCH :query AND s.owner = :owner
+            WHERE messages_fts MATCH :query AND s.owner = :owner{chats}
             ORDER BY messages_fts.rowid DESC
             LIMIT :limit
             """,

@@ -20,6 +20,8 @@ from .parts import encode_parts
 from .rows import SessionNotFound, SessionRow
 from .transfer import ImportedSession
 
+# A comparison is a session too (chat/comparison.py): its settings name the models.
+NOT_A_COMPARISON = "json_extract(s.settings, '$.compare') IS NULL"
 TITLE_CHARS = 60
 WITH_COUNT = "SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count"
 
@@ -39,8 +41,7 @@ def insert_session(conn: Connection, fields: dict[str, Any]) -> str:
 def newest_sessions(
     conn: Connection, owner: str, limit: int, offset: int, chats_only: bool = False
 ) -> list[SessionRow]:
-    # A comparison is a session too (chat/comparison.py): its settings name the models.
-    chats = " AND json_extract(s.settings, '$.compare') IS NULL" if chats_only else ""
+    chats = f" AND {NOT_A_COMPARISON}" if chats_only else ""
     found = conn.rows(
         f"{WITH_COUNT} FROM sessions s WHERE s.owner = ?{chats}"
         " ORDER BY s.updated DESC, s.id LIMIT ? OFFSET ?",

@@ -358,14 +358,18 @@ class Store:
 
     # Search
 
-    def search(self, query: str, limit: int = 20, owner: str = "") -> list[SearchHit]:
+    def search(
+        self, query: str, limit: int = 20, owner: str = "", chats_only: bool = False
+    ) -> list[SearchHit]:
         """Full-text search over message text, newest match first. The query is taken
-        as plain words (FTS operators are quoted away), all of which must occur.
-        EngineInputError when it runs too long (see sessions/search.py)."""
+        as plain words (FTS operators are quoted away), all of which must occur;
+        `chats_only` leaves out comparisons. EngineInputError when it runs too long
+        (see sessions/search.py)."""
         quoted = msgs.literal_fts_query(query)
         if not quoted:
             return []
-        found = search.search_records(self._conn, quoted, msgs.literal_terms(query), owner, limit)
+        terms = msgs.literal_terms(query)
+        found = search.search_records(self._conn, quoted, terms, owner, limit, chats_only)
         return [SearchHit(**record) for record in found]
 
 

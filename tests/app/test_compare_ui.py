@@ -176,7 +176,10 @@ def test_a_comparison_stays_in_compare_and_is_not_listed_as_a_chat(compare_app_u
         compared = next(s for s in store.list_sessions(limit=1) if s.settings.get("compare"))
     listed = client.predict("", api_name="/list_chats")
     assert compared.id not in [value for _, value in listed["choices"]]
-    found = client.predict("zanzibarite", api_name="/search")
-    assert compared.id not in [value for _, value in found["choices"]]
+    found = client.predict("zanzibarite", api_name="/search")  # a hit is "<chat id>#<message id>"
+    assert compared.id not in [value.split("#")[0] for _, value in found["choices"]]
+    with Store(os.environ["L4P_DATA_DIR"]) as store:  # the store finds it; the chat search leaves it out
+        assert compared.id in [hit.session_id for hit in store.search("zanzibarite")]
+        assert compared.id not in [hit.session_id for hit in store.search("zanzibarite", chats_only=True)]
     with pytest.raises(Exception, match="not in the list of choices"):  # nothing to open it by
         client.predict(compared.id, api_name="/open_chat")
