@@ -125,7 +125,7 @@ class EngineSettings(BaseModel):
     n_threads: int | None = setting(None, "CPU threads", "-t", "--threads")
     # engine/llama_server.py: a llama-server child per model, built with the wheel.
     local_engine: Literal["server", "inprocess"] = setting(
-        "inprocess",
+        "server",
         "how GGUF models run: server (a llama-server child per model, many users at once) or inprocess",
         "--local-engine",
     )
