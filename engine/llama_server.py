@@ -27,6 +27,7 @@ from engine.prompt_count import LocalCounter, open_counter
 from engine.protocol import ProgressFn
 from engine.server_process import ServerProcess
 from engine.slot_state import SlotStates, slot_fingerprint
+from engine.slot_table import SlotTable
 from engine.spec import ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, StreamEvent
 
@@ -312,6 +313,7 @@ class LlamaServerEngine(OpenAIEngine):
             self.slot_table.give_back(slot)
             return
         states = self.slot_states
+        self.slot_table.saving(slot)
 
         def save() -> None:
             try:
@@ -339,50 +341,6 @@ class LlamaServerEngine(OpenAIEngine):
                 self._restart_soon()
                 raise EndpointError(CRASH_LINE) from None
             raise
-
-
-class SlotTable:
-    """Which of the server's slots each request takes, so that a KV prefix is reused
-    only within one login (`cache_scope`), as in-process: a request takes a free slot
-    its own scope used last (the same chat's first), else the least recently used
-    free one, and then asks the server not to reuse what another login left there.
-    Lanes admit at most as many requests as there are slots, so one is always free;
-    past that the server picks, with nothing reused."""
-
-    def __init__(self, slots: int):
-        self._owner: list[tuple[str, str | None] | None] = [None] * slots
-        self._busy = [False] * slots
-        self._used = [0] * slots
-        self._clock = 0
-        self._lock = threading.Lock()
-
-    def take(self, scope: str, session_key: str | None) -> tuple[int, bool, bool]:
-        """(slot id, may the server reuse its cache, does it hold this chat's last turn)."""
-        with self._lock:
-            free = [i for i in range(len(self._busy)) if not self._busy[i]]
-            if not free:
-                return -1, False, False
-            mine = [i for i in free if self._owner[i] is not None and self._owner[i][0] == scope]
-            same_chat = [i for i in mine if session_key is not None and self._owner[i][1] == session_key]
-            slot = (
-                max(same_chat or mine, key=self._used.__getitem__)
-                if mine
-                else min(free, key=self._used.__getitem__)
-            )
-            reuse, warm = bool(mine), slot in same_chat
-            self._clock += 1
-            self._busy[slot], self._used[slot], self._owner[slot] = True, self._clock, (scope, session_key)
-            return slot, reuse, warm
-
-    def give_back(self, slot: int) -> None:
-        if slot >= 0:
-            with self._lock:
-                self._busy[slot] = False
-
-    def forget(self) -> None:
-        """A restarted child holds nothing: no slot's cache is anyone's."""
-        with self._lock:
-            self._owner = [None] * len(self._owner)
 
 
 def _prompt_key(wire: list[dict]) -> str:

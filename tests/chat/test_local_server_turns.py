@@ -67,7 +67,7 @@ def turn(runtime, text: str, params=GREEDY, session_id=None, parent_id=None, on_
 def saved_slots_settle(engine: LlamaServerEngine) -> None:
     """The slot is saved on a thread after the answer; it is taken until then."""
     deadline = time.monotonic() + 30
-    while any(engine.slot_table._busy):
+    while engine.slot_table.busy():
         assert time.monotonic() < deadline, "a slot was never given back"
         time.sleep(0.02)
 

@@ -283,7 +283,7 @@ def test_a_saved_chat_s_follow_up_after_a_reload_reads_only_its_new_tokens(tiny_
                 text += event.text if isinstance(event, TextDelta) else ""
                 final = event if isinstance(event, Final) else final
             deadline = time.monotonic() + 10
-            while any(engine.slot_table._busy) and time.monotonic() < deadline:
+            while engine.slot_table.busy() and time.monotonic() < deadline:
                 time.sleep(0.02)  # the slot is saved on a thread after the answer
             return text, final
         finally:
