@@ -9,7 +9,7 @@ and we time their whole answer.
 
     python bench/concurrency.py [--repo DIR]   # DIR: another checkout to measure (before)
 
-Then the local case (`--local-engine server`): 1 and 8 users at once ask the tiny
+Then the local case: 1 and 8 users at once ask the tiny
 Llama 4 for 64 tokens through our /v1, and the same through a raw llama-server (the
 same binary and flags, started by hand) on the same GGUF, interleaved, best of two.
 

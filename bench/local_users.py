@@ -1,6 +1,6 @@
 """The local case of bench/concurrency.py: many users at once on one local GGUF model.
 
-Our /v1 (the playground with --local-engine server, 8 slots) against a raw llama-server
+Our /v1 (the playground, its local model in a llama-server child with 8 slots) against a raw llama-server
 started by hand with the same binary and flags on the same tiny Llama 4 GGUF: 1 user,
 then 8 at once, each asking for 64 greedy tokens; the two interleaved, best of two.
 The ratio T8/T1 says whether the model batches users (1x-2x) or takes them in turn
@@ -68,7 +68,7 @@ def local_case(repo: Path) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         model, _ = write_tiny_llama4(Path(scratch) / "tiny")
         spec = user_model(model)
-        flags = ["--local-engine", "server", "--parallel", str(SLOTS), "--threads", str(THREADS)]
+        flags = ["--parallel", str(SLOTS), "--threads", str(THREADS)]
         flags += ["--extra-model", str(model), "--api-key", KEY, "--data-dir", str(Path(scratch) / "data")]
         proc, url = start_playground(flags, repo)
         raw_args = server_args(spec, slots=SLOTS, n_threads=THREADS)

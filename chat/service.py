@@ -173,12 +173,7 @@ class ChatService:
         if spec is not None and spec.is_remote:
             return LaneLimit(spec.max_concurrency or self._endpoint_concurrency, local=False)
         settings = self.models.settings if self.models else None
-        if (
-            spec is not None
-            and spec.backend == "llama.cpp"
-            and settings
-            and settings.local_engine == "server"
-        ):
+        if spec is not None and spec.backend == "llama.cpp" and settings:
             return LaneLimit(settings.local_slots, local=True)  # llama-server's slots
         return LaneLimit(1, local=True)
 

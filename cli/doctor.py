@@ -1,8 +1,8 @@
 """`launch.py doctor`: does the llama.cpp in use lay Llama 4 images out as Meta's
 processor does (found by tokenizing a two-tile image), is llama-server here and does
 it start (on a tiny model), and the tile grids our image plan gives common sizes on
-each kind of backend. Exit 0 when the layout is right and, with --local-engine
-server, llama-server starts."""
+each kind of backend. Exit 0 when the layout is right and llama-server starts (every
+local GGUF model runs in one)."""
 
 from __future__ import annotations
 
@@ -41,5 +41,4 @@ def run(settings, args) -> int:
             )
         )
         print(f"  {what:<22} {plans}")
-    server_ok = server.ok or settings.local_engine != "server"  # the in-process engine needs none
-    return 0 if report.correct and server_ok else 1
+    return 0 if report.correct and server.ok else 1

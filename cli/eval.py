@@ -115,10 +115,11 @@ def _specs(settings, names: list[str]) -> dict:
 
 
 def _loader(specs, settings):
-    from models.engines import engine_for
+    """Fidelity's models, loaded one at a time: engines that hand out logits."""
+    from models.engines import scoring_engine_for
 
     def load(name):
-        engine = engine_for(specs[name], settings)
+        engine = scoring_engine_for(specs[name], settings)
         engine.load()
         return engine
 

@@ -123,15 +123,11 @@ class EngineSettings(BaseModel):
         0, "layers on the GPU (-1 = all, auto = as many as the free VRAM holds)", "-ngl", "--n-gpu-layers"
     )
     n_threads: int | None = setting(None, "CPU threads", "-t", "--threads")
-    # engine/llama_server.py: a llama-server child per model, built with the wheel.
-    local_engine: Literal["server", "inprocess"] = setting(
-        "server",
-        "how GGUF models run: server (a llama-server child per model, many users at once) or inprocess",
-        "--local-engine",
-    )
+    # engine/llama_server.py: every local GGUF model runs in a llama-server child of its
+    # own, built with the wheel; these are its slots.
     local_slots: int = setting(
         8,
-        "requests a local model answers at once (with --local-engine server)",
+        "requests a local model answers at once (llama-server's parallel slots)",
         "-np",
         "--parallel",
         ge=1,
@@ -145,9 +141,6 @@ class EngineSettings(BaseModel):
     )
     n_batch: int = setting(
         512, "prompt tokens read per step; progress shows after each", "-b", "--batch-size", ge=16
-    )
-    image_cache_mb: int = setting(
-        512, "image embeddings kept in memory, so an edited turn skips the encoder", ge=0
     )
 
 

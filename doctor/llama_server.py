@@ -1,4 +1,4 @@
-"""Is llama-server (for --local-engine server) here, and does it start? Found by
+"""Is llama-server (every local GGUF model runs in one) here, and does it start? Found by
 doing it: the binary the engine would run (engine/server_process.py) is started on
 the doctor's tiny Llama 4 with its vision projector, as the engine starts it, and
 must answer /health; then it is stopped."""
@@ -28,7 +28,7 @@ def check_llama_server() -> ServerReport:
     if binary is None:
         return ServerReport(
             False,
-            "llama-server: not found (--local-engine server needs it); `make setup` builds it with the wheel",
+            "llama-server: not found (local GGUF models run in it); `make setup` builds it with the wheel",
         )
     with tempfile.TemporaryDirectory() as scratch:
         model, mmproj = write_tiny_llama4(Path(scratch))

@@ -24,9 +24,14 @@ from engine.types import (
 )
 
 
-def create_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
-    """The backend for a model spec, configured but not loaded."""
-    if spec.backend == "llama.cpp" and options.local_engine == "server":
+def create_engine(spec: ModelSpec, options: EngineOptions, *, in_process: bool = False) -> Engine:
+    """The backend for a model spec, configured but not loaded.
+
+    A GGUF model is served by a llama-server child (parallel slots, MoE experts in RAM,
+    a crash that harms no one): the one way the playground answers with it.
+    `in_process` gives llama.cpp inside this process instead, one sequence at a time,
+    for what needs its logits (fidelity scoring, parity checks); it never serves chats."""
+    if spec.backend == "llama.cpp" and not in_process:
         from engine.llama_server import LlamaServerEngine
 
         return LlamaServerEngine(
@@ -51,7 +56,6 @@ def create_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
             n_threads=options.n_threads,
             state_dir=options.kv_dir,
             state_max_bytes=options.kv_cache_bytes,
-            image_cache_bytes=options.image_cache_bytes,
             n_batch=options.n_batch,
         )
     if spec.backend == "transformers":

@@ -14,11 +14,7 @@ class EngineOptions:
     n_batch: int = 512  # prompt tokens evaluated per step (llama.cpp n_batch, transformers prefill chunk)
     kv_dir: Path | None = None  # saved KV state of chats; None: not saved
     kv_cache_bytes: int = 0  # least recently used saved state deleted past this
-    image_cache_bytes: int = 0  # image embeddings kept in memory
     hf_dtype: str = "auto"
-    # GGUF models: in a llama-server child ("server": parallel slots, MoE experts in RAM,
-    # a crash that harms no one) or in this process ("inprocess": one request at a time).
-    local_engine: str = "inprocess"
     slots: int = 8  # requests one llama-server child serves at once
     n_cpu_moe: int | None = None  # the first N layers' MoE experts kept in RAM
     cpu_moe: bool = False  # every MoE expert kept in RAM

@@ -25,7 +25,7 @@ from engine.image_plan import BUDGETS
 from engine.openai_compat import EndpointError, OpenAIEngine
 from engine.prompt_count import LocalCounter, open_counter
 from engine.protocol import ProgressFn
-from engine.server_process import ServerProcess
+from engine.server_process import ServerProcess, server_binary
 from engine.slot_state import SlotStates, slot_fingerprint
 from engine.slot_table import SlotTable
 from engine.spec import ModelSpec
@@ -136,8 +136,9 @@ class LlamaServerEngine(OpenAIEngine):
         report(0.05, f"starting llama-server for {self.label} ({size_gb:.1f} GB, {self.slots} slots)")
         if self._slot_dir is not None:
             self._slot_dir.mkdir(parents=True, exist_ok=True)
-            print_ = slot_fingerprint(self.spec.model_path, self.spec.mmproj_path, self.spec.n_ctx, None)
-            self.slot_states = SlotStates(self._slot_dir, print_, self._kv_cache_bytes)
+            binary = self.process.binary or server_binary()
+            print_ = slot_fingerprint(self.spec.model_path, self.spec.mmproj_path, self.spec.n_ctx, binary)
+            self.slot_states = SlotStates(self._slot_dir, self.spec.name, print_, self._kv_cache_bytes)
         if self.tile_budget is not None:  # the projector's own tile and patch size
             from engine.llamacpp import mmproj_tile_budget
 
@@ -301,9 +302,10 @@ class LlamaServerEngine(OpenAIEngine):
 
     def _restore(self, slot: int, scope: str, session_key: str) -> bool:
         """The chat's saved state into `slot`; True when the server took it."""
-        if self.slot_states is None or not self.slot_states.saved(scope, session_key):
+        name = self.slot_states.restorable(scope, session_key) if self.slot_states else None
+        if name is None:
             return False
-        reply = self._slot_action(slot, "restore", self.slot_states.filename(scope, session_key))
+        reply = self._slot_action(slot, "restore", name)
         return bool(reply and reply.get("n_restored"))
 
     def _save_then_free(self, slot: int, scope: str, session_key: str) -> None:
@@ -317,8 +319,9 @@ class LlamaServerEngine(OpenAIEngine):
 
         def save() -> None:
             try:
-                self._slot_action(slot, "save", states.filename(scope, session_key))
-                states.evict()
+                if self._slot_action(slot, "save", states.writing_name(scope, session_key)):
+                    states.seal(scope, session_key)
+                    states.evict()
             finally:
                 self.slot_table.give_back(slot)
                 self._saving.discard(saver)

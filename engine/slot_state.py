@@ -1,24 +1,36 @@
 """A chat's KV state saved with llama-server's own slot save/restore, so the next
-turn after a reload, a restart or many other chats evaluates only its new tokens
-(as engine/kv_state.py does in-process).
+turn after a reload, a restart or many other chats evaluates only its new tokens.
 
 After a turn, the slot that answered is saved (POST /slots/{id}?action=save) into
 the data directory's kv/ folder, which the child gets as --slot-save-path; when that
 chat comes back to a slot that holds something else, the file is restored into it
-first (action=restore). A file is named after the chat (kv_state's stem, so deleting
-a chat deletes it too) and a hash of what it is valid for: these model files, this
-context size, this llama-server binary, and the login it belongs to. The folder is
-kept under the KV byte cap, least recently used first."""
+first (action=restore). llama-server checks neither what a file was made by nor
+whether it is whole, so the name says what it is valid for, and its content hash:
+
+    <chat>-<model>-<valid for>-<login>-<sha256 of the content>.slot
+
+- chat: a hash of the chat's id (deleting a chat deletes its files by this prefix);
+- model: a hash of the model's name; valid for: a hash of its files, context size
+  and the llama-server binary. Opening a model deletes its files made for anything
+  else (a replaced GGUF, another -c), which would otherwise wait for eviction;
+- login: a hash of the login, so one login's KV is never restored into another's;
+- the content hash is taken after the server wrote the file (as `.saving`, then
+  renamed), and checked before a restore: a damaged file is deleted, never loaded.
+
+The folder is kept under the KV byte cap, least recently used first."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 from engine.kv_state import _session_stem, evict_oldest, file_identity
 
 SUFFIX = ".slot"
+WRITING = ".saving"  # a file the server is writing, or left half-written by a crash
+HASH_CHUNK = 1 << 22
 
 
 def orphan_slot_files(directory: Path, session_ids: set[str]) -> list[Path]:
@@ -26,7 +38,8 @@ def orphan_slot_files(directory: Path, session_ids: set[str]) -> list[Path]:
     still being saved, or by an older version). A file names its chat only by a hash,
     so the chats that exist are hashed the same way and compared."""
     kept = {_session_stem(session) for session in session_ids}
-    return [path for path in directory.glob(f"*{SUFFIX}") if path.name.split("-", 1)[0] not in kept]
+    found = [*directory.glob(f"*{SUFFIX}"), *directory.glob(f"*{WRITING}")]
+    return [path for path in found if path.name.split("-", 1)[0] not in kept]
 
 
 def slot_fingerprint(model: Path, mmproj: Path | None, n_ctx: int, binary: Path | None) -> str:
@@ -34,24 +47,78 @@ def slot_fingerprint(model: Path, mmproj: Path | None, n_ctx: int, binary: Path 
     return hashlib.sha256("\n".join(str(f) for f in facts).encode()).hexdigest()
 
 
+def _short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 class SlotStates:
-    def __init__(self, directory: Path, fingerprint: str, max_bytes: int):
+    def __init__(self, directory: Path, model_name: str, fingerprint: str, max_bytes: int):
         self.directory = directory
-        self.fingerprint = fingerprint
+        self.model = _short(model_name)
+        self.valid_for = _short(fingerprint)
         self.max_bytes = max_bytes
+        self.drop_stale()
 
-    def filename(self, scope: str, session_key: str) -> str:
-        """A bare file name (llama-server takes no paths) for this login's chat."""
-        valid_for = hashlib.sha256(f"{self.fingerprint}\0{scope}".encode()).hexdigest()[:16]
-        return f"{_session_stem(session_key)}-{valid_for}{SUFFIX}"
+    def _stem(self, scope: str, session_key: str) -> str:
+        return f"{_session_stem(session_key)}-{self.model}-{self.valid_for}-{_short(scope)}"
 
-    def saved(self, scope: str, session_key: str) -> bool:
-        path = self.directory / self.filename(scope, session_key)
-        if not path.is_file():
-            return False
-        with contextlib.suppress(OSError):
-            path.touch()  # recently used: evicted last
-        return True
+    def writing_name(self, scope: str, session_key: str) -> str:
+        """The bare file name (llama-server takes no paths) the server saves into."""
+        return self._stem(scope, session_key) + WRITING
+
+    def seal(self, scope: str, session_key: str) -> Path | None:
+        """The file the server just wrote, named with its content hash (replacing the
+        chat's older one); None when there is none (the save failed)."""
+        written = self.directory / self.writing_name(scope, session_key)
+        try:
+            sealed = written.with_name(f"{self._stem(scope, session_key)}-{content_hash(written)}{SUFFIX}")
+        except OSError:
+            return None
+        for older in self._saved(scope, session_key):
+            older.unlink(missing_ok=True)
+        os.replace(written, sealed)
+        return sealed
+
+    def restorable(self, scope: str, session_key: str) -> str | None:
+        """The bare name of this chat's saved state when it is whole (its content hash
+        matches); a damaged file is deleted."""
+        for path in self._saved(scope, session_key):
+            try:
+                whole = path.stem.rsplit("-", 1)[1] == content_hash(path)
+            except (OSError, IndexError):
+                whole = False
+            if whole:
+                with contextlib.suppress(OSError):
+                    path.touch()  # recently used: evicted last
+                return path.name
+            path.unlink(missing_ok=True)
+        return None
+
+    def _saved(self, scope: str, session_key: str) -> list[Path]:
+        return sorted(self.directory.glob(f"{self._stem(scope, session_key)}-*{SUFFIX}"))
+
+    def drop_stale(self) -> list[Path]:
+        """This model's files made for other model files, another context size or
+        another build, and writes a crash left unfinished; other models' files stay."""
+        dropped = []
+        for path in [*self.directory.glob(f"*{SUFFIX}"), *self.directory.glob(f"*{WRITING}")]:
+            parts = path.name.split("-")
+            if (
+                len(parts) >= 4
+                and parts[1] == self.model
+                and (parts[2] != self.valid_for or path.suffix == WRITING)
+            ):
+                path.unlink(missing_ok=True)
+                dropped.append(path)
+        return dropped
 
     def evict(self) -> None:
         """Oldest files first until the folder is under the cap (0: no cap)."""

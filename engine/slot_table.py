@@ -6,7 +6,9 @@ table keeps reuse within one login (`cache_scope`), as the server's own choice w
 not: a request takes a free slot its own scope used last (the same chat's first),
 else the least recently used free one, and then asks the server not to reuse what
 another login left there. Lanes admit at most as many requests as there are slots,
-so one is always free; past that the server picks, with nothing reused."""
+so a slot is free but for the few milliseconds a finished turn's save takes, which a
+request waits out; past that the server picks, nothing is reused, and the table
+forgets what each slot holds (the server may have put that request anywhere)."""
 
 from __future__ import annotations
 
@@ -35,15 +37,17 @@ class SlotTable:
         whole prompt again elsewhere."""
         deadline = time.monotonic() + wait_s
         with self._changed:
-            while session_key is not None and self._saving_for(scope, session_key):
+            while self._must_wait(scope, session_key):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._changed.wait(left)
             return self._take(scope, session_key)
 
-    def _saving_for(self, scope: str, session_key: str) -> bool:
-        return any(
+    def _must_wait(self, scope: str, session_key: str | None) -> bool:
+        if all(self._busy):
+            return True
+        return session_key is not None and any(
             saving and owner == (scope, session_key)
             for saving, owner in zip(self._saving, self._owner, strict=True)
         )
@@ -51,6 +55,7 @@ class SlotTable:
     def _take(self, scope: str, session_key: str | None) -> tuple[int, bool, bool]:
         free = [i for i in range(len(self._busy)) if not self._busy[i]]
         if not free:
+            self._owner = [None] * len(self._owner)
             return -1, False, False
         mine = [i for i in free if self._owner[i] is not None and self._owner[i][0] == scope]
         same_chat = [i for i in mine if session_key is not None and self._owner[i][1] == session_key]

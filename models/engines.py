@@ -16,7 +16,7 @@ def engine_options(spec: ModelSpec, settings: Settings) -> EngineOptions:
     plan_line = ""
     if settings.n_gpu_layers == "auto":
         plan = None
-        if settings.local_engine == "server" and settings.n_cpu_moe is None and not settings.cpu_moe:
+        if settings.n_cpu_moe is None and not settings.cpu_moe:
             plan = expert_split(spec, settings.local_slots)
         if plan is not None:  # attention and shared weights on the GPU, experts as many as fit
             placement.update(n_gpu_layers=plan.n_gpu_layers, n_cpu_moe=plan.n_cpu_moe, cpu_moe=plan.cpu_moe)
@@ -27,15 +27,13 @@ def engine_options(spec: ModelSpec, settings: Settings) -> EngineOptions:
             placement["n_gpu_layers"] = gpu_layers_for(spec, settings)
     return EngineOptions(
         **placement,
-        local_engine=settings.local_engine,
         slots=settings.local_slots,
         log_dir=settings.data_dir / "logs",
         plan_line=plan_line,
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
-        kv_dir=settings.kv_dir,
+        kv_dir=settings.kv_dir if settings.kv_cache_gb > 0 else None,
         kv_cache_bytes=int(settings.kv_cache_gb * 1e9),
-        image_cache_bytes=settings.image_cache_mb * 2**20,
         hf_dtype=settings.hf_dtype,
     )
 
@@ -66,14 +64,10 @@ def expert_plan(spec: ModelSpec, slots: int, vram: int | None, ram: int):
 
 def expert_plan_line(spec: ModelSpec, settings: Settings, vram: int | None, ram: int | None) -> str:
     """What `launch.py models` and the Models tab show for a MoE GGUF: "GPU 11.2 GB +
-    RAM 35.0 GB, 14 of 48 expert layers on the GPU" ("" for any other model). The split
-    is llama-server's (--local-engine server); in-process llama.cpp cannot keep experts
-    apart, which the line says."""
-    slots = settings.local_slots if settings.local_engine == "server" else 1
-    plan = expert_plan(spec, slots, vram, ram or 0)
-    if plan is None:
-        return ""
-    return plan.describe() + ("" if settings.local_engine == "server" else " (with --local-engine server)")
+    RAM 35.0 GB, 14 of 48 expert layers on the GPU" ("" for any other model): the split
+    llama-server gets (--n-gpu-layers, --n-cpu-moe), its KV cache for every slot counted."""
+    plan = expert_plan(spec, settings.local_slots, vram, ram or 0)
+    return "" if plan is None else plan.describe()
 
 
 def _header_tensors(path) -> list[tuple[str, int]]:
@@ -92,4 +86,12 @@ def _tensors_of(versions: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, 
 
 
 def engine_for(spec: ModelSpec, settings: Settings) -> Engine:
+    """The engine that serves this model (a GGUF: its llama-server child)."""
     return create_engine(spec, engine_options(spec, settings))
+
+
+def scoring_engine_for(spec: ModelSpec, settings: Settings) -> Engine:
+    """An engine that hands out logits (engine/protocol.py ScoresPrompts): a GGUF in
+    this process, since llama-server gives sampled tokens and top-n probabilities
+    only. For fidelity scoring, never for chats."""
+    return create_engine(spec, engine_options(spec, settings), in_process=True)

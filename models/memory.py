@@ -44,11 +44,11 @@ def memory_budget(
 
 def kv_slots(spec: ModelSpec, settings: Settings | None) -> int:
     """How many full contexts of KV cache this model holds once loaded. llama-server
-    (--local-engine server) splits its -c evenly among its -np slots unless the KV is
-    unified; engine/llama_server.py passes -c n_ctx x slots with --no-kv-unified so each
-    slot holds the model's whole context: slots x n_ctx positions. In-process: one."""
-    server = settings is not None and settings.local_engine == "server"
-    return settings.local_slots if server and spec.backend == "llama.cpp" and not spec.is_remote else 1
+    splits its -c evenly among its -np slots unless the KV is unified;
+    engine/llama_server.py passes -c n_ctx x slots with --no-kv-unified so each slot
+    holds the model's whole context: slots x n_ctx positions. Other backends: one."""
+    local = settings is not None and spec.backend == "llama.cpp" and not spec.is_remote
+    return settings.local_slots if local else 1
 
 
 def model_cost(spec: ModelSpec, settings: Settings | None = None) -> int | None:

@@ -107,7 +107,7 @@ def _gone_chats_states(conn: Connection, kv_dir: Path, swept: Swept) -> None:
         session = saved_session(path)
         if session is not None and session not in sessions:
             swept.kv_states += swept.remove(path)
-    for path in orphan_slot_files(kv_dir, sessions):  # llama-server's (--local-engine server)
+    for path in orphan_slot_files(kv_dir, sessions):  # llama-server's
         swept.kv_states += swept.remove(path)
 
 

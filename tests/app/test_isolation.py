@@ -261,10 +261,11 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
             path.write_bytes(b"half a write")
         os.utime(stale, (0, 0))
         states = StateStore(tmp_path / "kv", "model", "print", max_bytes=10**6)
-        slots = SlotStates(tmp_path / "kv", "print", max_bytes=10**6)  # llama-server's files
+        slots = SlotStates(tmp_path / "kv", "model", "print", max_bytes=10**6)  # llama-server's files
         for session in (ann_chat, "deleted-chat"):
             assert states.save(session, Ledger([1, 2, 3]), bytes(10))
-            (tmp_path / "kv" / slots.filename(ANN, session)).write_bytes(bytes(10))
+            (tmp_path / "kv" / slots.writing_name(ANN, session)).write_bytes(bytes(10))
+            assert slots.seal(ANN, session) is not None
 
         swept = store.sweep()
 
@@ -274,7 +275,7 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
         )
         assert not stale.exists() and fresh.exists() and not orphan.exists()
         assert not states.path("deleted-chat").exists() and states.path(ann_chat).exists()
-        assert [p.name for p in (tmp_path / "kv").glob("*.slot")] == [slots.filename(ANN, ann_chat)]
+        assert [p.name for p in (tmp_path / "kv").glob("*.slot")] == [slots.restorable(ANN, ann_chat)]
         assert store.blob_path(sha256_of(photo.data)).exists()  # Ann's chat holds it
         assert store.document(kept_doc.sha256) and store.document(recent_doc.sha256)  # Bob's; too recent
         assert not store.blob_path(unused_doc.sha256).exists()

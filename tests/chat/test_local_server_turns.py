@@ -1,4 +1,4 @@
-"""Whole turns through the chat service on a llama-server child (--local-engine server)
+"""Whole turns through the chat service on a llama-server child
 with the tiny Llama 4: a deleted chat takes its slot files with it; kill -9 of the
 child mid-answer keeps the answer so far (stored, marked) and the next turn is served
 by a restarted child. Random weights: nothing is compared with wording."""
@@ -32,9 +32,7 @@ LONG = SamplingParams(temperature=0, max_tokens=4000)
 @pytest.fixture(scope="module")
 def runtime(tiny_llama4, tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
-    settings = Settings(
-        data_dir=data, model_path=tiny_llama4[0], local_engine="server", local_slots=2, n_threads=2
-    )
+    settings = Settings(data_dir=data, model_path=tiny_llama4[0], local_slots=2, n_threads=2)
     runtime = build_runtime(settings)
     yield runtime
     runtime.models.close()

@@ -1,8 +1,13 @@
 """Follow-up turns reuse the KV cache (text and images) and a chat's KV state is saved
-with it: same greedy answers as a cold prefill, on the real SmolLM2 and tiny Llama 4."""
+with it (llama-server's slot save/restore, engine/slot_state.py): the same greedy
+answers as a cold prefill, on the real SmolLM2 and the tiny Llama 4.
+
+A cold prefill is asked for as another login (`cache_scope`): the slot table never
+lets one login reuse what another left in a slot, so the server reads it all."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import replace
 
@@ -12,8 +17,8 @@ from chat.metrics import metrics_footer
 from chat.turns import turns_from_rows
 from config import Settings
 from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart, Usage
-from engine.kv_state import StateStore
 from engine.prefix import Ledger, batches, reusable_prefix
+from engine.slot_state import SUFFIX, SlotStates
 from models.catalogue import user_model
 from models.engines import engine_for
 from sessions import Store
@@ -24,6 +29,8 @@ DOCUMENT = " ".join(
     f"Station {i} of the coastal railway serves the town of Port {i}, which has {i * 7} fishing boats."
     for i in range(1, 7)
 )
+NEW_TOKENS = 60  # an answer of 16 tokens and a short question, with their headers
+_cold_logins = itertools.count()
 
 
 @pytest.fixture
@@ -54,14 +61,16 @@ def make_engine(kv_settings):
         engine.unload()
 
 
-def answer(engine, messages, session_key=None, params=GREEDY) -> tuple[str, Final]:
-    events = list(engine.stream(messages, params, session_key=session_key))
+def answer(engine, messages, session_key=None, scope="") -> tuple[str, Final]:
+    events = list(engine.stream(messages, GREEDY, session_key=session_key, cache_scope=scope))
     return "".join(e.text for e in events if isinstance(e, TextDelta)), events[-1]
 
 
 def cold_answer(engine, messages) -> tuple[str, Final]:
-    engine.drop_context()
-    return answer(engine, messages)
+    """As a login that never asked: nothing of the others' is reused."""
+    text, final = answer(engine, messages, scope=f"cold-{next(_cold_logins)}")
+    assert final.usage.cached_tokens == 0
+    return text, final
 
 
 def chat(*turns: str, system: str = "You answer questions about the document.") -> list[Message]:
@@ -76,12 +85,22 @@ def then(messages: list[Message], answer_text: str, question: str) -> list[Messa
 
 
 def finished(engine) -> None:
-    """What a process ending does: the state write in flight completes."""
+    """What a process ending does: the slot saves in flight complete, the child stops."""
     engine.unload()
 
 
 def state_files(settings: Settings) -> list:
-    return sorted(settings.kv_dir.glob("*.kvstate"))
+    return sorted(settings.kv_dir.glob(f"*{SUFFIX}"))
+
+
+def reused_all_of(final: Final, earlier: Final) -> bool:
+    """The turn read only what came after `earlier`'s prompt (its answer and the new
+    question): the server kept everything up to there, its own answer's tokens too."""
+    usage = final.usage
+    return (
+        usage.cached_tokens >= earlier.usage.prompt_tokens
+        and usage.prompt_tokens - usage.cached_tokens < NEW_TOKENS
+    )
 
 
 # -- text, on the embedded SmolLM2 ---------------------------------------------------
@@ -94,27 +113,32 @@ def test_follow_up_turns_reuse_the_prefix_and_answer_as_cold(make_engine, smol_s
     assert final1.usage.cached_tokens == 0
     messages = then(first, text1, "How many boats does it have?")
     text2, final2 = answer(engine, messages, "chat-a")
-    usage = final2.usage
-    # Everything up to the first answer was reused; the answer and the question are new.
-    assert usage.cached_tokens == final1.usage.prompt_tokens
-    assert usage.prompt_tokens - usage.cached_tokens < 60
+    assert reused_all_of(final2, final1)
     cold_text, cold = cold_answer(engine, messages)
-    assert cold.usage.cached_tokens == 0 and cold.usage.prompt_tokens == usage.prompt_tokens
+    assert cold.usage.prompt_tokens == final2.usage.prompt_tokens
     assert text2 == cold_text and final2.finish_reason == cold.finish_reason
 
     messages += [Message.text("assistant", text2), Message.text("user", "And Port 12?")]
-    text3, final3 = answer(engine, messages, "chat-a")
-    assert final3.usage.cached_tokens == usage.prompt_tokens
+    text3, final3 = answer(engine, messages, "chat-a")  # after the cold turn, in another slot
+    assert reused_all_of(final3, final2)
     assert text3 == cold_answer(engine, messages)[0]
 
 
-def test_regenerate_reevaluates_only_the_last_tokens(make_engine, smol_spec):
+def test_regenerate_reevaluates_only_the_last_token(make_engine, smol_spec):
     engine = make_engine(smol_spec)
     messages = chat("Name a colour of the sky.")
     first, final = answer(engine, messages)
     again, repeat = answer(engine, messages)
     assert again == first
-    assert repeat.usage.cached_tokens == final.usage.prompt_tokens - 2  # fresh logits need a batch
+    assert repeat.usage.cached_tokens == final.usage.prompt_tokens - 1  # its logits are read again
+
+
+def test_another_login_reuses_nothing_of_a_chat(make_engine, smol_spec):
+    engine = make_engine(smol_spec)
+    messages = chat(f"{DOCUMENT}\n\nWhich station serves Port 2?")
+    answer(engine, messages, "ann-chat", scope="ann")
+    _, bob = answer(engine, messages, "bob-chat", scope="bob")  # the same text, another login
+    assert bob.usage.cached_tokens == 0
 
 
 def test_restart_restores_the_saved_state(make_engine, smol_spec, kv_settings):
@@ -125,21 +149,32 @@ def test_restart_restores_the_saved_state(make_engine, smol_spec, kv_settings):
     assert len(state_files(kv_settings)) == 1
     follow_up = then(messages, text1, "And Port 6?")
 
-    restarted = make_engine(smol_spec)  # a new engine: nothing in its context
+    restarted = make_engine(smol_spec)  # a new child: nothing in its slots
     text2, final2 = answer(restarted, follow_up, "chat-r")
-    assert final2.usage.cached_tokens == final1.usage.prompt_tokens
+    assert reused_all_of(final2, final1)
     assert text2 == cold_answer(restarted, follow_up)[0]
 
 
+def test_a_saved_state_is_restored_only_for_its_login(make_engine, smol_spec, kv_settings):
+    messages = chat(f"{DOCUMENT}\n\nWhich station serves Port 4?")
+    first_process = make_engine(smol_spec)
+    text, _ = answer(first_process, messages, "chat-l", scope="ann")
+    finished(first_process)
+    restarted = make_engine(smol_spec)
+    _, final = answer(restarted, then(messages, text, "And Port 1?"), "chat-l", scope="bob")
+    assert final.usage.cached_tokens == 0
+
+
 def test_switching_chats_saves_one_and_restores_the_other(make_engine, smol_spec, kv_settings):
-    engine = make_engine(smol_spec)
+    one_slot = kv_settings.model_copy(update={"local_slots": 1})
+    engine = make_engine(smol_spec, one_slot)
     about_a = chat("Tell me about apples.", system="You are a fruit expert.")
     about_b = chat("Tell me about the moon.", system="You are an astronomer.")
     text_a, final_a = answer(engine, about_a, "a")
-    answer(engine, about_b, "b")  # chat b is resident now
+    answer(engine, about_b, "b")  # chat b holds the only slot now
     follow_a = then(about_a, text_a, "Are they healthy?")
     text, final = answer(engine, follow_a, "a")
-    assert final.usage.cached_tokens == final_a.usage.prompt_tokens  # restored, not re-prefilled
+    assert reused_all_of(final, final_a)  # restored from its file, not read again
     assert text == cold_answer(engine, follow_a)[0]
     finished(engine)
     assert len(state_files(kv_settings)) == 2
@@ -153,9 +188,8 @@ def test_state_for_another_context_size_is_ignored_and_deleted(make_engine, smol
     [saved] = state_files(kv_settings)
     follow_up = then(messages, text, "Which is longest?")
 
-    other = make_engine(replace(smol_spec, n_ctx=2048))  # same model and session, other n_ctx
-    assert other.state_store.load("chat-s") is None
-    assert not saved.exists()  # deleted, never loaded into the wrong context
+    other = make_engine(replace(smol_spec, n_ctx=2048))  # same model and chat, other n_ctx
+    assert not saved.exists()  # deleted when the model opened, never loaded into the wrong context
     _, final = answer(other, follow_up, "chat-s")
     assert final.usage.cached_tokens == 0
 
@@ -173,10 +207,11 @@ def test_damaged_state_file_is_ignored_and_deleted(make_engine, smol_spec, kv_se
     restarted = make_engine(smol_spec)
     text2, final = answer(restarted, follow_up, "chat-d")
     assert final.usage.cached_tokens == 0
+    assert not saved.exists()
     assert text2 == cold_answer(restarted, follow_up)[0]
 
 
-def test_a_state_larger_than_the_cap_is_not_written(make_engine, smol_spec, kv_settings):
+def test_a_state_larger_than_the_cap_is_not_kept(make_engine, smol_spec, kv_settings):
     tiny_cap = kv_settings.model_copy(update={"kv_cache_gb": 0.0001})  # 100 kB
     engine = make_engine(smol_spec, tiny_cap)
     answer(engine, chat(DOCUMENT), "chat-big")
@@ -184,30 +219,40 @@ def test_a_state_larger_than_the_cap_is_not_written(make_engine, smol_spec, kv_s
     assert state_files(kv_settings) == []
 
 
+def saved_by_the_server(states: SlotStates, session: str, size: int, scope: str = "") -> str:
+    """What a slot save leaves: the server's file, then sealed with its hash."""
+    (states.directory / states.writing_name(scope, session)).write_bytes(bytes(size))
+    return states.seal(scope, session).name
+
+
 def test_size_cap_evicts_the_least_recently_used_state(tmp_path):
-    store = StateStore(tmp_path, "model", "fingerprint", max_bytes=10**6)
-    ledger = Ledger(list(range(100)))
+    states = SlotStates(tmp_path, "model", "fingerprint", max_bytes=3_500)  # room for three
     for index, session in enumerate(("one", "two", "three")):
-        assert store.save(session, ledger, bytes(1_000))
-        os.utime(store.path(session), ns=(10**18 + index, 10**18 + index))
-    store.max_bytes = 3.5 * store.path("one").stat().st_size  # room for three files
-    assert store.load("one") is not None  # used now: "two" is the least recently used
-    assert store.save("four", ledger, bytes(1_000))
-    kept = {session for session in ("one", "two", "three", "four") if store.path(session).exists()}
+        saved_by_the_server(states, session, 1_000)
+        os.utime(tmp_path / states.restorable("", session), ns=(10**18 + index, 10**18 + index))
+    assert states.restorable("", "one") is not None  # used now: "two" is the least recently used
+    saved_by_the_server(states, "four", 1_000)
+    states.evict()
+    kept = {session for session in ("one", "two", "three", "four") if states.restorable("", session)}
     assert kept == {"one", "three", "four"}
-    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= store.max_bytes
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= states.max_bytes
 
 
-def test_state_of_another_model_file_is_deleted(tmp_path):
-    ledger = Ledger([1, 2, 3])
-    StateStore(tmp_path, "model", "old-file", 10**6).save("s", ledger, b"kv")
-    newer = StateStore(tmp_path, "model", "new-file", 10**6)  # the GGUF was replaced
-    assert newer.load("s") is None
-    assert list(tmp_path.iterdir()) == []
-    newer.save("s", ledger, b"kv")
-    truncated = newer.path("s")
+def test_states_of_other_model_files_and_unfinished_writes_are_deleted(tmp_path):
+    old = SlotStates(tmp_path, "model", "old-file", 10**6)
+    saved_by_the_server(old, "s", 10)
+    (tmp_path / old.writing_name("", "t")).write_bytes(b"half")  # a crash mid-save
+    other_model = SlotStates(tmp_path, "other-model", "its-file", 10**6)
+    kept = saved_by_the_server(other_model, "s", 10)
+    newer = SlotStates(tmp_path, "model", "new-file", 10**6)  # the GGUF was replaced
+    assert newer.restorable("", "s") is None
+    assert [p.name for p in tmp_path.iterdir()] == [kept]  # another model's file stays
+    saved_by_the_server(newer, "s", 10)
+    again = newer.restorable("", "s")
+    assert again is not None and newer.restorable("bob", "s") is None  # and only for its login
+    truncated = tmp_path / again
     truncated.write_bytes(truncated.read_bytes()[:-1])
-    assert newer.load("s") is None and not truncated.exists()
+    assert newer.restorable("", "s") is None and not truncated.exists()
 
 
 # -- images, on the tiny Llama 4 -----------------------------------------------------
@@ -217,35 +262,28 @@ def image(size: int, color: str) -> ImagePart:
     return ImagePart(png_bytes(size, size, color), "image/png", f"{color}.png", size, size)
 
 
-THREE = (image(56, "red"), image(200, "blue"), image(120, "green"))  # 1, 10 and 10 tiles
+THREE = (image(56, "red"), image(200, "blue"), image(120, "green"))
 
 
-def test_image_follow_up_encodes_nothing_and_answers_as_cold(tiny_engine):
+def test_image_follow_up_reads_no_image_again_and_answers_as_cold(tiny_engine):
     first = [Message("user", (*THREE, TextPart("compare the three")))]
     text1, final1 = answer(tiny_engine, first, "vision-a")
     messages = then(first, text1, "which is largest?")
-    before = tiny_engine.image_encodes
     text2, final2 = answer(tiny_engine, messages, "vision-a")
-    assert tiny_engine.image_encodes == before  # turn 2: zero image encodes
-    assert final2.usage.cached_tokens == final1.usage.prompt_tokens
-
-    tiny_engine.drop_context()  # KV and image embeddings: a truly cold prefill
-    cold_text, cold = answer(tiny_engine, messages)
-    image_chunks = [kind for kind, _, _ in tiny_engine.last_plan.layout if kind == "image"]
-    assert tiny_engine.image_encodes - before == len(image_chunks) == 21  # every tile, again
-    assert cold.usage.cached_tokens == 0
+    # Every image sits in turn 1's prompt, and the server evaluates (encodes) only
+    # what comes after the cached prefix: no image is encoded again.
+    assert reused_all_of(final2, final1)
+    cold_text, cold = cold_answer(tiny_engine, messages)
+    assert cold.usage.prompt_tokens == final2.usage.prompt_tokens
     assert text2 == cold_text
 
 
-def test_edited_text_before_the_images_reuses_their_embeddings(tiny_engine):
-    answer(tiny_engine, [Message("user", (TextPart("first look"), *THREE))])
+def test_an_edit_before_the_images_reads_them_again(tiny_engine):
+    answer(tiny_engine, [Message("user", (TextPart("first look"), *THREE))], "vision-e")
     edited = [Message("user", (TextPart("second look"), *THREE))]
-    before = tiny_engine.image_encodes
-    text, final = answer(tiny_engine, edited)
-    assert tiny_engine.image_encodes == before  # re-decoded from cached embeddings
+    text, final = answer(tiny_engine, edited, "vision-e")
     assert final.usage.cached_tokens < 10  # the edit comes before the images: little to reuse
-    tiny_engine.drop_context()
-    assert text == answer(tiny_engine, edited)[0]
+    assert text == cold_answer(tiny_engine, edited)[0]
 
 
 def test_image_chat_restored_in_a_new_engine(tiny_llama4, kv_settings, make_engine):
@@ -257,9 +295,8 @@ def test_image_chat_restored_in_a_new_engine(tiny_llama4, kv_settings, make_engi
     restarted = make_engine(spec)
     messages = then(first, text1, "and the colours?")
     text2, final2 = answer(restarted, messages, "vision-r")
-    assert restarted.image_encodes == 0 and final2.usage.cached_tokens == final1.usage.prompt_tokens
-    restarted.drop_context()
-    assert text2 == answer(restarted, messages)[0]
+    assert reused_all_of(final2, final1)  # the images came back with the file, not re-encoded
+    assert text2 == cold_answer(restarted, messages)[0]
 
 
 # -- the prefix rules themselves ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Local GGUF through a llama-server child (--local-engine server) on the tiny Llama 4:
+"""Local GGUF through a llama-server child on the tiny Llama 4:
 many users at once, a crash mid-answer, Stop, images, a load that runs out of memory.
 Random weights: answers are compared with each other, never with wording."""
 
@@ -32,7 +32,7 @@ QUESTIONS = [f"Question {i}: what comes after {i * 7}?" for i in range(8)]
 @pytest.fixture(scope="module")
 def server_engine(tiny_llama4, tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
-    settings = Settings(local_engine="server", local_slots=8, data_dir=data, n_threads=2)
+    settings = Settings(local_slots=8, data_dir=data, n_threads=2)
     engine = engine_for(user_model(*tiny_llama4), settings)
     assert isinstance(engine, LlamaServerEngine)
     engine.load()
@@ -153,7 +153,7 @@ def test_images_reach_the_server_and_cost_what_in_process_counts(server_engine, 
 
 
 def test_unload_stops_the_child(tiny_llama4, tmp_path):
-    settings = Settings(local_engine="server", local_slots=1, data_dir=tmp_path)
+    settings = Settings(local_slots=1, data_dir=tmp_path)
     engine = engine_for(user_model(tiny_llama4[0]), settings)
     engine.load()
     child = engine.process._child
@@ -252,7 +252,7 @@ def test_a_turn_counts_its_prompt_here_exactly_as_the_server_reads_it(server_eng
 def test_a_count_here_that_the_server_contradicts_hands_counting_to_the_server(
     tiny_llama4, tmp_path, monkeypatch
 ):
-    settings = Settings(local_engine="server", local_slots=1, data_dir=tmp_path, n_threads=2)
+    settings = Settings(local_slots=1, data_dir=tmp_path, n_threads=2)
     engine = engine_for(user_model(tiny_llama4[0]), settings)
     engine.load()
     try:
@@ -270,7 +270,7 @@ def test_a_count_here_that_the_server_contradicts_hands_counting_to_the_server(
 
 
 def test_a_saved_chat_s_follow_up_after_a_reload_reads_only_its_new_tokens(tiny_llama4, tmp_path):
-    settings = Settings(local_engine="server", local_slots=2, data_dir=tmp_path, n_threads=2)
+    settings = Settings(local_slots=2, data_dir=tmp_path, n_threads=2)
     spec = user_model(*tiny_llama4)
     first = [Message.text("user", "Tell me about lighthouses and the sea. " * 20)]
 

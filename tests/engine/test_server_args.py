@@ -4,6 +4,7 @@ started: tests/engine/test_llama_server.py runs the real one)."""
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from cli.flags import MODEL_FLAGS, add_flags, settings_from
@@ -37,13 +38,13 @@ def test_gpu_layers_and_expert_offload_flags():
     assert "--fit" not in server_args(SPEC, n_gpu_layers="auto")  # llama.cpp fits what we left open
 
 
-def test_the_flags_choose_the_server_engine(tmp_path):
+def test_a_gguf_is_served_by_a_llama_server_child_with_the_flags_given(tmp_path):
     parser = argparse.ArgumentParser()
     add_flags(parser, MODEL_FLAGS)
-    given = ["--local-engine", "server", "-np", "3", "--n-cpu-moe", "12", "-t", "2"]
+    given = ["-np", "3", "--n-cpu-moe", "12", "-t", "2"]
     given += ["--data-dir", str(tmp_path)]
     settings = settings_from(parser.parse_args(given))
-    assert (settings.local_engine, settings.local_slots, settings.n_cpu_moe) == ("server", 3, 12)
+    assert (settings.local_slots, settings.n_cpu_moe) == (3, 12)
     engine = engine_for(SPEC, settings)
     assert isinstance(engine, LlamaServerEngine) and engine.slots == 3
     assert flag_value(engine.args, "--n-cpu-moe") == "12" and flag_value(engine.args, "--threads") == "2"
@@ -51,7 +52,7 @@ def test_the_flags_choose_the_server_engine(tmp_path):
 
 
 def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
-    from engine.llama_server import SlotTable
+    from engine.slot_table import SlotTable
 
     table = SlotTable(3)
     ann, reuse, warm = table.take("ann", "chat-1")
@@ -63,10 +64,33 @@ def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
     assert (again, reuse, warm) == (ann, True, True)  # Ann's follow-up comes back to her slot
     third, reuse, _ = table.take("carol", None)
     assert not reuse and third not in (ann, bob)
-    assert table.take("dan", None) == (-1, False, False)  # all busy: the server picks, nothing reused
+    # All busy (past the lanes' limit): the server picks, nothing is reused.
+    assert table.take("dan", None, wait_s=0.05) == (-1, False, False)
     table.give_back(bob)
     assert table.take("dan", None) == (bob, False, False)  # Bob's slot, but not Bob's cache
     table.forget()
     table.give_back(ann)
     # A restarted server holds nothing: the chat's saved state is restored (not warm).
     assert table.take("ann", "chat-1") == (ann, False, False)
+
+
+def test_a_turn_waits_for_its_chats_slot_being_saved_not_for_another():
+    import threading
+
+    from engine.slot_table import SlotTable
+
+    table = SlotTable(2)
+    ann, _, _ = table.take("ann", "chat-1")
+    table.saving(ann)  # the answer is complete, its KV state is being written
+    freed = threading.Timer(0.2, table.give_back, (ann,))
+    freed.start()
+    started = time.monotonic()
+    assert table.take("ann", "chat-1") == (ann, True, True)  # warm: nothing to read again
+    assert time.monotonic() - started >= 0.15
+    freed.join()
+    table.saving(ann)
+    started = time.monotonic()
+    bob, reuse, _ = table.take("bob", "chat-2")  # another chat takes the free slot at once
+    assert bob != ann and not reuse and time.monotonic() - started < 0.15
+    threading.Timer(0.2, table.give_back, (ann,)).start()
+    assert table.take("carol", None)[0] == ann  # all busy: waits for the save to end

@@ -26,7 +26,7 @@ def scout_on_disk(tiny_llama4, monkeypatch):
 
 
 def test_a_24_gb_gpu_shows_the_split_the_server_engine_runs(scout_on_disk, settings):
-    server = settings.model_copy(update={"local_engine": "server", "local_slots": 1})
+    server = settings.model_copy(update={"local_slots": 1})
     line = expert_plan_line(scout_on_disk, server, 24 * GB, 64 * GB)
     match = SPLIT.fullmatch(line)
     assert match, line
@@ -42,20 +42,13 @@ def test_every_slot_s_context_takes_gpu_room_from_the_experts(scout_on_disk, set
 
 
 def test_a_cpu_only_machine_says_all_in_ram(scout_on_disk, settings):
-    server = settings.model_copy(update={"local_engine": "server"})
-    line = expert_plan_line(scout_on_disk, server, None, 128 * GB)
+    line = expert_plan_line(scout_on_disk, settings, None, 128 * GB)
     assert re.fullmatch(r"all in RAM: \d+\.\d GB, none on the GPU", line), line
-
-
-def test_the_in_process_engine_says_the_split_needs_the_server(scout_on_disk, settings):
-    inprocess = settings.model_copy(update={"local_engine": "inprocess"})
-    line = expert_plan_line(scout_on_disk, inprocess, 24 * GB, 64 * GB)
-    assert line.endswith("(with --local-engine server)")
 
 
 def test_the_tiny_llama4_gguf_has_a_line_and_a_missing_file_none(tiny_llama4, settings):
     tiny = user_model(*tiny_llama4)
-    line = expert_plan_line(tiny, settings.model_copy(update={"local_engine": "server"}), 8 * GB, 16 * GB)
+    line = expert_plan_line(tiny, settings, 8 * GB, 16 * GB)
     assert SPLIT.fullmatch(line) and line.endswith("2 of 2 expert layers on the GPU")
     missing = replace(tiny, model_path=tiny.model_path.with_name("absent.gguf"))
     assert expert_plan_line(missing, settings, 8 * GB, 16 * GB) == ""
