@@ -128,7 +128,7 @@ class OpenAIEngine(BaseEngine):
         self._check_input(messages)
         messages = self._fit_image_bytes(plan_messages(messages, self.tile_budget))
         self._check_sent_images(messages)
-        exact = self._server_count(_wire_messages(messages))
+        exact = self._server_count(_wire_messages(messages), messages)
         return exact if exact is not None else estimate_tokens(messages, self.tile_budget)
 
     def _check_input(self, messages: Sequence[Message]) -> None:
@@ -175,7 +175,8 @@ class OpenAIEngine(BaseEngine):
                 "per request; send fewer or smaller images, or start a new chat"
             )
 
-    def _server_count(self, wire: list[dict]) -> int | None:
+    def _server_count(self, wire: list[dict], messages: Sequence[Message]) -> int | None:
+        """vLLM's /tokenize count of the prompt as sent (`messages` as planned)."""
         if self._can_tokenize is False:
             return None
         import openai
@@ -208,7 +209,7 @@ class OpenAIEngine(BaseEngine):
         messages = self._fit_image_bytes(plan_messages(messages, self.tile_budget))
         self._check_sent_images(messages)
         wire = _wire_messages(messages)
-        exact = self._server_count(wire)
+        exact = self._server_count(wire, messages)
         n_prompt = exact if exact is not None else estimate_tokens(messages, self.tile_budget)
         if n_prompt >= self.context_limit:
             about = "" if exact is not None else "about "

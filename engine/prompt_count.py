@@ -9,11 +9,31 @@ is counted by the server from then on (engine/llama_server.py)."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 COUNTS_KEPT = 256  # prompts whose local count is kept to check against the server's
+# Where an image sits in the rendered prompt: unguessable, so no text can fake one.
+MARKER = f"\x00{secrets.token_hex(8)}\x00"
+
+
+def _flatten(content: str | list[dict]) -> str:
+    """A content array as llama-server hands it to the template (common/chat.cpp):
+    text parts joined by newlines, none before or after an image's marker."""
+    if isinstance(content, str):
+        return content
+    text, after_image = "", False
+    for part in content:
+        if part.get("type") == "text":
+            text += ("\n" if text and not after_image else "") + part.get("text", "")
+            after_image = False
+        else:
+            text += MARKER
+            after_image = True
+    return text
 
 
 class LocalCounter:
@@ -34,13 +54,18 @@ class LocalCounter:
         self._counted: OrderedDict[str, int] = OrderedDict()  # prompt key -> count here
         self.agrees = True  # False once the server counted a prompt otherwise
 
-    def count(self, key: str, wire: list[dict]) -> int:
-        """Text-only messages as sent (`wire`), rendered and tokenized as the server does."""
+    def count(self, key: str, wire: list[dict], image_costs: Sequence[int] = ()) -> int:
+        """Messages as sent (`wire`), rendered and tokenized as the server does: its
+        template sees each image as a marker, and mtmd tokenizes the text between
+        markers piece by piece (BOS on the first only), each image costing its tiles."""
         from engine.llamacpp import prompt_tokens
 
-        turns = [{"role": m["role"], "content": m["content"]} for m in wire]
+        turns = [{"role": m["role"], "content": _flatten(m["content"])} for m in wire]
         with self._lock:
-            count = len(prompt_tokens(self._llm, self._formatter(messages=turns).prompt))
+            first, *rest = self._formatter(messages=turns).prompt.split(MARKER)
+            count = len(prompt_tokens(self._llm, first)) + sum(image_costs)
+            for piece in rest:
+                count += len(self._llm.tokenize(piece.encode("utf-8"), add_bos=False, special=True))
             self._counted[key] = count
             self._counted.move_to_end(key)
             while len(self._counted) > COUNTS_KEPT:

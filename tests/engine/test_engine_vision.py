@@ -1,11 +1,17 @@
-"""The real llama.cpp llama4 + mtmd path on the tiny generated Llama 4: images reach
-the encoder in order, cost tokens, stream, stop. Random weights: no wording checks."""
+"""The real llama.cpp llama4 + mtmd path on the tiny generated Llama 4, through its
+llama-server child: images cost the tokens we count for them, stream, stop. Where the
+image embeddings sit is read in process (`in_process`), from the libmtmd the server
+links. Random weights: no wording checks."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+
 from engine import Final, ImagePart, Message, PromptProgress, SamplingParams, TextDelta, TextPart
+from models.catalogue import user_model
+from models.engines import scoring_engine_for
 from tests.conftest import png_bytes
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
@@ -17,6 +23,14 @@ def image(width: int = 56, height: int = 56, color: str = "red") -> ImagePart:
 
 def user(*parts) -> Message:
     return Message("user", tuple(TextPart(p) if isinstance(p, str) else p for p in parts))
+
+
+@pytest.fixture(scope="module")
+def in_process(tiny_llama4, settings):
+    engine = scoring_engine_for(user_model(*tiny_llama4), settings)
+    engine.load()
+    yield engine
+    engine.unload()
 
 
 def test_vision_capabilities(tiny_engine):
@@ -33,12 +47,12 @@ def test_each_image_adds_prompt_tokens(tiny_engine):
     assert two - one == one - none  # same-size images cost the same
 
 
-def test_images_reach_the_encoder_in_message_order(tiny_engine):
+def test_images_reach_the_encoder_in_message_order(in_process):
     small, large = image(56, 56), image(200, 200, "blue")  # one tile vs a 3x3 grid + overview
 
     def image_chunks(*parts):
-        list(tiny_engine.stream([user(*parts)], GREEDY))
-        return tiny_engine.last_plan.image_tokens
+        list(in_process.stream([user(*parts)], GREEDY))
+        return in_process.last_plan.image_tokens
 
     forward = image_chunks("first", small, "then", large, "compare them")
     backward = image_chunks("first", large, "then", small, "compare them")
@@ -46,14 +60,14 @@ def test_images_reach_the_encoder_in_message_order(tiny_engine):
     assert backward == forward[::-1]
 
 
-def test_images_across_turns_keep_their_order(tiny_engine):
+def test_images_across_turns_keep_their_order(in_process):
     turns = [
         user(image(200, 200), "what is this?"),
         Message.text("assistant", "a square"),
         user(image(56, 56), "and this?"),
     ]
-    list(tiny_engine.stream(turns, GREEDY))
-    sizes = tiny_engine.last_plan.image_tokens
+    list(in_process.stream(turns, GREEDY))
+    sizes = in_process.last_plan.image_tokens
     assert len(sizes) == 2 and sizes[0] > sizes[1]
 
 
@@ -63,7 +77,7 @@ def test_multimodal_stream_reports_usage(tiny_engine):
     final = events[-1]
     assert isinstance(final, Final) and final.error is None
     assert all(isinstance(e, PromptProgress | TextDelta) for e in events[:-1])
-    assert final.usage.prompt_tokens == tiny_engine.count_tokens(messages)
+    assert final.usage.prompt_tokens == tiny_engine.count_tokens(messages)  # the server's count is ours
     assert 0 < final.usage.completion_tokens <= GREEDY.max_tokens
     assert final.finish_reason in ("stop", "length")
 
@@ -73,6 +87,22 @@ def test_text_turn_after_an_image_turn(tiny_engine):
     *_, final = tiny_engine.stream([user("now just text")], GREEDY)
     assert final.error is None
     assert final.usage.prompt_tokens == tiny_engine.count_tokens([user("now just text")])
+
+
+def test_images_and_text_between_them_are_counted_as_the_server_reads_them(tiny_engine):
+    conversations = [
+        [user("a", image(200, 200), "b", "c", image(120, 56), "ünï\tcode")],
+        [
+            Message.text("system", "You describe pictures."),
+            user(image(300, 100)),
+            Message.text("assistant", "ok"),
+            user("x", image(56, 300)),
+        ],
+    ]
+    for messages in conversations:
+        *_, final = tiny_engine.stream(messages, SamplingParams(temperature=0, max_tokens=1))
+        assert final.usage.prompt_tokens == tiny_engine.count_tokens(messages)
+    assert tiny_engine._local_counter.agrees  # counted here, never handed back to the server
 
 
 def test_greedy_answers_are_reproducible_with_images(tiny_engine):
