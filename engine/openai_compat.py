@@ -13,10 +13,12 @@ figures where it streams them (llama-server's `prompt_progress`, asked for with
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import math
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -479,8 +481,16 @@ class _Reader:
                     return _Waiting
 
     def close(self) -> None:
-        # Closing can wait on the blocked read; the caller must not.
-        threading.Thread(target=self.response.close, daemon=True).start()
+        """Tells the server at once: the connection is shut down here, which also ends
+        the blocked read. Closing the response alone waits for that read, i.e. for the
+        server's next chunk (a whole prompt batch away while it reads: the measured
+        Stop took 20 s under load, llama-server reading on for everyone's time)."""
+        network = getattr(getattr(self.response, "response", None), "extensions", {}).get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        threading.Thread(target=self.response.close, daemon=True).start()  # the rest, off this thread
 
 
 def _served_models(listing) -> list[dict]:
