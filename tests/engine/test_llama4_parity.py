@@ -8,9 +8,14 @@ For each conversation:
   how many) is the reference's `input_ids` (its <|patch|> positions are the
   embeddings), and llama.cpp renders Meta's chat template;
 - the next-token logits agree (f32 weights: cosine >= 0.9999, the same top 5);
-- greedy continuations are the same token for token through our llama.cpp backend,
-  our transformers backend, and our OpenAI backend against `python -m llama_cpp.server`
-  running the build we patch, and equal the reference's own `generate`.
+- greedy continuations are the same token for token through the llama-server child
+  that serves local GGUFs, llama.cpp in process, our transformers backend, and our
+  OpenAI backend against `python -m llama_cpp.server` running the build we patch, and
+  equal the reference's own `generate`;
+- the llama-server child counts each prompt as llama.cpp in process evaluates it.
+
+The sequence and the logits are read in process (`cpp`): llama-server hands out
+neither, and it links the same patched libllama and libmtmd.
 
 The reference sees the images our plan hands every backend (engine/image_plan.py):
 each on its planned canvas. On llama.cpp as llama-cpp-python 0.3.36 ships it, these
@@ -32,7 +37,7 @@ from engine import ImagePart, Message, SamplingParams, TextDelta, TextPart
 from engine.image_plan import TileBudget, image_tokens, plan_image, plan_messages
 from engine.prefix import IMAGE_POSITION
 from models.catalogue import endpoint_model, hf_model, user_model
-from models.engines import engine_for
+from models.engines import engine_for, scoring_engine_for
 from tests.conftest import free_port
 from tests.engine.test_engine_openai import KEY, KEY_ENV, _wait_for
 from tests.fixtures import documents as make
@@ -87,6 +92,16 @@ def pair(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cpp(pair, settings):
+    """llama.cpp in this process, where the evaluated sequence and logits can be read."""
+    engine = scoring_engine_for(user_model(pair.model_path, pair.mmproj_path), settings)
+    engine.load()
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture(scope="module")
+def local(pair, settings):
+    """The GGUF as the playground serves it: its llama-server child."""
     engine = engine_for(user_model(pair.model_path, pair.mmproj_path), settings)
     engine.load()
     yield engine
@@ -230,10 +245,11 @@ def test_next_token_logits_agree_with_the_reference(cpp, reference, case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_greedy_continuations_are_the_same_through_every_backend(
-    cpp, hf_engine, server_engine, reference, case
+    local, cpp, hf_engine, server_engine, reference, case
 ):
     messages = CASES[case]
     expected = reference.greedy(planned(cpp, messages))
+    assert answer(local, messages) == expected
     assert answer(cpp, messages) == expected
     assert answer(hf_engine, messages) == expected
     # llama_cpp.server keeps generating past max_tokens while the text so far ends in
@@ -241,6 +257,15 @@ def test_greedy_continuations_are_the_same_through_every_backend(
     # token or two after the same sixteen.
     served, _ = answer(server_engine, messages)
     assert served.startswith(expected[0]) and len(served) <= len(expected[0]) + 4, served
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_served_model_counts_what_llama_cpp_evaluates(local, cpp, case):
+    messages = CASES[case]
+    counted = local.count_tokens(messages)
+    assert counted == cpp.count_tokens(messages) == len(cpp.prompt_sequence(messages))
+    *_, final = local.stream(messages, SamplingParams(temperature=0, max_tokens=1))
+    assert final.usage.prompt_tokens == counted  # and the server read as many
 
 
 # -- the plan is what each backend evaluates ----------------------------------------
@@ -268,13 +293,15 @@ _SEPARATORS = ("<|tile_x_separator|>", "<|tile_y_separator|>")
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
-def test_llama_cpp_cuts_the_planned_grid_and_costs_what_the_budget_says(cpp, size):
+def test_llama_cpp_cuts_the_planned_grid_and_costs_what_the_budget_says(local, cpp, size):
     budget = cpp.tile_budget
     assert budget == TileBudget(tile=TILE, max_tiles=9, max_side=3)  # from the mmproj header
+    assert local.tile_budget == budget
     text = cpp.count_tokens([user("hi")])
     with_image = [user(gradient(*size), "hi")]
     plan = plan_image(*size, budget)
     assert cpp.count_tokens(with_image) - text == image_tokens(*size, budget) == plan.tokens
+    assert local.count_tokens(with_image) - local.count_tokens([user("hi")]) == plan.tokens
     assert _grid(cpp.prompt_sequence(with_image), cpp) == (plan.rows, plan.cols)
 
 
