@@ -57,10 +57,9 @@ def test_the_openai_client_streams_an_answer_with_usage(client, server):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "Paris" in text
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1  # it streamed
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
-        "stop"
-    ]
+    [reason] = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     usage = chunks[-1].usage
+    assert reason == "stop" or (reason == "length" and usage.completion_tokens == 24)
     assert not chunks[-1].choices and usage.prompt_tokens > 10 and usage.completion_tokens > 1
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     # The chat is saved, and belongs to the key's user.

@@ -110,7 +110,7 @@ def test_the_budget_comes_from_the_environment(monkeypatch):
 def test_plan_uses_free_memory_and_what_loaded_models_would_give_back(three_models):
     registry = load_registry(three_models)
     specs = [registry.get("smollm2-135m"), registry.get("tiny-llama4")]
-    total = sum(model_cost(spec) for spec in specs)
+    total = sum(model_cost(spec, three_models) for spec in specs)
     guard = MemoryGuard(three_models, free_ram=lambda: total - 1, free_vram=lambda: None)
     assert guard.plan(specs).groups == [[0], [1]]
     assert guard.plan(specs, resident=1).groups == [[0, 1]]  # unloading frees enough
@@ -122,7 +122,9 @@ def test_an_endpoint_model_costs_no_local_memory(three_models):
     registry = load_registry(three_models)
     local = registry.get("smollm2-135m")
     served = replace(local, name="served", backend="openai", endpoint="http://127.0.0.1:9/v1")
-    guard = MemoryGuard(three_models, free_ram=lambda: model_cost(local), free_vram=lambda: None)
+    guard = MemoryGuard(
+        three_models, free_ram=lambda: model_cost(local, three_models), free_vram=lambda: None
+    )
     assert model_cost(served) == 0
     assert guard.plan([local, served]).groups == [[0, 1]]  # it answers beside the local model
 

@@ -225,11 +225,12 @@ def test_endpoint_concurrency_flag_caps_what_the_server_sees():
 
 def test_page_user_waits_in_the_local_models_lane_while_another_model_answers(endpoint):
     """User 1 streams a long answer from the embedded model; user 2 on the same model
-    sees their place; user 3 on the endpoint gets a whole answer meanwhile."""
+    sees their place (its llama-server has one slot here: -np 1); user 3 on the endpoint
+    gets a whole answer meanwhile."""
     from gradio_client import Client
 
     endpoint.script.gate = 0
-    proc, url = start_app("--endpoint", endpoint.url, "--model", "scripted")
+    proc, url = start_app("--endpoint", endpoint.url, "--model", "scripted", "--parallel", "1")
     try:
         local = "smollm2-135m"  # its own context: the field holds the default (endpoint) model's
         one, two, three = (Client(url, verbose=False) for _ in range(3))

@@ -25,9 +25,8 @@ from tests.conftest import free_port, png_bytes
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0)
 
 
-@pytest.fixture
-def service(tmp_path):
-    settings = Settings(data_dir=tmp_path)
+def a_service(tmp_path, **settings):
+    settings = Settings(data_dir=tmp_path, **settings)
     registry = load_registry(settings)
     dead = endpoint_model(f"http://127.0.0.1:{free_port()}/v1", "dead-model", {})
     registry.add(replace(dead, name="dead"))
@@ -35,6 +34,17 @@ def service(tmp_path):
     with Store(tmp_path) as store:
         yield ChatService(store, DocumentLibrary(store), models)
     models.close()
+
+
+@pytest.fixture
+def service(tmp_path):
+    yield from a_service(tmp_path)
+
+
+@pytest.fixture
+def one_slot_service(tmp_path):
+    """The embedded model answering one request at a time (its llama-server's -np 1)."""
+    yield from a_service(tmp_path, local_slots=1)
 
 
 def ask(text: str, **fields) -> TurnRequest:
@@ -103,7 +113,8 @@ def test_regenerating_answers_the_stored_question_again_as_a_sibling(service):
     assert len(service.store.all_messages(saved.session_id)) == 3  # no second copy of the question
 
 
-def test_a_waiting_turn_sees_its_place_and_stop_leaves_nothing(service):
+def test_a_waiting_turn_sees_its_place_and_stop_leaves_nothing(one_slot_service):
+    service = one_slot_service
     cancel = threading.Event()
     with service.seated(["smollm2-135m"], threading.Event()) as holder:
         holder.wait()  # someone else answers with the model

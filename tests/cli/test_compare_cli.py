@@ -31,7 +31,8 @@ def test_compare_prints_one_json_object_per_model_and_saves_sibling_answers(tiny
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [line["model"] for line in lines] == ["smollm2-135m", "tiny-llama4"]
     smol, tiny = lines
-    assert "Paris" in smol["text"] and smol["finish_reason"] == "stop"  # the embedded model is greedy
+    assert "Paris" in smol["text"]  # the embedded model, greedy, knows
+    assert smol["finish_reason"] == "stop" or smol["completion_tokens"] == 16
     # Random weights sample anything, their end token included: only what holds for any sample.
     assert tiny["error"] is None and tiny["completion_tokens"] <= 16
     assert tiny["finish_reason"] in ("stop", "length")

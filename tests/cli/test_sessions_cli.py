@@ -91,11 +91,13 @@ def test_ask_saves_a_session_and_continues_it(chat):
 def test_a_new_process_continues_from_the_saved_kv_state(chat):
     first, second, cold = chat["first"], chat["second"], chat["cold"]
     assert first["cached_tokens"] == 0 and cold["cached_tokens"] == 0
-    # The first turn's prompt came back from disk; only the answer and question were new.
-    assert second["cached_tokens"] == first["prompt_tokens"]
+    # The first turn (its prompt and its answer) came back from disk in the new
+    # process's llama-server; only the question was new.
+    assert second["cached_tokens"] >= first["prompt_tokens"]
+    assert second["prompt_tokens"] - second["cached_tokens"] < 40
     assert second["prompt_tokens"] == cold["prompt_tokens"]
     assert second["text"] == cold["text"]
-    assert len(list((chat["data"] / "kv").glob("*.kvstate"))) == 1
+    assert len(list((chat["data"] / "kv").glob("*.slot"))) == 1
 
 
 def test_show_prints_a_transcript_with_metrics(chat):

@@ -9,7 +9,7 @@ import pytest
 
 from evals.fidelity import FidelityError, run_fidelity, windows
 from models.catalogue import hf_model, user_model
-from models.engines import engine_for
+from models.engines import scoring_engine_for
 
 TEXT = (
     "The Llama 4 herd of models are natively multimodal. Scout has 17 billion active "
@@ -38,7 +38,7 @@ def variants(smollm2, tmp_path_factory):
 
 def _loader(specs, settings):
     def load(name):
-        engine = engine_for(specs[name], settings)
+        engine = scoring_engine_for(specs[name], settings)
         engine.load()
         return engine
 

@@ -15,7 +15,7 @@ from evals.fidelity import FidelityError
 from evals.fidelity_images import check_comparable, run_image_fidelity
 from evals.image_suite import load_image_prompts
 from models.catalogue import user_model
-from models.engines import engine_for
+from models.engines import scoring_engine_for
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_same_weights_agree_and_other_weights_stray(specs, settings):
     prompts = load_image_prompts()[:2]  # a bar chart and its text twin
 
     def load(name):
-        engine = engine_for(specs[name], settings)
+        engine = scoring_engine_for(specs[name], settings)
         engine.load()
         budgets.append(engine.tile_budget)
         return engine
