@@ -54,8 +54,6 @@ def create_engine(spec: ModelSpec, options: EngineOptions, *, in_process: bool =
             spec,
             n_gpu_layers=options.n_gpu_layers,
             n_threads=options.n_threads,
-            state_dir=options.kv_dir,
-            state_max_bytes=options.kv_cache_bytes,
             n_batch=options.n_batch,
         )
     if spec.backend == "transformers":

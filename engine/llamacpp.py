@@ -3,11 +3,13 @@
 Every prompt becomes a ledger of what each KV position should hold (text tokens;
 with images, mtmd's chunks keyed by image hash). Only the part after the longest
 prefix already in the KV cache is evaluated, so a follow-up turn costs its new
-tokens, and an image already in the context is never encoded again. With a
-`session_key`, the context is saved after each turn and restored when that chat
-comes back (after another chat, or after a restart): see engine/kv_state.py. Both
-kinds of reuse stay within a `cache_scope` (one login): another user's request
-starts cold, so the "cached" count says nothing about what others sent."""
+tokens, and an image already in the context is never encoded again. Reuse stays
+within a `cache_scope` (one login): another user's request starts cold, so the
+"cached" count says nothing about what others sent.
+
+It serves no chats: every GGUF chat is answered by a llama-server child
+(engine/llama_server.py). This engine is for what needs llama.cpp's logits, which
+the server does not hand out: fidelity scoring and the parity tests."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ from pathlib import Path
 
 from engine.base import BaseEngine
 from engine.image_plan import LLAMA_CPP, TileBudget, plan_messages
-from engine.kv_state import KVContext, StateStore, file_identity, fingerprint
+from engine.kv_state import KVContext
 from engine.mtmd_chunks import ImageEvaluator, chunk_entry, chunk_keys, chunks_ledger
 from engine.prefix import IMAGE_POSITION, ImageSpan, Ledger, batches
 from engine.protocol import ProgressFn, check_messages
+from engine.slot_state import file_identity
 from engine.spec import ModelSpec
 from engine.timing import TokenCounter
 from engine.types import (
@@ -102,8 +105,6 @@ class LlamaCppEngine(BaseEngine):
         n_gpu_layers: int = 0,
         n_threads: int | None = None,
         verbose: bool = False,
-        state_dir: Path | None = None,
-        state_max_bytes: int = 0,
         image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
         n_batch: int = DEFAULT_BATCH,
     ):
@@ -112,8 +113,6 @@ class LlamaCppEngine(BaseEngine):
         self.n_gpu_layers = n_gpu_layers
         self.n_threads = n_threads or default_threads()
         self.verbose = verbose
-        self.state_dir = state_dir  # None or a zero cap: chats' KV state is not saved
-        self.state_max_bytes = state_max_bytes
         self.image_cache_bytes = image_cache_bytes
         self.last_plan: PromptPlan | None = None  # what the last stream sent, for inspection
         self._llm = None
@@ -180,14 +179,8 @@ class LlamaCppEngine(BaseEngine):
             llm.close()
             raise EngineLoadError(f"cannot load {self.label}: {exc}") from None
         self._llm, self._mtmd = llm, handler
-        self._context = KVContext(self._state_store(llm.n_ctx()))
+        self._context = KVContext()
         report(1.0, f"{self.label} ready")
-
-    def _state_store(self, n_ctx: int) -> StateStore | None:
-        if self.state_dir is None or self.state_max_bytes <= 0:
-            return None
-        stamp = fingerprint(self.spec.model_path, self.spec.mmproj_path, n_ctx)
-        return StateStore(self.state_dir, self.name, stamp, self.state_max_bytes)
 
     def share_cpu(self, engines: int) -> None:
         """Use 1/`engines` of the configured threads (at least one) until told 1 again:
@@ -200,25 +193,14 @@ class LlamaCppEngine(BaseEngine):
     def unload(self) -> None:
         with self._lock:
             if self._llm is not None:
-                self._context.save(self._llm)
-                self._context.wait()  # a write in flight finishes before the model goes
                 self._llm.close()  # frees the mtmd context too (registered on its exit stack)
             self._llm = self._mtmd = self._formatter = self._images = None
             self.tile_budget = None
             self._context = KVContext()
 
-    @property
-    def state_store(self) -> StateStore | None:
-        """Where chats' KV state is saved for this model (None: not saved)."""
-        return self._context.store
-
-    def wait_saved(self) -> None:
-        """Blocks until the last chat state write is on disk."""
-        self._context.wait()
-
     def drop_context(self) -> None:
         """Empty the KV cache and the image embeddings: the next prompt is evaluated
-        cold, as after a fresh load. Saved state files stay."""
+        cold, as after a fresh load."""
         with self._lock:
             if self._llm is not None:
                 self._context.forget(self._llm)
@@ -247,7 +229,7 @@ class LlamaCppEngine(BaseEngine):
 
         self._require_loaded()
         with self._lock, self._prompt(messages) as (plan, chunks):
-            self._context.enter(self._llm, None)
+            self._context.enter(self._llm)
             kept = self._context.keep_prefix(self._llm, plan.ledger)
             for _ in self._evaluate(plan, chunks, kept, threading.Event()):
                 pass
@@ -313,7 +295,7 @@ class LlamaCppEngine(BaseEngine):
                     f"{self.label}'s {llm.n_ctx():,} context"
                 )
             n_vocab = llama_cpp.llama_vocab_n_tokens(llm._model.vocab)
-            self._context.enter(llm, None)  # a resident chat is saved first, as a turn would
+            self._context.enter(llm)
             self._context.forget(llm)
             try:
                 for _ in self._evaluate(plan, chunks, 0, threading.Event()):
@@ -426,7 +408,7 @@ class LlamaCppEngine(BaseEngine):
                     f"{n_ctx:,}-token context; shorten it or raise -c/--ctx"
                 )
             self.last_plan = plan
-            self._context.enter(self._llm, session_key, cache_scope)
+            self._context.enter(self._llm, cache_scope)
             counter = TokenCounter(started, plan.n_tokens)
             try:
                 yield from self._generate(plan, chunks, params, cancel, counter)

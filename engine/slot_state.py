@@ -26,11 +26,49 @@ import hashlib
 import os
 from pathlib import Path
 
-from engine.kv_state import _session_stem, evict_oldest, file_identity
-
 SUFFIX = ".slot"
 WRITING = ".saving"  # a file the server is writing, or left half-written by a crash
 HASH_CHUNK = 1 << 22
+HEAD_BYTES = 1 << 20  # identity of a model file: size, mtime and its first MiB
+
+
+def file_identity(path: Path | None) -> str | None:
+    """Cheap identity of a (possibly 30 GB) file: size, mtime and a hash of its head."""
+    if path is None:
+        return None
+    stat = path.stat()
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()[:16]
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{head}"
+
+
+def _session_stem(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()[:24]
+
+
+def session_files(directory: Path, session_key: str) -> list[Path]:
+    """Every file holding this chat's KV state, for any model (a save being written
+    too): a deleted chat's token ids must not stay on disk."""
+    return sorted(directory.glob(f"{_session_stem(session_key)}-*"))
+
+
+def evict_oldest(directory: Path, suffix: str, max_bytes: int) -> list[Path]:
+    """Deletes the least recently used `*suffix` files of a folder (oldest mtime first)
+    until the rest fit in max_bytes; returns what it deleted."""
+    files = []
+    for path in directory.glob(f"*{suffix}"):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            files.append((stat.st_mtime_ns, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    removed = []
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
 
 
 def orphan_slot_files(directory: Path, session_ids: set[str]) -> list[Path]:

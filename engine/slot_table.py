@@ -32,9 +32,9 @@ class SlotTable:
     ) -> tuple[int, bool, bool]:
         """(slot id, may the server reuse its cache, does it hold this chat's last turn).
 
-        A chat whose last turn is still being saved from its slot (a few milliseconds;
-        a quick follow-up, or a script) waits for that slot rather than reading its
-        whole prompt again elsewhere."""
+        A login whose slot is still being saved (a few milliseconds after a turn; a
+        quick follow-up, or a script) waits for that slot rather than reading its whole
+        prompt again elsewhere."""
         deadline = time.monotonic() + wait_s
         with self._changed:
             while self._must_wait(scope, session_key):
@@ -47,8 +47,10 @@ class SlotTable:
     def _must_wait(self, scope: str, session_key: str | None) -> bool:
         if all(self._busy):
             return True
-        return session_key is not None and any(
-            saving and owner == (scope, session_key)
+        # A slot of this login being saved holds its chat's last turn, or the prefix a
+        # new chat of the same login shares (a system prompt, a document).
+        return any(
+            saving and owner is not None and owner[0] == scope
             for saving, owner in zip(self._saving, self._owner, strict=True)
         )
 

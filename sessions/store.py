@@ -112,7 +112,7 @@ class Store:
     def delete_session(self, session_id: str) -> None:
         """All rows go in one transaction; then, in a second one, the blob files that
         no other message uses; then the chat's saved KV state (its token ids)."""
-        from engine.kv_state import session_files
+        from engine.slot_state import session_files
 
         used = self._conn.write(lambda: table.delete_session_rows(self._conn, session_id))
         if used:

@@ -99,14 +99,11 @@ def _orphan_blobs(conn: Connection, blobs: Blobs, swept: Swept) -> None:
 
 
 def _gone_chats_states(conn: Connection, kv_dir: Path, swept: Swept) -> None:
-    from engine.kv_state import SUFFIX, saved_session
     from engine.slot_state import orphan_slot_files
 
     sessions = {row["id"] for row in conn.rows("SELECT id FROM sessions")}
-    for path in kv_dir.glob(f"*{SUFFIX}"):
-        session = saved_session(path)
-        if session is not None and session not in sessions:
-            swept.kv_states += swept.remove(path)
+    for path in kv_dir.glob("*.kvstate"):  # an older version's in-process state: nothing reads it
+        swept.kv_states += swept.remove(path)
     for path in orphan_slot_files(kv_dir, sessions):  # llama-server's
         swept.kv_states += swept.remove(path)
 

@@ -138,6 +138,14 @@ def tiny_engine(tiny_llama4, settings):
     engine.unload()
 
 
+def wait_for(condition, timeout: float = 20):
+    """What `condition` returns once it is truthy (polled), else its last falsy value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,14 +16,14 @@ from chat.service import Answered, ChatService
 from config import Settings
 from documents.parts import ChatMessage
 from engine import SamplingParams, TextPart
-from engine.kv_state import session_files
+from engine.slot_state import session_files
 from errors import UserError
 from models.catalogue import user_model
 from models.engines import engine_for
 from sessions import Store
 from sessions.blobs import sha256_of
 from sessions.library import DocumentLibrary
-from tests.conftest import png_bytes, start_app, stop_app
+from tests.conftest import png_bytes, start_app, stop_app, wait_for
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8, seed=3)
 ANN, BOB = "ann", "bob"
@@ -88,18 +88,20 @@ def test_one_users_chats_still_share_their_prefix(service, smol):
     assert again.usage.cached_tokens > 400
 
 
-def test_image_embeddings_are_not_shared_between_users(tiny_llama4, data_settings):
+def test_an_image_read_for_one_user_is_not_reused_for_another(tiny_llama4, data_settings):
     engine = engine_for(user_model(*tiny_llama4), data_settings)
     engine.load()
     try:
-        photo = ChatMessage("user", (TextPart("what is this?"), _image("purple")))
+        photo = ChatMessage("user", (_image("purple"), TextPart("what is this?")))
         list(engine.stream([photo], GREEDY, cache_scope=ANN))
-        encoded_once = engine.image_encodes
-        again = ChatMessage("user", (TextPart("and this one?"), _image("purple")))
-        list(engine.stream([again], GREEDY, cache_scope=BOB))
-        assert engine.image_encodes == 2 * encoded_once  # Bob's request ran the encoder itself
-        list(engine.stream([photo], GREEDY, cache_scope=ANN))
-        assert engine.image_encodes == 2 * encoded_once  # Ann's embeddings are still hers to reuse
+        again = ChatMessage("user", (_image("purple"), TextPart("and this one?")))
+        *_, bob = engine.stream([again], GREEDY, cache_scope=BOB)
+        assert bob.usage.cached_tokens == 0  # Bob's request read (and encoded) the image itself
+        *_, ann = engine.stream([again], GREEDY, cache_scope=ANN)
+        from engine.image_plan import image_tokens
+
+        # Ann's is still hers to reuse: the chat header and the image came from her slot.
+        assert ann.usage.cached_tokens > image_tokens(56, 56, engine.tile_budget)
     finally:
         engine.unload()
 
@@ -200,8 +202,8 @@ def test_deleting_a_chat_removes_its_kv_state_blobs_and_gradio_copies(two_logins
         blob = store.blob_path(attachment.sha256)
     copy = Path(get_upload_folder()) / processing_utils.hash_file(blob)
     assert copy.is_dir()  # the upload Gradio kept
-    kv = session_files(data_dir / "kv", session.id)
-    assert [p.suffix for p in kv] == [".kvstate"]  # this chat's KV state, saved after its turn
+    kv = wait_for(lambda: [p for p in session_files(data_dir / "kv", session.id) if p.suffix == ".slot"])
+    assert len(kv) == 1  # this chat's KV state, saved from its llama-server slot after its turn
     ann.predict("", api_name="/list_chats")
     ann.predict(session.id, api_name="/open_chat")
     ann.predict(api_name="/delete_chat")
@@ -236,8 +238,6 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
 
     from documents.parts import DocumentPart
     from engine import ImagePart
-    from engine.kv_state import StateStore
-    from engine.prefix import Ledger
     from engine.slot_state import SlotStates
 
     with Store(tmp_path) as store:
@@ -260,21 +260,22 @@ def test_the_sweep_removes_orphans_and_stale_temporaries_and_keeps_what_chats_ho
         for path in (stale, fresh):
             path.write_bytes(b"half a write")
         os.utime(stale, (0, 0))
-        states = StateStore(tmp_path / "kv", "model", "print", max_bytes=10**6)
+        (tmp_path / "kv").mkdir()
         slots = SlotStates(tmp_path / "kv", "model", "print", max_bytes=10**6)  # llama-server's files
         for session in (ann_chat, "deleted-chat"):
-            assert states.save(session, Ledger([1, 2, 3]), bytes(10))
             (tmp_path / "kv" / slots.writing_name(ANN, session)).write_bytes(bytes(10))
             assert slots.seal(ANN, session) is not None
+        older_version = tmp_path / "kv" / "0123abcd-model.kvstate"  # in-process state, read no more
+        older_version.write_bytes(b"L4PKV\n")
 
         swept = store.sweep()
 
         assert (swept.temporary, swept.documents, swept.blobs, swept.kv_states) == (1, 1, 1, 2)
+        assert not older_version.exists()
         assert swept.line().startswith(
             "swept 1 stale temporary file, 1 unused document, 1 unreferenced blob, "
         )
         assert not stale.exists() and fresh.exists() and not orphan.exists()
-        assert not states.path("deleted-chat").exists() and states.path(ann_chat).exists()
         assert [p.name for p in (tmp_path / "kv").glob("*.slot")] == [slots.restorable(ANN, ann_chat)]
         assert store.blob_path(sha256_of(photo.data)).exists()  # Ann's chat holds it
         assert store.document(kept_doc.sha256) and store.document(recent_doc.sha256)  # Bob's; too recent

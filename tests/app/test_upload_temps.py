@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
@@ -15,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.app.test_isolation import page_chat
-from tests.conftest import start_app, stop_app
+from tests.conftest import start_app, stop_app, wait_for
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -37,15 +36,6 @@ def app(tmp_path_factory, tiny_llama4):
 
 def flat_files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file()]
-
-
-def wait_for(condition, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_an_aborted_upload_leaves_no_temp_file(app):

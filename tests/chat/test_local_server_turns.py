@@ -17,9 +17,9 @@ from chat.runtime import build_runtime
 from chat.service import Answered
 from config import Settings
 from documents.parts import ChatMessage
-from engine.kv_state import session_files
 from engine.llama_server import CRASH_LINE, LlamaServerEngine
 from engine.server_process import server_binary
+from engine.slot_state import session_files
 from engine.types import PromptProgress, SamplingParams, TextDelta
 from tests.conftest import REPO
 

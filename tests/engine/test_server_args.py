@@ -74,7 +74,7 @@ def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
     assert table.take("ann", "chat-1") == (ann, False, False)
 
 
-def test_a_turn_waits_for_its_chats_slot_being_saved_not_for_another():
+def test_a_turn_waits_for_its_logins_slot_being_saved_not_for_another_logins():
     import threading
 
     from engine.slot_table import SlotTable
