@@ -1,11 +1,9 @@
-"""Lanes: each model answers at its own pace. A local model (llama.cpp, transformers)
-takes one request at a time; an OpenAI-compatible endpoint takes up to its own limit.
+"""Lanes: each model answers at its own pace. A local model takes as many requests at
+once as it has slots (llama-server's -np; transformers: one); an OpenAI-compatible
+endpoint takes up to its own limit.
 Requests wait in their model's lane, first come first served, and can see their place
 in it; a request on another model never waits behind them. A comparison holds the
-lanes of every model it uses (taken in name order, so two comparisons never deadlock).
-
-Local models answering at the same time split the CPU threads between them
-(`on_local_busy` hears how many are busy whenever that changes)."""
+lanes of every model it uses (taken in name order, so two comparisons never deadlock)."""
 
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ HEARTBEAT_S = 2.0
 @dataclass(frozen=True)
 class LaneLimit:
     at_once: int  # requests the model serves together
-    local: bool  # runs on this machine's CPU/GPU (shares threads with other local models)
 
 
 class Lane:
@@ -85,13 +82,8 @@ class Seat:
 
 
 class Lanes:
-    def __init__(
-        self,
-        limit_of: Callable[[str], LaneLimit],
-        on_local_busy: Callable[[list[str]], None] | None = None,
-    ):
+    def __init__(self, limit_of: Callable[[str], LaneLimit]):
         self._limit_of = limit_of
-        self._on_local_busy = on_local_busy
         self._lanes: dict[str, Lane] = {}
         self._changed = threading.Condition()
 
@@ -135,9 +127,6 @@ class Lanes:
             lane.waiting.popleft()
             lane.running += 1
             held.append(name)
-            local_changed = lane.limit.local
-        if local_changed:
-            self._report_local()
         return True
 
     def _place(self, name: str, ticket: object) -> int:
@@ -151,27 +140,14 @@ class Lanes:
             self._changed.wait(timeout)
 
     def _release(self, ticket: object, names: list[str], held: list[str]) -> None:
-        local_changed = False
         with self._changed:
             for name in names:
                 lane = self._lane(name)
                 if name in held:
                     lane.running -= 1
-                    local_changed = local_changed or lane.limit.local
                 elif ticket in lane.waiting:
                     lane.waiting.remove(ticket)
             self._changed.notify_all()
-        if local_changed:
-            self._report_local()
-
-    def busy_local(self) -> list[str]:
-        """The local models answering now."""
-        with self._changed:
-            return [name for name, lane in self._lanes.items() if lane.limit.local and lane.running]
-
-    def _report_local(self) -> None:
-        if self._on_local_busy is not None:
-            self._on_local_busy(self.busy_local())
 
 
 def place_line(model: str, place: int) -> str:

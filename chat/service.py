@@ -16,7 +16,7 @@ from typing import Any
 
 from documents.context import ContextReport, Strategy, expand_documents, fit_context
 from documents.parts import ChatMessage
-from engine.protocol import Engine, ProgressFn, SharesCpu, check_messages
+from engine.protocol import Engine, ProgressFn, check_messages
 from engine.types import Final, PromptProgress, SamplingParams, TextDelta
 from models.manager import ModelManager
 from sessions import Store
@@ -73,7 +73,7 @@ class ChatService:
         self.library = library
         self.models = models
         self._endpoint_concurrency = endpoint_concurrency
-        self.lanes = Lanes(self._lane_limit, self._share_cpu)
+        self.lanes = Lanes(self._lane_limit)
 
     # One turn, as every front end runs it
 
@@ -92,7 +92,6 @@ class ChatService:
             if not seat.admitted:
                 return
             with self.models.leased_name(request.model, request.n_ctx, progress) as (engine,):
-                self.share_cpu()
                 used = {**request.settings, "system": system}
                 yield from self.answer(
                     engine,
@@ -112,10 +111,6 @@ class ChatService:
         """A claim on the lanes of `names` (a comparison's, a measurement's): a context
         manager whose `places()` says where it waits, holding them until it ends."""
         return self.lanes.seat(names, cancel)
-
-    def share_cpu(self) -> None:
-        """Again, once a model that just took its lane is loaded."""
-        self._share_cpu(self.lanes.busy_local())
 
     def _history(self, request: TurnRequest, model_system: str) -> tuple[list[ChatMessage], ChatMessage, str]:
         """The conversation before the question, the question, and the system prompt."""
@@ -171,18 +166,11 @@ class ChatService:
     def _lane_limit(self, name: str) -> LaneLimit:
         spec = self.models.registry.specs.get(name) if self.models else None
         if spec is not None and spec.is_remote:
-            return LaneLimit(spec.max_concurrency or self._endpoint_concurrency, local=False)
+            return LaneLimit(spec.max_concurrency or self._endpoint_concurrency)
         settings = self.models.settings if self.models else None
         if spec is not None and spec.backend == "llama.cpp" and settings:
-            return LaneLimit(settings.local_slots, local=True)  # llama-server's slots
-        return LaneLimit(1, local=True)
-
-    def _share_cpu(self, busy: list[str]) -> None:
-        """Local models answering at the same time split the CPU threads evenly."""
-        for name in busy:
-            engine = self.models.loaded_engine(name) if self.models else None
-            if isinstance(engine, SharesCpu):
-                engine.share_cpu(len(busy))
+            return LaneLimit(settings.local_slots)  # llama-server's slots
+        return LaneLimit(1)
 
     def _label(self, name: str) -> str:
         spec = self.models.registry.specs.get(name) if self.models else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from documents.context import expand_documents
 from documents.parts import ChatMessage
-from engine.protocol import Engine, ProgressFn, SharesCpu, check_messages
+from engine.protocol import Engine, ProgressFn, check_messages
 from engine.spec import VISION_HINT, ModelSpec
 from engine.types import (
     EngineInputError,
@@ -115,21 +115,17 @@ def check_jobs(jobs: Sequence[CompareJob], vision_hint: str = VISION_HINT) -> No
 def stream_together(
     runs: dict[int, tuple[Callable[[], Engine], CompareJob]],
     cancel: threading.Event,
-    share_cpu: bool = True,
 ) -> Iterator[ModelEvent]:
     """Each model starts (`runs[i][0]` returns its loaded engine) and streams in its
     own thread (llama.cpp releases the GIL while it computes); events come out merged
     in the order they happen. Closing this iterator early cancels every run and waits
-    for the threads. With `share_cpu`, local CPU backends that offer it split the
-    threads between them while they answer together."""
-    local = sum(1 for _, job in runs.values() if not job.spec.is_remote)
-    sharing = local if share_cpu and local > 1 else 1
+    for the threads."""
     events: queue.Queue[ModelEvent | None] = queue.Queue()
     threads = [
         # Each thread runs in a copy of this context: Gradio's progress bar reads it.
         threading.Thread(
             target=contextvars.copy_context().run,
-            args=(_pump, index, start, job, cancel, events, sharing),
+            args=(_pump, index, start, job, cancel, events),
             daemon=True,
         )
         for index, (start, job) in runs.items()
@@ -151,12 +147,10 @@ def stream_together(
             thread.join(JOIN_TIMEOUT_S)
 
 
-def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.Queue, sharing: int) -> None:
-    ended, engine = False, None
+def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.Queue) -> None:
+    ended = False
     try:
         engine = start()
-        if sharing > 1 and isinstance(engine, SharesCpu):
-            engine.share_cpu(sharing)
         messages = job.prepare(engine, job.messages) if job.prepare else expand_documents(job.messages, None)
         check_messages(engine, messages)
         for event in engine.stream(messages, job.params, cancel, cache_scope=job.cache_scope):
@@ -169,8 +163,6 @@ def _pump(index, start, job: CompareJob, cancel: threading.Event, events: queue.
         events.put(ModelEvent(index, Final("error", error=f"{type(exc).__name__}: {exc}")))
         ended = True
     finally:
-        if sharing > 1 and isinstance(engine, SharesCpu):
-            engine.share_cpu(1)
         if not ended:
             events.put(ModelEvent(index, Final("error", error="the stream ended without a result")))
         events.put(None)

@@ -182,14 +182,6 @@ class LlamaCppEngine(BaseEngine):
         self._context = KVContext()
         report(1.0, f"{self.label} ready")
 
-    def share_cpu(self, engines: int) -> None:
-        """Use 1/`engines` of the configured threads (at least one) until told 1 again:
-        models answering at the same time split the cores instead of fighting over
-        them (llama.cpp's threads spin while they wait, so oversubscribing is slow)."""
-        if self._llm is not None:
-            threads = max(1, self.n_threads // max(1, engines))
-            self._llm._ctx.set_n_threads(threads, threads)
-
     def unload(self) -> None:
         with self._lock:
             if self._llm is not None:

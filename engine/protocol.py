@@ -52,14 +52,6 @@ class Engine(Protocol):
 
 
 @runtime_checkable
-class SharesCpu(Protocol):
-    """A backend on this machine's CPU that can give up threads while other local
-    models answer at the same time."""
-
-    def share_cpu(self, engines: int) -> None: ...
-
-
-@runtime_checkable
 class ScoresPrompts(Protocol):
     """A backend that can give the log-probabilities of every prompt token (what the
     fidelity measure compares)."""

@@ -15,11 +15,11 @@ from chat.lanes import LaneLimit, Lanes, place_line
 from tests.conftest import start_app, stop_app
 from tests.fixtures.scripted_openai import Script, ScriptedServer
 
-ONE_LOCAL = LaneLimit(1, local=True)
+ONE_LOCAL = LaneLimit(1)
 
 
-def lanes(limits: dict[str, LaneLimit] | None = None, on_local_busy=None) -> Lanes:
-    return Lanes(lambda name: (limits or {}).get(name, ONE_LOCAL), on_local_busy)
+def lanes(limits: dict[str, LaneLimit] | None = None) -> Lanes:
+    return Lanes(lambda name: (limits or {}).get(name, ONE_LOCAL))
 
 
 def first_place(seat):
@@ -52,7 +52,7 @@ def test_requests_on_another_model_do_not_wait():
 
 
 def test_an_endpoint_takes_its_limit_at_once_and_the_next_waits():
-    line = lanes({"remote": LaneLimit(3, local=False)})
+    line = lanes({"remote": LaneLimit(3)})
     seats = [line.seat(["remote"]) for _ in range(3)]
     assert all(seat.wait() for seat in seats)
     assert line.busy("remote") == 3
@@ -121,20 +121,6 @@ def test_a_comparison_holds_every_lane_it_uses_and_never_deadlocks_another():
         for job in jobs:
             job.result(timeout=20)
     assert len(results) == 20 and all(admitted and a == 1 and b == 1 for _, admitted, a, b in results)
-
-
-def test_local_models_answering_together_hear_how_many_share_the_cpu():
-    heard: list[list[str]] = []
-    line = lanes({"remote": LaneLimit(4, local=False)}, on_local_busy=heard.append)
-    a, b, remote = line.seat(["a"]), line.seat(["b"]), line.seat(["remote"])
-    for seat in (a, b, remote):
-        seat.wait()
-    assert heard[-1] == ["a", "b"]  # the endpoint takes no local threads
-    a.release()
-    assert heard[-1] == ["b"]
-    b.release()
-    remote.release()
-    assert heard[-1] == []
 
 
 def test_the_place_reads_as_people_ahead():
