@@ -1,0 +1,86 @@
+"""/v1 on a local model served by a llama-server child (--local-engine server): kill -9
+of the child mid-answer ends that stream with one error line, the playground lives on,
+and the next request is answered by the restarted child."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.llama_server import CRASH_LINE
+from engine.server_process import server_binary
+from sessions import Store
+from tests.conftest import start_app, stop_app
+
+pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is not built (make setup)")
+
+KEY = "sk-zoe-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+LONG_ANSWER = "Keep this chat, please."  # the tiny model's random weights go on for ~1500 tokens
+
+
+@pytest.fixture(scope="module")
+def server(tiny_llama4, tmp_path_factory):
+    data = tmp_path_factory.mktemp("api-server-data")
+    proc, url = start_app(
+        "--auth", "zoe:pw", "--api-key", f"zoe:{KEY}", "--data-dir", str(data),
+        "--model-path", str(tiny_llama4[0]), "--local-engine", "server", "-np", "2", "-t", "2",
+    )  # fmt: skip
+    yield {"proc": proc, "base": url + "v1", "data": data}
+    stop_app(proc)
+
+
+def llama_server_children(parent: int) -> list[int]:
+    """The llama-server processes the playground started (their parent is it)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            name, ppid = fields[0].split("(", 1)[1], int(fields[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and name.startswith("llama-server"):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def model_name(server) -> str:
+    models = httpx.get(server["base"] + "/models", headers=AUTH, timeout=30).json()["data"]
+    return models[0]["id"]
+
+
+def test_kill_9_of_the_model_process_mid_answer_is_one_line_and_the_next_request_is_served(server):
+    model = model_name(server)
+    body = {"model": model, "messages": [{"role": "user", "content": LONG_ANSWER}]}
+    body |= {"max_tokens": 4000, "temperature": 0, "stream": True}
+    url = server["base"] + "/chat/completions"
+    chunks, killed = [], []
+    with httpx.stream("POST", url, json=body, headers=AUTH, timeout=120) as reply:
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunks.append(json.loads(line[6:]))
+            if len(chunks) == 3:
+                killed = llama_server_children(server["proc"].pid)
+                assert len(killed) == 1, "one model, one child"
+                os.kill(killed[0], signal.SIGKILL)
+    texts = [c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")]
+    assert "".join(texts)  # what came before the crash
+    assert chunks[-1]["error"]["message"] == CRASH_LINE  # the stream's end: one line, no traceback
+
+    again = httpx.post(url, json=body | {"stream": False, "max_tokens": 8}, headers=AUTH, timeout=120)
+    assert again.status_code == 200, again.text
+    assert again.json()["choices"][0]["finish_reason"] in ("stop", "length")
+    assert server["proc"].poll() is None  # the playground never went down
+    restarted = llama_server_children(server["proc"].pid)
+    assert restarted and restarted != killed
+    with Store(server["data"]) as store:
+        answers = [store.branch(s.id)[-1] for s in store.list_sessions(owner="zoe")]
+    (cut_short,) = [a for a in answers if a.status == "error"]  # the other one was answered
+    assert cut_short.error == CRASH_LINE and cut_short.text == "".join(texts)
