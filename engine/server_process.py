@@ -112,6 +112,10 @@ class ServerProcess:
     def alive(self) -> bool:
         return self._child is not None and self._child.poll() is None
 
+    def healthy(self) -> bool:
+        """Alive and answering /health (a child being torn down does not)."""
+        return self.alive() and _healthy(self.url)
+
     def start(self, progress: Callable[[float, str], None] | None = None) -> None:
         """Start the child and wait until /health answers 200. Raises EngineLoadError
         (one line) when it cannot: no binary, out of memory, a bad file."""

@@ -297,3 +297,65 @@ def test_a_saved_chat_s_follow_up_after_a_reload_reads_only_its_new_tokens(tiny_
     assert restored.usage.cached_tokens >= opened.usage.prompt_tokens - 1
     assert not cold.usage.cached_tokens
     assert restored_text == cold_text  # greedy: the restored state is the one computed afresh
+
+
+def stream_until_killed(engine, kill) -> tuple[str, Final]:
+    """A long answer, `kill` called once some text came; (text before the kill, final)."""
+    long = replace(GREEDY, max_tokens=4000)
+    partial, final, killed = "", None, False
+    for event in engine.stream([Message.text("user", "Write a very long story.")], long):
+        if isinstance(event, TextDelta) and not killed:
+            partial += event.text
+            if len(partial) > 10:
+                kill()
+                killed = True
+        final = event if isinstance(event, Final) else final
+    return partial, final
+
+
+def test_a_killed_child_slow_to_exit_is_still_a_crash_and_is_restarted(server_engine, monkeypatch):
+    """On a loaded machine a child killed with -9 went on looking alive for over a second
+    after its stream broke: the answer still ends with the crash line, and the next
+    request is served by a restarted child."""
+    process, killed_at = server_engine.process, []
+    real_alive = process.alive
+    monkeypatch.setattr(
+        process, "alive", lambda: real_alive() or bool(killed_at and time.monotonic() < killed_at[0] + 2.5)
+    )
+    starts = process.starts
+    partial, final = stream_until_killed(
+        server_engine, lambda: (process.kill(), killed_at.append(time.monotonic()))
+    )
+    assert partial and final.finish_reason == "error" and final.error == CRASH_LINE
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[2])])
+    assert after.error is None and text
+    assert process.starts == starts + 1 and real_alive()
+
+
+def test_a_child_hung_while_saving_a_chat_gives_the_slot_back_within_the_bound(server_engine, monkeypatch):
+    """A child that stops answering (here SIGSTOP) while a chat's slot is being saved:
+    the save gives up after CONTROL_TIMEOUT_S and the slot is free again, not held for
+    the 10 minutes an answer may take to start."""
+    import os
+    import signal
+
+    from engine import llama_server
+
+    monkeypatch.setattr(llama_server, "CONTROL_TIMEOUT_S", 1.0)
+    pid, table = server_engine.process.pid, server_engine.slot_table
+    events = server_engine.stream(
+        [Message.text("user", QUESTIONS[3])], GREEDY, session_key="chat-hung", cache_scope="ann"
+    )
+    try:
+        for event in events:
+            if isinstance(event, Final):
+                assert event.error is None
+                os.kill(pid, signal.SIGSTOP)  # before the save: it starts as the stream ends
+        deadline = time.monotonic() + 15
+        while any(table._busy) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(table._busy), "a slot stayed taken by a save to a hung child"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[4])])
+    assert after.error is None and text
