@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is
 
 KEY = "sk-zoe-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-LONG_ANSWER = "Keep this chat, please."  # the tiny model's random weights go on for ~1500 tokens
+LONG_ANSWER = "Keep this chat, please."  # greedy, the tiny model's random weights never end it
 # One thread: two threads on two shared cores wait for each other at every op, and a
 # token took seconds (the next request over 120 s) while other programs ran.
 THREADS = "1"
@@ -88,3 +88,28 @@ def test_kill_9_of_the_model_process_mid_answer_is_one_line_and_the_next_request
         answers = [store.branch(s.id)[-1] for s in store.list_sessions(owner="zoe")]
     (cut_short,) = [a for a in answers if a.status == "error"]  # the other one was answered
     assert cut_short.error == CRASH_LINE and cut_short.text == "".join(texts)
+
+
+def test_a_model_that_fails_to_load_is_one_line_and_the_playground_serves_on(tiny_llama4, tmp_path):
+    whole = tiny_llama4[0].read_bytes()
+    broken = tmp_path / "broken-llama4.gguf"
+    broken.write_bytes(whole[:-4096])  # the header intact, the last tensors cut short
+    proc, url = start_app(
+        "--auth", "zoe:pw", "--api-key", f"zoe:{KEY}", "--data-dir", str(tmp_path / "data"),
+        "--model-path", str(broken), "--local-engine", "server", "-np", "1", "-t", THREADS,
+    )  # fmt: skip
+    try:
+        models = httpx.get(url + "v1/models", headers=AUTH, timeout=30).json()["data"]
+        other = next(m["id"] for m in models if m["id"] != broken.stem)
+        body = {"model": broken.stem, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
+        refused = httpx.post(url + "v1/chat/completions", json=body, headers=AUTH, timeout=120)
+        assert refused.status_code == 503, refused.text
+        line = refused.json()["error"]["message"]
+        assert line.startswith(f"llama-server could not load {broken.stem}") and "\n" not in line
+        assert "Traceback" not in line and proc.poll() is None
+        served = httpx.post(
+            url + "v1/chat/completions", json=body | {"model": other}, headers=AUTH, timeout=120
+        )
+        assert served.status_code == 200, served.text  # the playground serves its other models
+    finally:
+        stop_app(proc)

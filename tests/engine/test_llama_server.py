@@ -18,7 +18,7 @@ from config import Settings
 from engine import Final, Message, PromptProgress, SamplingParams, TextDelta
 from engine.llama_server import CRASH_LINE, LlamaServerEngine
 from engine.server_process import server_binary
-from engine.types import EngineLoadError
+from engine.types import EngineInputError, EngineLoadError
 from models.catalogue import user_model
 from models.engines import engine_for
 from tests.engine.test_engine_vision import image, user
@@ -27,6 +27,10 @@ pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is
 
 GREEDY = SamplingParams(temperature=0, max_tokens=24)
 QUESTIONS = [f"Question {i}: what comes after {i * 7}?" for i in range(8)]
+# Greedy, the tiny model's random weights answer this to max_tokens (4000): a kill
+# always lands mid-answer ("Write a very long story." ends after ~410 tokens, which
+# an idle machine streams before the test's kill).
+ENDLESS = "Keep this chat, please."
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +129,7 @@ def decoded(slot: dict) -> int:
 
 def test_kill_9_mid_answer_keeps_the_partial_answer_and_restarts(server_engine):
     long = replace(GREEDY, max_tokens=4000)
-    events = server_engine.stream([Message.text("user", "Write a very long story.")], long)
+    events = server_engine.stream([Message.text("user", ENDLESS)], long)
     partial = ""
     for event in events:
         if isinstance(event, TextDelta):
@@ -303,7 +307,7 @@ def stream_until_killed(engine, kill) -> tuple[str, Final]:
     """A long answer, `kill` called once some text came; (text before the kill, final)."""
     long = replace(GREEDY, max_tokens=4000)
     partial, final, killed = "", None, False
-    for event in engine.stream([Message.text("user", "Write a very long story.")], long):
+    for event in engine.stream([Message.text("user", ENDLESS)], long):
         if isinstance(event, TextDelta) and not killed:
             partial += event.text
             if len(partial) > 10:
@@ -342,7 +346,7 @@ def test_a_child_hung_while_saving_a_chat_gives_the_slot_back_within_the_bound(s
     from engine import llama_server
 
     monkeypatch.setattr(llama_server, "CONTROL_TIMEOUT_S", 1.0)
-    pid, table = server_engine.process.pid, server_engine.slot_table
+    table, pid = server_engine.slot_table, None
     events = server_engine.stream(
         [Message.text("user", QUESTIONS[3])], GREEDY, session_key="chat-hung", cache_scope="ann"
     )
@@ -350,12 +354,36 @@ def test_a_child_hung_while_saving_a_chat_gives_the_slot_back_within_the_bound(s
         for event in events:
             if isinstance(event, Final):
                 assert event.error is None
+                pid = server_engine.process.pid
                 os.kill(pid, signal.SIGSTOP)  # before the save: it starts as the stream ends
         deadline = time.monotonic() + 15
         while any(table._busy) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(table._busy), "a slot stayed taken by a save to a hung child"
     finally:
-        os.kill(pid, signal.SIGCONT)
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
     text, after = answer(server_engine, [Message.text("user", QUESTIONS[4])])
     assert after.error is None and text
+
+
+def test_a_restart_that_runs_out_of_memory_is_one_line_and_a_later_one_serves(server_engine, monkeypatch):
+    """The child died, and memory ran short meanwhile: the request that finds it down
+    gets the out-of-memory line (needed against free), not a traceback or a wait; once
+    memory is back the next request restarts it."""
+    process = server_engine.process
+    # As at load: a KV cache of ~32 GB in a child allowed 4 GB (the allocation fails
+    # inside llama.cpp, never the machine's OOM killer).
+    huge = list(process.args)
+    huge[huge.index("--ctx-size") + 1] = str(2**26)
+    process.kill()
+    with monkeypatch.context() as short:
+        short.setattr(process, "args", huge)
+        short.setattr(process, "address_space", 4 * 2**30)
+        with pytest.raises(EngineInputError) as error:
+            answer(server_engine, [Message.text("user", QUESTIONS[5])])
+    line = str(error.value)
+    assert "\n" not in line and line.startswith("not enough memory to load")
+    assert "GB of RAM" in line and "is free" in line and not process.alive()
+    text, final = answer(server_engine, [Message.text("user", QUESTIONS[6])])
+    assert final.error is None and text and process.alive()
