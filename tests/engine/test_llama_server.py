@@ -387,3 +387,22 @@ def test_a_restart_that_runs_out_of_memory_is_one_line_and_a_later_one_serves(se
     assert "GB of RAM" in line and "is free" in line and not process.alive()
     text, final = answer(server_engine, [Message.text("user", QUESTIONS[6])])
     assert final.error is None and text and process.alive()
+
+
+def test_two_answers_in_flight_when_the_child_dies_both_end_in_one_line_and_free_their_slots(server_engine):
+    process, starts = server_engine.process, server_engine.process.starts
+    both_streaming = threading.Barrier(3)
+
+    def one() -> tuple[str, Final]:
+        return stream_until_killed(server_engine, lambda: both_streaming.wait(60))
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = [pool.submit(one) for _ in range(2)]
+        both_streaming.wait(60)  # both have text: kill the child under them
+        process.kill()
+        results = [a.result(timeout=120) for a in answers]
+    assert all(text and final.error == CRASH_LINE for text, final in results)
+    assert not any(server_engine.slot_table._busy)  # no slot left taken by a dead answer
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[7])])
+    assert after.error is None and text
+    assert process.starts == starts + 1  # two broken streams, one restart
