@@ -32,7 +32,12 @@ from engine.spec import ModelSpec
 from engine.types import EngineInputError, EngineLoadError, Final, Message, SamplingParams, StreamEvent
 
 CRASH_LINE = "the model process stopped; restarting it"
-DEATH_WAIT_S = 1.0  # a broken stream and the child's exit status arrive a moment apart
+# A broken stream and the child's exit status arrive a moment apart: over a second
+# apart on a loaded machine (a child killed with -9 still exiting).
+DEATH_WAIT_S = 5.0
+# Slot saves and restores, prompt counts: small requests a working child answers in
+# seconds. Past this the child is taken as hung, and nothing (a slot) waits on it.
+CONTROL_TIMEOUT_S = 30.0
 DEFAULT_SLOTS = 8
 SAVE_WAIT_S = 10.0  # unload waits this long for slot files being written
 COUNTS_KEPT = 256  # prompts whose token count is remembered (a few hundred KB at most)
@@ -192,11 +197,17 @@ class LlamaServerEngine(OpenAIEngine):
         threading.Thread(target=restart, name=f"restart-{self.name}", daemon=True).start()
 
     def _died(self) -> bool:
+        """Did the child crash, now that its stream broke? It did once it exits; it did
+        not while it answers /health. One that does neither within DEATH_WAIT_S is
+        hung: it is killed, to be restarted."""
         deadline = time.monotonic() + DEATH_WAIT_S
         while self.process.alive():
-            if time.monotonic() >= deadline:
+            if self.process.healthy():
                 return False
-            time.sleep(0.02)
+            if time.monotonic() >= deadline:
+                self.process.kill()
+                return True
+            time.sleep(0.05)
         return True
 
     # -- prompts -----------------------------------------------------------------
@@ -233,7 +244,7 @@ class LlamaServerEngine(OpenAIEngine):
     def _count_on_server(self, wire: list[dict]) -> int | None:
         import openai
 
-        root = self._client.with_options(base_url=self.process.url)
+        root = self._client.with_options(base_url=self.process.url, timeout=CONTROL_TIMEOUT_S)
         try:
             prompt = root.post("/apply-template", body={"messages": wire}, cast_to=object)["prompt"]
             body = {"content": prompt, "add_special": True, "parse_special": True}
@@ -291,7 +302,7 @@ class LlamaServerEngine(OpenAIEngine):
     def _slot_action(self, slot: int, action: str, filename: str) -> dict | None:
         import openai
 
-        root = self._client.with_options(base_url=self.process.url)
+        root = self._client.with_options(base_url=self.process.url, timeout=CONTROL_TIMEOUT_S)
         try:
             return root.post(
                 f"/slots/{slot}",

@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import os
 import queue
+import re
 import secrets
 import signal
 import socket
@@ -49,6 +50,7 @@ LOAD_STAGES = (
 )
 OOM_MARKERS = ("failed to allocate", "unable to allocate", "out of memory", "cudamalloc failed", "bad_alloc")
 BIND_MARKERS = ("couldn't bind", "address already in use")
+LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [DIWE] ")  # llama-server's "0.00.010.414 E "
 
 _live: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
@@ -111,6 +113,10 @@ class ServerProcess:
 
     def alive(self) -> bool:
         return self._child is not None and self._child.poll() is None
+
+    def healthy(self) -> bool:
+        """Alive and answering /health (a child being torn down does not)."""
+        return self.alive() and _healthy(self.url)
 
     def start(self, progress: Callable[[float, str], None] | None = None) -> None:
         """Start the child and wait until /health answers 200. Raises EngineLoadError
@@ -212,9 +218,11 @@ class ServerProcess:
         killed = self._child.returncode == -signal.SIGKILL  # the kernel's OOM killer, most likely
         if killed or any(marker in lowered for marker in OOM_MARKERS):
             return EngineLoadError(out_of_memory_line(self.label, self.memory_needed()))
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [LOG_PREFIX.sub("", line.strip()) for line in text.splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
-        detail = (errors or lines or [f"exit status {self._child.returncode}"])[-1][:300]
+        # The first error is the cause ("tensor ... data is not within the file bounds");
+        # the ones after it only say that loading failed.
+        detail = (errors[:1] or lines[-1:] or [f"exit status {self._child.returncode}"])[0][:300]
         return EngineLoadError(f"llama-server could not load {self.label}: {detail} (log: {self.log_path})")
 
     def stop(self) -> None:

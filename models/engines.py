@@ -55,7 +55,10 @@ def expert_plan(spec: ModelSpec, slots: int, vram: int | None, ram: int):
 
     if spec.backend != "llama.cpp" or spec.model_path is None or not spec.model_path.is_file():
         return None
-    tensors = _header_tensors(spec.model_path)
+    try:
+        tensors = _header_tensors(spec.model_path)
+    except (OSError, ValueError, IndexError):  # a damaged file: its load says why, in one line
+        return None
     if not split_layers(tensors).experts:
         return None
     context = (spec.kv_bytes_per_token or 0) * spec.n_ctx * slots

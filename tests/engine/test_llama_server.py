@@ -18,7 +18,7 @@ from config import Settings
 from engine import Final, Message, PromptProgress, SamplingParams, TextDelta
 from engine.llama_server import CRASH_LINE, LlamaServerEngine
 from engine.server_process import server_binary
-from engine.types import EngineLoadError
+from engine.types import EngineInputError, EngineLoadError
 from models.catalogue import user_model
 from models.engines import engine_for
 from tests.engine.test_engine_vision import image, user
@@ -27,6 +27,10 @@ pytestmark = pytest.mark.skipif(server_binary() is None, reason="llama-server is
 
 GREEDY = SamplingParams(temperature=0, max_tokens=24)
 QUESTIONS = [f"Question {i}: what comes after {i * 7}?" for i in range(8)]
+# Greedy, the tiny model's random weights answer this to max_tokens (4000): a kill
+# always lands mid-answer ("Write a very long story." ends after ~410 tokens, which
+# an idle machine streams before the test's kill).
+ENDLESS = "Keep this chat, please."
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +129,7 @@ def decoded(slot: dict) -> int:
 
 def test_kill_9_mid_answer_keeps_the_partial_answer_and_restarts(server_engine):
     long = replace(GREEDY, max_tokens=4000)
-    events = server_engine.stream([Message.text("user", "Write a very long story.")], long)
+    events = server_engine.stream([Message.text("user", ENDLESS)], long)
     partial = ""
     for event in events:
         if isinstance(event, TextDelta):
@@ -297,3 +301,108 @@ def test_a_saved_chat_s_follow_up_after_a_reload_reads_only_its_new_tokens(tiny_
     assert restored.usage.cached_tokens >= opened.usage.prompt_tokens - 1
     assert not cold.usage.cached_tokens
     assert restored_text == cold_text  # greedy: the restored state is the one computed afresh
+
+
+def stream_until_killed(engine, kill) -> tuple[str, Final]:
+    """A long answer, `kill` called once some text came; (text before the kill, final)."""
+    long = replace(GREEDY, max_tokens=4000)
+    partial, final, killed = "", None, False
+    for event in engine.stream([Message.text("user", ENDLESS)], long):
+        if isinstance(event, TextDelta) and not killed:
+            partial += event.text
+            if len(partial) > 10:
+                kill()
+                killed = True
+        final = event if isinstance(event, Final) else final
+    return partial, final
+
+
+def test_a_killed_child_slow_to_exit_is_still_a_crash_and_is_restarted(server_engine, monkeypatch):
+    """On a loaded machine a child killed with -9 went on looking alive for over a second
+    after its stream broke: the answer still ends with the crash line, and the next
+    request is served by a restarted child."""
+    process, killed_at = server_engine.process, []
+    real_alive = process.alive
+    monkeypatch.setattr(
+        process, "alive", lambda: real_alive() or bool(killed_at and time.monotonic() < killed_at[0] + 2.5)
+    )
+    starts = process.starts
+    partial, final = stream_until_killed(
+        server_engine, lambda: (process.kill(), killed_at.append(time.monotonic()))
+    )
+    assert partial and final.finish_reason == "error" and final.error == CRASH_LINE
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[2])])
+    assert after.error is None and text
+    assert process.starts == starts + 1 and real_alive()
+
+
+def test_a_child_hung_while_saving_a_chat_gives_the_slot_back_within_the_bound(server_engine, monkeypatch):
+    """A child that stops answering (here SIGSTOP) while a chat's slot is being saved:
+    the save gives up after CONTROL_TIMEOUT_S and the slot is free again, not held for
+    the 10 minutes an answer may take to start."""
+    import os
+    import signal
+
+    from engine import llama_server
+
+    monkeypatch.setattr(llama_server, "CONTROL_TIMEOUT_S", 1.0)
+    table, pid = server_engine.slot_table, None
+    events = server_engine.stream(
+        [Message.text("user", QUESTIONS[3])], GREEDY, session_key="chat-hung", cache_scope="ann"
+    )
+    try:
+        for event in events:
+            if isinstance(event, Final):
+                assert event.error is None
+                pid = server_engine.process.pid
+                os.kill(pid, signal.SIGSTOP)  # before the save: it starts as the stream ends
+        deadline = time.monotonic() + 15
+        while any(table._busy) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(table._busy), "a slot stayed taken by a save to a hung child"
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[4])])
+    assert after.error is None and text
+
+
+def test_a_restart_that_runs_out_of_memory_is_one_line_and_a_later_one_serves(server_engine, monkeypatch):
+    """The child died, and memory ran short meanwhile: the request that finds it down
+    gets the out-of-memory line (needed against free), not a traceback or a wait; once
+    memory is back the next request restarts it."""
+    process = server_engine.process
+    # As at load: a KV cache of ~32 GB in a child allowed 4 GB (the allocation fails
+    # inside llama.cpp, never the machine's OOM killer).
+    huge = list(process.args)
+    huge[huge.index("--ctx-size") + 1] = str(2**26)
+    process.kill()
+    with monkeypatch.context() as short:
+        short.setattr(process, "args", huge)
+        short.setattr(process, "address_space", 4 * 2**30)
+        with pytest.raises(EngineInputError) as error:
+            answer(server_engine, [Message.text("user", QUESTIONS[5])])
+    line = str(error.value)
+    assert "\n" not in line and line.startswith("not enough memory to load")
+    assert "GB of RAM" in line and "is free" in line and not process.alive()
+    text, final = answer(server_engine, [Message.text("user", QUESTIONS[6])])
+    assert final.error is None and text and process.alive()
+
+
+def test_two_answers_in_flight_when_the_child_dies_both_end_in_one_line_and_free_their_slots(server_engine):
+    process, starts = server_engine.process, server_engine.process.starts
+    both_streaming = threading.Barrier(3)
+
+    def one() -> tuple[str, Final]:
+        return stream_until_killed(server_engine, lambda: both_streaming.wait(60))
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = [pool.submit(one) for _ in range(2)]
+        both_streaming.wait(60)  # both have text: kill the child under them
+        process.kill()
+        results = [a.result(timeout=120) for a in answers]
+    assert all(text and final.error == CRASH_LINE for text, final in results)
+    assert not any(server_engine.slot_table._busy)  # no slot left taken by a dead answer
+    text, after = answer(server_engine, [Message.text("user", QUESTIONS[7])])
+    assert after.error is None and text
+    assert process.starts == starts + 1  # two broken streams, one restart

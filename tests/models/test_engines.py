@@ -52,3 +52,14 @@ def test_the_tiny_llama4_gguf_has_a_line_and_a_missing_file_none(tiny_llama4, se
     assert SPLIT.fullmatch(line) and line.endswith("2 of 2 expert layers on the GPU")
     missing = replace(tiny, model_path=tiny.model_path.with_name("absent.gguf"))
     assert expert_plan_line(missing, settings, 8 * GB, 16 * GB) == ""
+
+
+def test_a_damaged_gguf_has_no_line_rather_than_an_error(tiny_llama4, settings, tmp_path):
+    """The Models table (drawn as the playground starts) must not fail on a cut-short
+    file: its load says what is wrong, in one line."""
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(tiny_llama4[0].read_bytes()[:-4096])
+    spec = user_model(broken)
+    assert (
+        expert_plan_line(spec, settings.model_copy(update={"local_engine": "server"}), 8 * GB, 16 * GB) == ""
+    )
