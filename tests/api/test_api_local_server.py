@@ -1,4 +1,4 @@
-"""/v1 on a local model served by a llama-server child (--local-engine server): kill -9
+"""/v1 on a local model served by a llama-server child: kill -9
 of the child mid-answer ends that stream with one error line, the playground lives on,
 and the next request is answered by the restarted child."""
 
@@ -32,7 +32,7 @@ def server(tiny_llama4, tmp_path_factory):
     data = tmp_path_factory.mktemp("api-server-data")
     proc, url = start_app(
         "--auth", "zoe:pw", "--api-key", f"zoe:{KEY}", "--data-dir", str(data),
-        "--model-path", str(tiny_llama4[0]), "--local-engine", "server", "-np", "2", "-t", THREADS,
+        "--model-path", str(tiny_llama4[0]), "-np", "2", "-t", THREADS,
     )  # fmt: skip
     yield {"proc": proc, "base": url + "v1", "data": data, "model": tiny_llama4[0].stem}
     stop_app(proc)
@@ -96,7 +96,7 @@ def test_a_model_that_fails_to_load_is_one_line_and_the_playground_serves_on(tin
     broken.write_bytes(whole[:-4096])  # the header intact, the last tensors cut short
     proc, url = start_app(
         "--auth", "zoe:pw", "--api-key", f"zoe:{KEY}", "--data-dir", str(tmp_path / "data"),
-        "--model-path", str(broken), "--local-engine", "server", "-np", "1", "-t", THREADS,
+        "--model-path", str(broken), "-np", "1", "-t", THREADS,
     )  # fmt: skip
     try:
         models = httpx.get(url + "v1/models", headers=AUTH, timeout=30).json()["data"]

@@ -60,6 +60,4 @@ def test_a_damaged_gguf_has_no_line_rather_than_an_error(tiny_llama4, settings, 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(tiny_llama4[0].read_bytes()[:-4096])
     spec = user_model(broken)
-    assert (
-        expert_plan_line(spec, settings.model_copy(update={"local_engine": "server"}), 8 * GB, 16 * GB) == ""
-    )
+    assert expert_plan_line(spec, settings, 8 * GB, 16 * GB) == ""
