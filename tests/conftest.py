@@ -24,6 +24,11 @@ QUICK_RESPOND = {"model_name": "smollm2-135m", "page_range": "", "temperature": 
 def pytest_configure(config):
     os.environ["L4P_DATA_DIR"] = tempfile.mkdtemp(prefix="l4p-test-data-")
     os.environ.pop("L4P_MODEL", None)
+    # One llama.cpp thread per model: its threads wait for each other at every step, so
+    # on cores that the browser, the test process and CI's other jobs share, two threads
+    # on two cores decoded SmolLM2 at 2 tokens/s where one thread gave 22 (measured).
+    # Tests that are about threads pass -t themselves.
+    os.environ.setdefault("L4P_N_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config, items):

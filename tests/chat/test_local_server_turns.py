@@ -32,7 +32,7 @@ LONG = SamplingParams(temperature=0, max_tokens=4000)
 @pytest.fixture(scope="module")
 def runtime(tiny_llama4, tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
-    settings = Settings(data_dir=data, model_path=tiny_llama4[0], local_slots=2, n_threads=2)
+    settings = Settings(data_dir=data, model_path=tiny_llama4[0], local_slots=2, n_threads=1)
     runtime = build_runtime(settings)
     yield runtime
     runtime.models.close()

@@ -36,7 +36,7 @@ ENDLESS = "Keep this chat, please."
 @pytest.fixture(scope="module")
 def server_engine(tiny_llama4, tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
-    settings = Settings(local_slots=8, data_dir=data, n_threads=2)
+    settings = Settings(local_slots=8, data_dir=data, n_threads=1)
     engine = engine_for(user_model(*tiny_llama4), settings)
     assert isinstance(engine, LlamaServerEngine)
     engine.load()
@@ -256,7 +256,7 @@ def test_a_turn_counts_its_prompt_here_exactly_as_the_server_reads_it(server_eng
 def test_a_count_here_that_the_server_contradicts_hands_counting_to_the_server(
     tiny_llama4, tmp_path, monkeypatch
 ):
-    settings = Settings(local_slots=1, data_dir=tmp_path, n_threads=2)
+    settings = Settings(local_slots=1, data_dir=tmp_path, n_threads=1)
     engine = engine_for(user_model(tiny_llama4[0]), settings)
     engine.load()
     try:
@@ -274,7 +274,7 @@ def test_a_count_here_that_the_server_contradicts_hands_counting_to_the_server(
 
 
 def test_a_saved_chat_s_follow_up_after_a_reload_reads_only_its_new_tokens(tiny_llama4, tmp_path):
-    settings = Settings(local_slots=2, data_dir=tmp_path, n_threads=2)
+    settings = Settings(local_slots=2, data_dir=tmp_path, n_threads=1)
     spec = user_model(*tiny_llama4)
     first = [Message.text("user", "Tell me about lighthouses and the sea. " * 20)]
 
