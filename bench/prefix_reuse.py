@@ -146,7 +146,8 @@ def main() -> int:
         Message.text("system", "Answer from the document."),
         Message.text("user", f"{doc}\n\n{QUESTION}"),
     ]
-    turn1, warm2, restart2, cold2, same = [], [], [], [], True
+    turn1, warm2, restart2, cold2 = [], [], [], []
+    same_as_cold, same_as_restart = [], []  # per round: turn 2's answer against the anchors
     try:
         for rnd in range(args.rounds):
             scope, session = f"login-{rnd}", f"chat-{rnd}"  # a login that never asked: cold
@@ -156,7 +157,13 @@ def main() -> int:
             restarted = restarted_turn(args, data_dir, second, session, scope)
             two = turn(engine, second, params, session, scope)
             cold = turn(engine, second, params, None, f"cold-{rnd}")
-            same = same and two.text == cold.text == restarted["text"]
+            same_as_cold.append(two.text == cold.text)
+            same_as_restart.append(two.text == restarted["text"])
+            if not two.text == cold.text == restarted["text"]:
+                print(
+                    f"answers differ: {two.text!r} / cold {cold.text!r} / restart {restarted['text']!r}",
+                    file=sys.stderr,
+                )
             turn1.append(one)
             warm2.append(two)
             restart2.append(restarted)
@@ -181,7 +188,9 @@ def main() -> int:
                 "in_process_ratio": round(warm_s / first_s, 4),
                 "restart_ratio": round(restart_s / first_s, 4),
                 "vs_cold_turn2_ratio": round(warm_s / cold_s, 4),
-                "same_answer": same,
+                "same_answer": all(same_as_cold) and all(same_as_restart),
+                "same_as_cold": all(same_as_cold),
+                "same_as_restart": all(same_as_restart),
                 "turn1_ttft_s": round(first_s, 3),
                 "turn2_ttft_s": round(warm_s, 3),
                 "restart_ttft_s": round(restart_s, 3),
