@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.server_log import ServerLog
 from config import Settings
 from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart
 from models.catalogue import user_model
@@ -35,8 +35,6 @@ from models.engines import engine_for
 from tests.fixtures.tiny_llama4 import write_tiny_llama4
 
 COLOURS = ("red", "green", "blue")
-# llama-server's line after it read a prompt: "prompt eval time = 85.44 ms / 38 tokens"
-EVALUATED = re.compile(rb"prompt eval time =\s*[0-9.]+ ms /\s*(\d+) tokens")
 
 
 def photo(size: int, colour: str) -> ImagePart:
@@ -49,19 +47,10 @@ def photo(size: int, colour: str) -> ImagePart:
     return ImagePart(buf.getvalue(), "image/png", f"{colour}.png", size, size)
 
 
-class Log:
-    """The child's log, read from where the last look ended: the prompt tokens the
-    server evaluated since then (its own count, apart from the usage we are sent)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset = path, path.stat().st_size
-
-    def evaluated(self) -> int:
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            new = log.read()
-        self.offset += len(new)
-        return sum(int(tokens) for tokens in EVALUATED.findall(new))
+def evaluated(log: ServerLog) -> int:
+    """Prompt tokens the server evaluated in the request that just finished (its own
+    count, apart from the usage we are sent)."""
+    return sum(request["prompt eval"][1] for request in log.requests() if "prompt eval" in request)
 
 
 @dataclass
@@ -101,28 +90,28 @@ def main() -> int:
     model, mmproj = write_tiny_llama4(work)
     engine = engine_for(user_model(model, mmproj), Settings(data_dir=work / "data"))
     engine.load()
-    log = Log(engine.process.log_path)
+    log = ServerLog(engine.process.log_path)
     params = SamplingParams(temperature=0, max_tokens=8)
     images = [photo(args.size, colour) for colour in COLOURS]
     first = [Message("user", (*images, TextPart("What differs between these three pictures?")))]
     rounds = []
     try:
         turn(engine, first, params, None, "warm-up")  # the server's first request pays its set-up
+        evaluated(log)
         for rnd in range(args.rounds):
             scope, session = f"login-{rnd}", f"chat-{rnd}"  # a login that never asked: cold
-            log.evaluated()
             text, ttft1, final1 = turn(engine, first, params, session, scope)
-            evaluated1 = log.evaluated()
+            evaluated1 = evaluated(log)
             second = [
                 *first,
                 Message.text("assistant", text),
                 Message.text("user", "Which one is brightest?"),
             ]
             _, ttft2, final2 = turn(engine, second, params, session, scope)
-            evaluated2 = log.evaluated()
+            evaluated2 = evaluated(log)
             _, ttft_cold, _ = turn(engine, second, params, None, f"cold-{rnd}")
             one = Round(
-                *(ttft1, ttft2, ttft_cold, evaluated1, evaluated2, log.evaluated()),
+                *(ttft1, ttft2, ttft_cold, evaluated1, evaluated2, evaluated(log)),
                 *(final1.usage.prompt_tokens, final2.usage.cached_tokens, final2.usage.prompt_tokens),
             )
             rounds.append(one)
