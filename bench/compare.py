@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> int:
     finally:
         for engine in engines:
             engine.unload()
+        shutil.rmtree(scratch, ignore_errors=True)
     single_s = max(statistics.median(single[0]), statistics.median(single[1]))
     together_s = statistics.median(together)
     print(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -181,6 +182,7 @@ def main() -> int:
         child.terminate()
         child.wait(30)
         engine.unload()
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def median(name: str, what: str) -> float:
         return statistics.median(getattr(t, what) for t in times[name])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> int:
             )
     finally:
         engine.unload()
+        shutil.rmtree(work, ignore_errors=True)
     turn1_ms = statistics.median(r.ttft1 for r in rounds) * 1000
     turn2_ms = statistics.median(r.ttft2 for r in rounds) * 1000
     cold_ms = statistics.median(r.ttft_cold for r in rounds) * 1000

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -178,6 +179,7 @@ def main() -> int:
             )
     finally:
         engine.unload()
+        shutil.rmtree(data_dir, ignore_errors=True)  # slot files: tens of MB a round
     first_s = statistics.median(t.ttft_s for t in turn1)
     warm_s = statistics.median(t.ttft_s for t in warm2)
     restart_s = statistics.median(t["ttft_s"] for t in restart2)
