@@ -5,23 +5,24 @@ alternating, because the host is noisy. Target: ratio <= 1.5 when both fit in me
 
     python bench/compare.py [--model A --model B] [--extra-model GGUF] [--reps 5]
 
-By default the embedded model answers against a second copy of itself: the hardest
-case, as both need the whole CPU for their prompt. Every request gets a fresh prompt
-prefix so no run reuses another's KV cache. Figures are medians; `ratio` is
-together / the slower model alone (on all its threads, as the chat runs it);
-`ratio_unshared` the same with both models using every thread (no core splitting);
-`ratio_vs_best_single` divides by the better of "alone on all threads" and "alone on
-the half it gets together" (on a busy host fewer threads can be faster).
+By default the embedded model answers against a second copy of itself (two
+llama-server children): the hardest case, as both need the whole CPU for their prompt.
+Every request is cold: a new first line and a cache scope nobody used, so no run
+reuses another's KV cache. Figures are medians; `ratio` is together / the slower model
+alone. (Each child has its own threads; the in-process engine's thread sharing, which
+the earlier `ratio_unshared` arm measured, is gone with it.)
 
-Last line: {"ratio": ..., "ratio_unshared": ..., "ratio_vs_best_single": ..., "together_s": ..., ...}"""
+Last line: {"ratio": ..., "together_s": ..., "single_s": ..., ...}"""
 
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -47,23 +48,17 @@ _nonce = itertools.count()
 
 def job(spec, tokens: int) -> CompareJob:
     # A new first line each time: the prompt cannot come from a previous run's KV cache.
-    system = f"Request {next(_nonce)}. You are a helpful AI assistant."
+    nonce = next(_nonce)
+    system = f"Request {nonce}. You are a helpful AI assistant."
     messages = [Message.text("system", system), Message.text("user", PROMPT)]
-    return CompareJob(spec, messages, spec.sampling_params(max_tokens=tokens, temperature=0.0))
+    params = spec.sampling_params(max_tokens=tokens, temperature=0.0)
+    return CompareJob(spec, messages, params, cache_scope=f"cold-{nonce}")
 
 
-def first_token_alone(engine, spec, tokens: int, threads_share: int = 1) -> float:
-    engine.share_cpu(threads_share)
-    try:
-        return _first_token(engine, spec, tokens)
-    finally:
-        engine.share_cpu(1)
-
-
-def _first_token(engine, spec, tokens: int) -> float:
+def first_token_alone(engine, spec, tokens: int) -> float:
     started = time.perf_counter()
     request = job(spec, tokens)
-    for event in engine.stream(request.messages, request.params):
+    for event in engine.stream(request.messages, request.params, cache_scope=request.cache_scope):
         if isinstance(event, TextDelta):
             first = time.perf_counter() - started
             break
@@ -72,13 +67,13 @@ def _first_token(engine, spec, tokens: int) -> float:
     return first
 
 
-def both_first_tokens(engines, specs, tokens: int, share_cpu: bool) -> float:
+def both_first_tokens(engines, specs, tokens: int) -> float:
     pairs = enumerate(zip(engines, specs, strict=True))
     runs = {i: (lambda engine=engine: engine, job(spec, tokens)) for i, (engine, spec) in pairs}
     firsts: dict[int, float] = {}
     errors = []
     started = time.perf_counter()
-    for event in stream_together(runs, threading.Event(), share_cpu=share_cpu):
+    for event in stream_together(runs, threading.Event()):
         if isinstance(event.event, TextDelta) and event.index not in firsts:
             firsts[event.index] = time.perf_counter() - started
         elif not isinstance(event.event, TextDelta) and getattr(event.event, "error", None):
@@ -98,7 +93,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
 
-    settings = Settings(extra_models=args.extra_model)
+    scratch = Path(tempfile.mkdtemp(prefix="l4p-bench-compare-"))  # never the user's data
+    settings = Settings(extra_models=args.extra_model, data_dir=scratch)
     registry = load_registry(settings)
     names = args.model or [registry.default, registry.default]
     if len(names) != 2:
@@ -110,41 +106,34 @@ def main() -> int:
     for engine in engines:
         engine.load()
     single: list[list[float]] = [[], []]
-    halved: list[list[float]] = [[], []]  # alone, but on the thread share it gets together
-    together, unshared = [], []
-    for rep in range(args.reps):
-        runs = [
-            ("single 0", lambda: single[0].append(first_token_alone(engines[0], specs[0], args.tokens))),
-            ("single 1", lambda: single[1].append(first_token_alone(engines[1], specs[1], args.tokens))),
-            ("halved 0", lambda: halved[0].append(first_token_alone(engines[0], specs[0], args.tokens, 2))),
-            ("halved 1", lambda: halved[1].append(first_token_alone(engines[1], specs[1], args.tokens, 2))),
-            ("together", lambda: together.append(both_first_tokens(engines, specs, args.tokens, True))),
-            ("unshared", lambda: unshared.append(both_first_tokens(engines, specs, args.tokens, False))),
-        ]
-        for _, run in runs if rep % 2 == 0 else runs[::-1]:
-            run()
-        print(
-            f"rep {rep}: alone {single[0][-1]:.3f} / {single[1][-1]:.3f} s, "
-            f"half threads {halved[0][-1]:.3f} / {halved[1][-1]:.3f} s, together {together[-1]:.3f} s, "
-            f"unshared {unshared[-1]:.3f} s",
-            file=sys.stderr,
-        )
-    for engine in engines:
-        engine.unload()
+    together: list[float] = []
+    try:
+        for rep in range(args.reps):
+            runs = [
+                lambda: single[0].append(first_token_alone(engines[0], specs[0], args.tokens)),
+                lambda: single[1].append(first_token_alone(engines[1], specs[1], args.tokens)),
+                lambda: together.append(both_first_tokens(engines, specs, args.tokens)),
+            ]
+            for run in runs if rep % 2 == 0 else runs[::-1]:
+                run()
+            print(
+                f"rep {rep}: alone {single[0][-1]:.3f} / {single[1][-1]:.3f} s, "
+                f"together {together[-1]:.3f} s",
+                file=sys.stderr,
+            )
+    finally:
+        for engine in engines:
+            engine.unload()
+        shutil.rmtree(scratch, ignore_errors=True)
     single_s = max(statistics.median(single[0]), statistics.median(single[1]))
-    halved_s = max(statistics.median(halved[0]), statistics.median(halved[1]))
-    best_single_s = min(single_s, halved_s)
-    together_s, unshared_s = statistics.median(together), statistics.median(unshared)
+    together_s = statistics.median(together)
     print(
         json.dumps(
             {
                 "ratio": round(together_s / single_s, 3),
-                "ratio_unshared": round(unshared_s / single_s, 3),
-                "ratio_vs_best_single": round(together_s / best_single_s, 3),
                 "together_s": round(together_s, 4),
-                "unshared_s": round(unshared_s, 4),
                 "single_s": round(single_s, 4),
-                "single_half_threads_s": round(halved_s, 4),
+                "single_each_s": [round(statistics.median(times), 4) for times in single],
                 "models": [spec.name for spec in specs],
                 "reps": args.reps,
             }

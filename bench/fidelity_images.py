@@ -1,9 +1,10 @@
 """Fidelity on image prompts costs about one forward pass per model: a fidelity run
 (reference + variant over the image prompts, models already loaded) against one plain
 forward pass of the same prompts (images, question and answer) through each model,
-image embeddings recomputed in both. Repetitions interleaved, order alternating,
-medians. Target: ratio <= 1.5 (scoring every answer position adds log-softmax and a
-top-k per row, nothing like a second pass).
+image embeddings recomputed in both. Both through the scoring engine (llama.cpp in
+this process, models.engines.scoring_engine_for): llama-server hands out no logits.
+Repetitions interleaved, order alternating, medians. Target: ratio <= 1.5 (scoring
+every answer position adds log-softmax and a top-k per row, nothing like a second pass).
 
 Also: how long refusing two models with different tokenizers takes, from the headers,
 on synthetic GGUFs with a Llama 4-sized vocabulary (202,048 tokens, 450,000 merges),
@@ -31,7 +32,7 @@ from engine.types import Message, TextPart
 from evals.fidelity_images import FidelityError, check_comparable, run_image_fidelity
 from evals.image_suite import load_image_prompts
 from models.catalogue import user_model
-from models.engines import engine_for
+from models.engines import scoring_engine_for
 
 VOCAB, MERGES = 202_048, 450_000
 
@@ -105,7 +106,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="l4p-bench-") as folder:
         folder = Path(folder)
         pairs = [write_tiny_llama4(folder / "ref"), write_tiny_llama4(folder / "var", seed=1)]
-        engines = [engine_for(user_model(*pair), Settings()) for pair in pairs]
+        settings = Settings(data_dir=folder / "data")  # never the user's data
+        # Fidelity needs logits: llama.cpp in this process, as `eval fidelity` scores.
+        engines = [scoring_engine_for(user_model(*pair), settings) for pair in pairs]
         for engine in engines:
             engine.load()
         prompts = load_image_prompts()[: 2 * args.prompts]
