@@ -22,15 +22,15 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.server_log import ServerLog
+from bench.turns import timed_turn as turn
 from config import Settings
-from engine import Final, ImagePart, Message, SamplingParams, TextDelta, TextPart
+from engine import ImagePart, Message, SamplingParams, TextPart
 from models.catalogue import user_model
 from models.engines import engine_for
 from tests.fixtures.tiny_llama4 import write_tiny_llama4
@@ -65,20 +65,6 @@ class Round:
     prompt1: int  # turn 1's prompt tokens, and of turn 2's how many the slot held
     cached2: int
     prompt2: int
-
-
-def turn(engine, messages, params, session_key: str | None, scope: str) -> tuple[str, float, Final]:
-    start = time.perf_counter()
-    first, parts = None, []
-    for event in engine.stream(messages, params, session_key=session_key, cache_scope=scope):
-        if isinstance(event, TextDelta):
-            first = first or time.perf_counter()
-            parts.append(event.text)
-        elif isinstance(event, Final):
-            if event.error:
-                raise SystemExit(f"the engine failed: {event.error}")
-            return "".join(parts), (first or time.perf_counter()) - start, event
-    raise SystemExit("the engine ended without a Final event")
 
 
 def main() -> int:

@@ -26,8 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.turns import timed_turn
 from config import Settings
-from engine import Final, Message, SamplingParams, TextDelta
+from engine import Final, Message, SamplingParams
 from models.catalogue import load_registry
 from models.engines import engine_for
 
@@ -69,17 +70,7 @@ class Turn:
 
 
 def turn(engine, messages, params, session_key: str | None, scope: str) -> Turn:
-    start = time.perf_counter()
-    first, parts = None, []
-    for event in engine.stream(messages, params, session_key=session_key, cache_scope=scope):
-        if isinstance(event, TextDelta):
-            first = first or time.perf_counter()
-            parts.append(event.text)
-        elif isinstance(event, Final):
-            if event.error:
-                raise SystemExit(f"the engine failed: {event.error}")
-            return Turn("".join(parts), (first or time.perf_counter()) - start, event)
-    raise SystemExit("the engine ended without a Final event")
+    return Turn(*timed_turn(engine, messages, params, session_key, scope))
 
 
 def then(messages: list[Message], answer: str, question: str) -> list[Message]:
