@@ -372,3 +372,17 @@ def test_the_wait_for_the_first_token_is_reported_and_stop_ends_it(scripted, set
     assert all(isinstance(e, PromptProgress) and e.done is None and e.total > 0 for e in waits)
     assert len(waits) == 2 and waits[1].elapsed_s > waits[0].elapsed_s > 0
     assert events[-1].finish_reason == "cancelled"
+
+
+def test_llama_servers_own_rates_replace_ours_timed_on_chunk_arrival():
+    from engine.openai_compat import _server_rates
+    from engine.types import Usage
+
+    ours = Usage(prompt_tokens=28, completion_tokens=60, ttft_s=0.18, prompt_tps=5.5, decode_tps=19702.5)
+    timings = {"prompt_n": 1, "prompt_per_second": 151.2, "predicted_n": 60, "predicted_per_second": 31.6}
+    served = _server_rates(ours, timings)
+    assert (served.prompt_tps, served.decode_tps) == (151.2, 31.6)
+    assert (served.prompt_tokens, served.completion_tokens, served.ttft_s) == (28, 60, 0.18)
+    assert _server_rates(ours, None) == ours  # other servers send no timings
+    nonsense = {"prompt_per_second": float("nan"), "predicted_per_second": -1}
+    assert _server_rates(ours, nonsense) == ours
