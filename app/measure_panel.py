@@ -110,9 +110,9 @@ def _fidelity(runtime: Runtime):
             data = Path(path).read_bytes()
             doc = parse_document(data, Path(path).name, max_pages=runtime.settings.max_doc_pages)
             pages = [(p.number if doc.kind != "text" else None, p.text) for p in doc.pages]
-            with _lanes(runtime, names, request) as pinned:
+            with _lanes(runtime, names, request):
                 found = run_fidelity(
-                    lambda name: _pinned(runtime, name, pinned), lambda engine: None,
+                    lambda name: _scoring(runtime, name), lambda engine: engine.unload(),
                     names[0], names[1:], pages, int(window), lambda f, what: progress(f, desc=what),
                 )  # fmt: skip
         except (FidelityError, UserError, Fault) as exc:
@@ -135,9 +135,9 @@ def _image_fidelity(runtime: Runtime, names, path, window: int, images, request,
         prompts = _document_prompts(runtime, path, window, images)
     else:
         prompts = load_image_prompts()
-    with _lanes(runtime, names, request) as pinned:
+    with _lanes(runtime, names, request):
         found = run_image_fidelity(
-            lambda name: _pinned(runtime, name, pinned), lambda engine: None,
+            lambda name: _scoring(runtime, name), lambda engine: engine.unload(),
             names[0], names[1:], prompts, lambda f, what: progress(f, desc=what),
         )  # fmt: skip
     label = Path(path).name if images else "images:builtin"
@@ -192,6 +192,16 @@ def _lanes(runtime: Runtime, names, request) -> Iterator[_Pinned]:
             yield pinned
         finally:
             runtime.models.unpin(pinned.names)
+
+
+def _scoring(runtime: Runtime, name: str):
+    """The model as fidelity reads it: with its logits, so a GGUF runs in this process
+    (its llama-server child gives none), loaded for this measurement, one at a time."""
+    from models.engines import scoring_engine_for
+
+    engine = scoring_engine_for(runtime.spec(name), runtime.settings)
+    engine.load()
+    return engine
 
 
 def _pinned(runtime: Runtime, name: str, pinned: _Pinned):

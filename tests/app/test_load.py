@@ -1,6 +1,6 @@
 """Several people at once: 8 gradio_client users each hold a 3-turn chat on the embedded
-model. A local model answers one request at a time (its lane, chat/lanes.py), so the
-others wait in its line and are told their place in it."""
+model. Its llama-server child answers 2 at once here (-np 2; its lane, chat/lanes.py,
+admits as many), so the others wait in its line and are told their place in it."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def chat_as_one_user(url: str, index: int) -> dict:
 @pytest.mark.slow
 def test_eight_users_chat_at_once_and_keep_their_own_answers(tmp_path):
     data_dir = tmp_path / "data"
-    proc, url = start_app("--data-dir", str(data_dir))
+    proc, url = start_app("--data-dir", str(data_dir), "--parallel", "2")
     try:
         with ThreadPoolExecutor(CLIENTS) as pool:
             results = list(pool.map(lambda i: chat_as_one_user(url, i), range(CLIENTS)))
