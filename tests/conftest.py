@@ -134,10 +134,23 @@ def smollm2(settings):
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_llama4, settings):
+    """The tiny Llama 4 as the playground serves it: its llama-server child."""
     from models.catalogue import user_model
     from models.engines import engine_for
 
     engine = engine_for(user_model(*tiny_llama4), settings)
+    engine.load()
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture(scope="session")
+def tiny_in_process(tiny_llama4, settings):
+    """The tiny Llama 4 in this process, where what llama.cpp evaluates can be read."""
+    from models.catalogue import user_model
+    from models.engines import scoring_engine_for
+
+    engine = scoring_engine_for(user_model(*tiny_llama4), settings)
     engine.load()
     yield engine
     engine.unload()

@@ -1,17 +1,13 @@
 """The real llama.cpp llama4 + mtmd path on the tiny generated Llama 4, through its
 llama-server child: images cost the tokens we count for them, stream, stop. Where the
-image embeddings sit is read in process (`in_process`), from the libmtmd the server
+image embeddings sit is read in process (`tiny_in_process`), from the libmtmd the server
 links. Random weights: no wording checks."""
 
 from __future__ import annotations
 
 import threading
 
-import pytest
-
 from engine import Final, ImagePart, Message, PromptProgress, SamplingParams, TextDelta, TextPart
-from models.catalogue import user_model
-from models.engines import scoring_engine_for
 from tests.conftest import png_bytes
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
@@ -23,14 +19,6 @@ def image(width: int = 56, height: int = 56, color: str = "red") -> ImagePart:
 
 def user(*parts) -> Message:
     return Message("user", tuple(TextPart(p) if isinstance(p, str) else p for p in parts))
-
-
-@pytest.fixture(scope="module")
-def in_process(tiny_llama4, settings):
-    engine = scoring_engine_for(user_model(*tiny_llama4), settings)
-    engine.load()
-    yield engine
-    engine.unload()
 
 
 def test_vision_capabilities(tiny_engine):
@@ -47,12 +35,12 @@ def test_each_image_adds_prompt_tokens(tiny_engine):
     assert two - one == one - none  # same-size images cost the same
 
 
-def test_images_reach_the_encoder_in_message_order(in_process):
+def test_images_reach_the_encoder_in_message_order(tiny_in_process):
     small, large = image(56, 56), image(200, 200, "blue")  # one tile vs a 3x3 grid + overview
 
     def image_chunks(*parts):
-        list(in_process.stream([user(*parts)], GREEDY))
-        return in_process.last_plan.image_tokens
+        list(tiny_in_process.stream([user(*parts)], GREEDY))
+        return tiny_in_process.last_plan.image_tokens
 
     forward = image_chunks("first", small, "then", large, "compare them")
     backward = image_chunks("first", large, "then", small, "compare them")
@@ -60,14 +48,14 @@ def test_images_reach_the_encoder_in_message_order(in_process):
     assert backward == forward[::-1]
 
 
-def test_images_across_turns_keep_their_order(in_process):
+def test_images_across_turns_keep_their_order(tiny_in_process):
     turns = [
         user(image(200, 200), "what is this?"),
         Message.text("assistant", "a square"),
         user(image(56, 56), "and this?"),
     ]
-    list(in_process.stream(turns, GREEDY))
-    sizes = in_process.last_plan.image_tokens
+    list(tiny_in_process.stream(turns, GREEDY))
+    sizes = tiny_in_process.last_plan.image_tokens
     assert len(sizes) == 2 and sizes[0] > sizes[1]
 
 

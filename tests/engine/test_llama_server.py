@@ -147,23 +147,13 @@ def test_kill_9_mid_answer_keeps_the_partial_answer_and_restarts(server_engine):
     assert server_engine.process.starts == starts + 1 and server_engine.process.alive()
 
 
-@pytest.fixture(scope="module")
-def in_process(tiny_llama4, settings):
-    from models.engines import scoring_engine_for
-
-    engine = scoring_engine_for(user_model(*tiny_llama4), settings)
-    engine.load()
-    yield engine
-    engine.unload()
-
-
-def test_images_reach_the_server_and_cost_what_in_process_counts(server_engine, in_process):
+def test_images_reach_the_server_and_cost_what_in_process_counts(server_engine, tiny_in_process):
     for parts in ((image(56, 56), "what is this?"), ("compare", image(200, 200), image(56, 56, "blue"), "!")):
         messages = [user(*parts)]
         _, final = answer(server_engine, messages)
         assert final.error is None
         # The same patched mtmd lays the image out the same way in both engines.
-        assert final.usage.prompt_tokens == in_process.count_tokens(messages)
+        assert final.usage.prompt_tokens == tiny_in_process.count_tokens(messages)
         assert 0 < final.usage.decode_tps < 100_000  # the server's own rate, not chunk arrival
 
 
