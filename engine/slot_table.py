@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-SAVE_WAIT_S = 10.0  # the next turn waits this long at most for its chat's slot file
+SAVE_WAIT_S = 10.0  # a turn waits this long at most for its login's slot being saved
 
 
 class SlotTable:
@@ -37,14 +37,14 @@ class SlotTable:
         prompt again elsewhere."""
         deadline = time.monotonic() + wait_s
         with self._changed:
-            while self._must_wait(scope, session_key):
+            while self._must_wait(scope):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._changed.wait(left)
             return self._take(scope, session_key)
 
-    def _must_wait(self, scope: str, session_key: str | None) -> bool:
+    def _must_wait(self, scope: str) -> bool:
         if all(self._busy):
             return True
         # A slot of this login being saved holds its chat's last turn, or the prefix a
