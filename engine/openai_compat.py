@@ -324,7 +324,7 @@ class OpenAIEngine(BaseEngine):
                         reason = FINISH_REASONS.get(choice.finish_reason, "stop")
                 item = stream.next(cancel, WAIT_REPORT_S if counter.first_at is None else None)
         finally:
-            stream.close()
+            stream.close(abort=cancel.is_set())
         counter.completion_tokens = min(counter.completion_tokens, max_tokens)
         if cancel.is_set():
             yield self._final(counter, usage, "cancelled", timings=timings)
@@ -468,6 +468,7 @@ class _Reader:
     def __init__(self, response):
         self.response = response
         self.error: BaseException | None = None
+        self._read_all = False  # the response was read to its end (its connection pooled again)
         self._items: queue.Queue = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -483,6 +484,8 @@ class _Reader:
             self._items.put(_Broken)
         except Exception as exc:  # garbage in the stream
             self._items.put(exc)
+        finally:
+            self._read_all = True
 
     def next(self, cancel: threading.Event, patience: float | None = None):
         """The next _Chunk, or _End, _Broken, an exception; _End once Stop is pressed;
@@ -498,17 +501,22 @@ class _Reader:
                 if patience is not None and waited >= patience:
                     return _Waiting
 
-    def close(self) -> None:
-        """Tells the server at once: the connection is shut down here, which also ends
-        the blocked read. Closing the response alone waits for that read, i.e. for the
-        server's next chunk (a whole prompt batch away while it reads: the measured
-        Stop took 20 s under load, llama-server reading on for everyone's time)."""
-        network = getattr(getattr(self.response, "response", None), "extensions", {}).get("network_stream")
-        sock = network.get_extra_info("socket") if network is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        threading.Thread(target=self.response.close, daemon=True).start()  # the rest, off this thread
+    def close(self, abort: bool = False) -> None:
+        """Closes the response off this thread (closing waits on a blocked read).
+
+        `abort` (Stop) tells the server at once: the connection is shut down here, which
+        also ends the blocked read. Closing the response alone waits for that read, i.e.
+        for the server's next chunk (a whole prompt batch away while it reads: a measured
+        Stop took 20 s under load, llama-server reading on for everyone's time). Never a
+        response read to its end: its connection is back in the pool, another request's."""
+        if abort and not self._read_all:
+            response = getattr(self.response, "response", None)
+            network = getattr(response, "extensions", {}).get("network_stream")
+            sock = network.get_extra_info("socket") if network is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        threading.Thread(target=self.response.close, daemon=True).start()
 
 
 def _served_models(listing) -> list[dict]:
