@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-SAVE_WAIT_S = 10.0  # a turn waits this long at most for its login's slot being saved
+SAVE_WAIT_S = 10.0  # a turn waits this long at most for its chat's slot being saved
 
 
 class SlotTable:
@@ -32,25 +32,24 @@ class SlotTable:
     ) -> tuple[int, bool, bool]:
         """(slot id, may the server reuse its cache, does it hold this chat's last turn).
 
-        A login whose slot is still being saved (a few milliseconds after a turn; a
+        A chat whose slot is still being saved (a few milliseconds after its turn; a
         quick follow-up, or a script) waits for that slot rather than reading its whole
-        prompt again elsewhere."""
+        prompt again elsewhere. Other requests never wait for a save, the same login's
+        other chats included: with one API key, many chats answer at once."""
         deadline = time.monotonic() + wait_s
         with self._changed:
-            while self._must_wait(scope):
+            while self._must_wait(scope, session_key):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._changed.wait(left)
             return self._take(scope, session_key)
 
-    def _must_wait(self, scope: str) -> bool:
+    def _must_wait(self, scope: str, session_key: str | None) -> bool:
         if all(self._busy):
             return True
-        # A slot of this login being saved holds its chat's last turn, or the prefix a
-        # new chat of the same login shares (a system prompt, a document).
-        return any(
-            saving and owner is not None and owner[0] == scope
+        return session_key is not None and any(
+            saving and owner == (scope, session_key)
             for saving, owner in zip(self._saving, self._owner, strict=True)
         )
 

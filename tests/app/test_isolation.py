@@ -84,6 +84,7 @@ def test_another_users_prefix_is_neither_reused_nor_counted(service, smol):
 
 def test_one_users_chats_still_share_their_prefix(service, smol):
     turn(service, smol, ANN, ask(f"{LONG}\n\nName one clause."))
+    assert wait_for(lambda: not smol.slot_table.busy())  # her first chat's slot saved, as a person types
     _, again = turn(service, smol, ANN, ask(f"{LONG}\n\nName two clauses."))  # a new chat of hers
     assert again.usage.cached_tokens > 400
 

@@ -74,7 +74,7 @@ def test_a_slot_cache_is_reused_only_by_the_login_that_filled_it():
     assert table.take("ann", "chat-1") == (ann, False, False)
 
 
-def test_a_turn_waits_for_its_logins_slot_being_saved_not_for_another_logins():
+def test_a_turn_waits_for_its_chats_slot_being_saved_and_no_other_request_does():
     import threading
 
     from engine.slot_table import SlotTable
@@ -90,7 +90,10 @@ def test_a_turn_waits_for_its_logins_slot_being_saved_not_for_another_logins():
     freed.join()
     table.saving(ann)
     started = time.monotonic()
-    bob, reuse, _ = table.take("bob", "chat-2")  # another chat takes the free slot at once
+    other, _, _ = table.take("ann", "chat-2")  # her other chat (one API key, many chats): at once
+    assert other != ann and time.monotonic() - started < 0.15
+    table.give_back(other)
+    bob, reuse, _ = table.take("bob", "chat-3")  # another login: at once, nothing of hers reused
     assert bob != ann and not reuse and time.monotonic() - started < 0.15
     threading.Timer(0.2, table.give_back, (ann,)).start()
     assert table.take("carol", None)[0] == ann  # all busy: waits for the save to end
