@@ -149,6 +149,7 @@ class Completion:
             params=self.params,
             owner=owner,
             stop=request.stops,
+            save_kv=False,
             settings={
                 "api": True,
                 **{k: getattr(self.params, k) for k in ("temperature", "top_p", "max_tokens")},

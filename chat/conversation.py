@@ -34,6 +34,10 @@ class TurnRequest:
     stop: Sequence[str] = ()
     n_ctx: int | None = None  # load the model at this context (None: its own)
     save: bool = True
+    # The chat's KV state saved after the turn, for its next one. /v1 turns skip it: an
+    # OpenAI client sends the whole history again, as a new chat, so the file would be
+    # written (holding the server's other slots while it is) for nobody.
+    save_kv: bool = True
     settings: dict[str, Any] = field(default_factory=dict)  # recorded on the session
 
 

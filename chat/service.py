@@ -104,7 +104,9 @@ class ChatService:
                     stop=request.stop,
                     cache_scope=request.owner or "",
                     # A turn that is not saved neither reads nor writes the chat's KV state.
-                    session_key=(request.session_id or new_session_id()) if request.save else None,
+                    session_key=(request.session_id or new_session_id())
+                    if request.save and request.save_kv
+                    else None,
                 )
 
     def seated(self, names: Sequence[str], cancel: threading.Event):

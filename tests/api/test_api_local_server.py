@@ -114,3 +114,18 @@ def test_a_model_that_fails_to_load_is_one_line_and_the_playground_serves_on(tin
         assert served.status_code == 200, served.text  # the playground serves its other models
     finally:
         stop_app(proc)
+
+
+def test_a_v1_turn_reuses_the_logins_prefix_and_writes_no_kv_file(server):
+    """An OpenAI client sends the whole history again: its turn is stored as a chat, but
+    no slot file is written for it (nobody would restore it); the prefix is still
+    reused from the slot the same key's last request left."""
+    url = server["base"] + "/chat/completions"
+    first = [{"role": "user", "content": "Describe a lighthouse keeper's day. " * 8}]
+    body = {"model": server["model"], "messages": first, "max_tokens": 4, "temperature": 0}
+    one = httpx.post(url, json=body, headers=AUTH, timeout=120).json()
+    follow = [*first, {"role": "assistant", "content": one["choices"][0]["message"]["content"]}]
+    follow.append({"role": "user", "content": "And at night?"})
+    two = httpx.post(url, json=body | {"messages": follow}, headers=AUTH, timeout=120).json()
+    assert two["usage"]["prompt_tokens_details"]["cached_tokens"] >= one["usage"]["prompt_tokens"] - 1
+    assert not list((server["data"] / "kv").glob("*.slot"))
